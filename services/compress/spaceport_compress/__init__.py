@@ -1,0 +1,1 @@
+"""Compression stage job: a splat PLY becomes a PlayCanvas SOG bundle (own PLAS and k-means)."""

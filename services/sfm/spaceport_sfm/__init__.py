@@ -1,0 +1,1 @@
+"""SfM stage job: a ZIP of photos becomes a COLMAP reconstruction (pycolmap)."""

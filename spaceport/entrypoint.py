@@ -1,0 +1,43 @@
+"""How every stage job starts and ends, in a container or on a laptop.
+
+:func:`run_job` turns an expected failure (:class:`~spaceport.errors.SpaceportError`) into
+its plain message on stderr, its exit code, and SageMaker's failure file when the job runs
+under SageMaker's layout. Anything else is a bug and keeps its traceback.
+
+Example::
+
+    def main(argv=None) -> int:
+        args = parser.parse_args(argv)
+        return run_job(lambda: reconstruct(args.photos, args.out), failure_file=args.failure_file)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from spaceport.errors import SpaceportError
+from spaceport.sagemaker import write_failure_reason
+
+logger = logging.getLogger("spaceport")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_job(body: Callable[[], int | None], failure_file: Path | None = None) -> int:
+    """Run ``body``; map expected failures to their exit code and plain message."""
+    try:
+        return body() or 0
+    except SpaceportError as error:
+        print(f"error: {error.message}", file=sys.stderr, flush=True)
+        if failure_file is not None:
+            write_failure_reason(failure_file, error.message)
+        return error.exit_code
