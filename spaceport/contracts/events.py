@@ -1,0 +1,166 @@
+"""The pipeline's events: versioned, validated models, and their EventBridge envelope.
+
+Every event names its business key ``(job_id, run_id, stage, attempt)``; consumers are
+idempotent on that key, never on the transport's message id (a replay from the archive
+carries new ids but the same key). Emails are not carried: the archive keeps every event,
+and the address lives only in the job record.
+
+Example::
+
+    event = JobRequested(job_id="j1", run_id="r1", stage=Stage.SFM,
+                         input_uri="s3://uploads/photos.zip", options=JobOptions())
+    entry = to_put_events_entry(event, bus_name="spaceport")   # for events.put_events
+    again = parse_event(entry["DetailType"], json.loads(entry["Detail"]))
+    assert again == event
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spaceport.contracts.stages import Stage
+from spaceport.errors import SpaceportError
+
+EVENT_SOURCE = "spaceport.pipeline"
+
+
+class InvalidEventError(SpaceportError):
+    """An event that does not match its contract (unknown type, missing or bad field)."""
+
+    code = "invalid_event"
+    exit_code = 70
+
+
+class JobOptions(BaseModel):
+    """What a user may choose for a job. Unknown options are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    matcher: Literal["auto", "exhaustive", "sequential", "spatial"] = "auto"
+    mapper: Literal["incremental", "global"] = "incremental"
+    preset: Literal["quick", "default", "quality"] = "default"
+    steps: int | None = Field(default=None, ge=1, le=200_000)
+    sh_bands: int = Field(default=3, ge=0, le=3)
+    from_stage: Stage = Stage.SFM
+    # Free-form training overrides (`spaceport replay --set steps=...`), passed to the job as
+    # SageMaker hyperparameters; the training job validates them against its config.
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
+
+
+class PipelineEvent(BaseModel):
+    """Fields every event carries. Subclasses fix ``detail_type`` and ``schema_version``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detail_type: ClassVar[str]
+    schema_version: int = 1
+    job_id: str = Field(min_length=1, max_length=64)
+    run_id: str = Field(min_length=1, max_length=16)
+    stage: Stage
+    attempt: int = Field(default=1, ge=1)
+    input_uri: str | None = None
+    output_uri: str | None = None
+    options: JobOptions = Field(default_factory=JobOptions)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def business_key(self) -> str:
+        """What a consumer deduplicates on: the event type and its (job, run, stage, attempt)."""
+        return f"{self.detail_type}#{self.job_id}#{self.run_id}#{self.stage.value}#{self.attempt}"
+
+
+class JobRequested(PipelineEvent):
+    """The gateway accepted a job (or a reprocess): run ``stage`` first, from ``input_uri``."""
+
+    detail_type: ClassVar[str] = "JobRequested"
+
+
+class StageStarted(PipelineEvent):
+    """A stage's SageMaker job was launched; ``output_uri`` is where it will write."""
+
+    detail_type: ClassVar[str] = "StageStarted"
+    sagemaker_job_name: str
+
+
+class StageCompleted(PipelineEvent):
+    """Base of the three completion events; ``summary`` holds the job's headline figures."""
+
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class SfmCompleted(StageCompleted):
+    detail_type: ClassVar[str] = "SfmCompleted"
+
+
+class TrainingCompleted(StageCompleted):
+    detail_type: ClassVar[str] = "TrainingCompleted"
+
+
+class CompressionCompleted(StageCompleted):
+    detail_type: ClassVar[str] = "CompressionCompleted"
+
+
+class JobFailed(PipelineEvent):
+    """A stage failed for good (after its retries); ``reason`` is plain words for the user."""
+
+    detail_type: ClassVar[str] = "JobFailed"
+    error_code: str
+    reason: str
+
+
+class JobCancelled(PipelineEvent):
+    """A user or operator cancelled the job; the running stage stops its SageMaker job."""
+
+    detail_type: ClassVar[str] = "JobCancelled"
+
+
+EVENT_TYPES: dict[str, type[PipelineEvent]] = {
+    cls.detail_type: cls
+    for cls in (JobRequested, StageStarted, SfmCompleted, TrainingCompleted, CompressionCompleted,
+                JobFailed, JobCancelled)
+}
+
+COMPLETION_EVENTS: dict[Stage, type[StageCompleted]] = {
+    Stage.SFM: SfmCompleted,
+    Stage.TRAIN: TrainingCompleted,
+    Stage.COMPRESS: CompressionCompleted,
+}
+
+
+def parse_event(detail_type: str, detail: dict[str, Any] | str) -> PipelineEvent:
+    """Validate an EventBridge ``detail`` against the model its ``detail-type`` names."""
+    cls = EVENT_TYPES.get(detail_type)
+    if cls is None:
+        raise InvalidEventError(f"Unknown event type {detail_type!r}.")
+    try:
+        if isinstance(detail, str):
+            return cls.model_validate_json(detail)
+        return cls.model_validate(detail)
+    except ValidationError as error:
+        raise InvalidEventError(f"{detail_type} does not match its contract: {error}") from None
+
+
+def to_put_events_entry(event: PipelineEvent, bus_name: str) -> dict[str, str]:
+    """The ``PutEvents`` entry for ``event`` on ``bus_name``."""
+    return {
+        "Source": EVENT_SOURCE,
+        "DetailType": event.detail_type,
+        "Detail": event.model_dump_json(),
+        "EventBusName": bus_name,
+    }
+
+
+def parse_envelope(envelope: dict[str, Any] | str) -> PipelineEvent:
+    """Validate a whole EventBridge event (as delivered to an SQS target) into its model."""
+    if isinstance(envelope, str):
+        try:
+            envelope = json.loads(envelope)
+        except ValueError:
+            raise InvalidEventError("The message body is not JSON.") from None
+    if not isinstance(envelope, dict) or envelope.get("source") != EVENT_SOURCE:
+        raise InvalidEventError("The message is not a Spaceport pipeline event.")
+    return parse_event(envelope.get("detail-type", ""), envelope.get("detail", {}))

@@ -1,0 +1,103 @@
+"""The job record and the order of its transitions.
+
+A job moves forward only. Every transition carries a *position*, a number that orders all
+the things that can happen to a job: a later run beats an earlier one, a later stage beats
+an earlier one, a retry beats the attempt it retries, and within one attempt
+requested < started < completed. The job store writes a transition only when its position
+is higher than the record's (a DynamoDB conditional write), so an old, duplicate or
+replayed event never moves a job backwards.
+
+Example::
+
+    started = position(run_id="r1", stage=Stage.TRAIN, attempt=1, phase=Phase.STARTED)
+    done_sfm = position(run_id="r1", stage=Stage.SFM, attempt=1, phase=Phase.COMPLETED)
+    assert started > done_sfm
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum, IntEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spaceport.contracts.events import JobOptions
+from spaceport.contracts.stages import Stage
+
+
+class JobStatus(str, Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Phase(IntEnum):
+    REQUESTED = 0
+    STARTED = 1
+    COMPLETED = 2
+    # Ends the run whatever stage it reached.
+    FAILED = 8
+    CANCELLED = 9
+
+
+def run_number(run_id: str) -> int:
+    """``"r3"`` -> 3. Runs are numbered from 1; each reprocess adds one."""
+    return int(run_id.removeprefix("r"))
+
+
+def position(run_id: str, stage: Stage, attempt: int, phase: Phase) -> int:
+    """The order of a transition among everything that can happen to one job."""
+    if phase in (Phase.FAILED, Phase.CANCELLED):
+        # Terminal for the run: above any stage or attempt of the same run, below the next run.
+        return run_number(run_id) * 1_000_000 + 990_000 + int(phase)
+    return run_number(run_id) * 1_000_000 + stage.index * 10_000 + min(attempt, 999) * 10 + int(phase)
+
+
+class RunRecord(BaseModel):
+    """One run of the job: the first, or a reprocess from a stage."""
+
+    run_id: str
+    from_stage: Stage
+    options: JobOptions
+    started_at: datetime
+    status: JobStatus = JobStatus.QUEUED
+
+
+class JobError(BaseModel):
+    stage: Stage
+    code: str
+    message: str
+
+
+class JobRecord(BaseModel):
+    """What ``GET /jobs/{id}`` and ``spaceport status`` show, and what the job store keeps."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    email: str
+    status: JobStatus = JobStatus.QUEUED
+    stage: Stage = Stage.SFM
+    stage_percent: float = 0.0
+    run_id: str = "r1"
+    attempt: int = 1
+    position: int = 0
+    input_uri: str
+    options: JobOptions = Field(default_factory=JobOptions)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    # stage name -> output URI of the latest run that produced it, plus "report", "csv", ...
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    # Headline figures for the user: photos used, held-out PSNR, output size, ...
+    summary: dict[str, Any] = Field(default_factory=dict)
+    error: JobError | None = None
+    runs: list[RunRecord] = Field(default_factory=list)
+    # (run_id, kind) pairs already emailed, so a replay never sends the same email twice.
+    notified: list[str] = Field(default_factory=list)
