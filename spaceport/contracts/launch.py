@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from spaceport.contracts.topology import SageMakerJobKey, SageMakerJobKind
 
@@ -52,3 +53,25 @@ class StageJobSpec:
     @property
     def name(self) -> str:
         return self.key.name
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a runner knows of a launched job."""
+
+    name: str
+    status: str  # SageMaker's: InProgress | Completed | Failed | Stopping | Stopped
+    failure_reason: str | None = None
+
+
+class JobLauncher(Protocol):
+    """The port a stage service launches its job through (SageMaker, or the local runner)."""
+
+    def start(self, spec: StageJobSpec) -> bool:
+        """Start the job; ``False`` when a job of that name already exists (nothing started)."""
+
+    def stop(self, name: str) -> None:
+        """Ask a running job to stop; a job that already ended is left as it is."""
+
+    def describe(self, name: str) -> JobState:
+        """The job's current state."""
