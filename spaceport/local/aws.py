@@ -1,0 +1,128 @@
+"""Local AWS: a moto server on 127.0.0.1 that every thread and subprocess talks to via boto3.
+
+The runtime points ``AWS_ENDPOINT_URL`` at the server (boto3 honours it natively) with
+dummy credentials and a region, so adapters run the same code paths as in AWS.
+
+Where moto differs from AWS, the smallest workaround lives here and is named:
+
+* ``StartReplay`` in moto replays the whole archive and ignores ``EventStartTime`` /
+  ``EventEndTime``; :func:`_replay_only_the_window` makes it honour the window by the
+  events' ``time``, as EventBridge does.
+
+Example::
+
+    with LocalAws() as aws:
+        boto3.client("s3").create_bucket(Bucket="photos")   # goes to the moto server
+        print(aws.endpoint)                                 # http://127.0.0.1:54321
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import urllib.request
+from datetime import datetime, timezone
+from email import message_from_string
+from email.message import Message
+from types import SimpleNamespace
+from typing import Any
+
+REGION = "us-east-1"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class LocalAws:
+    """A moto server in a thread of this process, and the environment that points boto3 at it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """What a process needs to use this server through the ordinary boto3 code paths."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def start(self) -> "LocalAws":
+        from moto.server import ThreadedMotoServer
+
+        # The server logs every request; the runtime's own output is what the user reads.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _replay_only_the_window()
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        os.environ.update(self.environment())
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "LocalAws":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def sent_emails(self) -> list[Message]:
+        """Every email SES accepted, read back through moto's API (``/moto-api/data.json``)."""
+        return sent_emails(self.endpoint)
+
+
+def sent_emails(endpoint: str) -> list[Message]:
+    """The raw emails moto's SES holds, oldest first, as :class:`email.message.Message`."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        data = json.loads(response.read())
+    raw = data.get("ses", {}).get("RawMessage", [])
+    return [message_from_string(item["raw_data"]) for item in raw]
+
+
+def _replay_only_the_window() -> None:
+    """Make moto's ``StartReplay`` replay only the archived events inside its time window."""
+    from moto.events import models
+
+    if getattr(models.Replay.replay_events, "_spaceport_window", False):
+        return
+    replay_all = models.Replay.replay_events
+
+    def replay_events(self: Any, archive: Any) -> None:
+        start, end = _epoch(self.event_start_time), _epoch(self.event_end_time)
+        kept = [event for event in list(archive.events) if start <= _epoch(event.get("time")) <= end]
+        # moto's replay reads only ``archive.events``; hand it a view of the window.
+        replay_all(self, SimpleNamespace(events=kept))
+
+    replay_events._spaceport_window = True  # type: ignore[attr-defined]
+    models.Replay.replay_events = replay_events
+
+
+def _epoch(value: Any) -> float:
+    """Seconds since the epoch from moto's mix of floats and ISO strings."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return 0.0
