@@ -1,0 +1,107 @@
+"""``spaceport sfm PHOTOS OUT_DIR [options]``, and the SageMaker processing job entrypoint.
+
+With no positional arguments the command runs as a SageMaker processing job: the photos
+are read from ``/opt/ml/processing/input`` (a folder of images, or a folder holding one
+.zip), outputs go to ``/opt/ml/processing/output``, a failure reason to
+``/opt/ml/output/failure``. Every option can also come from the environment as
+``SPACEPORT_SFM_<OPTION>`` (e.g. ``SPACEPORT_SFM_MATCHER=spatial``); arguments win.
+
+Example::
+
+    spaceport sfm flight.zip out/sfm --matcher auto --mapper global
+    SPACEPORT_SFM_MAPPER=global spaceport sfm        # inside the processing container
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from spaceport.entrypoint import configure_logging, run_job
+from spaceport.progress import ProgressReporter
+from spaceport.sagemaker import ProcessingPaths
+from spaceport_sfm.job import SfmOptions
+from spaceport_sfm.unpack import looks_like_zip
+
+ENV_PREFIX = "SPACEPORT_SFM_"
+_DEFAULTS = SfmOptions()
+
+
+def _env(name: str, default):
+    """An option's default: ``SPACEPORT_SFM_<NAME>`` when set, else the built-in one."""
+    value = os.environ.get(ENV_PREFIX + name.upper())
+    return type(default)(value) if value not in (None, "") else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spaceport sfm",
+        description="Photos (.zip or folder) -> COLMAP reconstruction: OUT_DIR/sparse/0/*.bin, OUT_DIR/images/ "
+        "(undistorted, PINHOLE), OUT_DIR/points.ply, OUT_DIR/report.json. Without PHOTOS and OUT_DIR it runs as a "
+        "SageMaker processing job (input /opt/ml/processing/input, output /opt/ml/processing/output). Options "
+        f"default to the environment variables {ENV_PREFIX}<OPTION>.",
+    )
+    parser.add_argument("photos", nargs="?", type=Path, metavar="PHOTOS", help="a .zip of photos or a folder")
+    parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR", help="where the outputs go")
+    parser.add_argument("--matcher", choices=("auto", "exhaustive", "sequential", "spatial"),
+                        default=_env("matcher", _DEFAULTS.matcher),
+                        help="which photo pairs to match; auto: exhaustive for small sets, spatial when most "
+                        "photos have GPS, else sequential with loop closure (default %(default)s)")
+    parser.add_argument("--mapper", choices=("incremental", "global"), default=_env("mapper", _DEFAULTS.mapper),
+                        help="incremental (COLMAP) or global (GLOMAP-style) mapping (default %(default)s)")
+    parser.add_argument("--max-image-size", type=int, default=_env("max_image_size", _DEFAULTS.max_image_size),
+                        help="downscale photos whose long side is larger, in pixels (default %(default)s)")
+    parser.add_argument("--exhaustive-max-images", type=int,
+                        default=_env("exhaustive_max_images", _DEFAULTS.exhaustive_max_images),
+                        help="auto matcher: match every pair up to this many photos (default %(default)s)")
+    parser.add_argument("--min-registered-fraction", type=float,
+                        default=_env("min_registered_fraction", _DEFAULTS.min_registered_fraction),
+                        help="fail when fewer photos than this share can be placed (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=_env("threads", _DEFAULTS.num_threads),
+                        help="CPU threads, -1 for all cores (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=_env("seed", _DEFAULTS.seed),
+                        help="random seed for repeatable runs (default %(default)s)")
+    parser.add_argument("--verbose", action="store_true", help="show pycolmap's own log lines")
+    return parser
+
+
+def processing_input(folder: Path) -> Path:
+    """What a processing job reconstructs: the one .zip in its input folder, else the folder."""
+    if folder.is_dir():
+        files = [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
+        if len(files) == 1 and looks_like_zip(files[0]):
+            return files[0]
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.photos is None) != (args.out_dir is None):
+        parser.error("give both PHOTOS and OUT_DIR, or neither (SageMaker processing job)")
+    failure_file = None
+    if args.photos is None:
+        paths = ProcessingPaths.from_env()
+        args.photos, args.out_dir, failure_file = processing_input(paths.input), paths.output, paths.failure
+    configure_logging(args.verbose)
+    options = SfmOptions(
+        matcher=args.matcher, mapper=args.mapper, max_image_size=args.max_image_size,
+        exhaustive_max_images=args.exhaustive_max_images, min_registered_fraction=args.min_registered_fraction,
+        num_threads=args.threads, seed=args.seed,
+    )
+
+    def body() -> int:
+        import pycolmap
+
+        from spaceport_sfm.job import run_sfm
+
+        pycolmap.logging.minloglevel = 0 if args.verbose else 2  # glog: 0 info, 1 warning, 2 error
+        report = run_sfm(args.photos, args.out_dir, options, ProgressReporter("sfm"))
+        print(
+            f"placed {report['images_registered']} of {report['images_used']} photos, {report['points3d']} points, "
+            f"mean reprojection error {report['mean_reprojection_error_px']:.2f} px -> {args.out_dir}"
+        )
+        return 0
+
+    return run_job(body, failure_file=failure_file)
