@@ -1,0 +1,24 @@
+"""boto3 adapters behind the control plane's ports: S3, EventBridge, DynamoDB, SageMaker, SES.
+
+Example::
+
+    from spaceport.adapters import build_ports
+    ports = build_ports(PipelineConfig.from_env())
+    ports.store.get("0a1b2c3d4e5f6a7b")
+"""
+
+from spaceport.adapters.events import EventBridgePublisher, PublishError
+from spaceport.adapters.jobstore import (
+    CreateResult, DynamoJobStore, idempotency_table_definition, jobs_table_definition,
+)
+from spaceport.adapters.mail import Email, SesMailer
+from spaceport.adapters.ports import EventPublisher, JobStore, Mailer, ObjectStore, Ports, build_ports
+from spaceport.adapters.s3 import BadS3UriError, ObjectHead, S3Location, S3Objects
+from spaceport.adapters.sagemaker import LaunchError, SageMakerLauncher
+
+__all__ = [
+    "BadS3UriError", "CreateResult", "DynamoJobStore", "Email", "EventBridgePublisher", "EventPublisher",
+    "JobStore", "LaunchError", "Mailer", "ObjectHead", "ObjectStore", "Ports", "PublishError", "S3Location",
+    "S3Objects", "SageMakerLauncher", "SesMailer", "build_ports", "idempotency_table_definition",
+    "jobs_table_definition",
+]

@@ -1,0 +1,244 @@
+"""The job store on DynamoDB: one item per job, moved forward only by conditional writes.
+
+Every transition names its :func:`~spaceport.contracts.job.position`; DynamoDB writes it only
+when that position is higher than the item's, so an old, duplicate or replayed event never
+moves a job backwards, and two racing consumers cannot both win.
+
+Example::
+
+    store = DynamoJobStore(boto3.resource("dynamodb").Table("spaceport-jobs"))
+    store.create(JobRecord(job_id="j1", email="a@b.c", input_uri="s3://u/p.zip"))
+    moved = store.transition("j1", position("r1", Stage.SFM, 1, Phase.STARTED),
+                             status=JobStatus.RUNNING, stage=Stage.SFM)
+    assert moved and not store.transition("j1", position("r1", Stage.SFM, 1, Phase.REQUESTED))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, RunRecord, position, run_number
+from spaceport.contracts.stages import Stage
+
+EMAIL_INDEX = "by-email"
+_KEEP = object()
+
+
+def jobs_table_definition(name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments for the jobs table (the local runtime and infra use the same)."""
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "email", "AttributeType": "S"},
+            {"AttributeName": "created_at", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": EMAIL_INDEX,
+            "KeySchema": [{"AttributeName": "email", "KeyType": "HASH"},
+                          {"AttributeName": "created_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def idempotency_table_definition(name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments for Powertools' idempotency table (key ``id``, TTL ``expiration``)."""
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def _to_item(value: Any) -> Any:
+    """JSON-able data -> DynamoDB attribute values (floats become Decimals)."""
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_item(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _from_item(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_item(item) for item in value]
+    return value
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """``created`` is False when the job already existed; ``fingerprint`` is then the stored one."""
+
+    created: bool
+    fingerprint: str
+
+
+class DynamoJobStore:
+    """The ``JobStore`` adapter. ``table`` is a boto3 DynamoDB ``Table`` resource."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def create(self, record: JobRecord, fingerprint: str = "") -> CreateResult:
+        """Write a new job unless one with its id exists (a repeated idempotent request)."""
+        item = _to_item(record.model_dump(mode="json"))
+        item["request_fingerprint"] = fingerprint
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            existing = self.table.get_item(Key={"job_id": record.job_id}, ConsistentRead=True).get("Item", {})
+            return CreateResult(False, str(existing.get("request_fingerprint", "")))
+        return CreateResult(True, fingerprint)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        return JobRecord.model_validate(_from_item(item)) if item else None
+
+    def list_by_email(self, email: str, limit: int = 50) -> list[JobRecord]:
+        """A user's jobs, newest first."""
+        answer = self.table.query(
+            IndexName=EMAIL_INDEX,
+            KeyConditionExpression="email = :email",
+            ExpressionAttributeValues={":email": email},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [JobRecord.model_validate(_from_item(item)) for item in answer.get("Items", [])]
+
+    def transition(
+        self,
+        job_id: str,
+        to_position: int,
+        *,
+        status: JobStatus | None = None,
+        stage: Stage | None = None,
+        run_id: str | None = None,
+        attempt: int | None = None,
+        stage_percent: float | None = None,
+        options: Any = None,
+        artifacts: dict[str, str] | None = None,
+        summary: dict[str, Any] | None = None,
+        error: JobError | None | object = _KEEP,
+        run_status: tuple[str, JobStatus] | None = None,
+        new_run: RunRecord | None = None,
+    ) -> bool:
+        """Apply the changes if ``to_position`` is past the job's; ``False`` when it is not.
+
+        ``run_status`` sets the status of one run in the history; ``new_run`` appends a run.
+        """
+        names = {"#position": "position", "#updated_at": "updated_at"}
+        values: dict[str, Any] = {":position": to_position, ":now": _now()}
+        sets = ["#position = :position", "#updated_at = :now"]
+
+        def put(field: str, value: Any) -> None:
+            names[f"#{field}"] = field
+            values[f":{field}"] = _to_item(value)
+            sets.append(f"#{field} = :{field}")
+
+        for field, value in (("status", status), ("stage", stage), ("run_id", run_id), ("attempt", attempt),
+                             ("stage_percent", stage_percent)):
+            if value is not None:
+                put(field, value.value if hasattr(value, "value") else value)
+        if options is not None:
+            put("options", options.model_dump(mode="json"))
+        if error is not _KEEP:
+            put("error", error.model_dump(mode="json") if error is not None else None)
+        for group, entries in (("artifacts", artifacts or {}), ("summary", summary or {})):
+            names[f"#{group}"] = group
+            for index, (key, value) in enumerate(entries.items()):
+                names[f"#{group}{index}"] = key
+                values[f":{group}{index}"] = _to_item(value)
+                sets.append(f"#{group}.#{group}{index} = :{group}{index}")
+        if run_status is not None:
+            names["#runs"], names["#run_status"] = "runs", "status"
+            values[":run_status"] = run_status[1].value
+            sets.append(f"#runs[{run_number(run_status[0]) - 1}].#run_status = :run_status")
+        if new_run is not None:
+            names["#runs"] = "runs"
+            values[":new_run"] = [_to_item(new_run.model_dump(mode="json"))]
+            sets.append("#runs = list_append(#runs, :new_run)")
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(job_id) AND #position < :position",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error_:
+            if _condition_failed(error_):
+                return False
+            raise
+        return True
+
+    def record_progress(self, job_id: str, run_id: str, stage: Stage, attempt: int, percent: float) -> bool:
+        """Set the percent done of the running stage; ignored unless that attempt is the current step."""
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET stage_percent = :percent, updated_at = :now",
+                ConditionExpression="#position = :position AND #status = :running",
+                ExpressionAttributeNames={"#position": "position", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":percent": _to_item(round(float(percent), 1)), ":now": _now(),
+                    ":position": position(run_id, stage, attempt, Phase.STARTED),
+                    ":running": JobStatus.RUNNING.value,
+                },
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def claim_notification(self, job_id: str, marker: str) -> bool:
+        """Record that ``marker`` (``"<run_id>#<kind>"``) is being emailed; ``False`` if it already was."""
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET notified = list_append(notified, :marker)",
+                ConditionExpression="attribute_exists(job_id) AND NOT contains(notified, :marker_value)",
+                ExpressionAttributeValues={":marker": [marker], ":marker_value": marker},
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def release_notification(self, job_id: str, marker: str) -> None:
+        """Undo :meth:`claim_notification` after the email could not be sent, so a retry sends it."""
+        record = self.get(job_id)
+        if record is None or marker not in record.notified:
+            return
+        index = record.notified.index(marker)
+        try:
+            self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=f"REMOVE notified[{index}]",
+                ConditionExpression=f"notified[{index}] = :marker",
+                ExpressionAttributeValues={":marker": marker},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
