@@ -42,10 +42,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlparse
 
 import boto3
 
+from spaceport.adapters.s3 import S3Location
 from spaceport.contracts.launch import JobState, StageJobSpec
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, state_change_fields
 from spaceport.errors import SpaceportError
@@ -319,10 +319,8 @@ def _spec_to_dict(spec: StageJobSpec) -> dict[str, Any]:
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    return parsed.netloc, parsed.path.lstrip("/")
+    where = S3Location.parse(uri)
+    return where.bucket, where.key
 
 
 def _join_key(prefix: str, name: str) -> str:

@@ -1,0 +1,123 @@
+"""The gateway on http://127.0.0.1:8000: Chalice's local server for ``gateway/app.py``, in a thread.
+
+Besides the API it serves what the web app needs from the same origin:
+
+* ``/config.json``: ``{"apiBaseUrl", "apiKey", "apiKeyHeader"}``, so the browser app finds
+  the API and its key without a build step;
+* the built web app from ``web/dist`` (``/`` is its ``index.html``) when that folder exists.
+
+Example::
+
+    server = GatewayServer(load_chalice_app(Path("gateway/app.py")), port=8000,
+                           api_key="k", web_dist=Path("web/dist"))
+    server.start()
+    ...
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import mimetypes
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+API_KEY_HEADER = "x-api-key"
+
+
+def load_chalice_app(app_path: Path, module_name: str = "spaceport_local_gateway_app") -> Any:
+    """The ``app`` object of a Chalice ``app.py``, imported once under ``module_name``."""
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, app_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {app_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return module.app
+
+
+class GatewayServer:
+    """Chalice's local HTTP server for one app, plus ``/config.json`` and the web app's files."""
+
+    def __init__(self, app: Any, port: int, api_key: str, web_dist: Path | None = None,
+                 host: str = "127.0.0.1") -> None:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        self.host, self.port = host, port
+        self.base_url = f"http://{host}:{port}"
+        site = _Site(self.base_url, api_key, web_dist if web_dist is not None and web_dist.is_dir() else None)
+        # create_local_server makes the app's current_request thread-local; the request handler
+        # is swapped for ours so that /config.json and the web app come from the same origin.
+        config = Config()
+        self._server = create_local_server(app, config, host, port)
+        self._server.server.RequestHandlerClass = functools.partial(
+            _handler_class(), app_object=self._server.app_object, config=config, site=site)
+        self._thread = threading.Thread(target=self._server.server.serve_forever, name="gateway", daemon=True)
+
+    def start(self) -> "GatewayServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.server.shutdown()
+        self._server.server.server_close()
+
+
+class _Site:
+    def __init__(self, base_url: str, api_key: str, web_dist: Path | None) -> None:
+        self.config = json.dumps({"apiBaseUrl": base_url, "apiKey": api_key, "apiKeyHeader": API_KEY_HEADER})
+        self.web_dist = web_dist.resolve() if web_dist is not None else None
+
+    def static_file(self, path: str) -> Path | None:
+        """The web app's file for a URL path, never outside ``web/dist``."""
+        if self.web_dist is None:
+            return None
+        relative = unquote(path).lstrip("/") or "index.html"
+        candidate = (self.web_dist / relative).resolve()
+        if not candidate.is_relative_to(self.web_dist) or not candidate.is_file():
+            return None
+        return candidate
+
+
+@functools.cache
+def _handler_class() -> type:
+    from chalice.local import ChaliceRequestHandler
+
+    class GatewayRequestHandler(ChaliceRequestHandler):
+        def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any,
+                     site: _Site) -> None:
+            self.site = site
+            super().__init__(request, client_address, server, app_object, config)
+
+        def _serve_site(self) -> bool:
+            path = urlparse(self.path).path
+            if path == "/config.json":
+                self._send_http_response(200, {"Content-Type": "application/json", "Cache-Control": "no-store"},
+                                         self.site.config)
+                return True
+            found = self.site.static_file(path)
+            if found is None:
+                return False
+            content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+            body = b"" if self.command == "HEAD" else found.read_bytes()
+            self._send_http_response(200, {"Content-Type": content_type}, body)
+            return True
+
+        def do_GET(self) -> None:
+            if not self._serve_site():
+                self._generic_handle()
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the runtime's own output is what the user reads
+
+    return GatewayRequestHandler

@@ -1,0 +1,108 @@
+"""Provision Spaceport's resources into local AWS, reading only the topology and the config.
+
+What it creates (all through boto3, so it works against any endpoint):
+
+* the buckets of :attr:`PipelineConfig.buckets` (the upload bucket accepts browser PUTs);
+* the pipeline event bus and an archive of every event on it (for ``StartReplay``);
+* per service in :data:`~spaceport.contracts.topology.SERVICES`: its dead-letter queue, its
+  queue (visibility timeout and ``maxReceiveCount`` redrive from the topology), and one
+  EventBridge rule per subscription, on the pipeline bus or the default bus (SageMaker's
+  state changes), with the queue as target;
+* the jobs and idempotency tables;
+* the verified SES sender.
+
+Example::
+
+    with LocalAws():
+        resources = provision(PipelineConfig.from_env())
+        resources.queue_urls["sfm"]      # http://127.0.0.1:.../123456789012/spaceport-sfm
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import boto3
+
+from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
+from spaceport.config import PipelineConfig
+from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES, ServiceSpec
+
+
+def archive_name(config: PipelineConfig) -> str:
+    """The archive that keeps every event of the pipeline bus."""
+    return f"{config.bus_name}-archive"
+
+
+@dataclass
+class Provisioned:
+    bus_arn: str
+    archive_arn: str
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    dead_letter_queue_urls: dict[str, str] = field(default_factory=dict)
+
+
+def provision(config: PipelineConfig) -> Provisioned:
+    """Create every resource the pipeline uses; returns what the runtime needs to find them."""
+    _create_buckets(config)
+    events = boto3.client("events")
+    bus_arn = events.create_event_bus(Name=config.bus_name)["EventBusArn"]
+    archive_arn = events.create_archive(
+        ArchiveName=archive_name(config), EventSourceArn=bus_arn,
+        Description="Every Spaceport pipeline event, for reprocessing by replay.",
+    )["ArchiveArn"]
+    provisioned = Provisioned(bus_arn=bus_arn, archive_arn=archive_arn)
+    for spec in SERVICES:
+        queue_url, dlq_url = _create_service_queues(spec)
+        provisioned.queue_urls[spec.name] = queue_url
+        provisioned.dead_letter_queue_urls[spec.name] = dlq_url
+        _subscribe(spec, queue_url, config)
+    _create_tables(config)
+    boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
+    return provisioned
+
+
+def _create_buckets(config: PipelineConfig) -> None:
+    s3 = boto3.client("s3")
+    for bucket in config.buckets:
+        s3.create_bucket(Bucket=bucket)
+    # The web app PUTs the photos ZIP straight to a presigned URL from the browser.
+    s3.put_bucket_cors(Bucket=config.uploads_bucket, CORSConfiguration={"CORSRules": [{
+        "AllowedMethods": ["PUT", "GET", "HEAD"], "AllowedOrigins": [config.cors_origin],
+        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
+    }]})
+
+
+def _queue_arn(sqs, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _create_service_queues(spec: ServiceSpec) -> tuple[str, str]:
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=spec.dead_letter_queue_name,
+                               Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)})["QueueUrl"]
+    redrive = {"deadLetterTargetArn": _queue_arn(sqs, dlq_url), "maxReceiveCount": str(spec.max_receive_count)}
+    queue_url = sqs.create_queue(QueueName=spec.queue_name, Attributes={
+        "VisibilityTimeout": str(spec.visibility_timeout_s),
+        "RedrivePolicy": json.dumps(redrive),
+    })["QueueUrl"]
+    return queue_url, dlq_url
+
+
+def _subscribe(spec: ServiceSpec, queue_url: str, config: PipelineConfig) -> None:
+    events = boto3.client("events")
+    queue_arn = _queue_arn(boto3.client("sqs"), queue_url)
+    buses = {PIPELINE_BUS: config.bus_name, DEFAULT_BUS: "default"}
+    for subscription in spec.subscriptions:
+        bus = buses[subscription.bus]
+        events.put_rule(Name=subscription.rule_name, EventBusName=bus,
+                        EventPattern=json.dumps(subscription.pattern), State="ENABLED")
+        events.put_targets(Rule=subscription.rule_name, EventBusName=bus,
+                           Targets=[{"Id": spec.queue_name, "Arn": queue_arn}])
+
+
+def _create_tables(config: PipelineConfig) -> None:
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(**jobs_table_definition(config.jobs_table))
+    dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))

@@ -1,0 +1,193 @@
+"""The whole stack on one machine: local AWS, the topology, the gateway, the workers, the job runner.
+
+Everything runs in this process (threads) except the stage jobs (subprocesses). The
+gateway and the services run the same code as in Lambda; the only local choice is
+``SPACEPORT_JOB_RUNNER=local``, which makes the services launch through this stack's
+:class:`~spaceport.local.runner.LocalJobRunner` instead of SageMaker.
+
+Example::
+
+    with LocalStack(workdir=Path(".spaceport")) as stack:
+        print(stack.gateway_url, stack.api_key)
+        stack.wait_until_idle()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+from spaceport.adapters.jobstore import DynamoJobStore
+from spaceport.config import PipelineConfig
+from spaceport.contracts.launch import StageJobSpec
+from spaceport.contracts.topology import SERVICES
+from spaceport.errors import SpaceportError
+from spaceport.local.aws import LocalAws, free_port
+from spaceport.local.gateway import GatewayServer, load_chalice_app
+from spaceport.local.provision import Provisioned, provision
+from spaceport.local.runner import LocalJobRunner, install_shared_runner
+from spaceport.local.workers import QueueWorker
+from spaceport.progress import ProgressEvent
+
+logger = logging.getLogger("spaceport.local")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GATEWAY_PORT = 8000
+# Write a job's percent at most this often; the last update of a stage is always written.
+PROGRESS_INTERVAL_S = 0.5
+
+
+class StackError(SpaceportError):
+    """The local stack could not start (a port in use, a missing app)."""
+
+    code = "local_stack"
+    exit_code = 74
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    workdir: Path
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    api_key: str | None = None
+    web_dist: Path | None = REPO_ROOT / "web" / "dist"
+    # None: the queues' own visibility timeout (6x the consumer timeout), as in AWS.
+    visibility_timeout_s: int | None = None
+    stop_grace_s: float = 30.0
+
+
+class LocalStack:
+    """Starts and stops every piece of the local runtime."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.api_key = options.api_key or os.environ.get("SPACEPORT_API_KEY") or ""
+        self.generated_api_key = not self.api_key
+        if self.generated_api_key:
+            self.api_key = secrets.token_urlsafe(24)
+        # Port 0: any free port (tests, and `spaceport run` beside a running `serve`).
+        self.gateway_port = options.gateway_port or free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.aws = LocalAws()
+        self.workers: dict[str, QueueWorker] = {}
+        self.runner: LocalJobRunner | None = None
+        self.config: PipelineConfig | None = None
+        self.resources: Provisioned | None = None
+        self._gateway: GatewayServer | None = None
+        self._saved_environ: dict[str, str | None] = {}
+        self._last_progress: dict[str, float] = {}
+        self._progress_lock = threading.Lock()
+
+    # --- lifecycle
+
+    def start(self) -> "LocalStack":
+        self.options.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.aws.start()
+        self._set_environ({
+            **self.aws.environment(),
+            "SPACEPORT_JOB_RUNNER": "local",
+            "SPACEPORT_API_KEY": self.api_key,
+            "SPACEPORT_PUBLIC_BASE_URL": self.gateway_url,
+        })
+        self.config = PipelineConfig.from_env()
+        self.resources = provision(self.config)
+        self._job_store = DynamoJobStore(boto3.resource("dynamodb").Table(self.config.jobs_table))
+        self.runner = LocalJobRunner(self.options.workdir / "jobs", progress=self._record_progress,
+                                     stop_grace_s=self.options.stop_grace_s)
+        install_shared_runner(self.runner)
+        for spec in SERVICES:
+            app_path = REPO_ROOT / "services" / spec.name / "app.py"
+            if not app_path.exists():
+                raise StackError(f"The {spec.name} service has no app at {app_path}.")
+            worker = QueueWorker.for_app(spec, app_path, visibility_timeout_s=self.options.visibility_timeout_s)
+            worker.start()
+            self.workers[spec.name] = worker
+        try:
+            app = load_chalice_app(REPO_ROOT / "gateway" / "app.py")
+            self._gateway = GatewayServer(app, self.gateway_port, self.api_key, self.options.web_dist).start()
+        except OSError as error:
+            raise StackError(
+                f"Cannot listen on {self.gateway_url}: {error.strerror}. Is another `spaceport serve` running?"
+            ) from None
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        if self.runner is not None:
+            for name in self.runner.running():
+                self.runner.stop(name)
+            for name in self.runner.running():
+                self.runner.wait(name, timeout_s=self.options.stop_grace_s + 5)
+            install_shared_runner(None)
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        self.aws.stop()
+        self._restore_environ()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what the CLI and tests read
+
+    def wait_until_idle(self, timeout_s: float, settle_s: float = 2.0) -> bool:
+        """Wait until no job runs and every queue has stayed empty for ``settle_s``."""
+        sqs = boto3.client("sqs")
+        deadline = time.monotonic() + timeout_s
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            busy = bool(self.runner and self.runner.running())
+            for url in (self.resources.queue_urls.values() if self.resources else ()):
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+                busy = busy or any(int(value) for value in attributes.values())
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= settle_s:
+                return True
+            time.sleep(0.2)
+        return False
+
+    # --- internals
+
+    def _record_progress(self, spec: StageJobSpec, event: ProgressEvent) -> None:
+        """A job's ``spaceport-progress`` line -> the job record's ``stage_percent``."""
+        now = time.monotonic()
+        with self._progress_lock:
+            if event.fraction < 1.0 and now - self._last_progress.get(spec.name, 0.0) < PROGRESS_INTERVAL_S:
+                return
+            self._last_progress[spec.name] = now
+        key = spec.key
+        self._job_store.record_progress(key.job_id, key.run_id, key.stage, key.attempt, event.fraction * 100)
+
+    def _set_environ(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_environ(self) -> None:
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ.clear()

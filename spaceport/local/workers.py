@@ -1,0 +1,217 @@
+"""Queue workers: what Lambda's SQS event source mapping does, as one thread per service.
+
+A worker long-polls its service's queue, wraps what it receives in the event Lambda would
+pass (``{"Records": [...]}`` with ``eventSource: aws:sqs``), calls the same handler that
+the service's Chalice ``app.py`` registers with ``on_sqs_message``, and deletes only the
+messages that the handler did not list in ``batchItemFailures``. A message left undeleted
+comes back after its visibility timeout and, after ``maxReceiveCount`` receives, SQS moves
+it to the dead-letter queue, as in AWS.
+
+One local difference, for speed: a message the handler reported as failed is made
+visible again after ``retry_delay_s`` (1 s) instead of waiting out the queue's visibility
+timeout (6x the Lambda timeout, minutes). A worker that dies mid-batch deletes nothing and
+changes nothing, so its messages wait for the visibility timeout, as in AWS.
+
+Example::
+
+    worker = QueueWorker.for_app(service("sfm"), Path("services/sfm/app.py"))
+    worker.start()
+    ...
+    worker.stop()
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+
+from spaceport.contracts.topology import ServiceSpec
+
+logger = logging.getLogger("spaceport.local")
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    timeout_s: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to the handler: when SQS got it and when the handler started."""
+
+    service: str
+    detail_type: str | None
+    sent_at: float  # epoch seconds (SQS SentTimestamp)
+    handler_started_at: float  # epoch seconds
+
+    @property
+    def hop_s(self) -> float:
+        return self.handler_started_at - self.sent_at
+
+
+def load_sqs_handler(app_path: Path, queue_name: str) -> LambdaHandler:
+    """The function a Chalice app at ``app_path`` registers for ``queue_name``'s messages."""
+    module_name = f"spaceport_local_app_{app_path.parent.name}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, app_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {app_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    app = module.app
+    for source in app.event_sources:
+        if getattr(source, "queue", None) == queue_name:
+            return getattr(module, source.handler_string.rsplit(".", 1)[-1])
+    raise LookupError(f"{app_path} registers no on_sqs_message handler for queue {queue_name!r}")
+
+
+class QueueWorker(threading.Thread):
+    """Long-polls one service's queue and hands each batch to its Lambda handler."""
+
+    def __init__(
+        self,
+        service: ServiceSpec,
+        handler: LambdaHandler,
+        wait_s: int = 1,
+        retry_delay_s: int = 1,
+        visibility_timeout_s: int | None = None,
+    ) -> None:
+        super().__init__(name=f"worker-{service.name}", daemon=True)
+        self.service = service
+        self.handler = handler
+        self.wait_s = wait_s
+        self.retry_delay_s = retry_delay_s
+        # None: the queue's own visibility timeout, as Lambda's event source mapping uses.
+        self.visibility_timeout_s = visibility_timeout_s
+        self.deliveries: list[Delivery] = []
+        self.batches_handled = 0
+        self._stop_requested = threading.Event()
+        # Fault injection for tests: die after the next handler call, before deleting anything.
+        self._die_after_next_batch = threading.Event()
+        self._sqs = boto3.client("sqs")
+        self._queue_url = self._sqs.get_queue_url(QueueName=service.queue_name)["QueueUrl"]
+        self._queue_arn = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    @classmethod
+    def for_app(cls, service: ServiceSpec, app_path: Path, **kwargs: Any) -> "QueueWorker":
+        return cls(service, load_sqs_handler(app_path, service.queue_name), **kwargs)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop_requested.set()
+        if self.is_alive():
+            self.join(timeout_s)
+
+    def die_after_next_batch(self) -> None:
+        """Simulate the worker's process dying mid-batch: the handler runs, nothing is acknowledged."""
+        self._die_after_next_batch.set()
+
+    def run(self) -> None:
+        while not self._stop_requested.is_set():
+            try:
+                self.poll_once()
+            except _WorkerDied:
+                logger.warning("worker %s died mid-batch (injected)", self.service.name)
+                return
+            except Exception:  # keep polling, as the event source mapping does
+                logger.exception("worker %s: polling failed", self.service.name)
+                self._stop_requested.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch and handle it; returns how many messages were received."""
+        request: dict[str, Any] = dict(
+            QueueUrl=self._queue_url, MaxNumberOfMessages=self.service.batch_size, WaitTimeSeconds=self.wait_s,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        )
+        if self.visibility_timeout_s is not None:
+            request["VisibilityTimeout"] = self.visibility_timeout_s
+        messages = self._sqs.receive_message(**request).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(message) for message in messages]}
+        started = time.time()
+        self.deliveries.extend(
+            Delivery(self.service.name, _detail_type(message["Body"]),
+                     int(message["Attributes"]["SentTimestamp"]) / 1000, started)
+            for message in messages
+        )
+        context = LambdaContext(f"spaceport-{self.service.name}", self.service.consumer_timeout_s)
+        try:
+            response = self.handler(event, context) or {}
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        except Exception:
+            # A handler that raises fails the whole batch, as in Lambda.
+            logger.exception("worker %s: handler raised; the batch will be retried", self.service.name)
+            failed = {message["MessageId"] for message in messages}
+        self.batches_handled += 1
+        if self._die_after_next_batch.is_set():
+            self._die_after_next_batch.clear()
+            raise _WorkerDied()
+        done = [m for m in messages if m["MessageId"] not in failed]
+        retry = [m for m in messages if m["MessageId"] in failed]
+        if done:
+            self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+        if retry:
+            self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay_s}
+                for i, m in enumerate(retry)])
+        return len(messages)
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = {name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType")}
+                      for name, value in message.get("MessageAttributes", {}).items()}
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message.get("MD5OfBody"),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._queue_arn,
+            "awsRegion": self._queue_arn.split(":")[3],
+        }
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+def _detail_type(body: str) -> str | None:
+    """The EventBridge detail-type of a message body, for the hop-latency figures."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value.get("detail-type") if isinstance(value, dict) else None
