@@ -1,0 +1,164 @@
+/**
+ * Job page (/jobs/<id>): the live stage and progress polled from GET /jobs/{id}, the error in
+ * plain words, downloads and "open viewer" when done, and operator actions (reprocess, cancel).
+ */
+import { api, ApiError } from './api.js';
+import { h, progressBar } from './dom.js';
+import { JOB_STAGES, STAGE_NAMES, overallFraction, readJob } from './job-record.js';
+
+const POLL_MS = 2000;
+const POLL_BACKOFF_MS = 6000;
+
+export function mount(root, { jobId }) {
+  let timer = null;
+  let stopped = false;
+
+  const title = h('h1', {}, 'Job ', h('code', {}, jobId));
+  const statusLine = h('p', { class: 'status-line', id: 'job-status' }, 'Loading…');
+  const stages = h('ol', { class: 'stages', id: 'job-stages' });
+  const stageBar = progressBar('');
+  const overallBar = progressBar('');
+  const problem = h('p', { class: 'message error', id: 'job-error', hidden: true });
+  const notice = h('p', { class: 'message', id: 'job-notice', hidden: true });
+  const results = h('section', { class: 'results', id: 'job-results', hidden: true });
+  const facts = h('dl', { class: 'facts', id: 'job-facts' });
+  const operator = operatorPanel(jobId, () => poll(), (text, isError) => say(notice, text, isError));
+
+  root.append(h('section', { class: 'card job' },
+    title, statusLine, stages, h('p', { class: 'bar-label' }, 'This stage'), stageBar.element,
+    h('p', { class: 'bar-label' }, 'Whole job'), overallBar.element, problem, notice, results, facts, operator));
+
+  async function poll() {
+    clearTimeout(timer);
+    let delay = POLL_MS;
+    try {
+      const job = readJob(await api.get(`/jobs/${encodeURIComponent(jobId)}`));
+      notice.hidden = true;
+      show(job);
+      if (job.isFinal) return; // nothing more will change unless an operator reprocesses
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        statusLine.textContent = `There is no job ${jobId}. Check the link, or upload the photos again.`;
+        return;
+      }
+      say(notice, `${error.message} Retrying…`, true);
+      delay = POLL_BACKOFF_MS;
+    }
+    if (!stopped) timer = setTimeout(poll, delay);
+  }
+
+  function show(job) {
+    document.body.dataset.jobStatus = job.status;
+    document.body.dataset.jobStage = job.stage;
+    const stageName = STAGE_NAMES[job.stage] ?? job.stage;
+    statusLine.textContent = {
+      QUEUED: 'Queued: waiting for a worker.',
+      RUNNING: `Running: ${stageName}, ${job.stagePercent.toFixed(0)}% of this stage.`,
+      SUCCEEDED: 'Done: your scene is ready.',
+      FAILED: `Failed during ${stageName}.`,
+      CANCELLED: 'Cancelled.',
+    }[job.status] ?? job.status;
+    statusLine.className = `status-line status-${job.status.toLowerCase()}`;
+
+    const current = JOB_STAGES.indexOf(job.stage);
+    stages.replaceChildren(...JOB_STAGES.map((stage, index) => {
+      const state = job.status === 'SUCCEEDED' || index < current ? 'done'
+        : index === current ? (job.status === 'FAILED' ? 'failed' : job.isFinal ? 'stopped' : 'active') : 'waiting';
+      return h('li', { class: `stage stage-${state}`, 'data-stage': stage, 'data-state': state }, STAGE_NAMES[stage]);
+    }));
+    const stageFraction = job.status === 'SUCCEEDED' ? 1 : job.stagePercent / 100;
+    stageBar.update(stageFraction, `${stageName}: ${(stageFraction * 100).toFixed(0)}%`);
+    const overall = overallFraction(job);
+    overallBar.update(overall, `${(overall * 100).toFixed(0)}%${job.createdAt ? `, ${elapsed(job)}` : ''}`);
+
+    problem.hidden = !job.error;
+    if (job.error) {
+      problem.replaceChildren(h('strong', {}, `${STAGE_NAMES[job.error.stage] ?? job.error.stage} failed: `), job.error.message);
+    }
+
+    results.hidden = job.status !== 'SUCCEEDED';
+    if (job.status === 'SUCCEEDED') results.replaceChildren(...resultLinks(job));
+
+    facts.replaceChildren(...[
+      ['Email', job.email], ['Preset', job.preset], ['Run', job.runId],
+      ...Object.entries(job.summary).map(([key, value]) => [key.replaceAll('_', ' '), formatValue(value)]),
+    ].filter(([, value]) => value !== '' && value !== undefined && value !== null)
+      .flatMap(([key, value]) => [h('dt', {}, key), h('dd', {}, String(value))]));
+    operator.setRunning(!job.isFinal);
+  }
+
+  poll();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    delete document.body.dataset.jobStatus;
+    delete document.body.dataset.jobStage;
+  };
+}
+
+function resultLinks(job) {
+  const downloads = Object.entries(job.artifacts)
+    .filter(([, value]) => typeof value === 'string' && /^https?:/i.test(value))
+    .map(([name, url]) => h('li', {}, h('a', { href: url, download: true, class: 'download', 'data-artifact': name }, name)));
+  return [
+    h('h2', {}, 'Results'),
+    job.sogUrl
+      ? h('a', { href: `/view/${encodeURIComponent(job.jobId)}`, 'data-link': true, class: 'button', id: 'open-viewer' }, 'Open viewer')
+      : h('p', {}, 'This job has no viewable scene (.sog).'),
+    downloads.length ? h('ul', { class: 'downloads' }, downloads) : null,
+  ];
+}
+
+function operatorPanel(jobId, refresh, say) {
+  const fromStage = h('select', { id: 'reprocess-stage' }, JOB_STAGES.map((stage) => h('option', { value: stage }, STAGE_NAMES[stage])));
+  const reprocess = h('button', { type: 'submit', id: 'reprocess' }, 'Reprocess from this stage');
+  const cancel = h('button', { type: 'button', id: 'cancel', class: 'secondary' }, 'Cancel the job');
+  const form = h('form', { class: 'operator-form' }, h('label', { for: 'reprocess-stage' }, 'Start a new run from'), fromStage, reprocess);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    reprocess.disabled = true;
+    try {
+      await api.post(`/jobs/${encodeURIComponent(jobId)}/reprocess`, { fromStage: fromStage.value, options: {} });
+      say(`A new run from ${STAGE_NAMES[fromStage.value]} was requested.`, false);
+      refresh();
+    } catch (error) {
+      say(`Reprocess was refused: ${error.message}`, true);
+    } finally {
+      reprocess.disabled = false;
+    }
+  });
+  cancel.addEventListener('click', async () => {
+    cancel.disabled = true;
+    try {
+      await api.post(`/jobs/${encodeURIComponent(jobId)}/cancel`, {});
+      say('Cancellation requested.', false);
+      refresh();
+    } catch (error) {
+      say(`Cancel was refused: ${error.message}`, true);
+    } finally {
+      cancel.disabled = false;
+    }
+  });
+  const panel = h('details', { class: 'operator', id: 'operator' }, h('summary', {}, 'Operator'), form, cancel);
+  panel.setRunning = (running) => {
+    cancel.hidden = !running;
+  };
+  return panel;
+}
+
+function say(element, text, isError) {
+  element.textContent = text;
+  element.className = `message${isError ? ' error' : ''}`;
+  element.hidden = false;
+}
+
+function elapsed(job) {
+  const end = job.isFinal && job.updatedAt ? new Date(job.updatedAt) : new Date();
+  const seconds = Math.max(0, Math.round((end - new Date(job.createdAt)) / 1000));
+  return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s elapsed`;
+}
+
+function formatValue(value) {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : value.toFixed(2);
+  return typeof value === 'object' ? JSON.stringify(value) : value;
+}

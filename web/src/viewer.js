@@ -1,0 +1,246 @@
+/**
+ * Viewer (/view?sog=<url> or /view/<job>): loads a PlayCanvas SOG bundle with the PlayCanvas
+ * engine, fits the camera to the splat, and lets the user orbit (left drag), pan (right drag or
+ * shift) and zoom (wheel). Every failure ends in a readable message, never an endless spinner.
+ *
+ * Tests and tools read the state from `document.body.dataset.viewerState`
+ * ("loading" | "ready" | "error") and `window.spaceportViewer`.
+ */
+import { Application, Asset, BoundingBox, Color, Entity, FILLMODE_NONE, RESOLUTION_AUTO, Vec3, createGraphicsDevice } from 'playcanvas';
+import { CameraControls } from 'playcanvas/scripts/esm/camera-controls.mjs';
+import { api } from './api.js';
+import { formatBytes, h, progressBar } from './dom.js';
+import { readJob } from './job-record.js';
+import { downloadScene, SceneError } from './scene-file.js';
+
+// The engine gets this long after the download to build the scene before we call it stuck.
+const LOAD_TIMEOUT_MS = 60_000;
+// The viewer draws only when something changed (battery, and a CPU-only browser stays
+// responsive): while the camera moves, while the splats' depth sort is pending, and for this
+// many frames after, so the last sort for the resting camera lands on screen.
+const FRAMES_AFTER_CHANGE = 3;
+// Which way is up in the file -> the entity's rotation (PlayCanvas is y-up). The pipeline's
+// scenes are geo-registered east-north-up, so z is up unless the link says otherwise.
+const UP_AXES = {
+  z: [-90, 0, 0],
+  y: [0, 0, 0],
+  '-y': [0, 0, 180],
+  '-z': [90, 0, 0],
+};
+
+export function mount(root, { sogUrl, jobId }) {
+  document.body.classList.add('viewer-page');
+  const query = new URLSearchParams(location.search);
+  let up = UP_AXES[query.get('up')] ? query.get('up') : 'z';
+
+  const canvas = h('canvas', { id: 'viewer-canvas', 'aria-label': '3D scene' });
+  const loadingText = h('p', { id: 'viewer-loading-text' }, 'Loading the scene…');
+  const bar = progressBar('');
+  const loading = h('div', { class: 'viewer-overlay', id: 'viewer-loading', role: 'status' }, h('div', { class: 'spinner' }), loadingText, bar.element);
+  const errorText = h('p', { id: 'viewer-error-text' });
+  const errorBox = h('div', { class: 'viewer-overlay viewer-error', id: 'viewer-error', role: 'alert', hidden: true },
+    h('h2', {}, 'Could not show this scene'), errorText,
+    jobId ? h('a', { href: `/jobs/${encodeURIComponent(jobId)}`, 'data-link': true }, 'Back to the job') : h('a', { href: '/', 'data-link': true }, 'Upload photos'));
+  const upSelect = h('select', { id: 'viewer-up', title: 'Which axis of the scene points up' },
+    Object.keys(UP_AXES).map((axis) => h('option', { value: axis, selected: axis === up }, `Up: ${axis}`)));
+  const resetButton = h('button', { type: 'button', id: 'viewer-reset', class: 'secondary' }, 'Reset view');
+  const toolbar = h('div', { class: 'viewer-toolbar', hidden: true },
+    jobId ? h('a', { href: `/jobs/${encodeURIComponent(jobId)}`, 'data-link': true }, '← Job') : null,
+    h('span', { class: 'hint' }, 'Drag to orbit · right-drag to pan · wheel to zoom'), upSelect, resetButton);
+  const stage = h('div', { class: 'viewer' }, canvas, loading, errorBox, toolbar);
+  root.append(stage);
+
+  const status = { state: 'loading', error: null, frames: 0, splats: 0 };
+  window.spaceportViewer = status;
+  const setState = (state) => {
+    status.state = state;
+    document.body.dataset.viewerState = state;
+  };
+  setState('loading');
+
+  let app = null;
+  let watchdog = null;
+  let left = false;
+
+  const fail = (message) => {
+    if (left || status.state === 'error') return;
+    clearTimeout(watchdog);
+    status.error = message;
+    errorText.textContent = message;
+    loading.hidden = true;
+    errorBox.hidden = false;
+    setState('error');
+  };
+
+  const start = async () => {
+    const url = sogUrl || (jobId ? await sceneUrlOfJob(jobId) : null);
+    if (!url) {
+      throw new SceneError('No scene was given. Open /view?sog=<link to a .sog file>, or /view/<job id>.');
+    }
+    const bytes = await downloadScene(url, (received, total) => {
+      if (total) bar.update(received / total, `${formatBytes(received)} of ${formatBytes(total)}`);
+      else bar.update(0, `${formatBytes(received)} downloaded`);
+    });
+    if (left) return;
+    loadingText.textContent = 'Preparing the splats…';
+    bar.update(1, `${formatBytes(bytes.byteLength)} downloaded`);
+    watchdog = setTimeout(() => fail('The scene downloaded but did not finish loading within a minute. The file may be damaged.'), LOAD_TIMEOUT_MS);
+
+    let device;
+    try {
+      device = await createGraphicsDevice(canvas, { deviceTypes: ['webgl2'], antialias: false });
+    } catch {
+      throw new SceneError('This browser could not start WebGL 2, which the viewer needs.');
+    }
+    if (left) return;
+    app = new Application(canvas, { graphicsDevice: device });
+    app.setCanvasFillMode(FILLMODE_NONE);
+    app.setCanvasResolution(RESOLUTION_AUTO);
+    app.start();
+
+    const camera = new Entity('camera');
+    camera.addComponent('camera', { clearColor: new Color(0.09, 0.1, 0.12), fov: 50 });
+    camera.addComponent('script');
+    app.root.addChild(camera);
+    const controls = camera.script.create(CameraControls, { properties: { enableFly: false } });
+
+    // The bytes are already here (with our own progress and error messages), so the engine
+    // parses them instead of fetching; the name only tells it the format.
+    const asset = new Asset('scene', 'gsplat', { url: 'scene.sog', filename: 'scene.sog', contents: bytes });
+    asset.once('error', (error) => fail(`The scene file is damaged or is not a SOG file (${String(error?.message ?? error)}).`));
+    asset.once('load', () => {
+      if (left) return;
+      const splat = new Entity('splat');
+      splat.addComponent('gsplat', { asset });
+      app.root.addChild(splat);
+      status.splats = asset.resource?.gsplatData?.numSplats ?? 0;
+      let sceneRadius = 1;
+      const frame = () => {
+        sceneRadius = fitCamera(app, camera, controls, splat, asset.resource, up);
+      };
+      // The first view appears at once; later resets glide (the controls' damping).
+      const damping = controls.focusDamping;
+      controls.focusDamping = 0;
+      app.once('update', () => {
+        controls.focusDamping = damping;
+      });
+      frame();
+      upSelect.addEventListener('change', () => {
+        up = upSelect.value;
+        frame();
+      });
+      resetButton.addEventListener('click', frame);
+      renderOnDemand(app, camera, () => sceneRadius * 1e-5, () => {
+        if (status.state !== 'loading') return;
+        clearTimeout(watchdog);
+        loading.hidden = true;
+        toolbar.hidden = false;
+        setState('ready');
+      }, () => {
+        status.frames += 1;
+      });
+    });
+    app.assets.add(asset);
+    app.assets.load(asset);
+  };
+
+  const onResize = () => app?.resizeCanvas();
+  window.addEventListener('resize', onResize);
+  start().catch((error) => fail(error instanceof SceneError ? error.message : `The viewer failed: ${error.message}`));
+
+  return () => {
+    left = true;
+    clearTimeout(watchdog);
+    window.removeEventListener('resize', onResize);
+    app?.destroy();
+    delete document.body.dataset.viewerState;
+  };
+}
+
+/**
+ * Draws a frame only when the picture can change, and calls `onSettled` after the first frame
+ * that shows the sorted splats from a resting camera.
+ */
+function renderOnDemand(app, camera, tolerance, onSettled, onFrame) {
+  app.autoRender = false;
+  const lastPosition = new Vec3(Infinity, 0, 0);
+  const lastForward = new Vec3();
+  let framesLeft = FRAMES_AFTER_CHANGE;
+  let sorted = false;
+  let drawing = false;
+  // Fired while rendering: `ready` is false until the splats' sort for the current state is in.
+  app.systems.gsplat.on('frame:ready', (_camera, _layer, ready) => {
+    sorted = ready;
+  });
+  app.on('update', () => {
+    // The controls' damping creeps towards rest for a long time; invisible moves draw nothing.
+    if (!lastPosition.equalsApprox(camera.getPosition(), tolerance()) || !lastForward.equalsApprox(camera.forward, 1e-5)) {
+      lastPosition.copy(camera.getPosition());
+      lastForward.copy(camera.forward);
+      framesLeft = FRAMES_AFTER_CHANGE;
+    }
+    drawing = framesLeft > 0 || !sorted;
+    app.renderNextFrame = drawing;
+  });
+  app.on('frameend', () => {
+    if (!drawing) return;
+    onFrame();
+    if (sorted && framesLeft > 0) framesLeft -= 1;
+    if (sorted && framesLeft === 0) onSettled();
+  });
+  app.graphicsDevice.on('resizecanvas', () => {
+    framesLeft = FRAMES_AFTER_CHANGE;
+  });
+}
+
+async function sceneUrlOfJob(jobId) {
+  const job = readJob(await api.get(`/jobs/${encodeURIComponent(jobId)}`));
+  if (job.sogUrl) return job.sogUrl;
+  if (job.status === 'SUCCEEDED') throw new SceneError(`Job ${jobId} finished but has no .sog scene to show.`);
+  if (job.isFinal) throw new SceneError(`Job ${jobId} ended (${job.status.toLowerCase()}) without a scene.`);
+  throw new SceneError(`Job ${jobId} has no scene yet: it is still at ${job.stage} (${job.stagePercent.toFixed(0)}%). Try again when it is done.`);
+}
+
+/** Orients the splat so `up` points up, puts the camera at a 3/4 view that frames it; returns the framed radius. */
+function fitCamera(app, camera, controls, splat, resource, up) {
+  splat.setLocalEulerAngles(...UP_AXES[up]);
+  const bounds = new BoundingBox();
+  bounds.setFromTransformedAabb(robustBounds(resource), splat.getWorldTransform());
+  const radius = Math.max(bounds.halfExtents.length(), 1e-3);
+  const { width, height } = app.graphicsDevice;
+  const halfFov = (camera.camera.fov * Math.PI) / 360;
+  const halfAngle = Math.min(halfFov, Math.atan(Math.tan(halfFov) * (width / Math.max(height, 1))));
+  const distance = (radius / Math.sin(halfAngle)) * 1.05;
+  camera.camera.nearClip = distance / 1000;
+  camera.camera.farClip = distance * 50;
+  const yaw = Math.PI / 6;
+  const pitch = Math.PI / 6;
+  const position = new Vec3(Math.sin(yaw) * Math.cos(pitch), Math.sin(pitch), Math.cos(yaw) * Math.cos(pitch))
+    .mulScalar(distance)
+    .add(bounds.center);
+  controls.reset(bounds.center, position);
+  return radius;
+}
+
+/**
+ * The box holding the middle 96% of the splat centres on each axis, in the splat's own frame:
+ * a few stray Gaussians far away would otherwise shrink the scene to a dot.
+ */
+function robustBounds(resource) {
+  const centers = resource.centers; // [N * 3] xyz, when the engine kept them
+  if (!centers || centers.length < 300) return resource.aabb;
+  const count = centers.length / 3;
+  const step = Math.max(1, Math.floor(count / 50_000));
+  const box = new BoundingBox();
+  const low = [];
+  const high = [];
+  for (let axis = 0; axis < 3; axis++) {
+    const values = [];
+    for (let i = 0; i < count; i += step) values.push(centers[i * 3 + axis]);
+    values.sort((a, b) => a - b);
+    low.push(values[Math.floor(values.length * 0.02)]);
+    high.push(values[Math.ceil(values.length * 0.98) - 1]);
+  }
+  box.setMinMax(new Vec3(...low), new Vec3(...high));
+  return box;
+}
