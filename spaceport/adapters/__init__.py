@@ -12,13 +12,13 @@ from spaceport.adapters.jobstore import (
     CreateResult, DynamoJobStore, idempotency_table_definition, jobs_table_definition,
 )
 from spaceport.adapters.mail import Email, SesMailer
-from spaceport.adapters.ports import EventPublisher, JobStore, Mailer, ObjectStore, Ports, build_ports
+from spaceport.adapters.ports import EventPublisher, JobStore, Mailer, ObjectStore, Ports, build_ports, default_ports
 from spaceport.adapters.s3 import BadS3UriError, ObjectHead, S3Location, S3Objects
 from spaceport.adapters.sagemaker import LaunchError, SageMakerLauncher
 
 __all__ = [
     "BadS3UriError", "CreateResult", "DynamoJobStore", "Email", "EventBridgePublisher", "EventPublisher",
     "JobStore", "LaunchError", "Mailer", "ObjectHead", "ObjectStore", "Ports", "PublishError", "S3Location",
-    "S3Objects", "SageMakerLauncher", "SesMailer", "build_ports", "idempotency_table_definition",
+    "S3Objects", "SageMakerLauncher", "SesMailer", "build_ports", "default_ports", "idempotency_table_definition",
     "jobs_table_definition",
 ]

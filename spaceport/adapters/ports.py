@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,7 +48,7 @@ class ObjectStore(Protocol):
     def put_bytes(self, uri: str, data: bytes, content_type: str = ...) -> None: ...
     def has_prefix(self, uri: str) -> bool: ...
     def presign_get(self, uri: str, expires_s: int, filename: str | None = None) -> str: ...
-    def presign_put(self, uri: str, expires_s: int, content_type: str) -> str: ...
+    def presign_put(self, uri: str, expires_s: int) -> str: ...
 
 
 class Mailer(Protocol):
@@ -83,7 +84,12 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
     session = session or boto3.session.Session()
     # Presigned links use the virtual-host style S3 expects for new buckets (and moto accepts).
     s3 = session.client("s3", config=Config(signature_version="s3v4"))
-    if launcher is None and config.job_runner == "sagemaker":
+    if launcher is None and config.job_runner == "local":
+        # The only place the runtime differs: the local stack's runner stands in for SageMaker.
+        from spaceport.local.runner import shared_runner
+
+        launcher = shared_runner()
+    elif launcher is None:
         launcher = SageMakerLauncher(
             session.client("sagemaker"), role_arn=config.role_arn,
             image_uris={stage: settings.image_uri for stage, settings in config.stages.items()},
@@ -96,3 +102,12 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
         mailer=SesMailer(session.client("ses")),
         launcher=launcher,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def default_ports() -> Ports:
+    """The process's ports from :meth:`PipelineConfig.from_env`, built on first use (what the apps call).
+
+    ``default_ports.cache_clear()`` makes the next call read the environment again.
+    """
+    return build_ports(PipelineConfig.from_env())

@@ -166,9 +166,9 @@ class S3Objects:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
 
-    def presign_put(self, uri: str, expires_s: int, content_type: str) -> str:
+    def presign_put(self, uri: str, expires_s: int) -> str:
+        """A URL a browser can PUT the object to (any Content-Type) until it expires."""
         where = S3Location.parse(uri)
         return self.client.generate_presigned_url(
-            "put_object", Params={"Bucket": where.bucket, "Key": where.key, "ContentType": content_type},
-            ExpiresIn=expires_s,
+            "put_object", Params={"Bucket": where.bucket, "Key": where.key}, ExpiresIn=expires_s,
         )

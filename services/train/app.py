@@ -1,0 +1,22 @@
+"""The train service (Lambda): consumes the spaceport-train queue.
+
+It launches the train stage's SageMaker job when its trigger event arrives, follows the job
+through SageMaker's state-change events, and stops it when the job is cancelled. The logic
+is :func:`spaceport.services.handle_stage_message`; this file only wires it to the queue.
+"""
+
+from chalice import Chalice
+
+from spaceport.adapters import default_ports
+from spaceport.contracts import Stage, service
+from spaceport.services import handle_stage_message, process_sqs_batch
+
+SERVICE = service("train")
+app = Chalice(app_name="spaceport-train")
+
+
+@app.on_sqs_message(queue=SERVICE.queue_name, batch_size=SERVICE.batch_size)
+def consume(event):
+    return process_sqs_batch(
+        event.to_dict(), lambda body: handle_stage_message(Stage.TRAIN, body, default_ports()), event.context
+    )

@@ -1,0 +1,16 @@
+"""The services' logic as plain functions over :class:`~spaceport.adapters.Ports`.
+
+The Chalice apps in ``services/*/app.py`` only wire these to their queues; the local
+runtime's workers call the same apps.
+
+Example::
+
+    from spaceport.services import handle_stage_message, handle_notify_message, process_sqs_batch
+    answer = process_sqs_batch(lambda_event, lambda body: handle_stage_message(Stage.TRAIN, body, ports))
+"""
+
+from spaceport.services.batch import process_sqs_batch
+from spaceport.services.notify import handle_notify_message
+from spaceport.services.stage import diagnose, handle_stage_message, parse_state_change
+
+__all__ = ["diagnose", "handle_notify_message", "handle_stage_message", "parse_state_change", "process_sqs_batch"]

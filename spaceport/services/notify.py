@@ -1,0 +1,112 @@
+"""The notify service: one email per run's outcome, and the job's final status.
+
+``CompressionCompleted`` -> the success email (presigned ``.sog``, ``.ply`` and report links,
+the viewer link, photos used, held-out PSNR, output size) and ``SUCCEEDED``; ``JobFailed`` ->
+the failure email (stage, plain reason, what to try) and ``FAILED``. The job record keeps
+which ``(run, outcome)`` pairs were emailed, claimed with a conditional write before
+sending, so a duplicate or replayed event never sends a second email; a new run does.
+
+Example::
+
+    outcome = handle_notify_message(sqs_record_body, ports)     # "emailed", "duplicate", "stale"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from spaceport.adapters.mail import Email
+from spaceport.adapters.ports import Ports
+from spaceport.contracts.events import CompressionCompleted, InvalidEventError, JobFailed, parse_envelope
+from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
+from spaceport.contracts.stages import Stage
+from spaceport.services.email import ResultLinks, failure_email, success_email
+from spaceport.services.stage import load_message, record_failure
+
+logger = logging.getLogger("spaceport.services")
+
+JOB_REPORT = "job-report.json"
+
+
+def handle_notify_message(body: str | dict[str, Any], ports: Ports) -> str:
+    """Handle one message from the notify queue; returns what was done."""
+    event = parse_envelope(load_message(body))
+    if isinstance(event, CompressionCompleted):
+        outcome = on_succeeded(event, ports)
+    elif isinstance(event, JobFailed):
+        outcome = on_failed(event, ports)
+    else:
+        raise InvalidEventError(f"The notify service does not consume {event.detail_type}.")
+    logger.info("notify service: %s for job %s %s", outcome, event.job_id, event.run_id)
+    return outcome
+
+
+def viewer_url(ports: Ports, job_id: str) -> str:
+    return f"{ports.config.public_base_url}/view/{job_id}"
+
+
+def status_url(ports: Ports, job_id: str) -> str:
+    return f"{ports.config.public_base_url}/jobs/{job_id}"
+
+
+def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bool:
+    """Send ``email`` unless ``marker`` was already emailed; a failed send is released for the retry."""
+    if not ports.store.claim_notification(record.job_id, marker):
+        return False
+    try:
+        ports.mailer.send(email)
+    except Exception:
+        ports.store.release_notification(record.job_id, marker)
+        raise
+    return True
+
+
+def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
+    record = ports.store.get(event.job_id)
+    if record is None or record.run_id != event.run_id:
+        return "stale"
+    if record.status is JobStatus.CANCELLED:
+        return "cancelled"
+    # The compress service records its artifacts after publishing; take them from the event too.
+    prefix = event.output_uri or ""
+    artifacts = {**record.artifacts, "compress": prefix, "sog": prefix + "scene.sog"}
+    summary = {**record.summary, **event.summary}
+    report_uri = f"{prefix}{JOB_REPORT}"
+    report = {"job_id": record.job_id, "run_id": record.run_id, "status": JobStatus.SUCCEEDED.value,
+              "options": record.options.model_dump(mode="json"), "summary": summary, "artifacts": artifacts}
+    ports.objects.put_bytes(report_uri, json.dumps(report, indent=2).encode(), "application/json")
+    artifacts["report"] = report_uri
+    ttl = ports.config.link_ttl_s
+
+    def link(name: str, filename: str) -> str | None:
+        uri = artifacts.get(name)
+        return ports.objects.presign_get(uri, ttl, filename) if uri else None
+
+    links = ResultLinks(
+        viewer=viewer_url(ports, record.job_id), valid_for_s=ttl,
+        sog=link("sog", f"{record.job_id}.sog"), ply=link("ply", f"{record.job_id}.ply"),
+        report=link("report", f"{record.job_id}-report.json"),
+    )
+    sent = _send_once(ports, record, f"{record.run_id}#succeeded",
+                      success_email(record, summary, links, ports.config.sender_email))
+    ports.store.transition(
+        record.job_id, position(record.run_id, Stage.NOTIFY, 1, Phase.COMPLETED), status=JobStatus.SUCCEEDED,
+        stage=Stage.NOTIFY, stage_percent=100.0, artifacts=artifacts, summary=event.summary,
+        run_status=(record.run_id, JobStatus.SUCCEEDED),
+    )
+    return "emailed" if sent else "duplicate"
+
+
+def on_failed(event: JobFailed, ports: Ports) -> str:
+    record = ports.store.get(event.job_id)
+    if record is None or record.run_id != event.run_id:
+        return "stale"
+    if record.status is JobStatus.CANCELLED:
+        return "cancelled"
+    email = failure_email(record, event.stage, event.error_code, event.reason, ports.config.sender_email,
+                          status_url(ports, record.job_id))
+    sent = _send_once(ports, record, f"{record.run_id}#failed", email)
+    record_failure(ports, event.job_id, event.run_id, event.stage, event.attempt, event.error_code, event.reason)
+    return "emailed" if sent else "duplicate"

@@ -1,0 +1,274 @@
+"""The stage services (sfm, train, compress): one handler for every message on a stage's queue.
+
+A message is an EventBridge event delivered by SQS. :func:`handle_stage_message` accepts
+
+* the trigger: ``JobRequested`` for this stage, or the previous stage's completion event,
+  which launches the stage's job (attempt 1) and publishes ``StageStarted``;
+* SageMaker's job state change for one of this stage's jobs: ``Completed`` reads the job's
+  report and publishes the completion event; ``Failed``/``Stopped`` retries a transient
+  failure as a new attempt (up to ``max_attempts``), else publishes ``JobFailed``; a job
+  stopped because the user cancelled ends quietly;
+* ``JobCancelled`` for this stage, which stops the running job.
+
+Every handler is idempotent on ``(job_id, run_id, stage, attempt)``: the job record's
+position says whether the step was already taken, the deterministic job name makes a
+second launch a no-op, and the store's conditional write decides a race. Anything that
+is not a well-formed event raises, so the batch reports it and SQS retries it, then
+dead-letters it.
+
+Example::
+
+    outcome = handle_stage_message(Stage.SFM, sqs_record_body, ports)   # "launched", "duplicate", ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from spaceport.adapters.ports import Ports
+from spaceport.contracts.events import (
+    COMPLETION_EVENTS, EVENT_SOURCE, InvalidEventError, JobCancelled, JobFailed, JobOptions, JobRequested,
+    StageCompleted, StageStarted, parse_envelope,
+)
+from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, position
+from spaceport.contracts.stages import Stage, next_stage
+from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
+from spaceport.services.jobs import collect_outputs, stage_input, stage_job_spec
+
+logger = logging.getLogger("spaceport.services")
+
+# Failure reasons SageMaker gives when the machine, not the job, was the problem: worth another attempt.
+TRANSIENT_MARKERS = (
+    "internalservererror", "internal error", "capacityerror", "insufficient capacity", "insufficientinstancecapacity",
+    "throttl", "spot", "interrupt", "requestlimitexceeded", "timed out waiting",
+)
+_REASON_PREFIX = re.compile(r"^(AlgorithmError|ClientError|InternalServerError|CapacityError)\s*:\s*", re.I)
+
+
+@dataclass(frozen=True)
+class JobStateChange:
+    """SageMaker's "Processing/Training Job State Change" event, reduced to what a service needs."""
+
+    key: SageMakerJobKey
+    status: str
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a job failed, in plain words, and whether another attempt may succeed."""
+
+    code: str
+    reason: str
+    transient: bool
+
+
+def load_message(body: str | dict[str, Any]) -> dict[str, Any]:
+    """An SQS body -> the EventBridge event it carries."""
+    if isinstance(body, dict):
+        return body
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise InvalidEventError("The message body is not JSON.") from None
+    if not isinstance(envelope, dict):
+        raise InvalidEventError("The message body is not an EventBridge event.")
+    return envelope
+
+
+def parse_state_change(stage: Stage, envelope: dict[str, Any]) -> JobStateChange:
+    """Validate SageMaker's state-change event for one of ``stage``'s jobs."""
+    kind = service(stage.value).sagemaker_job
+    detail_type, name_field, status_field = state_change_fields(kind)  # type: ignore[arg-type]
+    detail = envelope.get("detail")
+    if envelope.get("detail-type") != detail_type or not isinstance(detail, dict):
+        raise InvalidEventError(f"The {stage.value} service expects {detail_type!r} events from SageMaker.")
+    try:
+        key = SageMakerJobKey.parse(str(detail.get(name_field, "")))
+    except ValueError as error:
+        raise InvalidEventError(str(error)) from None
+    if key.stage is not stage:
+        raise InvalidEventError(f"{key.name} is not a {stage.value} job.")
+    status = detail.get(status_field)
+    if not isinstance(status, str):
+        raise InvalidEventError(f"{key.name}: the state change has no {status_field}.")
+    return JobStateChange(key, status, detail.get("FailureReason"))
+
+
+def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports) -> str:
+    """Handle one message from ``stage``'s queue; returns what was done (for logs and tests)."""
+    envelope = load_message(body)
+    if envelope.get("source") == SAGEMAKER_SOURCE:
+        outcome = on_state_change(parse_state_change(stage, envelope), ports)
+    elif envelope.get("source") == EVENT_SOURCE:
+        event = parse_envelope(envelope)
+        if isinstance(event, JobCancelled):
+            outcome = on_cancelled(stage, event, ports)
+        elif isinstance(event, JobRequested) and event.stage is stage:
+            outcome = on_trigger(stage, event.job_id, event.run_id, event.input_uri, event.options, ports)
+        elif isinstance(event, StageCompleted) and next_stage(event.stage) is stage:
+            outcome = on_trigger(stage, event.job_id, event.run_id, event.output_uri, event.options, ports)
+        else:
+            raise InvalidEventError(f"The {stage.value} service does not consume {event.detail_type} "
+                                    f"for the {event.stage.value} stage.")
+    else:
+        raise InvalidEventError("The message is neither a Spaceport event nor a SageMaker state change.")
+    logger.info("%s service: %s", stage.value, outcome)
+    return outcome
+
+
+def _is_live(record: JobRecord | None, run_id: str) -> bool:
+    """Whether ``run_id`` is the job's current run and that run has not ended."""
+    return record is not None and record.run_id == run_id and not record.status.is_final
+
+
+def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, options: JobOptions,
+               ports: Ports) -> str:
+    """Launch attempt 1 of ``stage`` for the run, unless that already happened."""
+    record = ports.store.get(job_id)
+    if not _is_live(record, run_id):
+        return "stale"
+    if record.position >= position(run_id, stage, 1, Phase.STARTED):  # type: ignore[union-attr]
+        return "duplicate"
+    if not input_uri:
+        raise InvalidEventError(f"The event that starts {stage.value} for job {job_id} names no input.")
+    return _launch(SageMakerJobKey(stage, job_id, run_id, 1), input_uri, options, ports)
+
+
+def _launch(key: SageMakerJobKey, input_uri: str, options: JobOptions, ports: Ports) -> str:
+    if ports.launcher is None:
+        raise RuntimeError("The stage services need a JobLauncher in their ports.")
+    spec = stage_job_spec(ports.config, key, input_uri, options)
+    launched = ports.launcher.start(spec)
+    moved = ports.store.transition(
+        key.job_id, position(key.run_id, key.stage, key.attempt, Phase.STARTED),
+        status=JobStatus.RUNNING, stage=key.stage, attempt=key.attempt, stage_percent=0.0,
+        run_status=(key.run_id, JobStatus.RUNNING),
+    )
+    if moved:
+        ports.publisher.publish(StageStarted(
+            job_id=key.job_id, run_id=key.run_id, stage=key.stage, attempt=key.attempt, input_uri=input_uri,
+            output_uri=spec.output_uri, options=options, sagemaker_job_name=spec.name,
+        ))
+    else:
+        # The job was cancelled while this one was starting: the cancel found nothing to stop, so stop it here.
+        record = ports.store.get(key.job_id)
+        if record is not None and record.run_id == key.run_id and record.status is JobStatus.CANCELLED:
+            ports.launcher.stop(spec.name)
+            return "cancelled"
+    return "launched" if launched else "already running"
+
+
+def on_state_change(change: JobStateChange, ports: Ports) -> str:
+    """A job of this stage reached a final state: complete, retry or fail the stage."""
+    key = change.key
+    record = ports.store.get(key.job_id)
+    if record is None:
+        return "stale"
+    if change.status == "Completed":
+        return _on_completed(key, record, ports)
+    if change.status in ("Failed", "Stopped"):
+        return _on_failed(change, record, ports)
+    return "ignored"  # InProgress/Stopping: the rules only forward final states, but be tolerant.
+
+
+def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
+    completed_at = position(key.run_id, key.stage, key.attempt, Phase.COMPLETED)
+    if not _is_live(record, key.run_id):
+        return "stale"
+    if record.position >= completed_at:
+        return "duplicate"
+    outputs = collect_outputs(ports.config, ports.objects, key)
+    # Publish before recording: if recording fails the message is retried and publishes again, and the
+    # next stage is idempotent on the event's key; the reverse order could lose the event.
+    ports.publisher.publish(COMPLETION_EVENTS[key.stage](
+        job_id=key.job_id, run_id=key.run_id, stage=key.stage, attempt=key.attempt,
+        input_uri=stage_input(key.stage, record.input_uri, record.artifacts), output_uri=outputs.output_uri,
+        options=record.options, summary=outputs.summary,
+    ))
+    ports.store.transition(key.job_id, completed_at, stage_percent=100.0, artifacts=outputs.artifacts,
+                           summary=outputs.summary)
+    return "completed"
+
+
+def _read_report(key: SageMakerJobKey, ports: Ports) -> dict[str, Any] | None:
+    prefix = ports.config.stage_output_uri(key.stage, key.job_id, key.run_id)
+    if key.stage is Stage.SFM:
+        return ports.objects.read_json(prefix + "report.json")
+    if key.stage is Stage.TRAIN:
+        return ports.objects.read_json_from_tar(f"{prefix}{key.name}/output/output.tar.gz", "metrics.json")
+    return ports.objects.read_json(prefix + "metrics.json")
+
+
+def diagnose(stage: Stage, status: str, failure_reason: str | None, report: dict[str, Any] | None) -> Diagnosis:
+    """Plain words for a failed job, from its report first, then SageMaker's failure reason."""
+    error = (report or {}).get("error")
+    if isinstance(error, dict) and error.get("message"):
+        # An expected failure the job explained (bad photos, too few placed images): retrying won't help.
+        return Diagnosis(str(error.get("code") or "job_failed"), str(error["message"]), transient=False)
+    raw = (failure_reason or "").strip()
+    plain = _REASON_PREFIX.sub("", raw)[:500]
+    if status == "Stopped":
+        return Diagnosis("job_stopped", plain or f"The {stage.value} job was stopped before it finished.", True)
+    if not raw:
+        return Diagnosis("job_crashed", f"The {stage.value} job ended without giving a reason.", True)
+    if any(marker in raw.lower() for marker in TRANSIENT_MARKERS):
+        return Diagnosis("infrastructure", plain, True)
+    return Diagnosis("job_failed", plain, False)
+
+
+def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
+    key = change.key
+    if record.run_id == key.run_id and record.status is JobStatus.CANCELLED:
+        return "cancelled"
+    if not _is_live(record, key.run_id):
+        return "stale"
+    if record.position > position(key.run_id, key.stage, key.attempt, Phase.STARTED):
+        return "duplicate"
+    diagnosis = diagnose(key.stage, change.status, change.failure_reason, _read_report(key, ports))
+    if diagnosis.transient and key.attempt < ports.config.max_attempts:
+        logger.warning("%s failed (%s); retrying as attempt %d", key.name, diagnosis.reason, key.attempt + 1)
+        retry = SageMakerJobKey(key.stage, key.job_id, key.run_id, key.attempt + 1)
+        _launch(retry, stage_input(key.stage, record.input_uri, record.artifacts), record.options, ports)
+        return "retried"
+    ports.publisher.publish(JobFailed(
+        job_id=key.job_id, run_id=key.run_id, stage=key.stage, attempt=key.attempt,
+        input_uri=stage_input(key.stage, record.input_uri, record.artifacts), options=record.options,
+        error_code=diagnosis.code, reason=diagnosis.reason,
+    ))
+    record_failure(ports, key.job_id, key.run_id, key.stage, key.attempt, diagnosis.code, diagnosis.reason)
+    return "failed"
+
+
+def record_failure(ports: Ports, job_id: str, run_id: str, stage: Stage, attempt: int, code: str, reason: str) -> bool:
+    """Mark the run FAILED with its error (a no-op when it already ended)."""
+    return ports.store.transition(
+        job_id, position(run_id, stage, attempt, Phase.FAILED), status=JobStatus.FAILED,
+        error=JobError(stage=stage, code=code, message=reason), run_status=(run_id, JobStatus.FAILED),
+    )
+
+
+def on_cancelled(stage: Stage, event: JobCancelled, ports: Ports) -> str:
+    """Stop this stage's running job for the cancelled run."""
+    if ports.launcher is None:
+        raise RuntimeError("The stage services need a JobLauncher in their ports.")
+    record = ports.store.get(event.job_id)
+    if record is None or record.run_id != event.run_id:
+        return "stale"
+    attempt = record.attempt if record.stage is stage else event.attempt
+    name = SageMakerJobKey(stage, event.job_id, event.run_id, attempt).name
+    try:
+        ports.launcher.stop(name)
+    except LookupError:
+        return "nothing to stop"
+    return "stopped"
+
+
+__all__ = [
+    "Diagnosis", "JobStateChange", "diagnose", "handle_stage_message", "load_message", "on_cancelled",
+    "on_state_change", "on_trigger", "parse_state_change", "record_failure",
+]
