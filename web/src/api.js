@@ -19,9 +19,9 @@ export class ApiError extends Error {
 }
 
 async function request(method, path, body, headers = {}) {
-  const { apiBaseUrl, apiKey } = await loadConfig();
+  const { apiBaseUrl, apiKey, apiKeyHeader } = await loadConfig();
   const init = { method, headers: { ...headers } };
-  if (apiKey) init.headers['x-api-key'] = apiKey;
+  if (apiKey) init.headers[apiKeyHeader] = apiKey;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);

@@ -3,12 +3,12 @@
  *
  * `spaceport serve` (and the deploy, for the site bucket) writes `/config.json`:
  *
- *     {"apiBaseUrl": "http://127.0.0.1:8000", "apiKey": "..."}
+ *     {"apiBaseUrl": "http://127.0.0.1:8000", "apiKey": "...", "apiKeyHeader": "x-api-key"}
  *
  * Nothing about the API is built into the site, so one build serves every environment.
  *
  * @example
- *   const { apiBaseUrl, apiKey } = await loadConfig();
+ *   const { apiBaseUrl, apiKey, apiKeyHeader } = await loadConfig();
  */
 
 export class ConfigError extends Error {
@@ -17,7 +17,7 @@ export class ConfigError extends Error {
 
 let cached = null;
 
-/** @returns {Promise<{apiBaseUrl: string, apiKey: string}>} */
+/** @returns {Promise<{apiBaseUrl: string, apiKey: string, apiKeyHeader: string}>} */
 export function loadConfig() {
   cached ??= fetchConfig().catch((error) => {
     cached = null; // a later page may try again (the server may have been restarted)
@@ -45,10 +45,9 @@ async function fetchConfig() {
   } catch {
     throw new ConfigError('The site configuration (/config.json) is not valid JSON.');
   }
-  const apiBaseUrl = raw.apiBaseUrl ?? raw.api_base_url;
-  const apiKey = raw.apiKey ?? raw.api_key ?? '';
+  const { apiBaseUrl, apiKey = '', apiKeyHeader = 'x-api-key' } = raw ?? {};
   if (typeof apiBaseUrl !== 'string' || !apiBaseUrl) {
     throw new ConfigError('The site configuration (/config.json) does not name the API (apiBaseUrl).');
   }
-  return { apiBaseUrl: new URL(apiBaseUrl, window.location.href).href.replace(/\/$/, ''), apiKey };
+  return { apiBaseUrl: new URL(apiBaseUrl, window.location.href).href.replace(/\/$/, ''), apiKey, apiKeyHeader };
 }
