@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def processing_input(folder: Path) -> Path:
-    """What a processing job reconstructs: the one .zip in its input folder, else the folder."""
+    """What a processing job reconstructs: the one upload (.zip) in its input folder, else the folder."""
     if folder.is_dir():
         files = [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
-        if len(files) == 1 and looks_like_zip(files[0]):
+        if len(files) == 1 and (files[0].suffix.lower() == ".zip" or looks_like_zip(files[0])):
             return files[0]
     return folder
 

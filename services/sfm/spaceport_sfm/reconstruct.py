@@ -29,6 +29,7 @@ MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
 MAPPERS = ("incremental", "global")
 CAMERA_MODEL = "SIMPLE_RADIAL"  # one focal, principal point, one radial term: robust for drones
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's guess without EXIF: focal = 1.2 x long side
+MIN_MODEL_SIZE = 3  # keep small models too (COLMAP drops under 10): small captures are valid
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def map_images(
         options = pycolmap.IncrementalPipelineOptions()
         options.num_threads = num_threads
         options.random_seed = seed
+        options.min_model_size = MIN_MODEL_SIZE
         registered = 0
 
         def next_image() -> None:
@@ -201,6 +203,7 @@ def map_images(
         options = pycolmap.GlobalPipelineOptions()
         options.num_threads = num_threads
         options.random_seed = seed
+        options.min_model_size = MIN_MODEL_SIZE
         models = pycolmap.global_mapping(database, image_dir, sparse_dir, options)
     else:
         raise ValueError(f"unknown mapper {mapper!r}; expected one of {MAPPERS}")
