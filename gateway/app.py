@@ -1,0 +1,96 @@
+"""The Spaceport gateway (Chalice): the HTTP API the frontend and ``spaceport run`` call.
+
+Every route needs the ``x-api-key`` header (401 without it, 403 when wrong) except
+``GET /openapi.json``. The logic lives in :mod:`spaceport.api`; this file maps routes to it.
+"""
+
+import hmac
+from typing import Any, Callable
+
+from chalice import Chalice, CORSConfig, Response
+
+from spaceport.adapters import default_ports
+from spaceport.api import (
+    ApiError, ApiResponse, cancel_job, create_job, create_upload, get_job, list_jobs, openapi_document,
+    parse_body, reprocess_job, start_job,
+)
+from spaceport.config import PipelineConfig
+
+API_KEY_HEADER = "x-api-key"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+app = Chalice(app_name="spaceport-gateway")
+app.api.cors = CORSConfig(
+    allow_origin=PipelineConfig.from_env().cors_origin,
+    allow_headers=["Content-Type", "X-Api-Key", "Idempotency-Key"],
+    max_age=600,
+)
+
+
+def _check_api_key() -> None:
+    expected = default_ports().config.api_key
+    given = app.current_request.headers.get(API_KEY_HEADER)
+    if not given:
+        raise ApiError(401, "missing_api_key", f"Send your API key in the {API_KEY_HEADER} header.")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(403, "bad_api_key", "The API key is not valid.")
+
+
+def _respond(handle: Callable[[], ApiResponse], authenticated: bool = True) -> Response:
+    try:
+        if authenticated:
+            _check_api_key()
+        answer = handle()
+    except ApiError as error:
+        return Response(body=error.body(), status_code=error.status)
+    return Response(body=answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _body() -> dict[str, Any]:
+    return parse_body(app.current_request.raw_body, default_ports().config.max_body_bytes)
+
+
+def _idempotency_key() -> str | None:
+    return app.current_request.headers.get(IDEMPOTENCY_HEADER)
+
+
+@app.route("/jobs", methods=["POST"])
+def post_jobs():
+    return _respond(lambda: create_job(default_ports(), _body(), _idempotency_key()))
+
+
+@app.route("/start-job", methods=["POST"])
+def post_start_job():
+    return _respond(lambda: start_job(default_ports(), _body(), _idempotency_key()))
+
+
+@app.route("/uploads", methods=["POST"])
+def post_uploads():
+    return _respond(lambda: create_upload(default_ports(), _body()))
+
+
+@app.route("/jobs", methods=["GET"])
+def get_jobs():
+    query = app.current_request.query_params or {}
+    return _respond(lambda: list_jobs(default_ports(), query.get("email")))
+
+
+@app.route("/jobs/{job_id}", methods=["GET"])
+def get_one_job(job_id):
+    return _respond(lambda: get_job(default_ports(), job_id))
+
+
+@app.route("/jobs/{job_id}/cancel", methods=["POST"])
+def post_cancel(job_id):
+    return _respond(lambda: cancel_job(default_ports(), job_id))
+
+
+@app.route("/jobs/{job_id}/reprocess", methods=["POST"])
+def post_reprocess(job_id):
+    return _respond(lambda: reprocess_job(default_ports(), job_id, _body()))
+
+
+@app.route("/openapi.json", methods=["GET"])
+def get_openapi():
+    return _respond(lambda: ApiResponse(200, openapi_document(default_ports().config.public_base_url)),
+                    authenticated=False)

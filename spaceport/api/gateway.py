@@ -1,0 +1,341 @@
+"""The gateway's logic: validate a request, create or change the job, publish its event.
+
+Each function takes the :class:`~spaceport.adapters.Ports` and the request's parsed parts
+and returns an :class:`ApiResponse`; a refused request raises :class:`ApiError` (a 4xx
+with a stable ``code`` and a plain ``message``) before anything is written.
+
+Example::
+
+    response = create_job(ports, {"s3Url": "s3://spaceport-uploads/u/photos.zip", "email": "a@b.c"})
+    response.status, response.body["jobId"]        # 202, "0a1b2c3d4e5f6a7b"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+
+from spaceport.adapters.ports import Ports
+from spaceport.adapters.s3 import S3Location
+from spaceport.contracts.events import JobCancelled, JobOptions, JobRequested
+from spaceport.contracts.job import JobRecord, JobStatus, Phase, RunRecord, position, run_number
+from spaceport.contracts.stages import JOB_STAGES, Stage
+from spaceport.errors import SpaceportError
+from spaceport.services.jobs import stage_input
+
+EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,}$")
+ZIP_MAGIC = b"PK\x03\x04"
+# Which earlier artifact a run starting at a stage needs.
+NEEDS = {Stage.TRAIN: "sfm", Stage.COMPRESS: "train"}
+PIPELINE_STEPS = {"sfm": Stage.SFM, "3dgs": Stage.TRAIN, "compression": Stage.COMPRESS}
+UPLOAD_URL_TTL_S = 3600
+
+
+class ApiError(SpaceportError):
+    """A refused request: ``status`` is its HTTP status, ``code`` says which rule it broke."""
+
+    exit_code = 75
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.status = status
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def parse_body(raw: bytes | str | None, max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object; refuses an oversized body or anything that is not a JSON object."""
+    data = raw.encode() if isinstance(raw, str) else (raw or b"")
+    if len(data) > max_bytes:
+        raise ApiError(413, "body_too_large", f"The request body is over {max_bytes} bytes.", limit_bytes=max_bytes)
+    if not data.strip():
+        return {}
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "bad_json", "The request body must be a JSON object.")
+    return value
+
+
+def _refuse_unknown(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"Unknown field(s): {', '.join(unknown)}.", allowed=sorted(allowed))
+
+
+def validate_email(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value.strip()):
+        raise ApiError(400, "bad_email", "Give the email address the results should go to, like name@example.com.")
+    return value.strip()
+
+
+def validate_options(value: Any, base: JobOptions | None = None, **fixed: Any) -> JobOptions:
+    """``value`` (camelCase or snake_case keys) over ``base``; unknown options are refused."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ApiError(400, "bad_options", "options must be a JSON object.")
+    names = {"fromStage": "from_stage", "shBands": "sh_bands"}
+    merged = {**(base.model_dump() if base else {}), **{names.get(k, k): v for k, v in value.items()}, **fixed}
+    try:
+        return JobOptions.model_validate(merged)
+    except ValidationError as error:
+        problems = [{"option": ".".join(str(part) for part in problem["loc"]), "problem": problem["msg"]}
+                    for problem in error.errors()]
+        listing = "; ".join(f"{p['option']}: {p['problem']}" for p in problems)
+        raise ApiError(400, "bad_options", f"Some options are not valid: {listing}.", problems=problems) from None
+
+
+def _in_buckets(uri: Any, buckets: tuple[str, ...], what: str) -> S3Location:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise ApiError(400, "bad_s3_url", f"{what} must be an s3:// address in the {buckets[0]} bucket.")
+    where = S3Location.parse(uri)
+    if where.bucket not in buckets or not where.key or ".." in where.key.split("/"):
+        raise ApiError(400, "bad_s3_url", f"{what} must point into the {' or '.join(buckets)} bucket, "
+                       f"not {where.bucket}.")
+    return where
+
+
+def validate_photos(ports: Ports, s3_url: Any = None, upload_key: Any = None) -> str:
+    """The photos ZIP's URI, after checking that it is ours, exists, is a ZIP and is not too big."""
+    config = ports.config
+    if (s3_url is None) == (upload_key is None):
+        raise ApiError(400, "missing_input", "Give exactly one of s3Url or uploadKey (from POST /uploads).")
+    if upload_key is not None:
+        if not isinstance(upload_key, str) or not upload_key or upload_key.startswith("/") or ".." in upload_key:
+            raise ApiError(400, "bad_upload_key", "uploadKey must be the key POST /uploads returned.")
+        s3_url = f"s3://{config.uploads_bucket}/{upload_key}"
+    where = _in_buckets(s3_url, (config.uploads_bucket,), "s3Url")
+    head = ports.objects.head(where.uri)
+    if head is None:
+        raise ApiError(422, "upload_not_found", f"There is no file at {where.uri}: upload the ZIP first.")
+    if head.size > config.max_upload_bytes:
+        raise ApiError(422, "upload_too_large", f"The ZIP is {head.size} bytes; the limit is "
+                       f"{config.max_upload_bytes} bytes.", limit_bytes=config.max_upload_bytes)
+    if head.size < len(ZIP_MAGIC) or ports.objects.read_prefix(where.uri, len(ZIP_MAGIC)) != ZIP_MAGIC:
+        raise ApiError(422, "not_a_zip", "The upload is not a ZIP file: put the photos in a .zip and upload that.")
+    return where.uri
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _job_id(idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return uuid.uuid4().hex[:16]
+    if not 1 <= len(idempotency_key) <= 200:
+        raise ApiError(400, "bad_idempotency_key", "The Idempotency-Key header must be 1 to 200 characters.")
+    return hashlib.sha256(f"idempotency:{idempotency_key}".encode()).hexdigest()[:16]
+
+
+def status_url(ports: Ports, job_id: str) -> str:
+    return f"{ports.config.public_base_url}/jobs/{job_id}"
+
+
+def _accepted(ports: Ports, job_id: str, **extra: Any) -> ApiResponse:
+    return ApiResponse(202, {"jobId": job_id, "statusUrl": status_url(ports, job_id), **extra})
+
+
+def _submit(ports: Ports, email: str, input_uri: str, options: JobOptions, idempotency_key: str | None,
+            artifacts: dict[str, str] | None = None, csv_data: str | None = None) -> ApiResponse:
+    """Create the job (once per Idempotency-Key) and publish ``JobRequested`` for its first stage."""
+    job_id = _job_id(idempotency_key)
+    artifacts = dict(artifacts or {})
+    fingerprint = _fingerprint(email, input_uri, options.model_dump(mode="json"), artifacts, csv_data)
+    if csv_data is not None:
+        # The flight plan is kept beside the job; writing it again for a repeated request changes nothing.
+        csv_uri = f"s3://{ports.config.uploads_bucket}/jobs/{job_id}/flight-plan.csv"
+        ports.objects.put_bytes(csv_uri, csv_data.encode(), "text/csv")
+        artifacts["csv"] = csv_uri
+    stage = options.from_stage
+    requested_at = position("r1", stage, 1, Phase.REQUESTED)
+    now = datetime.now(timezone.utc)
+    record = JobRecord(
+        job_id=job_id, email=email, stage=stage, position=requested_at, input_uri=input_uri, options=options,
+        artifacts=artifacts, runs=[RunRecord(run_id="r1", from_stage=stage, options=options, started_at=now)],
+        created_at=now, updated_at=now,
+    )
+    created = ports.store.create(record, fingerprint)
+    if not created.created:
+        if created.fingerprint != fingerprint:
+            raise ApiError(409, "idempotency_conflict",
+                           "This Idempotency-Key was already used for a different request.", jobId=job_id)
+        existing = ports.store.get(job_id)
+        # A first attempt that stored the job but failed to publish left it waiting: publish again
+        # (the stage service is idempotent on the event's key).
+        if existing is None or existing.position != requested_at:
+            return _accepted(ports, job_id, repeated=True)
+    ports.publisher.publish(JobRequested(
+        job_id=job_id, run_id="r1", stage=stage, input_uri=stage_input(stage, input_uri, artifacts), options=options,
+    ))
+    return _accepted(ports, job_id, **({} if created.created else {"repeated": True}))
+
+
+def create_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = None) -> ApiResponse:
+    """``POST /jobs {s3Url | uploadKey, email, options}`` -> 202 ``{jobId, statusUrl}``."""
+    _refuse_unknown(body, {"s3Url", "uploadKey", "email", "options"})
+    email = validate_email(body.get("email"))
+    options = validate_options(body.get("options"))
+    if options.from_stage is not Stage.SFM:
+        raise ApiError(400, "bad_options", "A new job starts from sfm; to start later, reprocess an earlier job "
+                       "(POST /jobs/{id}/reprocess) or use POST /start-job with existingColmapUri.")
+    photos = validate_photos(ports, body.get("s3Url"), body.get("uploadKey"))
+    return _submit(ports, email, photos, options, idempotency_key)
+
+
+def start_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = None) -> ApiResponse:
+    """The seed frontend's ``POST /start-job``: ``{s3Url, email, pipelineStep, existingColmapUri,
+    hyperparameters, csvData}``. ``3dgs`` trains from ``existingColmapUri`` (an SfM output folder);
+    ``compression`` compresses the splat at ``s3Url`` (a ``model.tar.gz`` or ``.ply``)."""
+    _refuse_unknown(body, {"s3Url", "email", "pipelineStep", "existingColmapUri", "hyperparameters", "csvData"})
+    email = validate_email(body.get("email"))
+    step = body.get("pipelineStep") or "sfm"
+    if step not in PIPELINE_STEPS:
+        raise ApiError(400, "bad_pipeline_step", f"pipelineStep must be one of {', '.join(PIPELINE_STEPS)}.")
+    hyperparameters = body.get("hyperparameters") or {}
+    if not isinstance(hyperparameters, dict) or not all(
+            isinstance(value, (str, int, float, bool)) for value in hyperparameters.values()):
+        raise ApiError(400, "bad_options", "hyperparameters must be an object of plain values.")
+    csv_data = body.get("csvData")
+    if csv_data is not None and not isinstance(csv_data, str):
+        raise ApiError(400, "bad_csv", "csvData must be the flight plan CSV as text.")
+    stage = PIPELINE_STEPS[step]
+    options = validate_options({}, from_stage=stage,
+                               hyperparameters={str(k): str(v) for k, v in hyperparameters.items()})
+    config = ports.config
+    artifacts: dict[str, str] = {}
+    if stage is Stage.SFM:
+        input_uri = validate_photos(ports, body.get("s3Url"))
+    elif stage is Stage.TRAIN:
+        colmap = _in_buckets(body.get("existingColmapUri"), (config.uploads_bucket, config.sfm_bucket),
+                             "existingColmapUri")
+        if not ports.objects.has_prefix(colmap.uri):
+            raise ApiError(422, "upload_not_found", f"There is no SfM output at {colmap.uri}.")
+        input_uri = artifacts["sfm"] = colmap.uri
+    else:
+        splat = _in_buckets(body.get("s3Url"), (config.uploads_bucket, config.train_bucket), "s3Url")
+        if ports.objects.head(splat.uri) is None:
+            raise ApiError(422, "upload_not_found", f"There is no splat at {splat.uri}.")
+        input_uri = artifacts["train"] = splat.uri
+    return _submit(ports, email, input_uri, options, idempotency_key, artifacts, csv_data)
+
+
+def create_upload(ports: Ports, body: dict[str, Any]) -> ApiResponse:
+    """``POST /uploads [{filename}]`` -> ``{uploadUrl, s3Url, uploadKey}``: PUT the ZIP to ``uploadUrl``."""
+    _refuse_unknown(body, {"filename"})
+    name = body.get("filename") or "photos.zip"
+    if not isinstance(name, str):
+        raise ApiError(400, "bad_filename", "filename must be text.")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name.rsplit("/", 1)[-1]).strip(".-") or "photos.zip"
+    key = f"uploads/{uuid.uuid4().hex}/{safe[:100]}"
+    uri = f"s3://{ports.config.uploads_bucket}/{key}"
+    return ApiResponse(200, {
+        "uploadUrl": ports.objects.presign_put(uri, UPLOAD_URL_TTL_S), "s3Url": uri, "uploadKey": key,
+        "expiresIn": UPLOAD_URL_TTL_S, "maxBytes": ports.config.max_upload_bytes,
+    })
+
+
+def _find(ports: Ports, job_id: str) -> JobRecord:
+    record = ports.store.get(job_id) if re.fullmatch(r"[0-9a-z]{1,64}", job_id) else None
+    if record is None:
+        raise ApiError(404, "job_not_found", f"There is no job {job_id}.")
+    return record
+
+
+def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
+    """The job as the API shows it: the record (less bookkeeping), with download links once done."""
+    view = record.model_dump(mode="json", exclude={"notified", "position"})
+    view["jobId"] = record.job_id
+    view["statusUrl"] = status_url(ports, record.job_id)
+    if record.status is JobStatus.SUCCEEDED:
+        ttl = ports.config.link_ttl_s
+        files = {"sog": f"{record.job_id}.sog", "ply": f"{record.job_id}.ply", "report": f"{record.job_id}-report.json"}
+        view["links"] = {name: ports.objects.presign_get(record.artifacts[name], ttl, filename)
+                         for name, filename in files.items() if name in record.artifacts}
+        view["links"]["viewer"] = f"{ports.config.public_base_url}/view/{record.job_id}"
+    return view
+
+
+def get_job(ports: Ports, job_id: str) -> ApiResponse:
+    """``GET /jobs/{id}``: status, stage, progress, artifacts (links when done) and the error."""
+    return ApiResponse(200, job_view(ports, _find(ports, job_id)))
+
+
+def list_jobs(ports: Ports, email: Any) -> ApiResponse:
+    """``GET /jobs?email=``: that address's jobs, newest first."""
+    address = validate_email(email)
+    jobs = ports.store.list_by_email(address)
+    return ApiResponse(200, {"jobs": [
+        {"jobId": job.job_id, "status": job.status.value, "stage": job.stage.value, "runId": job.run_id,
+         "createdAt": job.created_at.isoformat(), "statusUrl": status_url(ports, job.job_id)}
+        for job in jobs
+    ]})
+
+
+def cancel_job(ports: Ports, job_id: str) -> ApiResponse:
+    """``POST /jobs/{id}/cancel``: record the cancellation and tell the running stage to stop its job."""
+    record = _find(ports, job_id)
+    if record.status is JobStatus.CANCELLED:
+        return ApiResponse(202, {"jobId": job_id, "status": record.status.value})
+    if record.status.is_final:
+        raise ApiError(409, "job_ended", f"Job {job_id} already ended ({record.status.value}).")
+    moved = ports.store.transition(
+        job_id, position(record.run_id, record.stage, record.attempt, Phase.CANCELLED), status=JobStatus.CANCELLED,
+        run_status=(record.run_id, JobStatus.CANCELLED),
+    )
+    if moved and record.stage in JOB_STAGES:
+        ports.publisher.publish(JobCancelled(
+            job_id=job_id, run_id=record.run_id, stage=record.stage, attempt=record.attempt, options=record.options,
+        ))
+    return ApiResponse(202, {"jobId": job_id, "status": JobStatus.CANCELLED.value})
+
+
+def reprocess_job(ports: Ports, job_id: str, body: dict[str, Any]) -> ApiResponse:
+    """``POST /jobs/{id}/reprocess {fromStage, options}``: a new run from that stage on the earlier artifacts."""
+    _refuse_unknown(body, {"fromStage", "options"})
+    record = _find(ports, job_id)
+    if not record.status.is_final:
+        raise ApiError(409, "job_running", f"Job {job_id} is still {record.status.value}: cancel it first.")
+    try:
+        stage = Stage(body.get("fromStage") or Stage.SFM.value)
+    except ValueError:
+        stage = Stage.NOTIFY
+    if stage not in JOB_STAGES:
+        raise ApiError(400, "bad_stage", f"fromStage must be one of {', '.join(s.value for s in JOB_STAGES)}.")
+    # Earlier choices carry over unless given again (hyperparameters too: replace them as a whole).
+    options = validate_options(body.get("options"), base=record.options, from_stage=stage)
+    needed = NEEDS.get(stage)
+    if needed and needed not in record.artifacts:
+        raise ApiError(409, "nothing_to_reprocess", f"Job {job_id} has no {needed} output to start {stage.value} from.")
+    run_id = f"r{run_number(record.run_id) + 1}"
+    moved = ports.store.transition(
+        job_id, position(run_id, stage, 1, Phase.REQUESTED), status=JobStatus.QUEUED, stage=stage, run_id=run_id,
+        attempt=1, stage_percent=0.0, options=options, error=None,
+        new_run=RunRecord(run_id=run_id, from_stage=stage, options=options, started_at=datetime.now(timezone.utc)),
+    )
+    if not moved:
+        raise ApiError(409, "reprocess_conflict", f"Job {job_id} changed while reprocessing; try again.")
+    ports.publisher.publish(JobRequested(
+        job_id=job_id, run_id=run_id, stage=stage, input_uri=stage_input(stage, record.input_uri, record.artifacts),
+        options=options,
+    ))
+    return _accepted(ports, job_id, runId=run_id)
