@@ -1,0 +1,129 @@
+// Drives Debian's headless Chromium with playwright-core for the web tests (never downloads a browser).
+// Usage: node browser.mjs '<json plan>'   -> prints one JSON result line on stdout.
+// Plans: {"kind": "viewer", "pages": [{"url", "screenshot"}], "timeoutMs"}: one result per page
+//        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs"}
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const plan = JSON.parse(process.argv[2]);
+// playwright-core is installed with the site's own dependencies (web/node_modules).
+const { chromium } = createRequire(path.join(plan.webDir, 'package.json'))('playwright-core');
+
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-quic', '--no-first-run', '--disable-sync',
+  // WebGL without a GPU: ANGLE on SwiftShader, the CPU rasteriser Chromium ships.
+  '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+];
+
+const browser = await chromium.launch({ executablePath: plan.chromium, args: CHROMIUM_ARGS, headless: true });
+let page;
+let consoleMessages;
+
+async function openPage() {
+  await page?.close();
+  page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  consoleMessages = [];
+  page.on('console', (message) => consoleMessages.push({ type: message.type(), text: message.text() }));
+  page.on('pageerror', (error) => consoleMessages.push({ type: 'pageerror', text: String(error) }));
+}
+
+const viewerState = () => page.evaluate(() => ({
+  state: document.body.dataset.viewerState ?? null,
+  error: window.spaceportViewer?.error ?? null,
+  frames: window.spaceportViewer?.frames ?? 0,
+  splats: window.spaceportViewer?.splats ?? 0,
+  errorText: document.getElementById('viewer-error-text')?.textContent ?? '',
+  errorVisible: Boolean(document.getElementById('viewer-error') && !document.getElementById('viewer-error').hidden),
+  spinnerVisible: Boolean(document.getElementById('viewer-loading') && !document.getElementById('viewer-loading').hidden),
+}));
+
+/**
+ * Waits for the viewer to report ready or error and screenshots the page (for a person). When
+ * ready, also screenshots the bare canvas (overlays hidden) to `<name>.canvas.png` for the
+ * blank-or-not check, so the toolbar's text cannot pass for a rendered splat.
+ */
+async function settleViewer(screenshot, timeoutMs) {
+  const started = Date.now();
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.viewerState), null, { timeout: timeoutMs, polling: 100 })
+    .catch(() => {});
+  const waitedMs = Date.now() - started;
+  const result = await viewerState();
+  await page.screenshot({ path: screenshot });
+  if (result.state === 'ready') {
+    await page.addStyleTag({ content: '.viewer-toolbar, .viewer-overlay { visibility: hidden !important; }' });
+    await page.locator('#viewer-canvas').screenshot({ path: screenshot.replace(/\.png$/, '.canvas.png') });
+  }
+  return { ...result, waitedMs, console: consoleMessages };
+}
+
+let result;
+try {
+  if (plan.kind === 'viewer') {
+    result = { pages: [] };
+    for (const { url, screenshot } of plan.pages) {
+      await openPage();
+      await page.goto(url);
+      result.pages.push({ url, ...(await settleViewer(screenshot, plan.timeoutMs)) });
+    }
+  } else if (plan.kind === 'upload') {
+    await openPage();
+    result = await uploadFlow(plan);
+    result.console = consoleMessages;
+  } else {
+    throw new Error(`unknown plan kind ${plan.kind}`);
+  }
+} catch (error) {
+  result = { failure: String(error?.stack ?? error), console: consoleMessages };
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
+
+async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs }) {
+  const shot = (name) => page.screenshot({ path: path.join(screenshotDir, name), fullPage: true });
+  await page.goto(url);
+  await page.setInputFiles('#photos', zip);
+  await page.fill('#email', email);
+  await page.selectOption('#preset', preset);
+  await shot('01-upload-form.png');
+  await page.click('#submit');
+  await page.waitForURL(/\/jobs\/[^/]+$/, { timeout: 60_000 }).catch(async () => {
+    await shot('01-upload-failed.png');
+    const message = await page.textContent('#upload-message');
+    throw new Error(`the upload page did not move on to the job page: ${message}`);
+  });
+  const jobId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
+  // Record every (status, stage, percent) the job page shows, with a screenshot per new stage.
+  const seen = [];
+  const deadline = Date.now() + timeoutMs;
+  let status = '';
+  while (Date.now() < deadline) {
+    const now = await page.evaluate(() => ({
+      status: document.body.dataset.jobStatus ?? '',
+      stage: document.body.dataset.jobStage ?? '',
+      line: document.getElementById('job-status')?.textContent ?? '',
+    }));
+    status = now.status;
+    const last = seen[seen.length - 1];
+    if (!last || last.status !== now.status || last.stage !== now.stage) {
+      seen.push(now);
+      await shot(`02-job-${String(seen.length).padStart(2, '0')}-${now.status || 'loading'}-${now.stage || 'none'}.png`);
+    }
+    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(status)) break;
+    await page.waitForTimeout(500);
+  }
+  const errorText = await page.evaluate(() => {
+    const element = document.getElementById('job-error');
+    return element && !element.hidden ? element.textContent : '';
+  });
+  const links = await page.$$eval('a.download', (anchors) => anchors.map((a) => ({ name: a.dataset.artifact, href: a.href })));
+  let viewer = null;
+  if (status === 'SUCCEEDED' && (await page.$('#open-viewer'))) {
+    await page.click('#open-viewer');
+    await page.waitForURL(/\/view\//);
+    viewer = await settleViewer(path.join(screenshotDir, '03-viewer.png'), 60_000);
+    viewer.url = page.url();
+  }
+  return { jobId, seen, status, errorText, links, viewer };
+}
