@@ -1,5 +1,7 @@
 /**
- * The job record as the pages use it, read from `GET /jobs/{id}` (spaceport.contracts.job.JobRecord).
+ * The job record as the pages use it, read from `GET /jobs/{id}`: the stored record
+ * (spaceport.contracts.job.JobRecord, snake_case) plus `links` (presigned downloads and the
+ * viewer page) once the job has succeeded.
  *
  * @example
  *   const job = readJob(await api.get(`/jobs/${id}`));
@@ -10,31 +12,27 @@ export const JOB_STAGES = ['sfm', 'train', 'compress'];
 export const STAGE_NAMES = { sfm: 'Structure from motion', train: 'Training the splat', compress: 'Compressing to SOG', notify: 'Sending the email' };
 const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
-/** Reads snake_case (the record as stored) or camelCase (a JSON API convention) field names. */
-const field = (raw, snake, camel) => raw[snake] ?? raw[camel];
-
 export function readJob(raw) {
-  const status = String(field(raw, 'status', 'status') ?? 'QUEUED').toUpperCase();
-  const stage = String(field(raw, 'stage', 'stage') ?? 'sfm').toLowerCase();
-  const percent = Number(field(raw, 'stage_percent', 'stagePercent') ?? 0);
-  const error = field(raw, 'error', 'error');
-  const artifacts = field(raw, 'artifacts', 'artifacts') ?? {};
+  const status = String(raw.status ?? 'QUEUED').toUpperCase();
+  const stage = String(raw.stage ?? 'sfm').toLowerCase();
+  const percent = Number(raw.stage_percent ?? 0);
+  const { viewer, ...downloads } = raw.links ?? {};
   return {
-    jobId: String(field(raw, 'job_id', 'jobId') ?? ''),
+    jobId: String(raw.job_id ?? raw.jobId ?? ''),
     status,
     stage,
     stagePercent: Number.isFinite(percent) ? Math.max(0, Math.min(100, percent)) : 0,
-    runId: field(raw, 'run_id', 'runId') ?? '',
-    email: field(raw, 'email', 'email') ?? '',
-    createdAt: field(raw, 'created_at', 'createdAt') ?? null,
-    updatedAt: field(raw, 'updated_at', 'updatedAt') ?? null,
-    preset: field(raw, 'options', 'options')?.preset ?? '',
-    error: error ? { stage: error.stage ?? stage, code: error.code ?? '', message: error.message ?? String(error) } : null,
-    artifacts,
-    summary: field(raw, 'summary', 'summary') ?? {},
-    runs: field(raw, 'runs', 'runs') ?? [],
+    runId: raw.run_id ?? '',
+    email: raw.email ?? '',
+    createdAt: raw.created_at ?? null,
+    updatedAt: raw.updated_at ?? null,
+    preset: raw.options?.preset ?? '',
+    error: raw.error ? { stage: raw.error.stage ?? stage, code: raw.error.code ?? '', message: raw.error.message ?? '' } : null,
+    // name -> presigned URL: "sog", "ply", "report"
+    downloads: Object.fromEntries(Object.entries(downloads).filter(([, url]) => typeof url === 'string' && url)),
+    summary: raw.summary ?? {},
     isFinal: FINAL.has(status),
-    sogUrl: findSogUrl(artifacts),
+    sogUrl: typeof downloads.sog === 'string' && downloads.sog ? downloads.sog : null,
   };
 }
 
@@ -44,13 +42,4 @@ export function overallFraction(job) {
   const index = JOB_STAGES.indexOf(job.stage);
   if (index < 0) return job.stage === 'notify' ? 0.99 : 0;
   return (index + job.stagePercent / 100) / JOB_STAGES.length;
-}
-
-/** The downloadable `.sog` among the artifacts: an http(s) link whose path ends in .sog. */
-function findSogUrl(artifacts) {
-  for (const value of Object.values(artifacts)) {
-    if (typeof value !== 'string' || !/^https?:/i.test(value)) continue;
-    if (new URL(value).pathname.toLowerCase().endsWith('.sog')) return value;
-  }
-  return null;
 }

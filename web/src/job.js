@@ -97,9 +97,9 @@ export function mount(root, { jobId }) {
 }
 
 function resultLinks(job) {
-  const downloads = Object.entries(job.artifacts)
-    .filter(([, value]) => typeof value === 'string' && /^https?:/i.test(value))
-    .map(([name, url]) => h('li', {}, h('a', { href: url, download: true, class: 'download', 'data-artifact': name }, name)));
+  const labels = { sog: 'Compressed scene (.sog)', ply: 'Full splat (.ply)', report: 'Report (.json)' };
+  const downloads = Object.entries(job.downloads)
+    .map(([name, url]) => h('li', {}, h('a', { href: url, download: true, class: 'download', 'data-artifact': name }, labels[name] ?? name)));
   return [
     h('h2', {}, 'Results'),
     job.sogUrl
@@ -140,8 +140,10 @@ function operatorPanel(jobId, refresh, say) {
     }
   });
   const panel = h('details', { class: 'operator', id: 'operator' }, h('summary', {}, 'Operator'), form, cancel);
+  // A running job can be cancelled; an ended one can be reprocessed (the API refuses the other way round).
   panel.setRunning = (running) => {
     cancel.hidden = !running;
+    form.hidden = running;
   };
   return panel;
 }

@@ -67,7 +67,7 @@ export function mount(root, _params, { navigate }) {
     progress.element.hidden = false;
     try {
       progress.update(0, 'Preparing the upload…');
-      const { uploadUrl, s3Url } = await api.post('/uploads', { filename: file.name, contentType: 'application/zip', size: file.size });
+      const { uploadUrl, s3Url } = await api.post('/uploads', { filename: file.name });
       await putWithProgress(uploadUrl, file, (fraction) =>
         progress.update(fraction, `Uploading ${file.name}: ${(fraction * 100).toFixed(0)}%`));
       progress.update(1, 'Upload complete, starting the job…');
