@@ -8,10 +8,53 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 DATASETS ?= $(abspath ../shared/datasets)
 
-.PHONY: help setup test test-fast demo bench clean
+.PHONY: help setup test test-fast demo bench clean synth deploy-infra deploy deploy-all images push
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# --- deploying to AWS (docs/DEPLOY.md) ------------------------------------------------------
+STAGE ?= prod
+SERVICE ?=
+CHALICE_APPS := gateway sfm train compress notify
+JOB_IMAGES := sfm train compress
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
+CDK_CLI := aws-cdk@2.1148.1
+# Extra CDK context for deploy-infra, e.g. CDK_ARGS="-c image_tag=1a2b3c4 -c operator_email=ops@example.org"
+CDK_ARGS ?=
+# jsii (aws-cdk-lib) warns loudly on node 20; the synthesised template is the same.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+synth: setup ## Synthesise the CDK stack into infra/cdk.out and lint it (offline)
+	cd infra && CDK_OUTDIR=cdk.out CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(BIN)/python app.py
+	$(BIN)/cfn-lint infra/cdk.out/spaceport-$(STAGE).template.json
+	@echo "infra/cdk.out/spaceport-$(STAGE).template.json"
+
+deploy-infra: synth ## Deploy the shared stack (STAGE=prod; needs AWS credentials and cdk bootstrap)
+	cd infra && npx --yes $(CDK_CLI) deploy spaceport-$(STAGE) -c stage=$(STAGE) $(CDK_ARGS) --require-approval broadening
+
+deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify [STAGE=prod]
+	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=gateway|sfm|train|compress|notify"; exit 2; }
+	$(BIN)/python -m spaceport_infra.chalice_apps prepare $(SERVICE) --stage $(STAGE)
+	cd $$($(BIN)/python -m spaceport_infra.chalice_apps path $(SERVICE)) && $(abspath $(BIN))/chalice deploy --stage $(STAGE)
+	$(BIN)/python -m spaceport_infra.chalice_apps finish $(SERVICE) --stage $(STAGE)
+
+deploy-all: ## chalice deploy every app (services first, then the gateway)
+	for app in sfm train compress notify gateway; do $(MAKE) deploy SERVICE=$$app STAGE=$(STAGE) || exit 1; done
+
+images: ## Build the three job images (needs Docker; IMAGE_TAG defaults to the git commit)
+	for stage in $(JOB_IMAGES); do \
+	  docker build -f services/$$stage/Dockerfile -t spaceport-$$stage:$(IMAGE_TAG) -t spaceport-$$stage:latest . || exit 1; \
+	done
+
+push: ## Push the job images to ECR as IMAGE_TAG and latest (needs Docker, the AWS CLI and the stack)
+	registry=$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$$(aws configure get region).amazonaws.com && \
+	aws ecr get-login-password | docker login --username AWS --password-stdin $$registry && \
+	for stage in $(JOB_IMAGES); do \
+	  for tag in $(IMAGE_TAG) latest; do \
+	    docker tag spaceport-$$stage:$(IMAGE_TAG) $$registry/spaceport-$$stage:$$tag && docker push $$registry/spaceport-$$stage:$$tag || exit 1; \
+	  done; \
+	done
 
 setup: $(STAMP) ## Create .venv and install everything (idempotent)
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web; \
@@ -34,7 +77,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/pip install --quiet -e ".[jobs,dev]" "$(TORCH_PIN)"
+	$(BIN)/pip install --quiet -e ".[jobs,dev,infra]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 test: setup ## Run the test suite (shared datasets are used when present)
@@ -43,9 +86,9 @@ test: setup ## Run the test suite (shared datasets are used when present)
 test-fast: setup ## Run the tests that take no real reconstruction or training
 	$(BIN)/pytest -q -m "not slow"
 
-demo: setup ## Run the pipeline on a generated sample
+demo: setup ## Run the whole pipeline locally on a generated sample: photos -> SfM -> splat -> SOG -> email
 	$(BIN)/spaceport sample demo-out/sample.zip --n 24
-	$(BIN)/spaceport sfm demo-out/sample.zip demo-out/sfm
+	$(BIN)/spaceport run demo-out/sample.zip --email demo@example.com --preset quick
 
 clean: ## Remove the virtualenv and generated outputs
 	rm -rf $(VENV) demo-out spaceport-out .pytest_cache

@@ -1,0 +1,302 @@
+"""``make deploy SERVICE=...``: what runs around ``chalice deploy`` for one app.
+
+``prepare`` (before ``chalice deploy``)
+    * vendors the shared ``spaceport`` package into ``<app>/vendor/`` (Chalice copies
+      ``vendor/`` to the top of the deployment package): only the modules ``app.py`` reaches
+      by import, so no stage-job code, numpy, torch or pycolmap travels with a Lambda;
+    * reads the stack's SSM parameters (``/spaceport/<stage>/env/*`` and ``arn/*``) and
+      writes them into ``.chalice/config.json`` (the stage's ``environment_variables`` and
+      ``layers``): names and ARNs only, nothing secret;
+    * renders ``.chalice/policy-template.json`` into ``.chalice/policy-<stage>.json``.
+
+``finish`` (after ``chalice deploy``)
+    Chalice cannot set ``FunctionResponseTypes`` on an SQS event source, so the services'
+    partial batch responses would be ignored (a batch with one failure would be deleted
+    whole). ``finish`` turns on ``ReportBatchItemFailures`` for every SQS event source that
+    ``.chalice/deployed/<stage>.json`` records, then reads each mapping back and fails loudly
+    if it is not on. Chalice's later updates leave the setting alone (it never sends the field);
+    a mapping it recreates is fixed by the next ``finish``, which ``make deploy`` always runs.
+
+    For the gateway, ``finish`` also copies the API key from Secrets Manager into the
+    functions' environment, so the key is never written to a file. ``chalice deploy`` replaces
+    the environment, so between the two steps the gateway refuses every call (an empty key
+    refuses all): it fails closed.
+
+Example::
+
+    python -m spaceport_infra.chalice_apps prepare sfm --stage prod
+    (cd services/sfm && chalice deploy --stage prod)
+    python -m spaceport_infra.chalice_apps finish sfm --stage prod
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import string
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from spaceport.errors import SpaceportError
+from spaceport_infra.apps import APPS, REPO_ROOT, ChaliceApp, app_named
+from spaceport_infra.parameters import API_KEY_VARIABLE, arn_path, arn_parameter, env_path
+
+SHARED_PACKAGE = "spaceport"
+BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+
+
+class DeployStepError(SpaceportError):
+    """A deploy step that cannot go on (missing stack parameters, a template placeholder, ...)."""
+
+    code = "deploy_step_failed"
+    exit_code = 73
+
+
+# --- vendoring the shared package --------------------------------------------------------
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of a ``spaceport...`` module, or None if it names no module of ours."""
+    base = REPO_ROOT.joinpath(*module.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every module ``path`` may import, anywhere in it (top level or inside a function)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            found.add(source)
+            # ``from spaceport.contracts import topology`` imports a module, not only a name.
+            found.update(f"{source}.{alias.name}" for alias in node.names)
+    return found
+
+
+def import_closure(app_file: Path) -> tuple[set[str], set[str]]:
+    """``(shared modules, other top-level packages)`` that ``app_file`` reaches by import."""
+    shared: set[str] = set()
+    others: set[str] = set()
+    pending = [(app_file, "app")]
+    while pending:
+        path, module = pending.pop()
+        for name in _imports(path, module):
+            top = name.split(".")[0]
+            if top != SHARED_PACKAGE:
+                if top and top not in sys.stdlib_module_names:
+                    others.add(top)
+                continue
+            parts = name.split(".")
+            # A module imports its parent packages' __init__ first.
+            for depth in range(1, len(parts) + 1):
+                candidate = ".".join(parts[:depth])
+                file = _module_file(candidate)
+                if file is not None and candidate not in shared:
+                    shared.add(candidate)
+                    pending.append((file, candidate))
+    return shared, others
+
+
+def vendor_shared_package(app: ChaliceApp) -> list[str]:
+    """Copy the shared modules ``app.py`` reaches into ``<app>/vendor/spaceport``; returns them."""
+    if not app.app_file.exists():
+        raise DeployStepError(f"{app.app_file} does not exist yet: nothing to deploy for {app.name}.")
+    shared, _ = import_closure(app.app_file)
+    vendor = app.directory / "vendor"
+    vendor.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".spaceport-", dir=vendor))
+    try:
+        for module in sorted(shared):
+            source = _module_file(module)
+            assert source is not None
+            target = staging / source.relative_to(REPO_ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        final = vendor / SHARED_PACKAGE
+        if final.exists():
+            shutil.rmtree(final)
+        (staging / SHARED_PACKAGE).rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sorted(shared)
+
+
+# --- config.json and the policy file ------------------------------------------------------
+
+
+def config_path(app: ChaliceApp) -> Path:
+    return app.directory / ".chalice" / "config.json"
+
+
+def policy_template_path(app: ChaliceApp) -> Path:
+    return app.directory / ".chalice" / "policy-template.json"
+
+
+def policy_path(app: ChaliceApp, stage: str) -> Path:
+    return app.directory / ".chalice" / f"policy-{stage}.json"
+
+
+def placeholders(app: ChaliceApp) -> set[str]:
+    """The ``${Key}`` names the app's policy template uses."""
+    template = string.Template(policy_template_path(app).read_text())
+    return {match.group("named") or match.group("braced") for match in template.pattern.finditer(template.template)
+            if match.group("named") or match.group("braced")}
+
+
+def render_policy(app: ChaliceApp, arns: Mapping[str, str]) -> dict[str, Any]:
+    """The app's IAM policy with the stack's ARNs filled in."""
+    missing = placeholders(app) - set(arns)
+    if missing:
+        raise DeployStepError(f"{policy_template_path(app)} names {sorted(missing)}, which the stack does not output.")
+    return json.loads(string.Template(policy_template_path(app).read_text()).substitute(arns))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write next to the target and rename, so an interrupted deploy never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def render_stage(app: ChaliceApp, stage: str, env: Mapping[str, str], arns: Mapping[str, str]) -> None:
+    """Write ``stage``'s environment, layer and policy file for ``app``."""
+    config = json.loads(config_path(app).read_text())
+    section = config.setdefault("stages", {}).setdefault(stage, {})
+    section["environment_variables"] = dict(sorted(env.items()))
+    section["layers"] = [arns["PowertoolsLayerArn"]]
+    section["iam_policy_file"] = policy_path(app, stage).name
+    section["autogen_policy"] = False
+    _write_json(policy_path(app, stage), render_policy(app, arns))
+    _write_json(config_path(app), config)
+
+
+def _parameters_under(ssm: Any, path: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
+        for parameter in page["Parameters"]:
+            values[parameter["Name"][len(path):]] = parameter["Value"]
+    return values
+
+
+def fetch_stage_parameters(ssm: Any, stage: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``(environment, arns)`` as the stack left them in SSM."""
+    env = _parameters_under(ssm, env_path(stage))
+    arns = _parameters_under(ssm, arn_path(stage))
+    if not env or not arns:
+        raise DeployStepError(f"No Spaceport parameters under {env_path(stage)}: run `make deploy-infra STAGE={stage}` "
+                              "first (and check AWS_REGION / AWS_PROFILE).")
+    return env, arns
+
+
+# --- after chalice deploy -----------------------------------------------------------------
+
+
+def deployed_resources(app: ChaliceApp, stage: str, resource_type: str) -> list[dict[str, Any]]:
+    """What Chalice recorded in ``.chalice/deployed/<stage>.json`` of one type (``sqs_event``, ...)."""
+    deployed = app.directory / ".chalice" / "deployed" / f"{stage}.json"
+    if not deployed.exists():
+        raise DeployStepError(f"{deployed} is missing: run `chalice deploy --stage {stage}` in {app.directory} first.")
+    resources = json.loads(deployed.read_text()).get("resources", [])
+    return [resource for resource in resources if resource.get("resource_type") == resource_type]
+
+
+def enable_batch_item_failures(app: ChaliceApp, stage: str, lambda_client: Any) -> list[str]:
+    """Turn on ``ReportBatchItemFailures`` for the app's SQS event sources; returns their UUIDs."""
+    sources = deployed_resources(app, stage, "sqs_event")
+    if app.service is not None and not sources:
+        raise DeployStepError(f"{app.name} consumes {app.service.queue_name} but Chalice deployed no SQS event source.")
+    done = []
+    for source in sources:
+        uuid = source["event_uuid"]
+        lambda_client.update_event_source_mapping(UUID=uuid, FunctionResponseTypes=[BATCH_ITEM_FAILURES])
+        current = lambda_client.get_event_source_mapping(UUID=uuid).get("FunctionResponseTypes") or []
+        if BATCH_ITEM_FAILURES not in current:
+            raise DeployStepError(f"Event source {uuid} ({source.get('queue')}) still lacks {BATCH_ITEM_FAILURES}.")
+        done.append(uuid)
+    return done
+
+
+def install_api_key(app: ChaliceApp, stage: str, lambda_client: Any, api_key: str) -> list[str]:
+    """Add the API key to the environment of each of the app's functions; returns their ARNs."""
+    functions = [resource["lambda_arn"] for resource in deployed_resources(app, stage, "lambda_function")]
+    waiter = lambda_client.get_waiter("function_updated_v2")
+    for arn in functions:
+        # chalice deploy may still be applying its own update; a second one would be refused.
+        waiter.wait(FunctionName=arn)
+        variables = lambda_client.get_function_configuration(FunctionName=arn).get("Environment", {}).get("Variables", {})
+        lambda_client.update_function_configuration(
+            FunctionName=arn, Environment={"Variables": {**variables, API_KEY_VARIABLE: api_key}})
+        waiter.wait(FunctionName=arn)
+    return functions
+
+
+def read_api_key(ssm: Any, secrets: Any, stage: str) -> str:
+    name = arn_parameter(stage, "ApiKeySecretArn")
+    try:
+        secret_arn = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        raise DeployStepError(f"{name} is missing: run `make deploy-infra STAGE={stage}` first.") from None
+    return secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spaceport_infra.chalice_apps",
+                                     description="Steps around `chalice deploy` for one Spaceport app.")
+    parser.add_argument("step", choices=("prepare", "finish", "path", "vendor"),
+                        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures; "
+                             "path: print the app's folder; vendor: only vendor the shared package")
+    parser.add_argument("app", choices=[app.name for app in APPS])
+    parser.add_argument("--stage", default=os.environ.get("STAGE", "prod"))
+    args = parser.parse_args(argv)
+    app = app_named(args.app)
+    try:
+        if args.step == "path":
+            print(app.directory)
+        elif args.step == "vendor":
+            print(f"vendored {len(vendor_shared_package(app))} modules into {app.directory / 'vendor'}")
+        elif args.step == "prepare":
+            import boto3
+
+            modules = vendor_shared_package(app)
+            env, arns = fetch_stage_parameters(boto3.client("ssm"), args.stage)
+            render_stage(app, args.stage, env, arns)
+            print(f"{app.name}: vendored {len(modules)} modules; wrote stage {args.stage!r} "
+                  f"({len(env)} variables) and {policy_path(app, args.stage).name}")
+        else:
+            import boto3
+
+            lambda_client = boto3.client("lambda")
+            uuids = enable_batch_item_failures(app, args.stage, lambda_client)
+            print(f"{app.name}: {BATCH_ITEM_FAILURES} on for {len(uuids)} SQS event source(s)")
+            if app.service is None:
+                api_key = read_api_key(boto3.client("ssm"), boto3.client("secretsmanager"), args.stage)
+                functions = install_api_key(app, args.stage, lambda_client, api_key)
+                print(f"{app.name}: API key installed in {len(functions)} function(s)")
+    except DeployStepError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

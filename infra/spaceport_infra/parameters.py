@@ -1,0 +1,63 @@
+"""Where the stack leaves what the Chalice apps and operators read: SSM parameter names.
+
+The stack writes three trees under ``/spaceport/<stage>/``:
+
+* ``env/<VARIABLE>``: one Lambda environment variable each, exactly as
+  :meth:`spaceport.config.PipelineConfig.from_env` reads it;
+* ``arn/<Key>``: names and ARNs the apps' IAM policy templates refer to as ``${Key}``;
+* ``rules/<rule name>``: each EventBridge rule's ARN (what ``spaceport replay --archive``
+  passes to StartReplay as filter ARNs).
+
+Example::
+
+    env_path("prod")            # "/spaceport/prod/env/"
+    arn_parameter("prod", "JobsTableArn")  # "/spaceport/prod/arn/JobsTableArn"
+"""
+
+from __future__ import annotations
+
+from spaceport.contracts.stages import JOB_STAGES
+from spaceport.contracts.topology import SERVICES
+
+ROOT = "/spaceport"
+# The API key is a secret: the stack keeps it in Secrets Manager, and the deploy step copies it
+# into the gateway's environment (Lambda encrypts environment variables at rest).
+API_KEY_VARIABLE = "SPACEPORT_API_KEY"
+
+
+def stage_path(stage: str) -> str:
+    return f"{ROOT}/{stage}/"
+
+
+def env_path(stage: str) -> str:
+    return f"{ROOT}/{stage}/env/"
+
+
+def arn_path(stage: str) -> str:
+    return f"{ROOT}/{stage}/arn/"
+
+
+def rules_path(stage: str) -> str:
+    return f"{ROOT}/{stage}/rules/"
+
+
+def arn_parameter(stage: str, key: str) -> str:
+    return f"{arn_path(stage)}{key}"
+
+
+def queue_arn_key(service_name: str) -> str:
+    """``"sfm"`` -> ``"SfmQueueArn"``."""
+    return f"{service_name.capitalize()}QueueArn"
+
+
+# Every key the stack writes under arn/; policy templates may use exactly these.
+ARN_KEYS: tuple[str, ...] = (
+    "Partition", "Region", "AccountId",
+    "UploadsBucketArn", "SfmBucketArn", "TrainBucketArn", "CompressedBucketArn", "SiteBucketArn",
+    "JobsTableArn", "IdempotencyTableArn",
+    "EventBusArn", "ArchiveArn",
+    "SageMakerRoleArn", "SenderIdentityArn",
+    "PowertoolsLayerArn", "ApiKeySecretArn",
+    *(queue_arn_key(spec.name) for spec in SERVICES),
+    *(f"{stage.value.capitalize()}RepositoryArn" for stage in JOB_STAGES),
+)
