@@ -1,0 +1,36 @@
+"""Fixtures for the control plane's tests: moto in-process, provisioned like the real stack."""
+
+from __future__ import annotations
+
+import pytest
+from control_helpers import API_KEY, REGION, World
+from moto import mock_aws
+
+from spaceport.adapters import default_ports
+from spaceport.config import PipelineConfig
+
+
+@pytest.fixture
+def env(monkeypatch) -> dict[str, str]:
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+        "SPACEPORT_API_KEY": API_KEY, "SPACEPORT_JOB_RUNNER": "sagemaker",
+        "SPACEPORT_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-jobs",
+        "SPACEPORT_SFM_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm:1",
+        "SPACEPORT_TRAIN_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:1",
+        "SPACEPORT_COMPRESS_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-compress:1",
+        "SPACEPORT_MAX_UPLOAD_BYTES": str(64 * 1024),
+        "SPACEPORT_PUBLIC_BASE_URL": "https://spaceport.example.com",
+    }
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    default_ports.cache_clear()
+    yield values
+    default_ports.cache_clear()
+
+
+@pytest.fixture
+def world(env) -> World:
+    with mock_aws():
+        yield World(PipelineConfig.from_env())

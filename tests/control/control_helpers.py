@@ -1,0 +1,137 @@
+"""Helpers for the control plane's tests: the mocked account and the messages services receive."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from spaceport.adapters import build_ports, idempotency_table_definition, jobs_table_definition
+from spaceport.config import PipelineConfig
+from spaceport.contracts.events import EVENT_SOURCE
+from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
+
+REPO = Path(__file__).resolve().parents[2]
+API_KEY = "test-key-123"
+REGION = "us-east-1"
+
+
+class World:
+    """The mocked account: ports, plus a queue that sees every event published on the bus."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.ports = build_ports(config)
+        self.sqs = boto3.client("sqs")
+        self.s3 = boto3.client("s3")
+        self.sagemaker = boto3.client("sagemaker")
+        self.dynamodb = boto3.client("dynamodb")
+        events = boto3.client("events")
+        for bucket in config.buckets:
+            self.s3.create_bucket(Bucket=bucket)
+        events.create_event_bus(Name=config.bus_name)
+        self.dynamodb.create_table(**jobs_table_definition(config.jobs_table))
+        self.dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))
+        boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
+        self.observer = self.sqs.create_queue(QueueName="observer")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.observer, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="observe", EventBusName=config.bus_name, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+        events.put_targets(Rule="observe", EventBusName=config.bus_name, Targets=[{"Id": "observer", "Arn": arn}])
+        self._seen: list[dict[str, Any]] = []
+
+    def published(self) -> list[dict[str, Any]]:
+        """Every pipeline event published so far, as EventBridge delivered it (oldest first)."""
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.observer, MaxNumberOfMessages=10)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return list(self._seen)
+            for message in messages:
+                self._seen.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.observer, ReceiptHandle=message["ReceiptHandle"])
+
+    def published_types(self) -> list[str]:
+        return [event["detail-type"] for event in self.published()]
+
+    def job_count(self) -> int:
+        return self.dynamodb.scan(TableName=self.config.jobs_table, Select="COUNT")["Count"]
+
+    def processing_jobs(self) -> list[str]:
+        return sorted(job["ProcessingJobName"] for job in self.sagemaker.list_processing_jobs()["ProcessingJobSummaries"])
+
+    def training_jobs(self) -> list[str]:
+        return sorted(job["TrainingJobName"] for job in self.sagemaker.list_training_jobs()["TrainingJobSummaries"])
+
+    def sent_emails(self) -> list[bytes]:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ses.models import ses_backends
+
+        return [message.raw_data.encode() if isinstance(message.raw_data, str) else message.raw_data
+                for message in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages]
+
+    def put_zip(self, key: str = "uploads/u1/photos.zip", files: int = 2) -> str:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for index in range(files):
+                archive.writestr(f"img_{index:02d}.jpg", b"\xff\xd8\xff" + bytes(100))
+        self.s3.put_object(Bucket=self.config.uploads_bucket, Key=key, Body=buffer.getvalue())
+        return f"s3://{self.config.uploads_bucket}/{key}"
+
+    def put_json(self, uri: str, value: dict[str, Any]) -> None:
+        self.ports.objects.put_bytes(uri, json.dumps(value).encode(), "application/json")
+
+    def put_tar(self, uri: str, files: dict[str, bytes]) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        self.ports.objects.put_bytes(uri, buffer.getvalue())
+
+
+def envelope(event) -> str:
+    """An SQS body as EventBridge delivers ``event`` (a pipeline event model)."""
+    return json.dumps({"version": "0", "id": "e1", "source": EVENT_SOURCE, "detail-type": event.detail_type,
+                       "account": "123456789012", "region": REGION, "time": "2026-11-27T00:00:00Z",
+                       "resources": [], "detail": json.loads(event.model_dump_json())})
+
+
+def state_change(key: SageMakerJobKey, status: str, reason: str | None = None) -> str:
+    """An SQS body holding SageMaker's state-change event for ``key``'s job."""
+    kind = service(key.stage.value).sagemaker_job
+    detail_type, name_field, status_field = state_change_fields(kind)
+    detail = {name_field: key.name, status_field: status}
+    if reason:
+        detail["FailureReason"] = reason
+    return json.dumps({"version": "0", "id": "s1", "source": SAGEMAKER_SOURCE, "detail-type": detail_type,
+                       "account": "123456789012", "region": REGION, "time": "2026-11-27T00:00:00Z",
+                       "resources": [], "detail": detail})
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    """The event Lambda hands an SQS consumer for ``bodies``."""
+    return {"Records": [
+        {"messageId": f"m{index}", "receiptHandle": f"h{index}", "body": body, "attributes": {},
+         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": REGION}
+        for index, body in enumerate(bodies)
+    ]}
+
+
+def load_app(relative: str):
+    """Import a Chalice ``app.py`` under a unique module name."""
+    name = "control_test_" + relative.replace("/", "_").removesuffix(".py")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / relative)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

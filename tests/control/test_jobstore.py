@@ -1,0 +1,63 @@
+from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, RunRecord, position
+from spaceport.contracts.stages import Stage
+
+
+def _record(job_id="abc123"):
+    from datetime import datetime, timezone
+
+    from spaceport.contracts.events import JobOptions
+    return JobRecord(job_id=job_id, email="a@b.co", input_uri="s3://spaceport-uploads/p.zip",
+                     position=position("r1", Stage.SFM, 1, Phase.REQUESTED),
+                     runs=[RunRecord(run_id="r1", from_stage=Stage.SFM, options=JobOptions(),
+                                     started_at=datetime.now(timezone.utc))])
+
+
+def test_transitions_only_move_forward(world):
+    store = world.ports.store
+    assert store.create(_record()).created
+    assert not store.create(_record()).created
+    started = position("r1", Stage.SFM, 1, Phase.STARTED)
+    assert store.transition("abc123", started, status=JobStatus.RUNNING, stage=Stage.SFM,
+                            run_status=("r1", JobStatus.RUNNING))
+    # The same step again, or an older one, changes nothing.
+    assert not store.transition("abc123", started, status=JobStatus.QUEUED)
+    assert not store.transition("abc123", position("r1", Stage.SFM, 1, Phase.REQUESTED), status=JobStatus.QUEUED)
+    assert store.transition("abc123", position("r1", Stage.SFM, 1, Phase.COMPLETED), stage_percent=100.0,
+                            artifacts={"sfm": "s3://spaceport-sfm/abc123/r1/"}, summary={"sfm_images_used": 24,
+                                                                                          "sfm_error_px": 0.5})
+    record = store.get("abc123")
+    assert record.status is JobStatus.RUNNING and record.runs[0].status is JobStatus.RUNNING
+    assert record.artifacts == {"sfm": "s3://spaceport-sfm/abc123/r1/"}
+    assert record.summary == {"sfm_images_used": 24, "sfm_error_px": 0.5}
+    assert not store.transition("nope", started)
+
+
+def test_progress_only_for_the_running_attempt(world):
+    store = world.ports.store
+    store.create(_record())
+    assert not store.record_progress("abc123", "r1", Stage.SFM, 1, 40)  # not started yet
+    store.transition("abc123", position("r1", Stage.SFM, 1, Phase.STARTED), status=JobStatus.RUNNING)
+    assert store.record_progress("abc123", "r1", Stage.SFM, 1, 40)
+    assert not store.record_progress("abc123", "r1", Stage.TRAIN, 1, 50)
+    assert store.get("abc123").stage_percent == 40
+
+
+def test_failure_error_and_notification_claims(world):
+    store = world.ports.store
+    store.create(_record())
+    store.transition("abc123", position("r1", Stage.TRAIN, 2, Phase.FAILED), status=JobStatus.FAILED,
+                     error=JobError(stage=Stage.TRAIN, code="x", message="broke"))
+    assert store.get("abc123").error.message == "broke"
+    assert store.claim_notification("abc123", "r1#failed")
+    assert not store.claim_notification("abc123", "r1#failed")
+    store.release_notification("abc123", "r1#failed")
+    assert store.claim_notification("abc123", "r1#failed")
+    assert store.get("abc123").notified == ["r1#failed"]
+
+
+def test_list_by_email_newest_first(world):
+    store = world.ports.store
+    store.create(_record("a1"))
+    store.create(_record("a2"))
+    assert [job.job_id for job in store.list_by_email("a@b.co")] == ["a2", "a1"]
+    assert store.list_by_email("other@b.co") == []
