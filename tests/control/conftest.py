@@ -10,27 +10,32 @@ from spaceport.adapters import default_ports
 from spaceport.config import PipelineConfig
 
 
-@pytest.fixture
-def env(monkeypatch) -> dict[str, str]:
-    values = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-        "SPACEPORT_API_KEY": API_KEY, "SPACEPORT_JOB_RUNNER": "sagemaker",
-        "SPACEPORT_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-jobs",
-        "SPACEPORT_SFM_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm:1",
-        "SPACEPORT_TRAIN_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:1",
-        "SPACEPORT_COMPRESS_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-compress:1",
-        "SPACEPORT_MAX_UPLOAD_BYTES": str(64 * 1024),
-        "SPACEPORT_PUBLIC_BASE_URL": "https://spaceport.example.com",
-    }
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    default_ports.cache_clear()
-    yield values
-    default_ports.cache_clear()
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+    "SPACEPORT_API_KEY": API_KEY, "SPACEPORT_JOB_RUNNER": "sagemaker",
+    "SPACEPORT_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-jobs",
+    "SPACEPORT_SFM_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm:1",
+    "SPACEPORT_TRAIN_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:1",
+    "SPACEPORT_COMPRESS_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-compress:1",
+    "SPACEPORT_MAX_UPLOAD_BYTES": str(64 * 1024),
+    "SPACEPORT_PUBLIC_BASE_URL": "https://spaceport.example.com",
+}
+
+
+@pytest.fixture(scope="session")
+def _account():
+    """One mocked account for the session (provisioning it takes seconds); tests get it wiped."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        for name, value in ENV.items():
+            patch.setenv(name, value)
+        default_ports.cache_clear()
+        with mock_aws():
+            yield World(PipelineConfig.from_env())
+        default_ports.cache_clear()
 
 
 @pytest.fixture
-def world(env) -> World:
-    with mock_aws():
-        yield World(PipelineConfig.from_env())
+def world(_account) -> World:
+    _account.reset()
+    return _account

@@ -46,6 +46,22 @@ class World:
         events.put_targets(Rule="observe", EventBusName=config.bus_name, Targets=[{"Id": "observer", "Arn": arn}])
         self._seen: list[dict[str, Any]] = []
 
+    def reset(self) -> None:
+        """Forget every job, event, email and SageMaker job of the previous test."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.sagemaker.models import sagemaker_backends
+        from moto.ses.models import ses_backends
+
+        table = self.config.jobs_table
+        for item in self.dynamodb.scan(TableName=table, ProjectionExpression="job_id")["Items"]:
+            self.dynamodb.delete_item(TableName=table, Key={"job_id": item["job_id"]})
+        self.published()  # drains the observer queue
+        self._seen.clear()
+        ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages.clear()
+        sagemaker = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
+        sagemaker.processing_jobs.clear()
+        sagemaker.training_jobs.clear()
+
     def published(self) -> list[dict[str, Any]]:
         """Every pipeline event published so far, as EventBridge delivered it (oldest first)."""
         while True:
