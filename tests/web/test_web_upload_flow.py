@@ -1,0 +1,125 @@
+"""Upload -> progress -> rendered splat, in a real browser against ``spaceport serve``.
+
+One pipeline run: the browser uploads the generated sample with the quick preset, watches the
+job page until the job ends, opens the viewer from the job page, then opens the job's viewer
+link (the one the email carries) as a fresh page load. Screenshots of every step are left in the
+session's ``web-screenshots/upload-flow`` folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, console_errors, pixel_spread, run_browser
+
+# The modules a job needs to go from photos to a .sog (checked before any fixture does work).
+PIPELINE_MODULES = ("spaceport_sfm.cli", "spaceport_train.cli", "spaceport_compress.cli", "spaceport.local.cli")
+MISSING = [module for module in PIPELINE_MODULES if importlib.util.find_spec(module) is None]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(MISSING), reason=f"the pipeline is not complete: {', '.join(MISSING)} missing, so no job can finish"),
+]
+
+JOB_STAGES = ["sfm", "train", "compress"]
+PIPELINE_TIMEOUT_S = 900
+MIN_PIXEL_SPREAD = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def spaceport_serve(web_dist: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`spaceport serve` on a free port, with the built site; stopped (Ctrl-C) afterwards."""
+    port = _free_port()
+    env = {**os.environ, "SPACEPORT_API_KEY": secrets.token_urlsafe(16)}
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "spaceport.cli", "serve", "--port", str(port),
+                                "--out", str(tmp_path_factory.mktemp("serve-out"))],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/config.json", timeout=2).read()
+                break
+            except (urllib.error.URLError, OSError):
+                assert process.poll() is None, f"spaceport serve exited; see {log.name}"
+                assert time.monotonic() < deadline, f"spaceport serve did not come up in 90 s; see {log.name}"
+                time.sleep(0.5)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def upload_flow(spaceport_serve: str, sample_capture, screenshot_dir: Path) -> dict:
+    shots = screenshot_dir / "upload-flow"
+    shots.mkdir(exist_ok=True)
+    return run_browser({
+        "kind": "upload", "url": f"{spaceport_serve}/", "zip": str(sample_capture.zip_path),
+        "email": "pilot@example.com", "preset": "quick", "screenshotDir": str(shots),
+        "timeoutMs": PIPELINE_TIMEOUT_S * 1000,
+    }, timeout_s=PIPELINE_TIMEOUT_S + 180)
+
+
+def test_upload_shows_the_stages_advance_to_a_finished_job(upload_flow: dict) -> None:
+    assert upload_flow["status"] == "SUCCEEDED", upload_flow
+    assert upload_flow["errorText"] == ""
+    stages = [JOB_STAGES.index(seen["stage"]) for seen in upload_flow["seen"] if seen["stage"] in JOB_STAGES]
+    assert stages == sorted(stages), f"the job page went backwards: {upload_flow['seen']}"
+    assert len(set(stages)) >= 2, f"the job page showed no stage change: {upload_flow['seen']}"
+    assert {"sog", "ply"} <= {link["name"] for link in upload_flow["links"]}
+    assert console_errors(upload_flow) == []
+
+
+def test_viewer_opened_from_the_job_renders_the_splat(upload_flow: dict, screenshot_dir: Path) -> None:
+    viewer = upload_flow["viewer"]
+    assert viewer is not None, "the finished job page had no 'Open viewer'"
+    assert viewer["state"] == "ready", viewer
+    canvas = screenshot_dir / "upload-flow" / "03-viewer.canvas.png"
+    spread = pixel_spread(canvas)
+    assert spread > MIN_PIXEL_SPREAD, f"the canvas looks blank (grey-level spread {spread:.2f}); see {canvas}"
+    assert console_errors(viewer) == []
+
+
+def test_the_emailed_viewer_link_opens_the_viewer(spaceport_serve: str, upload_flow: dict, screenshot_dir: Path) -> None:
+    link = f"{spaceport_serve}/view/{upload_flow['jobId']}"
+    request = urllib.request.Request(link, headers={"Accept": "text/html"})
+    try:
+        content_type = urllib.request.urlopen(request, timeout=10).headers.get("Content-Type", "")
+    except urllib.error.HTTPError as error:
+        content_type = f"HTTP {error.code}"
+    if "text/html" not in content_type:
+        pytest.skip(f"spaceport serve answers {link} with {content_type!r}, not the web app's index.html: "
+                    "the gateway needs to serve index.html for the app's routes (/view/<job>, /jobs/<id>) "
+                    "to browsers (see web/README.md)")
+    result = run_browser({"kind": "viewer", "timeoutMs": 60_000,
+                          "pages": [{"url": link, "screenshot": str(screenshot_dir / "upload-flow" / "04-email-link.png")}]},
+                         timeout_s=120)
+    page = result["pages"][0]
+    assert page["state"] == "ready", page
+    assert console_errors(page) == []
