@@ -1,6 +1,6 @@
 // Drives Debian's headless Chromium with playwright-core for the web tests (never downloads a browser).
 // Usage: node browser.mjs '<json plan>'   -> prints one JSON result line on stdout.
-// Plans: {"kind": "viewer", "pages": [{"url", "screenshot"}], "timeoutMs"}: one result per page
+// Plans: {"kind": "viewer", "pages": [{"url", "screenshot", "orbit"?}], "timeoutMs"}: one result per page
 //        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs"}
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -57,14 +57,36 @@ async function settleViewer(screenshot, timeoutMs) {
   return { ...result, waitedMs, console: consoleMessages };
 }
 
+/** Drags across the canvas (an orbit), waits for the redraw to come to rest, screenshots the canvas. */
+async function orbitAndShoot(path) {
+  const box = await page.locator('#viewer-canvas').boundingBox();
+  const before = await page.evaluate(() => window.spaceportViewer.frames);
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 200, box.y + box.height / 2 + 40, { steps: 8 });
+  await page.mouse.up();
+  // At rest: no new frame for a while (the viewer draws only when something changed).
+  let frames = -1;
+  for (let i = 0; i < 120; i++) {
+    await page.waitForTimeout(500);
+    const now = await page.evaluate(() => window.spaceportViewer.frames);
+    if (now === frames && now > before) break;
+    frames = now;
+  }
+  await page.locator('#viewer-canvas').screenshot({ path });
+  return frames - before;
+}
+
 let result;
 try {
   if (plan.kind === 'viewer') {
     result = { pages: [] };
-    for (const { url, screenshot } of plan.pages) {
+    for (const { url, screenshot, orbit } of plan.pages) {
       await openPage();
       await page.goto(url);
-      result.pages.push({ url, ...(await settleViewer(screenshot, plan.timeoutMs)) });
+      const settled = await settleViewer(screenshot, plan.timeoutMs);
+      if (orbit && settled.state === 'ready') settled.orbitFrames = await orbitAndShoot(screenshot.replace(/\.png$/, '.orbited.canvas.png'));
+      result.pages.push({ url, ...settled });
     }
   } else if (plan.kind === 'upload') {
     await openPage();

@@ -170,5 +170,10 @@ def compressed_scene(tmp_path_factory: pytest.TempPathFactory) -> CompressedScen
 
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the browser tests leave their screenshots for a person to look at."""
+    """Where the browser tests leave their screenshots for a person to look at:
+    ``$SPACEPORT_WEB_SCREENSHOTS`` when set, else ``web-screenshots`` in pytest's session folder."""
+    chosen = os.environ.get("SPACEPORT_WEB_SCREENSHOTS")
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     return tmp_path_factory.mktemp("web-screenshots", numbered=False)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import CompressedScene, StaticSite, console_errors, pixel_spread, run_browser
 
@@ -38,8 +40,8 @@ def viewer_pages(static_site: StaticSite, compressed_scene: CompressedScene, scr
     # The static site answers unknown paths with index.html, as an SPA host does; a missing
     # scene must still be called missing, so it is served by a path that 404s.
     static_site.not_found.add("/scenes/missing.sog")
-    pages = [{"url": f"{static_site.url}/view?sog={url}", "screenshot": str(screenshot_dir / f"viewer-{name}.png")}
-             for name, url in urls.items()]
+    pages = [{"url": f"{static_site.url}/view?sog={url}", "screenshot": str(screenshot_dir / f"viewer-{name}.png"),
+              "orbit": name == "good"} for name, url in urls.items()]
     result = run_browser({"kind": "viewer", "pages": pages, "timeoutMs": 60_000}, timeout_s=240)
     return dict(zip(urls, result["pages"]))
 
@@ -54,6 +56,17 @@ def test_viewer_renders_a_compressed_scene(viewer_pages: dict[str, dict], compre
     spread = pixel_spread(canvas)
     assert spread > MIN_PIXEL_SPREAD, f"the canvas looks blank (grey-level spread {spread:.2f}); see {canvas}"
     assert console_errors(page) == []
+
+
+def test_viewer_orbits_on_drag(viewer_pages: dict[str, dict], screenshot_dir: Path) -> None:
+    page = viewer_pages["good"]
+    assert page["state"] == "ready", page
+    assert page["orbitFrames"] > 0, "dragging drew no new frame"
+    first = np.asarray(Image.open(screenshot_dir / "viewer-good.canvas.png").convert("L"), dtype=np.float64)
+    orbited_png = screenshot_dir / "viewer-good.orbited.canvas.png"
+    orbited = np.asarray(Image.open(orbited_png).convert("L"), dtype=np.float64)
+    assert pixel_spread(orbited_png) > MIN_PIXEL_SPREAD, f"the scene vanished after orbiting; see {orbited_png}"
+    assert np.abs(first - orbited).mean() > 1.0, f"the view did not change after a drag; see {orbited_png}"
 
 
 @pytest.mark.parametrize(("name", "words"), [

@@ -46,7 +46,7 @@ export function mount(root, { sogUrl, jobId }) {
   const resetButton = h('button', { type: 'button', id: 'viewer-reset', class: 'secondary' }, 'Reset view');
   const toolbar = h('div', { class: 'viewer-toolbar', hidden: true },
     jobId ? h('a', { href: `/jobs/${encodeURIComponent(jobId)}`, 'data-link': true }, '← Job') : null,
-    h('span', { class: 'hint' }, 'Drag to orbit · right-drag to pan · wheel to zoom'), upSelect, resetButton);
+    h('span', { class: 'hint' }, 'Drag to orbit · shift-drag or middle-drag to pan · wheel to zoom'), upSelect, resetButton);
   const stage = h('div', { class: 'viewer' }, canvas, loading, errorBox, toolbar);
   root.append(stage);
 
