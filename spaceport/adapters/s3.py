@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -132,9 +134,12 @@ class S3Objects:
                 name = member.name.rsplit("/", 1)[-1]
                 if not member.isfile() or name not in members or name in found:
                     continue
-                stream = archive.extractfile(member)
                 target = S3Location.parse(members[name])
-                self.client.upload_fileobj(stream, target.bucket, target.key)
+                # A member of a streamed archive cannot seek, which uploads need: spool it (to /tmp when large).
+                with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2) as spool:
+                    shutil.copyfileobj(archive.extractfile(member), spool)
+                    spool.seek(0)
+                    self.client.upload_fileobj(spool, target.bucket, target.key)
                 found[name] = members[name]
                 if len(found) == len(members):
                     break

@@ -1,0 +1,243 @@
+"""The stage services and notify on moto: launches, completions, retries, cancel, idempotency."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import subprocess
+import sys
+
+import pytest
+from chalice.app import SQSEvent
+from control_helpers import REPO, envelope, load_app, sqs_event, state_change
+
+from spaceport.api import cancel_job, create_job, reprocess_job
+from spaceport.contracts.events import (
+    CompressionCompleted, JobOptions, JobRequested, SfmCompleted, TrainingCompleted,
+)
+from spaceport.contracts.job import JobStatus
+from spaceport.contracts.stages import Stage
+from spaceport.contracts.topology import SageMakerJobKey
+from spaceport.services import handle_notify_message, handle_stage_message, process_sqs_batch
+from spaceport.services.jobs import training_model_uri
+
+SFM_REPORT = {"status": "succeeded", "images_used": 24, "images_registered": 23, "points3d": 5120,
+              "mean_reprojection_error_px": 0.61, "gps_used": True}
+TRAIN_METRICS = {"steps": 300, "num_gaussians": 40000, "test": {"psnr": 27.31, "ssim": 0.88}}
+COMPRESS_METRICS = {"sog_bytes": 123456, "psnr_drop_db": 0.4}
+
+
+def new_job(world, **options) -> str:
+    photos = world.put_zip()
+    answer = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com", "options": options})
+    return answer.body["jobId"]
+
+
+def requested(world, job_id) -> str:
+    [event] = [e for e in world.published() if e["detail-type"] == "JobRequested" and e["detail"]["job_id"] == job_id]
+    return json.dumps(event)
+
+
+def run_stage(world, stage: Stage, body: str) -> str:
+    return handle_stage_message(stage, body, world.ports)
+
+
+def complete_sfm(world, job_id, run_id="r1", attempt=1) -> str:
+    key = SageMakerJobKey(Stage.SFM, job_id, run_id, attempt)
+    world.put_json(f"s3://spaceport-sfm/{job_id}/{run_id}/report.json", SFM_REPORT)
+    return run_stage(world, Stage.SFM, state_change(key, "Completed"))
+
+
+def complete_train(world, job_id, run_id="r1", attempt=1) -> str:
+    key = SageMakerJobKey(Stage.TRAIN, job_id, run_id, attempt)
+    prefix = f"s3://spaceport-train/{job_id}/{run_id}/"
+    world.put_tar(training_model_uri(prefix, key.name), {"splat.ply": b"ply\nformat binary_little_endian 1.0\n" + bytes(500)})
+    world.put_tar(f"{prefix}{key.name}/output/output.tar.gz", {"metrics.json": json.dumps(TRAIN_METRICS).encode()})
+    return run_stage(world, Stage.TRAIN, state_change(key, "Completed"))
+
+
+def complete_compress(world, job_id, run_id="r1") -> str:
+    prefix = f"s3://spaceport-compressed/{job_id}/{run_id}/"
+    world.put_json(prefix + "metrics.json", COMPRESS_METRICS)
+    world.ports.objects.put_bytes(prefix + "scene.sog", b"PK\x03\x04" + bytes(2000))
+    return run_stage(world, Stage.COMPRESS, state_change(SageMakerJobKey(Stage.COMPRESS, job_id, run_id), "Completed"))
+
+
+def last(world, detail_type: str) -> str:
+    return json.dumps([e for e in world.published() if e["detail-type"] == detail_type][-1])
+
+
+def test_a_job_flows_through_every_stage_to_one_email(world):
+    job_id = new_job(world, preset="quick", matcher="exhaustive")
+    sfm_app = load_app("services/sfm/app.py")
+    # The Chalice app's handler, as Lambda calls it; a duplicate delivery in the same batch starts nothing more.
+    answer = sfm_app.consume(sqs_event(requested(world, job_id), requested(world, job_id)), None)
+    assert answer == {"batchItemFailures": []}
+    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
+    described = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-sfm-{job_id}-r1-a1")
+    assert described["ProcessingInputs"][0]["S3Input"]["S3Uri"].endswith("photos.zip")
+    assert {t["Key"]: t["Value"] for t in described.get("Tags", [])}.get("spaceport:stage", "sfm") == "sfm"
+    record = world.ports.store.get(job_id)
+    assert (record.status, record.stage, record.attempt) == (JobStatus.RUNNING, Stage.SFM, 1)
+
+    assert complete_sfm(world, job_id) == "completed"
+    assert run_stage(world, Stage.TRAIN, last(world, "SfmCompleted")) == "launched"
+    training = world.sagemaker.describe_training_job(TrainingJobName=f"spaceport-train-{job_id}-r1-a1")
+    assert training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://spaceport-sfm/{job_id}/r1/"
+    assert training["HyperParameters"]["preset"] == "quick"
+    assert complete_train(world, job_id) == "completed"
+    assert run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted")) == "launched"
+    compress_input = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-compress-{job_id}-r1-a1")
+    assert compress_input["ProcessingInputs"][0]["S3Input"]["S3Uri"].endswith("/output/model.tar.gz")
+    assert complete_compress(world, job_id) == "completed"
+
+    completion = last(world, "CompressionCompleted")
+    assert handle_notify_message(completion, world.ports) == "emailed"
+    assert handle_notify_message(completion, world.ports) == "duplicate"  # replayed: no second email
+    types = world.published_types()
+    assert types == ["JobRequested", "StageStarted", "SfmCompleted", "StageStarted", "TrainingCompleted",
+                     "StageStarted", "CompressionCompleted"]
+
+    record = world.ports.store.get(job_id)
+    assert record.status is JobStatus.SUCCEEDED and record.runs[0].status is JobStatus.SUCCEEDED
+    assert record.summary["sfm_images_registered"] == 23 and record.summary["train_test_psnr"] == 27.31
+    assert record.artifacts["ply"] == f"s3://spaceport-train/{job_id}/r1/splat.ply"
+    assert world.ports.objects.head(record.artifacts["ply"]).size > 500
+
+    [raw] = world.sent_emails()
+    message = email.message_from_bytes(raw)
+    assert message["To"] == "pilot@example.com"
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
+             if not part.is_multipart()}
+    text, html = parts["text/plain"], parts["text/html"]
+    assert f"https://spaceport.example.com/view/{job_id}" in text and "23 of 24" in text and "27.31 dB" in text
+    assert "scene.sog" in text and "splat.ply" in text and "job-report.json" in text
+    assert "<a href=" in html and "Held-out PSNR" in html
+
+
+def test_duplicate_and_old_events_never_move_a_job_backwards(world):
+    job_id = new_job(world)
+    trigger = requested(world, job_id)
+    assert run_stage(world, Stage.SFM, trigger) == "launched"
+    assert run_stage(world, Stage.SFM, trigger) == "duplicate"
+    assert complete_sfm(world, job_id) == "completed"
+    assert complete_sfm(world, job_id) == "duplicate"
+    sfm_done = last(world, "SfmCompleted")
+    assert run_stage(world, Stage.TRAIN, sfm_done) == "launched"
+    before = world.ports.store.get(job_id)
+    # Replays of every earlier event, in any order, change nothing and launch nothing.
+    assert run_stage(world, Stage.TRAIN, sfm_done) == "duplicate"
+    assert run_stage(world, Stage.SFM, trigger) == "duplicate"
+    assert complete_sfm(world, job_id) == "duplicate"
+    after = world.ports.store.get(job_id)
+    assert (after.position, after.stage, after.status) == (before.position, Stage.TRAIN, JobStatus.RUNNING)
+    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
+    assert world.training_jobs() == [f"spaceport-train-{job_id}-r1-a1"]
+    assert world.published_types().count("StageStarted") == 2
+
+
+def test_a_malformed_message_fails_alone(world):
+    job_id = new_job(world)
+    answer = process_sqs_batch(sqs_event("{not json", requested(world, job_id), '{"source": "somewhere"}'),
+                               lambda body: run_stage(world, Stage.SFM, body))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m2"}]}
+    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
+
+
+def test_transient_failures_retry_then_fail_with_one_failure_email(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    reason = "InternalServerError: We encountered an internal error. Please try again."
+    for attempt in (1, 2):
+        key = SageMakerJobKey(Stage.SFM, job_id, "r1", attempt)
+        assert run_stage(world, Stage.SFM, state_change(key, "Failed", reason)) == "retried"
+        assert run_stage(world, Stage.SFM, state_change(key, "Failed", reason)) == "duplicate"
+    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a{n}" for n in (1, 2, 3)]
+    assert world.ports.store.get(job_id).attempt == 3
+    last_key = SageMakerJobKey(Stage.SFM, job_id, "r1", 3)
+    assert run_stage(world, Stage.SFM, state_change(last_key, "Failed", reason)) == "failed"
+    failed = json.loads(last(world, "JobFailed"))["detail"]
+    assert failed["stage"] == "sfm" and failed["attempt"] == 3 and "internal error" in failed["reason"]
+    record = world.ports.store.get(job_id)
+    assert record.status is JobStatus.FAILED and record.error.stage is Stage.SFM
+
+    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
+    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "duplicate"
+    [raw] = world.sent_emails()
+    text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "Stage: sfm" in text and "internal error" in text and "What to try" in text
+
+
+def test_an_explained_failure_is_not_retried(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    world.put_json(f"s3://spaceport-sfm/{job_id}/r1/report.json", {"status": "failed", "error": {
+        "code": "too_few_registered", "message": "Only 3 of 24 photos could be placed: the photos overlap too little."}})
+    key = SageMakerJobKey(Stage.SFM, job_id, "r1", 1)
+    assert run_stage(world, Stage.SFM, state_change(key, "Failed", "AlgorithmError: exit code 14")) == "failed"
+    failed = json.loads(last(world, "JobFailed"))["detail"]
+    assert failed["error_code"] == "too_few_registered" and failed["reason"].startswith("Only 3 of 24")
+    assert len(world.processing_jobs()) == 1
+
+
+def test_cancel_stops_the_running_job_and_ends_quietly(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    assert cancel_job(world.ports, job_id).status == 202
+    cancelled = last(world, "JobCancelled")
+    assert run_stage(world, Stage.SFM, cancelled) == "stopped"
+    name = f"spaceport-sfm-{job_id}-r1-a1"
+    assert world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Stopped"
+    stopped = state_change(SageMakerJobKey(Stage.SFM, job_id, "r1", 1), "Stopped")
+    assert run_stage(world, Stage.SFM, stopped) == "cancelled"
+    # A completion that raced the cancel does not carry the job on either.
+    assert complete_sfm(world, job_id) == "stale"
+    assert world.published_types() == ["JobRequested", "StageStarted", "JobCancelled"]
+    assert world.ports.store.get(job_id).status is JobStatus.CANCELLED
+    assert world.sent_emails() == []
+
+
+def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    complete_sfm(world, job_id)
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    complete_train(world, job_id)
+    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+    complete_compress(world, job_id)
+    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+    first_completion = last(world, "CompressionCompleted")
+
+    answer = reprocess_job(world.ports, job_id, {"fromStage": "train", "options": {"steps": 500}})
+    assert answer.status == 202 and answer.body["runId"] == "r2"
+    again = last(world, "JobRequested")
+    assert json.loads(again)["detail"]["input_uri"] == f"s3://spaceport-sfm/{job_id}/r1/"
+    assert run_stage(world, Stage.TRAIN, again) == "launched"
+    training = world.sagemaker.describe_training_job(TrainingJobName=f"spaceport-train-{job_id}-r2-a1")
+    assert training["HyperParameters"]["steps"] == "500"
+    assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://spaceport-train/{job_id}/r2/"
+    # The first run's completion, replayed now, belongs to an older run: no email, no change.
+    assert handle_notify_message(first_completion, world.ports) == "stale"
+    complete_train(world, job_id, "r2")
+    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+    complete_compress(world, job_id, "r2")
+    assert handle_notify_message(last(world, "CompressionCompleted"), world.ports) == "emailed"
+    record = world.ports.store.get(job_id)
+    assert record.run_id == "r2" and record.status is JobStatus.SUCCEEDED and len(world.sent_emails()) == 2
+    assert world.ports.objects.head(f"s3://spaceport-train/{job_id}/r1/splat.ply") is not None
+
+
+def test_lambda_apps_import_no_heavy_modules():
+    script = (
+        "import importlib.util, sys\n"
+        "for path in ['gateway/app.py', 'services/sfm/app.py', 'services/train/app.py',\n"
+        "             'services/compress/app.py', 'services/notify/app.py']:\n"
+        "    spec = importlib.util.spec_from_file_location(path.replace('/', '_')[:-3], path)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pycolmap', 'numpy', 'gsplat'})\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
