@@ -164,7 +164,8 @@ class DynamoJobStore:
         if error is not _KEEP:
             put("error", error.model_dump(mode="json") if error is not None else None)
         for group, entries in (("artifacts", artifacts or {}), ("summary", summary or {})):
-            names[f"#{group}"] = group
+            if entries:
+                names[f"#{group}"] = group
             for index, (key, value) in enumerate(entries.items()):
                 names[f"#{group}{index}"] = key
                 values[f":{group}{index}"] = _to_item(value)
