@@ -298,10 +298,12 @@ class SpaceportStack(cdk.Stack):
             self.alarms.append(self._alarm(
                 f"QueueStalled-{name}", f"spaceport-{name}-queue-stalled", age,
                 f"The {name} service has left a message unprocessed for 15 minutes.", threshold=900))
-        failed_rule = self.rules["spaceport-notify-JobFailed"]
+        # Every job that fails for good publishes JobFailed, which the notify service's rule matches.
+        failed_rule = next(s.rule_name for spec in SERVICES for s in spec.subscriptions
+                           if s.bus == PIPELINE_BUS and s.pattern["detail-type"] == ["JobFailed"])
         self.failed_jobs = cloudwatch.Metric(
             namespace="AWS/Events", metric_name="MatchedEvents", statistic="Sum", period=cdk.Duration.minutes(5),
-            dimensions_map={"EventBusName": BUS_NAME, "RuleName": failed_rule.rule_name}, label="failed jobs")
+            dimensions_map={"EventBusName": BUS_NAME, "RuleName": failed_rule}, label="failed jobs")
         self.alarms.append(self._alarm("JobsFailed", "spaceport-jobs-failed", self.failed_jobs,
                                        "A job failed for good (JobFailed): see the job's record and its logs."))
         self.lambda_errors: dict[str, cloudwatch.Metric] = {}
