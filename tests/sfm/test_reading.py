@@ -108,3 +108,26 @@ def test_loop_closure_pairs_reach_across_the_sequence():
     assert ("000.jpg", "192.jpg") in pairs  # the last keyframe closes the loop with the first
     assert all(int(b[:3]) - int(a[:3]) > 10 for a, b in pairs)
     assert len(pairs) < 400
+
+
+def test_duplicate_names_are_skipped_and_password_protected_zips_refused(tmp_path):
+    from spaceport_sfm.errors import CorruptZipError
+
+    photos = tmp_path / "photos.zip"
+    with zipfile.ZipFile(photos, "w") as archive:
+        archive.writestr("a.jpg", _encoded(_image(), "JPEG"))
+        archive.writestr("A.JPG", _encoded(_image(seed=1), "JPEG"))
+    staged = stage_photos(photos, tmp_path / "staged")
+    assert staged.names == ["a.jpg"] and staged.skipped == [{"name": "A.JPG", "reason": "duplicate name"}]
+
+    locked = tmp_path / "locked.zip"
+    with zipfile.ZipFile(locked, "w") as archive:
+        archive.writestr("a.jpg", b"ciphertext")
+    data = bytearray(locked.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[6] |= 0x1  # the "encrypted" flag, in the local header and in the central directory
+    data[central + 8] |= 0x1
+    locked.write_bytes(bytes(data))
+    with pytest.raises(CorruptZipError, match="password-protected"):
+        stage_photos(locked, tmp_path / "staged2")
+    assert not list((tmp_path / "staged2").iterdir())

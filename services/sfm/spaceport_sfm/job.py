@@ -136,6 +136,10 @@ def run_sfm(
         report["status"] = "failed"
         report["error"] = error.to_dict()
         raise
+    except Exception as error:  # a bug: keep the traceback, but leave a report that says so
+        report["status"] = "failed"
+        report["error"] = {"code": "internal_error", "message": f"{type(error).__name__}: {error}"}
+        raise
     finally:
         report["timings_s"] = {**run.timings, "total": round(time.perf_counter() - started, 3)}
         report["versions"] = _versions()

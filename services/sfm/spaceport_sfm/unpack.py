@@ -154,6 +154,7 @@ def _unzip(path: Path, dest: Path, limits: UnpackLimits) -> StagedPhotos:
     with _open_zip(path) as archive:
         entries = [info for info in archive.infolist() if not info.is_dir()]
         photos: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+        seen: set[str] = set()  # lower-case: two names differing only in case collide on some disks
         for info in entries:  # validate every entry before writing anything
             parts = _safe_parts(info.filename)
             if _is_symlink(info):
@@ -161,10 +162,17 @@ def _unzip(path: Path, dest: Path, limits: UnpackLimits) -> StagedPhotos:
                     "The ZIP contains a symbolic link, which is not allowed: zip the photo files themselves.",
                     entry=info.filename,
                 )
+            if info.flag_bits & 0x1:
+                raise CorruptZipError(
+                    "The ZIP is password-protected: create it again without a password.", entry=info.filename
+                )
             reason = _skip_reason(parts) if parts else "empty name"
+            if not reason and "/".join(parts).lower() in seen:
+                reason = "duplicate name"
             if reason:
                 staged.skipped.append({"name": info.filename, "reason": reason})
             else:
+                seen.add("/".join(parts).lower())
                 photos.append((info, parts))
         _check_limits(entries, limits)
         for info, parts in photos:
@@ -173,7 +181,7 @@ def _unzip(path: Path, dest: Path, limits: UnpackLimits) -> StagedPhotos:
             try:
                 with archive.open(info) as source:
                     _copy_limited(source, target, info.file_size, info.filename)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
                 raise CorruptZipError(
                     f"The ZIP is damaged ({info.filename} cannot be read): create it again and re-upload it.",
                     entry=info.filename,

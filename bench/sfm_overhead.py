@@ -1,0 +1,99 @@
+"""SfM job overhead and incremental vs global mapping, on the shared real photo sets.
+
+For each set (temple ring, fern 1/8) and each repeat, in alternating order:
+  * bare: the four pycolmap calls on the same images (extract_features, match_exhaustive,
+    incremental_mapping, undistort_images), nothing else;
+  * job: ``run_sfm`` (unpack/copy, read, extract, match, map, undistort, PLY, report);
+  * global: ``run_sfm`` with ``mapper="global"``.
+Prints medians: job wall time / bare wall time, paired per repeat (goal <= 1.10), and per mapper the mapping
+time, the job time, the registered photos and the mean reprojection error.
+
+Usage::
+
+    SPACEPORT_DATASETS=/work/shared/datasets .venv/bin/python bench/sfm_overhead.py --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import tempfile
+import time
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import pycolmap
+
+from spaceport.progress import ProgressReporter
+from spaceport_sfm.job import SfmOptions, run_sfm
+
+SETS = {"temple_ring": "middlebury_temple_ring/images", "fern_1_8": "llff_fern/images_8"}
+
+
+def bare_pycolmap(images: Path, work: Path) -> dict:
+    """The four pycolmap calls the job wraps, with pycolmap's defaults."""
+    work.mkdir(parents=True)
+    database = work / "database.db"
+    started = time.perf_counter()
+    pycolmap.extract_features(database, images)
+    pycolmap.match_exhaustive(database)
+    models = pycolmap.incremental_mapping(database, images, work / "sparse")
+    model = max(models.values(), key=lambda m: m.num_reg_images())
+    model_dir = work / "sparse" / "best"
+    model_dir.mkdir()
+    model.write(model_dir)
+    pycolmap.undistort_images(work / "undistorted", model_dir, images)
+    return {"wall_s": time.perf_counter() - started, "registered": model.num_reg_images(),
+            "reprojection_px": model.compute_mean_reprojection_error()}
+
+
+def job(images: Path, out: Path, mapper: str) -> dict:
+    started = time.perf_counter()
+    quiet = ProgressReporter("sfm", stream=io.StringIO())
+    report = run_sfm(images, out, SfmOptions(mapper=mapper), quiet)
+    return {"wall_s": time.perf_counter() - started, "map_s": report["timings_s"]["map"],
+            "registered": report["images_registered"], "reprojection_px": report["mean_reprojection_error_px"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sets", nargs="*", default=list(SETS))
+    args = parser.parse_args()
+    datasets = Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets"))
+    pycolmap.logging.minloglevel = 2
+    results: dict[str, dict[str, list[dict]]] = {}
+    for name in args.sets:
+        images = datasets / SETS[name]
+        runs: dict[str, list[dict]] = {"bare": [], "job": [], "global": []}
+        for repeat in range(args.repeats):
+            order = ["bare", "job", "global"] if repeat % 2 == 0 else ["global", "job", "bare"]
+            for variant in order:
+                with tempfile.TemporaryDirectory() as tmp, redirect_stderr(io.StringIO()):
+                    if variant == "bare":
+                        runs[variant].append(bare_pycolmap(images, Path(tmp) / "bare"))
+                    else:
+                        mapper = "incremental" if variant == "job" else "global"
+                        runs[variant].append(job(images, Path(tmp) / "out", mapper))
+                print(f"{name} repeat {repeat + 1} {variant}: {json.dumps(runs[variant][-1])}", flush=True)
+        results[name] = runs
+
+    print("\nset          bare s   job s   job/bare | incremental: map s  reg  reproj px | global: map s  job s  reg  reproj px")
+    for name, runs in results.items():
+        med = lambda variant, key: statistics.median(run[key] for run in runs[variant])  # noqa: E731
+        # Paired per repeat (the two ran back to back), so load from other work cancels out.
+        ratio = statistics.median(j["wall_s"] / b["wall_s"] for j, b in zip(runs["job"], runs["bare"]))
+        print(
+            f"{name:<12} {med('bare', 'wall_s'):7.1f} {med('job', 'wall_s'):7.1f} "
+            f"{ratio:9.3f}x | "
+            f"{med('job', 'map_s'):17.1f} {med('job', 'registered'):4.0f} {med('job', 'reprojection_px'):10.3f} | "
+            f"{med('global', 'map_s'):13.1f} {med('global', 'wall_s'):6.1f} {med('global', 'registered'):4.0f} "
+            f"{med('global', 'reprojection_px'):10.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
