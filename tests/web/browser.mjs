@@ -1,7 +1,7 @@
 // Drives Debian's headless Chromium with playwright-core for the web tests (never downloads a browser).
 // Usage: node browser.mjs '<json plan>'   -> prints one JSON result line on stdout.
 // Plans: {"kind": "viewer", "pages": [{"url", "screenshot", "orbit"?}], "timeoutMs"}: one result per page
-//        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs"}
+//        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs", "reprocessFrom"?}
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -102,7 +102,7 @@ try {
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);
 
-async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs }) {
+async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, reprocessFrom }) {
   const shot = (name) => page.screenshot({ path: path.join(screenshotDir, name), fullPage: true });
   await page.goto(url);
   await page.setInputFiles('#photos', zip);
@@ -139,6 +139,22 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs })
     const element = document.getElementById('job-error');
     return element && !element.hidden ? element.textContent : '';
   });
+  let reprocess = null;
+  if (reprocessFrom) {
+    // The operator's button: a new run of the same job, which the page follows to its end.
+    await page.click('#operator summary');
+    await page.selectOption('#reprocess-stage', reprocessFrom);
+    await page.click('#reprocess');
+    await page.waitForFunction(() => document.body.dataset.jobRun === 'r2', null, { timeout: 60_000 });
+    await page.waitForFunction(() => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(document.body.dataset.jobStatus)
+      && document.body.dataset.jobRun === 'r2', null, { timeout: timeoutMs, polling: 500 });
+    await shot('02-job-99-reprocessed.png');
+    reprocess = await page.evaluate(() => ({
+      runId: document.body.dataset.jobRun,
+      status: document.body.dataset.jobStatus,
+      notice: document.getElementById('job-notice')?.hidden === false ? document.getElementById('job-notice').textContent : '',
+    }));
+  }
   const links = await page.$$eval('a.download', (anchors) => anchors.map((a) => ({ name: a.dataset.artifact, href: a.href })));
   let viewer = null;
   if (status === 'SUCCEEDED' && (await page.$('#open-viewer'))) {
@@ -147,5 +163,5 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs })
     viewer = await settleViewer(path.join(screenshotDir, '03-viewer.png'), 60_000);
     viewer.url = page.url();
   }
-  return { jobId, seen, status, errorText, links, viewer };
+  return { jobId, seen, status, errorText, links, viewer, reprocess };
 }

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -177,3 +182,36 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Path(chosen).mkdir(parents=True, exist_ok=True)
         return Path(chosen)
     return tmp_path_factory.mktemp("web-screenshots", numbered=False)
+
+
+@pytest.fixture(scope="session")
+def spaceport_serve(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`spaceport serve` on a free port, with the built site; stopped (Ctrl-C) afterwards."""
+    from spaceport.local.aws import free_port
+
+    port = free_port()
+    env = {**os.environ, "SPACEPORT_API_KEY": secrets.token_urlsafe(16)}
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "spaceport.cli", "serve", "--port", str(port),
+                                "--out", str(tmp_path_factory.mktemp("serve-out"))],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/config.json", timeout=2).read()
+                break
+            except (urllib.error.URLError, OSError):
+                assert process.poll() is None, f"spaceport serve exited; see {log.name}"
+                assert time.monotonic() < deadline, f"spaceport serve did not come up in 90 s; see {log.name}"
+                time.sleep(0.5)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

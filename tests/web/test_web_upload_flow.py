@@ -9,20 +9,13 @@ session's ``web-screenshots/upload-flow`` folder.
 from __future__ import annotations
 
 import importlib.util
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, console_errors, pixel_spread, run_browser
+from conftest import console_errors, pixel_spread, run_browser
 
 # The modules a job needs to go from photos to a .sog (checked before any fixture does work).
 PIPELINE_MODULES = ("spaceport_sfm.cli", "spaceport_train.cli", "spaceport_compress.cli", "spaceport.local.cli")
@@ -36,43 +29,6 @@ pytestmark = [
 JOB_STAGES = ["sfm", "train", "compress"]
 PIPELINE_TIMEOUT_S = 900
 MIN_PIXEL_SPREAD = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def spaceport_serve(web_dist: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`spaceport serve` on a free port, with the built site; stopped (Ctrl-C) afterwards."""
-    port = _free_port()
-    env = {**os.environ, "SPACEPORT_API_KEY": secrets.token_urlsafe(16)}
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "spaceport.cli", "serve", "--port", str(port),
-                                "--out", str(tmp_path_factory.mktemp("serve-out"))],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/config.json", timeout=2).read()
-                break
-            except (urllib.error.URLError, OSError):
-                assert process.poll() is None, f"spaceport serve exited; see {log.name}"
-                assert time.monotonic() < deadline, f"spaceport serve did not come up in 90 s; see {log.name}"
-                time.sleep(0.5)
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

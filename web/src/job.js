@@ -33,7 +33,7 @@ export function mount(root, { jobId }) {
     let delay = POLL_MS;
     try {
       const job = readJob(await api.get(`/jobs/${encodeURIComponent(jobId)}`));
-      notice.hidden = true;
+      if (notice.dataset.transient) notice.hidden = true; // contact is back
       show(job);
       if (job.isFinal) return; // nothing more will change unless an operator reprocesses
     } catch (error) {
@@ -41,7 +41,7 @@ export function mount(root, { jobId }) {
         statusLine.textContent = `There is no job ${jobId}. Check the link, or upload the photos again.`;
         return;
       }
-      say(notice, `${error.message} Retrying…`, true);
+      say(notice, `${error.message} Retrying…`, true, true);
       delay = POLL_BACKOFF_MS;
     }
     if (!stopped) timer = setTimeout(poll, delay);
@@ -50,6 +50,7 @@ export function mount(root, { jobId }) {
   function show(job) {
     document.body.dataset.jobStatus = job.status;
     document.body.dataset.jobStage = job.stage;
+    document.body.dataset.jobRun = job.runId;
     const stageName = STAGE_NAMES[job.stage] ?? job.stage;
     statusLine.textContent = {
       QUEUED: 'Queued: waiting for a worker.',
@@ -93,6 +94,7 @@ export function mount(root, { jobId }) {
     clearTimeout(timer);
     delete document.body.dataset.jobStatus;
     delete document.body.dataset.jobStage;
+    delete document.body.dataset.jobRun;
   };
 }
 
@@ -148,10 +150,12 @@ function operatorPanel(jobId, refresh, say) {
   return panel;
 }
 
-function say(element, text, isError) {
+function say(element, text, isError, transient = false) {
   element.textContent = text;
   element.className = `message${isError ? ' error' : ''}`;
   element.hidden = false;
+  if (transient) element.dataset.transient = 'true';
+  else delete element.dataset.transient;
 }
 
 function elapsed(job) {
