@@ -18,8 +18,6 @@ from spaceport.adapters.mail import Email
 from spaceport.contracts.job import JobRecord
 from spaceport.contracts.stages import Stage
 
-# The held-out PSNR, whichever name the training job's metrics give it (first present wins).
-PSNR_KEYS = ("train_test_psnr", "train_heldout_psnr", "train_held_out_psnr", "train_eval_psnr", "train_psnr")
 
 WHAT_TO_TRY = {
     Stage.SFM: "Check that the ZIP holds the flight's photos (JPEG, PNG or TIFF) with plenty of overlap "
@@ -58,8 +56,8 @@ def result_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     registered, used = summary.get("sfm_images_registered"), summary.get("sfm_images_used")
     if registered is not None:
         facts.append(("Photos used", f"{registered} of {used}" if used is not None else str(registered)))
-    psnr = next((summary[key] for key in PSNR_KEYS if isinstance(summary.get(key), (int, float))), None)
-    if psnr is not None:
+    psnr = summary.get("train_psnr")  # measured by the training job on the photos it held out
+    if isinstance(psnr, (int, float)):
         facts.append(("Held-out PSNR", f"{psnr:.2f} dB"))
     if isinstance(summary.get("compress_sog_bytes"), (int, float)):
         facts.append(("Output size (.sog)", human_size(summary["compress_sog_bytes"])))

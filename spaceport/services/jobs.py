@@ -29,8 +29,8 @@ INPUT_NAMES = {Stage.SFM: "photos", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
 # Headline figures copied from each job's report into the job's summary (and the email).
 SUMMARY_FIELDS = {
     Stage.SFM: ("images_used", "images_registered", "points3d", "mean_reprojection_error_px", "gps_used"),
-    Stage.TRAIN: ("steps", "num_gaussians", "psnr", "ssim", "lpips", "test_psnr", "heldout_psnr", "held_out_psnr",
-                  "train_psnr", "train_seconds", "elapsed_s"),
+    # The training job's "psnr" is measured on the held-out photos.
+    Stage.TRAIN: ("psnr", "ssim", "lpips", "initial_psnr", "num_gaussians", "steps", "wall_time_s", "preset", "device"),
     Stage.COMPRESS: ("sog_bytes", "ply_bytes", "compression_ratio", "psnr", "psnr_drop_db", "num_gaussians"),
 }
 
@@ -46,7 +46,10 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
     if stage is Stage.SFM:
         environment.update(SPACEPORT_SFM_MATCHER=options.matcher, SPACEPORT_SFM_MAPPER=options.mapper)
     elif stage is Stage.TRAIN:
-        hyperparameters = {"preset": options.preset, "sh_degree": str(options.sh_bands)}
+        hyperparameters = {"preset": options.preset}
+        # Three bands is the default: then the preset decides (quick trains fewer).
+        if options.sh_bands != JobOptions.model_fields["sh_bands"].default:
+            hyperparameters["sh_degree"] = str(options.sh_bands)
         if options.steps is not None:
             hyperparameters["steps"] = str(options.steps)
         hyperparameters.update(options.hyperparameters)
@@ -88,12 +91,6 @@ def _summary(stage: Stage, report: dict[str, Any] | None) -> dict[str, Any]:
     if not report:
         return {}
     figures = {name: report[name] for name in SUMMARY_FIELDS[stage] if isinstance(report.get(name), (int, float, str, bool))}
-    # Held-out figures may be nested (e.g. {"test": {"psnr": ...}}); keep the scalar ones.
-    for group in ("test", "heldout", "held_out", "eval"):
-        nested = report.get(group)
-        if isinstance(nested, dict):
-            figures.update({f"{group}_{name}": value for name, value in nested.items()
-                            if isinstance(value, (int, float)) and not isinstance(value, bool)})
     return {f"{stage.value}_{name}": value for name, value in figures.items()}
 
 

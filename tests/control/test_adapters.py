@@ -34,7 +34,7 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
         "TrainingJobName": "spaceport-train-0a1b2c3d4e5f6a7b-r2-a3",
         "AlgorithmSpecification": {"TrainingImage": "train:1", "TrainingInputMode": "File",
                                    "ContainerEntrypoint": ["spaceport", "train"]},
-        "HyperParameters": {"preset": "quick", "sh_degree": "3", "steps": "900"},
+        "HyperParameters": {"preset": "quick", "steps": "900"},
         "InputDataConfig": [{"ChannelName": "sfm", "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/",
             "S3DataDistributionType": "FullyReplicated"}}}],

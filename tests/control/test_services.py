@@ -24,7 +24,7 @@ from spaceport.services.jobs import training_model_uri
 
 SFM_REPORT = {"status": "succeeded", "images_used": 24, "images_registered": 23, "points3d": 5120,
               "mean_reprojection_error_px": 0.61, "gps_used": True}
-TRAIN_METRICS = {"steps": 300, "num_gaussians": 40000, "test": {"psnr": 27.31, "ssim": 0.88}}
+TRAIN_METRICS = {"steps": 300, "num_gaussians": 40000, "psnr": 27.31, "ssim": 0.88, "eval_history": [{"step": 0}]}
 COMPRESS_METRICS = {"sog_bytes": 123456, "psnr_drop_db": 0.4}
 
 
@@ -52,8 +52,10 @@ def complete_sfm(world, job_id, run_id="r1", attempt=1) -> str:
 def complete_train(world, job_id, run_id="r1", attempt=1) -> str:
     key = SageMakerJobKey(Stage.TRAIN, job_id, run_id, attempt)
     prefix = f"s3://spaceport-train/{job_id}/{run_id}/"
-    world.put_tar(training_model_uri(prefix, key.name), {"splat.ply": b"ply\nformat binary_little_endian 1.0\n" + bytes(500)})
-    world.put_tar(f"{prefix}{key.name}/output/output.tar.gz", {"metrics.json": json.dumps(TRAIN_METRICS).encode()})
+    # The training job writes metrics.json beside splat.ply in /opt/ml/model (so into model.tar.gz).
+    world.put_tar(training_model_uri(prefix, key.name), {
+        "splat.ply": b"ply\nformat binary_little_endian 1.0\n" + bytes(500),
+        "metrics.json": json.dumps(TRAIN_METRICS).encode(), "renders/0.png": b"\x89PNG"})
     return run_stage(world, Stage.TRAIN, state_change(key, "Completed"))
 
 
@@ -101,7 +103,7 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
 
     record = world.ports.store.get(job_id)
     assert record.status is JobStatus.SUCCEEDED and record.runs[0].status is JobStatus.SUCCEEDED
-    assert record.summary["sfm_images_registered"] == 23 and record.summary["train_test_psnr"] == 27.31
+    assert record.summary["sfm_images_registered"] == 23 and record.summary["train_psnr"] == 27.31
     assert record.artifacts["ply"] == f"s3://spaceport-train/{job_id}/r1/splat.ply"
     assert world.ports.objects.head(record.artifacts["ply"]).size > 500
 
