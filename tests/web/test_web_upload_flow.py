@@ -9,13 +9,11 @@ session's ``web-screenshots/upload-flow`` folder.
 from __future__ import annotations
 
 import importlib.util
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import console_errors, pixel_spread, run_browser
+from conftest import console_errors, pixel_spread, run_browser, skip_unless_served_as_page
 
 # The modules a job needs to go from photos to a .sog (checked before any fixture does work).
 PIPELINE_MODULES = ("spaceport_sfm.cli", "spaceport_train.cli", "spaceport_compress.cli", "spaceport.local.cli")
@@ -64,15 +62,7 @@ def test_viewer_opened_from_the_job_renders_the_splat(upload_flow: dict, screens
 
 def test_the_emailed_viewer_link_opens_the_viewer(spaceport_serve: str, upload_flow: dict, screenshot_dir: Path) -> None:
     link = f"{spaceport_serve}/view/{upload_flow['jobId']}"
-    request = urllib.request.Request(link, headers={"Accept": "text/html"})
-    try:
-        content_type = urllib.request.urlopen(request, timeout=10).headers.get("Content-Type", "")
-    except urllib.error.HTTPError as error:
-        content_type = f"HTTP {error.code}"
-    if "text/html" not in content_type:
-        pytest.skip(f"spaceport serve answers {link} with {content_type!r}, not the web app's index.html: "
-                    "the gateway needs to serve index.html for the app's routes (/view/<job>, /jobs/<id>) "
-                    "to browsers (see web/README.md)")
+    skip_unless_served_as_page(link)
     result = run_browser({"kind": "viewer", "timeoutMs": 60_000,
                           "pages": [{"url": link, "screenshot": str(screenshot_dir / "upload-flow" / "04-email-link.png")}]},
                          timeout_s=120)
