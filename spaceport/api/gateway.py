@@ -139,12 +139,13 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _job_id(idempotency_key: str | None) -> str:
+def _job_id(idempotency_key: str | None, email: str) -> str:
+    """A fresh id, or for an Idempotency-Key the same id every time (keys are scoped by the user's email)."""
     if idempotency_key is None:
         return uuid.uuid4().hex[:16]
     if not 1 <= len(idempotency_key) <= 200:
         raise ApiError(400, "bad_idempotency_key", "The Idempotency-Key header must be 1 to 200 characters.")
-    return hashlib.sha256(f"idempotency:{idempotency_key}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"idempotency:{email.lower()}:{idempotency_key}".encode()).hexdigest()[:16]
 
 
 def status_url(ports: Ports, job_id: str) -> str:
@@ -158,7 +159,7 @@ def _accepted(ports: Ports, job_id: str, **extra: Any) -> ApiResponse:
 def _submit(ports: Ports, email: str, input_uri: str, options: JobOptions, idempotency_key: str | None,
             artifacts: dict[str, str] | None = None, csv_data: str | None = None) -> ApiResponse:
     """Create the job (once per Idempotency-Key) and publish ``JobRequested`` for its first stage."""
-    job_id = _job_id(idempotency_key)
+    job_id = _job_id(idempotency_key, email)
     artifacts = dict(artifacts or {})
     fingerprint = _fingerprint(email, input_uri, options.model_dump(mode="json"), artifacts, csv_data)
     if csv_data is not None:

@@ -105,9 +105,12 @@ def test_idempotency_key_returns_the_same_job(world, client):
     again = post(client, "/jobs", body, headers={"Idempotency-Key": "k-1"})
     assert first[0] == again[0] == 202 and first[1]["jobId"] == again[1]["jobId"]
     assert world.job_count() == 1
-    conflict = post(client, "/jobs", {**body, "email": "other@example.com"}, headers={"Idempotency-Key": "k-1"})
+    conflict = post(client, "/jobs", {**body, "options": {"preset": "quick"}}, headers={"Idempotency-Key": "k-1"})
     assert conflict[0] == 409 and conflict[1]["error"]["code"] == "idempotency_conflict"
     assert post(client, "/jobs", body, headers={"Idempotency-Key": "k-2"})[1]["jobId"] != first[1]["jobId"]
+    # Keys belong to their user: someone else's "k-1" is another job.
+    other = post(client, "/jobs", {**body, "email": "other@example.com"}, headers={"Idempotency-Key": "k-1"})
+    assert other[0] == 202 and other[1]["jobId"] != first[1]["jobId"]
 
 
 def test_seed_start_job_contract(world, client):
