@@ -63,12 +63,20 @@ def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bo
     return True
 
 
-def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
-    record = ports.store.get(event.job_id)
-    if record is None or record.run_id != event.run_id:
+def _nothing_to_send(record: JobRecord | None, run_id: str) -> str | None:
+    """Why no email goes out for ``run_id``: an older run's event ("stale"), or a cancelled job."""
+    if record is None or record.run_id != run_id:
         return "stale"
     if record.status is JobStatus.CANCELLED:
         return "cancelled"
+    return None
+
+
+def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
+    record = ports.store.get(event.job_id)
+    skip = _nothing_to_send(record, event.run_id)
+    if skip:
+        return skip
     # The compress service records its artifacts after publishing; take them from the event too.
     prefix = event.output_uri or ""
     artifacts = {**record.artifacts, "compress": prefix, "sog": prefix + "scene.sog"}
@@ -101,10 +109,9 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
 
 def on_failed(event: JobFailed, ports: Ports) -> str:
     record = ports.store.get(event.job_id)
-    if record is None or record.run_id != event.run_id:
-        return "stale"
-    if record.status is JobStatus.CANCELLED:
-        return "cancelled"
+    skip = _nothing_to_send(record, event.run_id)
+    if skip:
+        return skip
     email = failure_email(record, event.stage, event.error_code, event.reason, ports.config.sender_email,
                           status_url(ports, record.job_id))
     sent = _send_once(ports, record, f"{record.run_id}#failed", email)
