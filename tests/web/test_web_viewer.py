@@ -1,13 +1,14 @@
 """The viewer in a real browser: a .sog from our compress stage renders; bad files fail readably.
 
-One headless Chromium visits four viewer pages (a good scene, a truncated one, a file that is not
-a SOG at all, and a missing one); each test checks one of them. Screenshots are left in the
+One headless Chromium visits five viewer pages (a good scene, a truncated one, one whose images
+are not images, a file that is not a SOG at all, and a missing one); each test checks one of them. Screenshots are left in the
 session's ``web-screenshots`` folder.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,14 @@ def viewer_pages(static_site: StaticSite, compressed_scene: CompressedScene, scr
     whole = compressed_scene.sog.read_bytes()
     (files / "truncated.sog").write_bytes(whole[: len(whole) // 2])
     (files / "not-a-sog.sog").write_bytes(os.urandom(4096))
+    # Intact meta.json, broken images: the engine alone would show an empty scene.
+    with zipfile.ZipFile(compressed_scene.sog) as good, zipfile.ZipFile(files / "bad-images.sog", "w") as bad:
+        for name in good.namelist():
+            bad.writestr(name, good.read(name) if name == "meta.json" else b"RIFF\x00\x00\x00\x00WEBP not an image")
     urls = {
         "good": static_site.add("/scenes/scene.sog", compressed_scene.sog),
         "truncated": static_site.add("/scenes/truncated.sog", files / "truncated.sog"),
+        "bad_images": static_site.add("/scenes/bad-images.sog", files / "bad-images.sog"),
         "not_a_sog": static_site.add("/scenes/not-a-sog.sog", files / "not-a-sog.sog"),
         "missing": f"{static_site.url}/scenes/missing.sog",
     }
@@ -71,6 +77,7 @@ def test_viewer_orbits_on_drag(viewer_pages: dict[str, dict], screenshot_dir: Pa
 
 @pytest.mark.parametrize(("name", "words"), [
     ("truncated", "damaged"),
+    ("bad_images", "damaged: its image"),
     ("not_a_sog", "not a SOG scene"),
     ("missing", "not found"),
 ])

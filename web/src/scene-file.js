@@ -5,14 +5,12 @@
  * @example
  *   const bytes = await downloadScene(url, (received, total) => console.log(received, total));
  */
+import { looksLikeZip } from './zip-magic.js';
 
 /** A scene that cannot be shown; `message` is fit to show a person. */
 export class SceneError extends Error {
   name = 'SceneError';
 }
-
-// A SOG bundle is a ZIP: it starts with a local file header "PK\x03\x04".
-const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 
 /** @returns {Promise<ArrayBuffer>} */
 export async function downloadScene(url, onProgress = () => {}) {
@@ -43,9 +41,9 @@ export async function downloadScene(url, onProgress = () => {}) {
     onProgress(received, total);
   }
   const bytes = await new Blob(chunks).arrayBuffer();
-  const head = new Uint8Array(bytes, 0, Math.min(4, bytes.byteLength));
   if (bytes.byteLength === 0) throw new SceneError('The scene file is empty.');
-  if (!ZIP_MAGIC.every((byte, i) => head[i] === byte)) {
+  // A SOG bundle is a ZIP.
+  if (!looksLikeZip(new Uint8Array(bytes, 0, Math.min(4, bytes.byteLength)))) {
     throw new SceneError('This file is not a SOG scene: a .sog is a ZIP bundle, and this file is not a ZIP.');
   }
   return bytes;

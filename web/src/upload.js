@@ -4,13 +4,13 @@
  */
 import { api, ApiError } from './api.js';
 import { formatBytes, h, progressBar } from './dom.js';
+import { looksLikeZip } from './zip-magic.js';
 
 const PRESETS = [
   ['quick', 'Quick: a first look in minutes'],
   ['default', 'Default: balanced quality and time'],
   ['quality', 'Quality: slowest, sharpest'],
 ];
-const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04]; // "PK\x03\x04", a ZIP's first local file header
 
 export function mount(root, _params, { navigate }) {
   let file = null;
@@ -86,8 +86,7 @@ export function mount(root, _params, { navigate }) {
 }
 
 async function isZip(file) {
-  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
-  return ZIP_MAGIC.every((byte, i) => head[i] === byte);
+  return looksLikeZip(new Uint8Array(await file.slice(0, 4).arrayBuffer()));
 }
 
 class UploadError extends Error {

@@ -8,7 +8,8 @@
  */
 import { Application, Asset, BoundingBox, Color, Entity, FILLMODE_NONE, RESOLUTION_AUTO, Vec3, createGraphicsDevice } from 'playcanvas';
 import { CameraControls } from 'playcanvas/scripts/esm/camera-controls.mjs';
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
+import { ConfigError } from './config.js';
 import { formatBytes, h, progressBar } from './dom.js';
 import { readJob } from './job-record.js';
 import { downloadScene, SceneError } from './scene-file.js';
@@ -69,6 +70,7 @@ export function mount(root, { sogUrl, jobId }) {
     errorText.textContent = message;
     loading.hidden = true;
     errorBox.hidden = false;
+    if (app) app.autoRender = false; // nothing left to draw
     setState('error');
   };
 
@@ -108,8 +110,13 @@ export function mount(root, { sogUrl, jobId }) {
     // parses them instead of fetching; the name only tells it the format.
     const asset = new Asset('scene', 'gsplat', { url: 'scene.sog', filename: 'scene.sog', contents: bytes });
     asset.once('error', (error) => fail(`The scene file is damaged or is not a SOG file (${String(error?.message ?? error)}).`));
+    // The bundle's images load as assets of their own; the engine goes on without one that
+    // fails, which would leave an empty scene, so a failed image is a damaged file.
+    app.assets.on('error', (error, failed) => {
+      if (failed !== asset) fail(`The scene file is damaged: its image ${failed?.name ?? ''} could not be read.`);
+    });
     asset.once('load', () => {
-      if (left) return;
+      if (left || status.state === 'error') return;
       const splat = new Entity('splat');
       splat.addComponent('gsplat', { asset });
       app.root.addChild(splat);
@@ -146,7 +153,8 @@ export function mount(root, { sogUrl, jobId }) {
 
   const onResize = () => app?.resizeCanvas();
   window.addEventListener('resize', onResize);
-  start().catch((error) => fail(error instanceof SceneError ? error.message : `The viewer failed: ${error.message}`));
+  const readable = (error) => error instanceof SceneError || error instanceof ApiError || error instanceof ConfigError;
+  start().catch((error) => fail(readable(error) ? error.message : `The viewer failed: ${error.message}`));
 
   return () => {
     left = true;
