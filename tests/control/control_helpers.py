@@ -113,13 +113,6 @@ class World:
         self.ports.objects.put_bytes(uri, buffer.getvalue())
 
 
-def envelope(event) -> str:
-    """An SQS body as EventBridge delivers ``event`` (a pipeline event model)."""
-    return json.dumps({"version": "0", "id": "e1", "source": EVENT_SOURCE, "detail-type": event.detail_type,
-                       "account": "123456789012", "region": REGION, "time": "2026-11-27T00:00:00Z",
-                       "resources": [], "detail": json.loads(event.model_dump_json())})
-
-
 def state_change(key: SageMakerJobKey, status: str, reason: str | None = None) -> str:
     """An SQS body holding SageMaker's state-change event for ``key``'s job."""
     kind = service(key.stage.value).sagemaker_job

@@ -9,18 +9,17 @@ import subprocess
 import sys
 
 import pytest
-from chalice.app import SQSEvent
-from control_helpers import REPO, envelope, load_app, sqs_event, state_change
+import requests
+from control_helpers import REPO, load_app, sqs_event, state_change
 
-from spaceport.api import cancel_job, create_job, reprocess_job
-from spaceport.contracts.events import (
-    CompressionCompleted, JobOptions, JobRequested, SfmCompleted, TrainingCompleted,
-)
+from spaceport.api import cancel_job, create_job, get_job, reprocess_job
+from spaceport.contracts.events import JobOptions
 from spaceport.contracts.job import JobStatus
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
-from spaceport.services import handle_notify_message, handle_stage_message, process_sqs_batch
+from spaceport.services import diagnose, handle_notify_message, handle_stage_message, process_sqs_batch
 from spaceport.services.jobs import training_model_uri
+from spaceport.services.stage import _launch
 
 SFM_REPORT = {"status": "succeeded", "images_used": 24, "images_registered": 23, "points3d": 5120,
               "mean_reprojection_error_px": 0.61, "gps_used": True}
@@ -243,3 +242,50 @@ def test_lambda_apps_import_no_heavy_modules():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("status, reason, report, code, transient", [
+    ("Failed", "InternalServerError: We encountered an internal error.", None, "infrastructure", True),
+    ("Failed", "CapacityError: Unable to provision requested ML compute capacity.", None, "infrastructure", True),
+    ("Stopped", None, None, "job_stopped", True),  # a Spot interruption, or the time limit: resume from checkpoints
+    ("Failed", None, None, "job_crashed", True),
+    ("Failed", "AlgorithmError: The ZIP holds no photos.", None, "job_failed", False),
+    ("Failed", "AlgorithmError: exit 12", {"error": {"code": "no_images", "message": "No photos."}}, "no_images", False),
+])
+def test_diagnosis_tells_transient_from_explained_failures(status, reason, report, code, transient):
+    diagnosis = diagnose(Stage.SFM, status, reason, report)
+    assert (diagnosis.code, diagnosis.transient) == (code, transient)
+    assert diagnosis.reason and not diagnosis.reason.startswith(("AlgorithmError", "InternalServerError"))
+
+
+def test_finished_job_shows_presigned_links(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    assert "links" not in get_job(world.ports, job_id).body
+    complete_sfm(world, job_id)
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    complete_train(world, job_id)
+    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+    complete_compress(world, job_id)
+    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+    view = get_job(world.ports, job_id).body
+    assert view["status"] == "SUCCEEDED" and view["stage_percent"] == 100
+    assert set(view["links"]) == {"sog", "ply", "report", "viewer"}
+    assert requests.get(view["links"]["sog"], timeout=10).content.startswith(b"PK\x03\x04")
+    report = requests.get(view["links"]["report"], timeout=10).json()
+    assert report["summary"]["compress_sog_bytes"] == 2004 and report["artifacts"]["ply"].endswith("splat.ply")
+
+
+def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world):
+    job_id = new_job(world)
+    trigger = requested(world, job_id)
+    cancel_job(world.ports, job_id)  # lands before the sfm service handles the trigger...
+    assert run_stage(world, Stage.SFM, trigger) == "stale"
+    assert world.processing_jobs() == []
+    # ...or after it launched but before it recorded the start.
+    other = new_job(world)
+    record = world.ports.store.get(other)
+    cancel_job(world.ports, other)
+    assert _launch(SageMakerJobKey(Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.ports) == "cancelled"
+    name = f"spaceport-sfm-{other}-r1-a1"
+    assert world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Stopped"
