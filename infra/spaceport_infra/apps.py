@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spaceport.contracts.topology import SERVICES, ServiceSpec
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from spaceport_infra.imports import REPO_ROOT
 
 # Chalice decorators that each make one Lambda function named after the handler (or name=).
 _FUNCTION_DECORATORS = {

@@ -32,7 +32,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import shutil
@@ -44,6 +43,7 @@ from typing import Any, Mapping
 
 from spaceport.errors import SpaceportError
 from spaceport_infra.apps import APPS, REPO_ROOT, ChaliceApp, app_named
+from spaceport_infra.imports import import_closure, module_file
 from spaceport_infra.parameters import API_KEY_VARIABLE, arn_path, arn_parameter, env_path
 
 SHARED_PACKAGE = "spaceport"
@@ -60,71 +60,21 @@ class DeployStepError(SpaceportError):
 # --- vendoring the shared package --------------------------------------------------------
 
 
-def _module_file(module: str) -> Path | None:
-    """The source file of a ``spaceport...`` module, or None if it names no module of ours."""
-    base = REPO_ROOT.joinpath(*module.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Every module ``path`` may import, anywhere in it (top level or inside a function)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                source = f"{base}.{node.module}" if node.module else base
-            else:
-                source = node.module or ""
-            found.add(source)
-            # ``from spaceport.contracts import topology`` imports a module, not only a name.
-            found.update(f"{source}.{alias.name}" for alias in node.names)
-    return found
-
-
-def import_closure(app_file: Path) -> tuple[set[str], set[str]]:
-    """``(shared modules, other top-level packages)`` that ``app_file`` reaches by import."""
-    shared: set[str] = set()
-    others: set[str] = set()
-    pending = [(app_file, "app")]
-    while pending:
-        path, module = pending.pop()
-        for name in _imports(path, module):
-            top = name.split(".")[0]
-            if top != SHARED_PACKAGE:
-                if top and top not in sys.stdlib_module_names:
-                    others.add(top)
-                continue
-            parts = name.split(".")
-            # A module imports its parent packages' __init__ first.
-            for depth in range(1, len(parts) + 1):
-                candidate = ".".join(parts[:depth])
-                file = _module_file(candidate)
-                if file is not None and candidate not in shared:
-                    shared.add(candidate)
-                    pending.append((file, candidate))
-    return shared, others
-
-
 def vendor_shared_package(app: ChaliceApp) -> list[str]:
     """Copy the shared modules ``app.py`` reaches into ``<app>/vendor/spaceport``; returns them."""
     if not app.app_file.exists():
         raise DeployStepError(f"{app.app_file} does not exist yet: nothing to deploy for {app.name}.")
-    shared, _ = import_closure(app.app_file)
+    reached = import_closure(app.app_file)
+    jobs = sorted(m for m in reached.first_party if m.split(".")[0] != SHARED_PACKAGE)
+    if jobs:
+        raise DeployStepError(f"{app.app_file} reaches stage-job code {jobs}: Lambda code never imports it.")
+    shared = reached.first_party
     vendor = app.directory / "vendor"
     vendor.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".spaceport-", dir=vendor))
     try:
         for module in sorted(shared):
-            source = _module_file(module)
+            source = module_file(module)
             assert source is not None
             target = staging / source.relative_to(REPO_ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,10 @@ from moto import mock_aws
 from spaceport.contracts.topology import SERVICES
 from spaceport_infra.apps import APPS, ChaliceApp
 from spaceport_infra.chalice_apps import (
-    BATCH_ITEM_FAILURES, DeployStepError, enable_batch_item_failures, fetch_stage_parameters, import_closure,
-    install_api_key, placeholders, render_policy, render_stage, vendor_shared_package,
+    BATCH_ITEM_FAILURES, DeployStepError, enable_batch_item_failures, fetch_stage_parameters, install_api_key,
+    placeholders, render_policy, render_stage, vendor_shared_package,
 )
+from spaceport_infra.imports import import_closure
 from spaceport_infra.parameters import ARN_KEYS, arn_parameter, env_path
 
 REGION = "eu-west-1"
@@ -139,9 +140,9 @@ def test_chalice_package_holds_the_shared_code_and_no_heavy_packages(app: Chalic
     with zipfile.ZipFile(out / "deployment.zip") as archive:
         names = archive.namelist()
         archive.extractall(tmp_path / "package")
-    shared, others = import_closure(app.app_file)
-    assert others <= PROVIDED, others - PROVIDED
-    for module in shared:
+    reached = import_closure(app.app_file)
+    assert reached.third_party <= PROVIDED, reached.third_party - PROVIDED
+    for module in reached.first_party:
         path = module.replace(".", "/")
         assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
     assert not [n for n in names if n.split("/")[0] in HEAVY or n.endswith(".so")], names
