@@ -82,7 +82,7 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
     from spaceport.adapters.sagemaker import SageMakerLauncher
 
     session = session or boto3.session.Session()
-    # Presigned links use the virtual-host style S3 expects for new buckets (and moto accepts).
+    # Presigned links signed with SigV4, which every region accepts.
     s3 = session.client("s3", config=Config(signature_version="s3v4"))
     if launcher is None and config.job_runner == "local":
         # The only place the runtime differs: the local stack's runner stands in for SageMaker.
