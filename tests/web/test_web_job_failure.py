@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_errors, run_browser, skip_unless_served_as_page
+from web_browser import console_errors, run_browser, skip_unless_served_as_page
 
 pytestmark = [
     pytest.mark.slow,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_errors, pixel_spread, run_browser, skip_unless_served_as_page
+from web_browser import console_errors, pixel_spread, run_browser, skip_unless_served_as_page
 
 # The modules a job needs to go from photos to a .sog (checked before any fixture does work).
 PIPELINE_MODULES = ("spaceport_sfm.cli", "spaceport_train.cli", "spaceport_compress.cli", "spaceport.local.cli")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CompressedScene, StaticSite, console_errors, pixel_spread, run_browser
+from web_browser import CompressedScene, StaticSite, console_errors, pixel_spread, run_browser
 
 pytestmark = pytest.mark.slow
 
