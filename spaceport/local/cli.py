@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import sys
-import tarfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -331,13 +330,14 @@ def save_outputs(record: JobRecord, out_root: Path, aws_endpoint: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     s3 = boto3.client("s3")
     for name, uri in sorted(record.artifacts.items()):
-        if not uri.startswith("s3://"):
+        # Folders (the SfM tree), archives and the photos stay in S3; the results come down.
+        if not uri.startswith("s3://") or uri.endswith(("/", ".tar.gz", ".zip")):
             continue
         where = S3Location.parse(uri)
-        if uri.endswith("/"):
-            _download_results(s3, where, out_dir, prefix_name=name)
-        else:
-            _download(s3, where, out_dir / Path(where.key).name)
+        file_name = Path(where.key).name
+        if not file_name.endswith((".sog", ".ply")):
+            file_name = f"{name}{Path(file_name).suffix}"
+        _download(s3, where, out_dir / file_name)
     (out_dir / "job.json").write_text(record.model_dump_json(indent=2))
     email = latest_email(aws_endpoint, record)
     if email is not None:
@@ -360,36 +360,6 @@ def _mentions(email: Message, text: str) -> bool:
     parts += [part.get_payload(decode=True).decode(errors="replace") for part in email.walk()
               if part.get_content_maintype() == "text"]
     return any(text in part for part in parts)
-
-
-# Under a stage's output prefix, the files a user wants (the SfM tree itself stays in S3).
-_RESULT_SUFFIXES = (".sog", ".ply", ".json", ".html")
-
-
-def _download_results(s3: Any, where: S3Location, out_dir: Path, prefix_name: str) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.key):
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(where.key):]
-            if "/" in relative and not relative.endswith("model.tar.gz"):
-                continue  # nested: images, sparse model, SageMaker's output folders
-            name = Path(relative).name
-            if name == "model.tar.gz":
-                _extract_ply(s3, S3Location(where.bucket, item["Key"]), out_dir)
-            elif name.endswith(_RESULT_SUFFIXES):
-                target = name if name.endswith((".sog", ".ply")) else f"{prefix_name}-{name}"
-                _download(s3, S3Location(where.bucket, item["Key"]), out_dir / target)
-
-
-def _extract_ply(s3: Any, where: S3Location, out_dir: Path) -> None:
-    """The trained splat inside a training job's model.tar.gz (when it was not copied out)."""
-    body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"]
-    with tarfile.open(fileobj=body, mode="r|gz") as archive:
-        for member in archive:
-            if member.isfile() and member.name.endswith(".ply") and not (out_dir / Path(member.name).name).exists():
-                partial = out_dir / (Path(member.name).name + ".partial")
-                with partial.open("wb") as target:
-                    target.write(archive.extractfile(member).read())
-                partial.replace(out_dir / Path(member.name).name)
 
 
 def _download(s3: Any, where: S3Location, target: Path) -> None:

@@ -73,7 +73,7 @@ class LocalJobRunner:
     """Runs stage jobs as local subprocesses under SageMaker's directory layout."""
 
     def __init__(self, root: Path, progress: ProgressSink | None = None, stop_grace_s: float = STOP_GRACE_S) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # the job runs in its own folder; its paths must not be relative
         self.root.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self.stop_grace_s = stop_grace_s
@@ -183,7 +183,8 @@ class LocalJobRunner:
             for folder in (paths.model, paths.checkpoints, ml_root / "output" / "data"):
                 folder.mkdir(parents=True, exist_ok=True)
             if spec.checkpoint_uri:
-                _download_uri(s3, spec.checkpoint_uri, paths.checkpoints)
+                # A first attempt has no checkpoints yet; a retried one resumes from them.
+                _download_uri(s3, spec.checkpoint_uri, paths.checkpoints, missing_ok=True)
 
     def _execute(self, spec: StageJobSpec, job_dir: Path, ml_root: Path) -> int:
         env = {**os.environ, **spec.environment, ROOT_ENV: str(ml_root), "PYTHONUNBUFFERED": "1"}
@@ -327,7 +328,7 @@ def _join_key(prefix: str, name: str) -> str:
     return f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
 
 
-def _download_uri(s3, uri: str, target: Path) -> None:
+def _download_uri(s3, uri: str, target: Path, missing_ok: bool = False) -> None:
     """An object keeps its file name in ``target``; a prefix keeps its relative layout."""
     bucket, key = _split_s3(uri)
     if key and not key.endswith("/"):
@@ -349,7 +350,7 @@ def _download_uri(s3, uri: str, target: Path) -> None:
             destination.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(destination))
             found = True
-    if not found:
+    if not found and not missing_ok:
         raise FileNotFoundError(f"nothing at {uri}")
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import boto3
 
 from spaceport.adapters.jobstore import DynamoJobStore
+from spaceport.adapters.ports import default_ports
 from spaceport.config import PipelineConfig
 from spaceport.contracts.launch import StageJobSpec
-from spaceport.contracts.topology import SERVICES
+from spaceport.contracts.topology import SERVICES, service
 from spaceport.errors import SpaceportError
 from spaceport.local.aws import LocalAws, free_port
 from spaceport.local.gateway import GatewayServer, load_chalice_app
@@ -83,6 +84,10 @@ class LocalStack:
         self._saved_environ: dict[str, str | None] = {}
         self._last_progress: dict[str, float] = {}
         self._progress_lock = threading.Lock()
+        self._log_handler: logging.Handler | None = None
+        self._paused: set[str] = set()
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
     # --- lifecycle
 
@@ -96,6 +101,7 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
+        self._log_to_file()
         self.aws.start()
         self._set_environ({
             **self.aws.environment(),
@@ -103,6 +109,8 @@ class LocalStack:
             "SPACEPORT_API_KEY": self.api_key,
             "SPACEPORT_PUBLIC_BASE_URL": self.gateway_url,
         })
+        # The apps build their ports once per process; this stack's endpoint and runner are new.
+        default_ports.cache_clear()
         self.config = PipelineConfig.from_env()
         self.resources = provision(self.config)
         self._job_store = DynamoJobStore(boto3.resource("dynamodb").Table(self.config.jobs_table))
@@ -110,12 +118,8 @@ class LocalStack:
                                      stop_grace_s=self.options.stop_grace_s)
         install_shared_runner(self.runner)
         for spec in SERVICES:
-            app_path = REPO_ROOT / "services" / spec.name / "app.py"
-            if not app_path.exists():
-                raise StackError(f"The {spec.name} service has no app at {app_path}.")
-            worker = QueueWorker.for_app(spec, app_path, visibility_timeout_s=self.options.visibility_timeout_s)
-            worker.start()
-            self.workers[spec.name] = worker
+            self._start_worker(spec.name)
+        self._supervisor.start()
         try:
             app = load_chalice_app(REPO_ROOT / "gateway" / "app.py")
             self._gateway = GatewayServer(app, self.gateway_port, self.api_key, self.options.web_dist).start()
@@ -124,7 +128,15 @@ class LocalStack:
                 f"Cannot listen on {self.gateway_url}: {error.strerror}. Is another `spaceport serve` running?"
             ) from None
 
+    @property
+    def log_path(self) -> Path:
+        """Where the gateway's, the services' and the runtime's log lines go."""
+        return self.options.workdir / "stack.log"
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join()
         for worker in self.workers.values():
             worker.stop()
         if self.runner is not None:
@@ -138,6 +150,11 @@ class LocalStack:
             self._gateway = None
         self.aws.stop()
         self._restore_environ()
+        default_ports.cache_clear()
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -167,7 +184,33 @@ class LocalStack:
             time.sleep(0.2)
         return False
 
+    def pause_worker(self, service: str) -> None:
+        """Stop consuming a service's queue (like disabling its event source mapping)."""
+        self._paused.add(service)
+        self.workers[service].stop()
+
+    def resume_worker(self, service: str) -> None:
+        self._paused.discard(service)
+        self._start_worker(service)
+
     # --- internals
+
+    def _start_worker(self, name: str) -> None:
+        spec = service(name)
+        app_path = REPO_ROOT / "services" / name / "app.py"
+        if not app_path.exists():
+            raise StackError(f"The {name} service has no app at {app_path}.")
+        worker = QueueWorker.for_app(spec, app_path, visibility_timeout_s=self.options.visibility_timeout_s)
+        worker.start()
+        self.workers[name] = worker
+
+    def _supervise(self) -> None:
+        """Replace a worker that died, as Lambda starts a new instance after one crashed."""
+        while not self._stopping.wait(0.5):
+            for name, worker in list(self.workers.items()):
+                if not worker.is_alive() and name not in self._paused and not self._stopping.is_set():
+                    logger.warning("worker %s died; starting a new one", name)
+                    self._start_worker(name)
 
     def _record_progress(self, spec: StageJobSpec, event: ProgressEvent) -> None:
         """A job's ``spaceport-progress`` line -> the job record's ``stage_percent``."""
@@ -178,6 +221,22 @@ class LocalStack:
             self._last_progress[spec.name] = now
         key = spec.key
         self._job_store.record_progress(key.job_id, key.run_id, key.stage, key.attempt, event.fraction * 100)
+
+    def _log_to_file(self) -> None:
+        """Handlers' log lines go to ``stack.log``, so the terminal shows only the progress."""
+        self._log_handler = logging.FileHandler(self.log_path)
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+        for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        # Powertools reports why a record failed only at DEBUG; a failed message must say why.
+        batch = logging.getLogger("aws_lambda_powertools.utilities.batch")
+        batch.setLevel(logging.DEBUG)
+        self._log_handler.addFilter(lambda r: r.levelno >= logging.INFO or r.name.startswith(batch.name))
+        self._log_handler.setLevel(logging.DEBUG)
 
     def _set_environ(self, values: dict[str, str]) -> None:
         for name, value in values.items():

@@ -71,6 +71,7 @@ class Delivery:
     detail_type: str | None
     sent_at: float  # epoch seconds (SQS SentTimestamp)
     handler_started_at: float  # epoch seconds
+    receive_count: int  # 1 for a first delivery; more for a retry or a redelivery
 
     @property
     def hop_s(self) -> float:
@@ -162,7 +163,8 @@ class QueueWorker(threading.Thread):
         started = time.time()
         self.deliveries.extend(
             Delivery(self.service.name, _detail_type(message["Body"]),
-                     int(message["Attributes"]["SentTimestamp"]) / 1000, started)
+                     int(message["Attributes"]["SentTimestamp"]) / 1000, started,
+                     int(message["Attributes"].get("ApproximateReceiveCount", 1)))
             for message in messages
         )
         context = LambdaContext(f"spaceport-{self.service.name}", self.service.consumer_timeout_s)
