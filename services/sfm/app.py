@@ -17,6 +17,7 @@ app = Chalice(app_name="spaceport-sfm")
 
 @app.on_sqs_message(queue=SERVICE.queue_name, batch_size=SERVICE.batch_size)
 def consume(event):
+    ports = default_ports()
     return process_sqs_batch(
-        event.to_dict(), lambda body: handle_stage_message(Stage.SFM, body, default_ports()), event.context
+        event.to_dict(), lambda body: handle_stage_message(Stage.SFM, body, ports, event.context), event.context
     )

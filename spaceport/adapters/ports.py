@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from spaceport.adapters.jobstore import CreateResult
 from spaceport.adapters.mail import Email
@@ -55,9 +55,14 @@ class Mailer(Protocol):
     def send(self, email: Email) -> str: ...
 
 
+class Idempotency(Protocol):
+    def run(self, key: str, action: Callable[[], str], lambda_context: Any = None) -> str: ...
+
+
 @dataclass
 class Ports:
-    """Everything a handler talks to. ``launcher`` is only needed by the stage services."""
+    """Everything a handler talks to. ``launcher`` is only needed by the stage services;
+    without ``idempotency`` the job record's positions alone keep handlers idempotent."""
 
     config: PipelineConfig
     store: JobStore
@@ -65,6 +70,7 @@ class Ports:
     objects: ObjectStore
     mailer: Mailer
     launcher: JobLauncher | None = None
+    idempotency: Idempotency | None = None
 
 
 def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, session: Any = None) -> Ports:
@@ -76,6 +82,7 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
     from botocore.config import Config
 
     from spaceport.adapters.events import EventBridgePublisher
+    from spaceport.adapters.idempotency import OnceOnly
     from spaceport.adapters.jobstore import DynamoJobStore
     from spaceport.adapters.mail import SesMailer
     from spaceport.adapters.s3 import S3Objects
@@ -101,6 +108,7 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
         objects=S3Objects(s3),
         mailer=SesMailer(session.client("ses")),
         launcher=launcher,
+        idempotency=OnceOnly(session.client("dynamodb"), config.idempotency_table),
     )
 
 

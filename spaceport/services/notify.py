@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from typing import Any
 
 from spaceport.adapters.mail import Email
@@ -23,22 +24,23 @@ from spaceport.contracts.events import CompressionCompleted, InvalidEventError, 
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
 from spaceport.contracts.stages import Stage
 from spaceport.services.email import ResultLinks, failure_email, success_email
-from spaceport.services.stage import load_message, record_failure
+from spaceport.services.stage import load_message, record_failure, run_once
 
 logger = logging.getLogger("spaceport.services")
 
 JOB_REPORT = "job-report.json"
 
 
-def handle_notify_message(body: str | dict[str, Any], ports: Ports) -> str:
+def handle_notify_message(body: str | dict[str, Any], ports: Ports, lambda_context: Any = None) -> str:
     """Handle one message from the notify queue; returns what was done."""
     event = parse_envelope(load_message(body))
     if isinstance(event, CompressionCompleted):
-        outcome = on_succeeded(event, ports)
+        action = partial(on_succeeded, event, ports)
     elif isinstance(event, JobFailed):
-        outcome = on_failed(event, ports)
+        action = partial(on_failed, event, ports)
     else:
         raise InvalidEventError(f"The notify service does not consume {event.detail_type}.")
+    outcome = run_once(ports, f"notify#{event.business_key}", action, lambda_context)
     logger.info("notify service: %s for job %s %s", outcome, event.job_id, event.run_id)
     return outcome
 

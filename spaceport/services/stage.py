@@ -10,9 +10,11 @@ A message is an EventBridge event delivered by SQS. :func:`handle_stage_message`
   stopped because the user cancelled ends quietly;
 * ``JobCancelled`` for this stage, which stops the running job.
 
-Every handler is idempotent on ``(job_id, run_id, stage, attempt)``: the job record's
-position says whether the step was already taken, the deterministic job name makes a
-second launch a no-op, and the store's conditional write decides a race. Anything that
+Every handler is idempotent on ``(job_id, run_id, stage, attempt)``: Powertools'
+idempotency utility runs a message's action once per business key (a duplicate delivery
+gets the first answer), the job record's position says whether the step was already taken
+(an archive replayed after the idempotency records expired), the deterministic job name
+makes a second launch a no-op, and the store's conditional write decides a race. Anything that
 is not a well-formed event raises, so the batch reports it and SQS retries it, then
 dead-letters it.
 
@@ -27,7 +29,8 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 from spaceport.adapters.ports import Ports
 from spaceport.contracts.events import (
@@ -99,24 +102,36 @@ def parse_state_change(stage: Stage, envelope: dict[str, Any]) -> JobStateChange
     return JobStateChange(key, status, detail.get("FailureReason"))
 
 
-def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports) -> str:
+def run_once(ports: Ports, key: str, action: Callable[[], str], lambda_context: Any = None) -> str:
+    """``action()`` once per ``key`` when the ports hold an idempotency store; else just ``action()``."""
+    if ports.idempotency is None:
+        return action()
+    return ports.idempotency.run(key, action, lambda_context)
+
+
+def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports, lambda_context: Any = None) -> str:
     """Handle one message from ``stage``'s queue; returns what was done (for logs and tests)."""
     envelope = load_message(body)
+    action: Callable[[], str]
     if envelope.get("source") == SAGEMAKER_SOURCE:
-        outcome = on_state_change(parse_state_change(stage, envelope), ports)
+        change = parse_state_change(stage, envelope)
+        key = f"{envelope['detail-type']}#{change.key.name}#{change.status}"
+        action = partial(on_state_change, change, ports)
     elif envelope.get("source") == EVENT_SOURCE:
         event = parse_envelope(envelope)
+        key = event.business_key
         if isinstance(event, JobCancelled):
-            outcome = on_cancelled(stage, event, ports)
+            action = partial(on_cancelled, stage, event, ports)
         elif isinstance(event, JobRequested) and event.stage is stage:
-            outcome = on_trigger(stage, event.job_id, event.run_id, event.input_uri, event.options, ports)
+            action = partial(on_trigger, stage, event.job_id, event.run_id, event.input_uri, event.options, ports)
         elif isinstance(event, StageCompleted) and next_stage(event.stage) is stage:
-            outcome = on_trigger(stage, event.job_id, event.run_id, event.output_uri, event.options, ports)
+            action = partial(on_trigger, stage, event.job_id, event.run_id, event.output_uri, event.options, ports)
         else:
             raise InvalidEventError(f"The {stage.value} service does not consume {event.detail_type} "
                                     f"for the {event.stage.value} stage.")
     else:
         raise InvalidEventError("The message is neither a Spaceport event nor a SageMaker state change.")
+    outcome = run_once(ports, f"{stage.value}#{key}", action, lambda_context)
     logger.info("%s service: %s", stage.value, outcome)
     return outcome
 
@@ -270,5 +285,5 @@ def on_cancelled(stage: Stage, event: JobCancelled, ports: Ports) -> str:
 
 __all__ = [
     "Diagnosis", "JobStateChange", "diagnose", "handle_stage_message", "load_message", "on_cancelled",
-    "on_state_change", "on_trigger", "parse_state_change", "record_failure",
+    "on_state_change", "on_trigger", "parse_state_change", "record_failure", "run_once",
 ]

@@ -47,14 +47,14 @@ class World:
         self._seen: list[dict[str, Any]] = []
 
     def reset(self) -> None:
-        """Forget every job, event, email and SageMaker job of the previous test."""
+        """Forget every job, idempotency record, event, email and SageMaker job of the previous test."""
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.sagemaker.models import sagemaker_backends
         from moto.ses.models import ses_backends
 
-        table = self.config.jobs_table
-        for item in self.dynamodb.scan(TableName=table, ProjectionExpression="job_id")["Items"]:
-            self.dynamodb.delete_item(TableName=table, Key={"job_id": item["job_id"]})
+        for table, key in ((self.config.jobs_table, "job_id"), (self.config.idempotency_table, "id")):
+            for item in self.dynamodb.scan(TableName=table, ProjectionExpression=key)["Items"]:
+                self.dynamodb.delete_item(TableName=table, Key={key: item[key]})
         self.published()  # drains the observer queue
         self._seen.clear()
         ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages.clear()

@@ -95,3 +95,30 @@ def test_config_reads_the_environment_once():
         PipelineConfig.from_env({"SPACEPORT_JOB_RUNNER": "kubernetes"})
     with pytest.raises(ConfigError):
         PipelineConfig.from_env({"SPACEPORT_MAX_ATTEMPTS": "three"})
+
+
+def test_once_only_runs_an_action_once_and_a_failed_one_again(world):
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    once = world.ports.idempotency
+    calls: list[str] = []
+
+    def action() -> str:
+        calls.append("ran")
+        return f"answer {len(calls)}"
+
+    assert once.run("k1", action) == once.run("k1", action) == "answer 1"
+
+    def broken() -> str:
+        raise RuntimeError("SageMaker throttled us")
+
+    with pytest.raises(RuntimeError):
+        once.run("k2", broken)
+    assert once.run("k2", action) == "answer 2"  # the failure left no record behind
+
+    def nested() -> str:
+        return once.run("k3", action)  # the same key while the first run still holds it
+
+    with pytest.raises(IdempotencyAlreadyInProgressError):
+        once.run("k3", nested)
+    assert calls == ["ran", "ran"]
