@@ -90,8 +90,8 @@ def _versions() -> dict[str, str]:
 
     from spaceport import __version__
 
-    return {"spaceport": __version__, "pycolmap": pycolmap.__version__, "numpy": numpy.__version__,
-            "pillow": PIL.__version__, "python": platform.python_version()}
+    return {"spaceport": __version__, "pycolmap": pycolmap.__version__, "pycolmap_cuda": bool(pycolmap.has_cuda),
+            "numpy": numpy.__version__, "pillow": PIL.__version__, "python": platform.python_version()}
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

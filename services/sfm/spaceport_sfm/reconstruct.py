@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,8 @@ def extract(
     Photos that share a size and EXIF focal length come from one camera, so they share one
     set of intrinsics (better constrained than one per photo). A focal prior from EXIF is
     marked as such; without one COLMAP's 1.2 x long side guess is not. Extraction runs in
-    chunks of about a tenth of the photos so that progress can be reported.
+    chunks of about a tenth of the photos so that progress can be reported (pycolmap has no
+    progress callback for it).
     """
     groups: dict[tuple[int, int, float | None], list[Photo]] = defaultdict(list)
     for photo in photos:
@@ -74,7 +76,9 @@ def extract(
         groups[(photo.width, photo.height, focal)].append(photo)
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.num_threads = num_threads
-    chunk = max(1, math.ceil(len(photos) / 10))
+    # A multiple of the thread count, so no thread idles at the end of a chunk.
+    threads = num_threads if num_threads > 0 else len(os.sched_getaffinity(0))
+    chunk = math.ceil(len(photos) / 10 / threads) * threads
     done = 0
     guessed_cameras: list[int] = []
     for (width, height, focal), members in groups.items():
