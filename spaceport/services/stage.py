@@ -40,7 +40,7 @@ from spaceport.contracts.events import (
 from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, position
 from spaceport.contracts.stages import Stage, next_stage
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
-from spaceport.services.jobs import collect_outputs, stage_input, stage_job_spec
+from spaceport.services.jobs import collect_outputs, stage_input, stage_job_spec, training_model_uri
 
 logger = logging.getLogger("spaceport.services")
 
@@ -215,7 +215,9 @@ def _read_report(key: SageMakerJobKey, ports: Ports) -> dict[str, Any] | None:
     if key.stage is Stage.SFM:
         return ports.objects.read_json(prefix + "report.json")
     if key.stage is Stage.TRAIN:
-        return ports.objects.read_json_from_tar(f"{prefix}{key.name}/output/output.tar.gz", "metrics.json")
+        # The training job writes metrics.json (with the error, on an expected failure) beside the model.
+        return (ports.objects.read_json_from_tar(f"{prefix}{key.name}/output/output.tar.gz", "metrics.json")
+                or ports.objects.read_json_from_tar(training_model_uri(prefix, key.name), "metrics.json"))
     return ports.objects.read_json(prefix + "metrics.json")
 
 

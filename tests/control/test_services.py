@@ -299,3 +299,17 @@ def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world)
     assert _launch(SageMakerJobKey(Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.ports) == "cancelled"
     name = f"spaceport-sfm-{other}-r1-a1"
     assert world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Stopped"
+
+
+def test_a_training_failure_is_explained_by_the_metrics_in_the_model_archive(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    complete_sfm(world, job_id)
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    key = SageMakerJobKey(Stage.TRAIN, job_id, "r1", 1)
+    error = {"code": "too_few_points", "message": "The reconstruction has too few points to train from."}
+    world.put_tar(training_model_uri(f"s3://spaceport-train/{job_id}/r1/", key.name),
+                  {"metrics.json": json.dumps({"error": error}).encode()})
+    assert run_stage(world, Stage.TRAIN, state_change(key, "Failed", "AlgorithmError: exit 31")) == "failed"
+    failed = json.loads(last(world, "JobFailed"))["detail"]
+    assert (failed["stage"], failed["error_code"], failed["reason"]) == ("train", "too_few_points", error["message"])
