@@ -131,3 +131,16 @@ def test_duplicate_names_are_skipped_and_password_protected_zips_refused(tmp_pat
     with pytest.raises(CorruptZipError, match="password-protected"):
         stage_photos(locked, tmp_path / "staged2")
     assert not list((tmp_path / "staged2").iterdir())
+
+
+def test_options_come_from_the_environment_and_bad_ones_are_usage_errors(monkeypatch, capsys):
+    from spaceport_sfm.cli import build_parser, main
+
+    monkeypatch.setenv("SPACEPORT_SFM_MAX_IMAGE_SIZE", "1600")
+    monkeypatch.setenv("SPACEPORT_SFM_MAPPER", "global")
+    args = build_parser().parse_args(["in.zip", "out", "--mapper", "incremental"])
+    assert args.max_image_size == 1600 and args.mapper == "incremental"  # arguments win
+    monkeypatch.setenv("SPACEPORT_SFM_MATCHER", "fastest")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["in.zip", "out"])
+    assert exit_info.value.code == 2 and "SPACEPORT_SFM_MATCHER must be one of" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from pathlib import Path
 from spaceport.entrypoint import configure_logging, run_job
 from spaceport.progress import ProgressReporter
 from spaceport.sagemaker import ProcessingPaths
-from spaceport_sfm.job import SfmOptions
+from spaceport_sfm.job import MAPPERS, MATCHERS, SfmOptions
 from spaceport_sfm.unpack import looks_like_zip
 
 ENV_PREFIX = "SPACEPORT_SFM_"
@@ -29,9 +29,13 @@ _DEFAULTS = SfmOptions()
 
 
 def _env(name: str, default):
-    """An option's default: ``SPACEPORT_SFM_<NAME>`` when set, else the built-in one."""
+    """An option's default: ``SPACEPORT_SFM_<NAME>`` when set, else the built-in one.
+
+    A string default is parsed by argparse like a command-line value, so a malformed
+    environment variable is a usage error (exit 2) like a malformed argument.
+    """
     value = os.environ.get(ENV_PREFIX + name.upper())
-    return type(default)(value) if value not in (None, "") else default
+    return value if value not in (None, "") else default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,11 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("photos", nargs="?", type=Path, metavar="PHOTOS", help="a .zip of photos or a folder")
     parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR", help="where the outputs go")
-    parser.add_argument("--matcher", choices=("auto", "exhaustive", "sequential", "spatial"),
+    parser.add_argument("--matcher", choices=MATCHERS,
                         default=_env("matcher", _DEFAULTS.matcher),
                         help="which photo pairs to match; auto: exhaustive for small sets, spatial when most "
                         "photos have GPS, else sequential with loop closure (default %(default)s)")
-    parser.add_argument("--mapper", choices=("incremental", "global"), default=_env("mapper", _DEFAULTS.mapper),
+    parser.add_argument("--mapper", choices=MAPPERS, default=_env("mapper", _DEFAULTS.mapper),
                         help="incremental (COLMAP) or global (GLOMAP-style) mapping (default %(default)s)")
     parser.add_argument("--max-image-size", type=int, default=_env("max_image_size", _DEFAULTS.max_image_size),
                         help="downscale photos whose long side is larger, in pixels (default %(default)s)")
@@ -78,6 +82,9 @@ def processing_input(folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for option, choices in (("matcher", MATCHERS), ("mapper", MAPPERS)):  # argparse skips defaults
+        if getattr(args, option) not in choices:
+            parser.error(f"{ENV_PREFIX}{option.upper()} must be one of {', '.join(choices)}")
     if (args.photos is None) != (args.out_dir is None):
         parser.error("give both PHOTOS and OUT_DIR, or neither (SageMaker processing job)")
     failure_file = None

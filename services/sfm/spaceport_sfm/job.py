@@ -35,6 +35,8 @@ from spaceport_sfm.images import read_images
 from spaceport_sfm.unpack import UnpackLimits, stage_photos
 
 MIN_IMAGES = 3
+MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
+MAPPERS = ("incremental", "global")
 OVERLAP_ADVICE = "consecutive photos need about 60-80% overlap"
 
 # The stages and the share of the progress bar each takes.

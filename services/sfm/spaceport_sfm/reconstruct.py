@@ -25,9 +25,8 @@ from typing import Callable, Sequence
 import pycolmap
 
 from spaceport_sfm.images import Photo
+from spaceport_sfm.job import MAPPERS, MATCHERS
 
-MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
-MAPPERS = ("incremental", "global")
 CAMERA_MODEL = "SIMPLE_RADIAL"  # one focal, principal point, one radial term: robust for drones
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's guess without EXIF: focal = 1.2 x long side
 MIN_MODEL_SIZE = 3  # keep small models too (COLMAP drops under 10): small captures are valid
