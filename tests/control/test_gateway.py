@@ -166,3 +166,14 @@ def test_cancel_and_reprocess_through_the_api(world, client):
     assert record.run_id == "r2" and record.status.value == "QUEUED" and record.options.preset == "quick"
     assert [run.run_id for run in record.runs] == ["r1", "r2"] and record.runs[0].status.value == "CANCELLED"
     assert get(client, "/jobs/doesnotexist")[0] == 404
+
+
+def test_openapi_describes_every_route(world, client):
+    app = load_app("gateway/app.py").app
+    status, document = get(client, "/openapi.json", key=None)
+    described = {(path, method) for path, item in document["paths"].items() for method in item}
+    served = {(path.replace("{job_id}", "{jobId}"), method.lower())
+              for path, methods in app.routes.items() for method in methods if path != "/openapi.json"}
+    assert described == served
+    assert document["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
+    assert "preset" in document["components"]["schemas"]["JobOptions"]["properties"]
