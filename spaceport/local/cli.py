@@ -210,7 +210,7 @@ def _replay(args: argparse.Namespace) -> int:
         raise NoStackError("No local stack is running: start `spaceport serve` (in another terminal) first.")
     _use_stack(state)
     if args.archive:
-        return replay_archive(state, parse_time(args.since), parse_time(args.until))
+        return replay_archive(parse_time(args.since), parse_time(args.until))
     options = parse_options(args.set)
     answer = GatewayClient(state["gateway_url"], state["api_key"]).reprocess(args.job, args.from_stage, options)
     run_id = answer.get("runId") or answer.get("run_id")
@@ -224,7 +224,7 @@ def _replay(args: argparse.Namespace) -> int:
     return _report(record, out_dir)
 
 
-def replay_archive(state: dict[str, Any], since: datetime, until: datetime) -> int:
+def replay_archive(since: datetime, until: datetime) -> int:
     """``StartReplay`` of the pipeline archive between ``since`` and ``until``; waits for it."""
     from spaceport.config import PipelineConfig
     from spaceport.local.provision import archive_name

@@ -4,7 +4,10 @@ Besides the API it serves what the web app needs from the same origin:
 
 * ``/config.json``: ``{"apiBaseUrl", "apiKey", "apiKeyHeader"}``, so the browser app finds
   the API and its key without a build step;
-* the built web app from ``web/dist`` (``/`` is its ``index.html``) when that folder exists.
+* the built web app from ``web/dist`` (``/`` is its ``index.html``) when that folder exists,
+  and ``index.html`` for any other GET whose ``Accept`` asks for ``text/html`` (a browser
+  loading one of the app's routes such as ``/jobs/<id>`` or ``/view/<job>``); the app's own
+  API calls do not ask for HTML, so ``GET /jobs/{id}`` still reaches the API.
 
 Example::
 
@@ -76,15 +79,18 @@ class _Site:
         self.config = json.dumps({"apiBaseUrl": base_url, "apiKey": api_key, "apiKeyHeader": API_KEY_HEADER})
         self.web_dist = web_dist.resolve() if web_dist is not None else None
 
-    def static_file(self, path: str) -> Path | None:
-        """The web app's file for a URL path, never outside ``web/dist``."""
+    def static_file(self, path: str, accept: str) -> Path | None:
+        """The web app's file for a URL path (never outside ``web/dist``), or its page for a browser."""
         if self.web_dist is None:
             return None
         relative = unquote(path).lstrip("/") or "index.html"
         candidate = (self.web_dist / relative).resolve()
-        if not candidate.is_relative_to(self.web_dist) or not candidate.is_file():
-            return None
-        return candidate
+        if candidate.is_relative_to(self.web_dist) and candidate.is_file():
+            return candidate
+        index = self.web_dist / "index.html"
+        if "text/html" in accept and index.is_file():
+            return index  # the single-page app's router reads the path
+        return None
 
 
 @functools.cache
@@ -103,7 +109,7 @@ def _handler_class() -> type:
                 self._send_http_response(200, {"Content-Type": "application/json", "Cache-Control": "no-store"},
                                          self.site.config)
                 return True
-            found = self.site.static_file(path)
+            found = self.site.static_file(path, self.headers.get("Accept", ""))
             if found is None:
                 return False
             content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"

@@ -1,0 +1,219 @@
+"""The local runtime's own parts, on a moto server: job runner, gateway server, replay window.
+
+Fast (seconds): the jobs here are small Python commands run exactly as the stage jobs are,
+in a subprocess under SageMaker's layout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import boto3
+import pytest
+
+from spaceport.contracts.launch import StageJobSpec
+from spaceport.contracts.stages import Stage
+from spaceport.contracts.topology import SageMakerJobKey
+
+# A stand-in job: reports progress, writes an output (and a model for training), then ends as asked.
+JOB = """
+import os, pathlib, sys, time
+from spaceport.progress import ProgressReporter
+from spaceport.sagemaker import write_failure_reason
+root = pathlib.Path(os.environ["SPACEPORT_SAGEMAKER_ROOT"])
+inputs = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+ProgressReporter("sfm").update(0.5, "half way")
+out = root / ("model" if (root / "input" / "data").exists() else "processing/output")
+(out / "sub").mkdir(parents=True, exist_ok=True)
+(out / "report.json").write_text(repr(inputs))
+(out / "sub" / "extra.txt").write_text("x")
+mode = sys.argv[1]
+if mode == "fail":
+    write_failure_reason(root / "output" / "failure", "Only 2 photos could be placed.")
+    sys.exit(12)
+if mode == "slow":
+    time.sleep(60)
+"""
+
+
+@pytest.fixture(scope="module")
+def aws():
+    from spaceport.local.aws import LocalAws
+
+    with LocalAws() as local:
+        s3, sqs, events = boto3.client("s3"), boto3.client("sqs"), boto3.client("events")
+        for bucket in ("in-bucket", "out-bucket"):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket="in-bucket", Key="u/photos.zip", Body=b"PK\x03\x04")
+        url = sqs.create_queue(QueueName="state-changes")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="sagemaker", EventPattern=json.dumps({"source": ["aws.sagemaker"]}))
+        events.put_targets(Rule="sagemaker", Targets=[{"Id": "q", "Arn": arn}])
+        local.state_changes = url
+        yield local
+
+
+def _state_changes(aws) -> list[dict]:
+    sqs = boto3.client("sqs")
+    found = []
+    while messages := sqs.receive_message(QueueUrl=aws.state_changes, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=aws.state_changes, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def _spec(stage: Stage, kind: str, mode: str, attempt: int = 1) -> StageJobSpec:
+    inputs = {"photos": "s3://in-bucket/u/photos.zip"} if kind == "processing" else {"sfm": "s3://in-bucket/u/"}
+    return StageJobSpec(key=SageMakerJobKey(stage, "job1", "r1", attempt), kind=kind,  # type: ignore[arg-type]
+                        command=(Path(sys.executable).name, "-c", JOB, mode), inputs=inputs,
+                        output_uri=f"s3://out-bucket/job1/r1/{stage.value}/", hyperparameters={"steps": "5"},
+                        tags={"spaceport:job": "job1"})
+
+
+def test_a_processing_job_runs_under_sagemakers_layout_and_reports_completion(aws, tmp_path):
+    from spaceport.local.runner import LocalJobRunner
+
+    progress = []
+    runner = LocalJobRunner(tmp_path, progress=lambda spec, event: progress.append(event.fraction))
+    spec = _spec(Stage.SFM, "processing", "ok")
+    assert runner.start(spec) is True
+    assert runner.start(spec) is False, "a second start of the same name starts nothing"
+    assert runner.wait(spec.name, timeout_s=60).status == "Completed"
+    assert progress == [0.5]
+    s3 = boto3.client("s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="out-bucket", Prefix="job1/r1/sfm/")["Contents"])
+    assert keys == ["job1/r1/sfm/report.json", "job1/r1/sfm/sub/extra.txt"]
+    report = s3.get_object(Bucket="out-bucket", Key="job1/r1/sfm/report.json")["Body"].read().decode()
+    assert "processing/input/photos.zip" in report
+    [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
+    assert event["detail-type"] == "SageMaker Processing Job State Change"
+    assert event["detail"]["ProcessingJobStatus"] == "Completed"
+    assert event["resources"] == [event["detail"]["ProcessingJobArn"]]
+
+
+def test_a_training_job_uploads_model_and_output_archives(aws, tmp_path):
+    import io
+    import tarfile
+
+    from spaceport.local.runner import LocalJobRunner
+
+    runner = LocalJobRunner(tmp_path)
+    spec = _spec(Stage.TRAIN, "training", "ok")
+    runner.start(spec)
+    assert runner.wait(spec.name, timeout_s=60).status == "Completed"
+    body = boto3.client("s3").get_object(
+        Bucket="out-bucket", Key=f"job1/r1/train/{spec.name}/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
+        names = archive.getnames()
+        report = archive.extractfile("report.json").read().decode()
+    assert {"report.json", "sub/extra.txt"} <= set(names)
+    assert "input/data/sfm/photos.zip" in report and "input/config/hyperparameters.json" in report
+    [event] = [e for e in _state_changes(aws) if e["detail"].get("TrainingJobName") == spec.name]
+    assert event["detail"]["TrainingJobStatus"] == "Completed"
+    assert event["detail"]["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"{spec.name}/output/model.tar.gz")
+
+
+def test_a_failed_job_carries_its_failure_reason(aws, tmp_path):
+    from spaceport.local.runner import LocalJobRunner
+
+    runner = LocalJobRunner(tmp_path)
+    spec = _spec(Stage.SFM, "processing", "fail", attempt=2)
+    runner.start(spec)
+    state = runner.wait(spec.name, timeout_s=60)
+    assert (state.status, state.failure_reason) == ("Failed", "Only 2 photos could be placed.")
+    [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
+    assert event["detail"]["FailureReason"] == "Only 2 photos could be placed."
+
+
+def test_stop_ends_a_running_job_as_stopped(aws, tmp_path):
+    from spaceport.local.runner import LocalJobRunner
+
+    runner = LocalJobRunner(tmp_path, stop_grace_s=5)
+    spec = _spec(Stage.SFM, "processing", "slow", attempt=3)
+    runner.start(spec)
+    deadline = time.monotonic() + 30
+    while not runner.log_path(spec.name).exists() or "half way" not in runner.log_path(spec.name).read_text():
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    started = time.monotonic()
+    runner.stop(spec.name)
+    assert runner.wait(spec.name, timeout_s=20).status == "Stopped"
+    assert time.monotonic() - started < 10, "SIGTERM, not the 60 s sleep, ended the job"
+    runner.stop(spec.name)  # stopping an ended job leaves it as it is
+    assert runner.describe(spec.name).status == "Stopped"
+    [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
+    assert event["detail"]["ProcessingJobStatus"] == "Stopped"
+
+
+def test_describe_of_an_unknown_job_is_a_named_error(tmp_path):
+    from spaceport.local.runner import JobNotFoundError, LocalJobRunner
+
+    with pytest.raises(JobNotFoundError):
+        LocalJobRunner(tmp_path).describe("spaceport-sfm-nope-r1-a1")
+
+
+def test_start_replay_sends_only_the_archived_events_inside_its_window(aws):
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    bus = events.create_event_bus(Name="replay-bus")["EventBusArn"]
+    archive = events.create_archive(ArchiveName="replay-archive", EventSourceArn=bus)["ArchiveArn"]
+    url = sqs.create_queue(QueueName="replayed")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]}))
+    events.put_targets(Rule="all", EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": arn}])
+    events.put_events(Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 1}', "EventBusName": "replay-bus"}])
+    time.sleep(2.1)  # archived event times have one-second resolution
+    middle = datetime.now(timezone.utc)
+    time.sleep(1.1)
+    events.put_events(Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 2}', "EventBusName": "replay-bus"}])
+    while sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        sqs.purge_queue(QueueUrl=url)
+    events.start_replay(ReplayName="second-half", EventSourceArn=archive, EventStartTime=middle,
+                        EventEndTime=datetime.now(timezone.utc) + timedelta(seconds=1), Destination={"Arn": bus})
+    replayed = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert [e["detail"]["n"] for e in replayed] == [2]
+    assert replayed[0]["replay-name"] == "second-half"
+
+
+def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
+    from chalice import Chalice
+
+    from spaceport.local.aws import free_port
+    from spaceport.local.gateway import GatewayServer
+
+    app = Chalice(app_name="test-gateway")
+
+    @app.route("/jobs/{job_id}")
+    def get_job(job_id):
+        return {"jobId": job_id}
+
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text("<html>app</html>")
+    (tmp_path / "assets" / "app.js").write_text("console.log(1)")
+    (tmp_path.parent / "secret.txt").write_text("no")
+    server = GatewayServer(app, free_port(), api_key="k1", web_dist=tmp_path).start()
+    try:
+        def get(path: str, accept: str = "*/*") -> tuple[int, str, str]:
+            request = urllib.request.Request(server.base_url + path, headers={"Accept": accept})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, response.headers["Content-Type"], response.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.headers["Content-Type"], error.read().decode()
+
+        status, _, body = get("/config.json")
+        assert status == 200 and json.loads(body) == {
+            "apiBaseUrl": server.base_url, "apiKey": "k1", "apiKeyHeader": "x-api-key"}
+        assert get("/")[2] == "<html>app</html>"
+        assert get("/assets/app.js")[1].endswith("javascript")
+        assert json.loads(get("/jobs/j1")[2]) == {"jobId": "j1"}, "the app's API calls reach the API"
+        assert get("/jobs/j1", accept="text/html,application/xhtml+xml")[2] == "<html>app</html>"
+        assert get("/%2e%2e/secret.txt")[0] != 200
+    finally:
+        server.stop()
