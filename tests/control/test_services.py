@@ -71,6 +71,16 @@ def complete_compress(world, job_id, run_id="r1") -> str:
     return run_stage(world, Stage.COMPRESS, state_change(SageMakerJobKey(Stage.COMPRESS, job_id, run_id), "Completed"))
 
 
+def finish_from_sfm(world, job_id) -> None:
+    """Every stage completes, from the running SfM job of run 1 to the email."""
+    complete_sfm(world, job_id)
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    complete_train(world, job_id)
+    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+    complete_compress(world, job_id)
+    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+
+
 def last(world, detail_type: str) -> str:
     return json.dumps([e for e in world.published() if e["detail-type"] == detail_type][-1])
 
@@ -212,12 +222,7 @@ def test_cancel_stops_the_running_job_and_ends_quietly(world):
 def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    complete_sfm(world, job_id)
-    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
-    complete_train(world, job_id)
-    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
-    complete_compress(world, job_id)
-    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+    finish_from_sfm(world, job_id)
     first_completion = last(world, "CompressionCompleted")
 
     answer = reprocess_job(world.ports, job_id, {"fromStage": "train", "options": {"steps": 500}})
@@ -272,12 +277,7 @@ def test_finished_job_shows_presigned_links(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
     assert "links" not in get_job(world.ports, job_id).body
-    complete_sfm(world, job_id)
-    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
-    complete_train(world, job_id)
-    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
-    complete_compress(world, job_id)
-    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+    finish_from_sfm(world, job_id)
     view = get_job(world.ports, job_id).body
     assert view["status"] == "SUCCEEDED" and view["stage_percent"] == 100
     assert set(view["links"]) == {"sog", "ply", "report", "viewer"}
