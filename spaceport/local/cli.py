@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -231,7 +232,7 @@ def replay_archive(since: datetime, until: datetime) -> int:
 
     events = boto3.client("events")
     archive = events.describe_archive(ArchiveName=archive_name(PipelineConfig.from_env()))
-    name = f"spaceport-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    name = f"spaceport-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     events.start_replay(ReplayName=name, EventSourceArn=archive["ArchiveArn"], EventStartTime=since,
                         EventEndTime=until, Destination={"Arn": archive["EventSourceArn"]})
     for _ in range(600):
