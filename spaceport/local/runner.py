@@ -167,7 +167,7 @@ class LocalJobRunner:
         self._emit_state_change(spec, status, reason, state)
 
     def _download_inputs(self, spec: StageJobSpec, ml_root: Path) -> None:
-        s3 = boto3.client("s3")
+        s3 = _client("s3")
         if spec.kind == "processing":
             target = ProcessingPaths(ml_root).input
             target.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ class LocalJobRunner:
         return returncode
 
     def _upload_outputs(self, spec: StageJobSpec, ml_root: Path) -> None:
-        s3 = boto3.client("s3")
+        s3 = _client("s3")
         bucket, prefix = _split_s3(spec.output_uri)
         if spec.kind == "processing":
             output = ProcessingPaths(ml_root).output
@@ -237,7 +237,7 @@ class LocalJobRunner:
 
     def _emit_state_change(self, spec: StageJobSpec, status: str, reason: str | None, state: dict) -> None:
         entry = state_change_entry(spec, status, reason, state.get("created"), _now())
-        response = boto3.client("events").put_events(Entries=[entry])
+        response = _client("events").put_events(Entries=[entry])
         if response.get("FailedEntryCount"):
             raise RuntimeError(f"could not put the state change of {spec.name}: {response['Entries']}")
 
@@ -300,6 +300,11 @@ def state_change_entry(
 
 
 # --- small helpers
+
+
+def _client(name: str):
+    """A client from a session of its own: boto3's default session is not safe to share across threads."""
+    return boto3.session.Session().client(name)
 
 
 def _now() -> str:

@@ -215,12 +215,12 @@ class LocalStack:
     def _record_progress(self, spec: StageJobSpec, event: ProgressEvent) -> None:
         """A job's ``spaceport-progress`` line -> the job record's ``stage_percent``."""
         now = time.monotonic()
-        with self._progress_lock:
+        with self._progress_lock:  # also serialises the store: a boto3 resource is not thread-safe
             if event.fraction < 1.0 and now - self._last_progress.get(spec.name, 0.0) < PROGRESS_INTERVAL_S:
                 return
             self._last_progress[spec.name] = now
-        key = spec.key
-        self._job_store.record_progress(key.job_id, key.run_id, key.stage, key.attempt, event.fraction * 100)
+            key = spec.key
+            self._job_store.record_progress(key.job_id, key.run_id, key.stage, key.attempt, event.fraction * 100)
 
     def _log_to_file(self) -> None:
         """Handlers' log lines go to ``stack.log``, so the terminal shows only the progress."""

@@ -119,7 +119,9 @@ class QueueWorker(threading.Thread):
         self._stop_requested = threading.Event()
         # Fault injection for tests: die after the next handler call, before deleting anything.
         self._die_after_next_batch = threading.Event()
-        self._sqs = boto3.client("sqs")
+        # Its own session: workers are (re)started from several threads, and boto3's default
+        # session is not safe to share across threads.
+        self._sqs = boto3.session.Session().client("sqs")
         self._queue_url = self._sqs.get_queue_url(QueueName=service.queue_name)["QueueUrl"]
         self._queue_arn = self._sqs.get_queue_attributes(
             QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
