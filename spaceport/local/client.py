@@ -75,6 +75,10 @@ class GatewayClient:
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"/jobs/{job_id}")[1]
 
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """``POST /jobs/{id}/cancel``: stop the running stage's job."""
+        return self.request("POST", f"/jobs/{job_id}/cancel", {})[1]
+
     def reprocess(self, job_id: str, from_stage: str, options: dict[str, Any]) -> dict[str, Any]:
         """``POST /jobs/{id}/reprocess``: a new run of the job from ``from_stage``."""
         return self.request("POST", f"/jobs/{job_id}/reprocess", {"fromStage": from_stage, "options": options})[1]

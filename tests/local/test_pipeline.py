@@ -1,0 +1,271 @@
+"""End to end on the local runtime, with real stage jobs on tiny settings.
+
+One capture goes from ``POST /jobs`` to the email (module fixture ``first_run``), with two
+faults injected on the way, each asserted by its own test:
+
+* a malformed message sits in the sfm queue in the same batch as the job's
+  ``JobRequested``: it must reach the dead-letter queue without holding the job up;
+* the train worker dies after launching the training job, before acknowledging the
+  message: the message is redelivered to a new worker and the job still runs once.
+
+Then the job is reprocessed from train as a new run, which must leave run 1's outputs intact.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from spaceport.contracts.job import JobRecord, JobStatus
+
+pytestmark = pytest.mark.slow
+
+# Tiny training so that the whole module stays within about three minutes on 2 cores.
+OPTIONS = {"preset": "quick", "steps": 10}
+EMAIL = "pilot@example.com"
+PIPELINE_ORDER = ["JobRequested", "StageStarted", "SfmCompleted", "StageStarted", "TrainingCompleted",
+                  "StageStarted", "CompressionCompleted"]
+
+
+def wait_for(predicate, timeout_s: float, poll_s: float = 0.25, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def job_names(workdir: Path, prefix: str) -> list[str]:
+    """The local runner's job folders whose name starts with ``prefix`` (one per launched job)."""
+    jobs = workdir / "jobs"
+    return sorted(p.name for p in jobs.iterdir() if p.name.startswith(prefix)) if jobs.exists() else []
+
+
+@dataclass
+class FirstRun:
+    job_id: str
+    record: JobRecord
+    transitions: list[tuple[str, str, int, float]]  # (status, stage, position, percent) as observed
+    dead_train_worker: Any
+    malformed_body: str
+    posted_at: datetime
+
+
+def _queue_depth(url: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def stack_record(stack, job_id: str) -> JobRecord:
+    from spaceport.adapters.jobstore import DynamoJobStore
+
+    return DynamoJobStore(boto3.resource("dynamodb").Table(stack.config.jobs_table)).get(job_id)
+
+
+def _follow(stack, job_id: str, run_id: str, timeout_s: float) -> tuple[JobRecord, list]:
+    seen: list[tuple[str, str, int, float]] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = stack_record(stack, job_id)
+        step = (record.status.value, record.stage.value, record.position, record.stage_percent)
+        if not seen or seen[-1] != step:
+            seen.append(step)
+        if record.run_id == run_id and record.status.is_final:
+            return record, seen
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} run {run_id} did not finish in {timeout_s} s: {seen[-3:]}")
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    from spaceport.local.client import GatewayClient
+
+    return GatewayClient(stack.gateway_url, stack.api_key)
+
+
+@pytest.fixture(scope="module")
+def first_run(stack, observer, api, sample_capture) -> FirstRun:
+    sfm_queue = stack.resources.queue_urls["sfm"]
+    # Fault 1: a malformed message waits in the sfm queue for the job's JobRequested.
+    stack.pause_worker("sfm")
+    malformed = '{"source": "spaceport.pipeline", "detail-type": "JobRequested", "detail": {"job_id": 7}}'
+    boto3.client("sqs").send_message(QueueUrl=sfm_queue, MessageBody=malformed)
+    # Fault 2: the train worker dies right after its first batch; its messages come back after 4 s.
+    dead_train_worker = stack.workers["train"]
+    dead_train_worker.visibility_timeout_s = 4
+    dead_train_worker.die_after_next_batch()
+
+    posted_at = datetime.now(timezone.utc)
+    job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
+    wait_for(lambda: _queue_depth(sfm_queue) >= 2, 10, what="JobRequested beside the malformed message")
+    stack.resume_worker("sfm")
+    record, transitions = _follow(stack, job_id, "r1", timeout_s=300)
+    assert stack.wait_until_idle(timeout_s=30)
+    return FirstRun(job_id, record, transitions, dead_train_worker, malformed, posted_at)
+
+
+def test_the_sample_goes_from_post_to_email_through_every_stage(stack, observer, first_run, tmp_path):
+    from spaceport.splats import read_ply
+
+    record = first_run.record
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert record.runs[0].status is JobStatus.SUCCEEDED
+
+    # Events in order, each once.
+    events = observer.pipeline_events(first_run.job_id)
+    assert [e["detail-type"] for e in events] == PIPELINE_ORDER
+    assert [e["detail"]["stage"] for e in events if e["detail-type"] == "StageStarted"] == ["sfm", "train", "compress"]
+
+    # The record only moved forward, through every stage, with progress inside them.
+    positions = [position for _, _, position, _ in first_run.transitions]
+    assert positions == sorted(positions)
+    stages_running = [stage for status, stage, _, _ in first_run.transitions if status == "RUNNING"]
+    assert sorted(set(stages_running), key=stages_running.index) == ["sfm", "train", "compress"]
+    assert any(0 < percent < 100 for status, _, _, percent in first_run.transitions if status == "RUNNING")
+    assert first_run.transitions[-1][0] == "SUCCEEDED"
+
+    # The .ply and the .sog exist and decode.
+    s3 = boto3.client("s3")
+    ply = tmp_path / "splat.ply"
+    bucket, key = record.artifacts["ply"].removeprefix("s3://").split("/", 1)
+    s3.download_file(bucket, key, str(ply))
+    splats = read_ply(ply)
+    assert splats.means.shape[0] > 100
+    sog = tmp_path / "scene.sog"
+    bucket, key = record.artifacts["sog"].removeprefix("s3://").split("/", 1)
+    s3.download_file(bucket, key, str(sog))
+    decompress = pytest.importorskip("spaceport_compress.cli").decompress_main
+    assert decompress([str(sog), str(tmp_path / "back.ply")]) == 0
+    assert read_ply(tmp_path / "back.ply").means.shape[0] == splats.means.shape[0]
+
+    # One email, whose links work and serve the results.
+    emails = [m for m in stack.aws.sent_emails() if m["To"] == EMAIL]
+    assert len(emails) == 1
+    html = next(p for p in emails[0].walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
+    links = [link.replace("&amp;", "&") for link in re.findall(r'href="([^"]+)"', html)]
+    result_links = [link for link in links if link.startswith(stack.aws.endpoint)]
+    assert len(result_links) >= 2
+    fetched = {}
+    for link in result_links:
+        with urllib.request.urlopen(link, timeout=10) as response:
+            assert response.status == 200
+            fetched[link] = response.read()
+    assert sog.read_bytes() in fetched.values()
+    assert ply.read_bytes() in fetched.values()
+
+
+def test_a_malformed_message_goes_to_the_dlq_without_blocking_its_batch(stack, first_run):
+    sqs = boto3.client("sqs")
+    dlq = stack.resources.dead_letter_queue_urls["sfm"]
+    found = wait_for(lambda: sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages"), 30,
+                     what="the malformed message in the sfm dead-letter queue")
+    assert [m["Body"] for m in found] == [first_run.malformed_body]
+    # It shared its first batch with the job's JobRequested, which went through at once.
+    deliveries = stack.workers["sfm"].deliveries
+    first_batch = [d for d in deliveries if d.handler_started_at == deliveries[0].handler_started_at]
+    assert {d.detail_type for d in first_batch} == {"JobRequested"}  # the malformed one carries the same type
+    assert len(first_batch) == 2
+    assert first_run.record.status is JobStatus.SUCCEEDED
+
+
+def test_a_worker_killed_mid_job_is_redelivered_and_the_job_runs_once(stack, observer, first_run):
+    dead = first_run.dead_train_worker
+    assert not dead.is_alive() and dead.batches_handled == 1
+    replacement = stack.workers["train"]
+    assert replacement is not dead
+    redelivered = [d for d in replacement.deliveries if d.detail_type == "SfmCompleted"]
+    assert len(redelivered) == 1, "the SfmCompleted the dead worker never acknowledged comes back"
+    assert job_names(stack.options.workdir, f"spaceport-train-{first_run.job_id}-r1-") == [
+        f"spaceport-train-{first_run.job_id}-r1-a1"]
+    completions = [e for e in observer.pipeline_events(first_run.job_id) if e["detail-type"] == "TrainingCompleted"]
+    assert len(completions) == 1
+    assert len([m for m in stack.aws.sent_emails() if m["To"] == EMAIL]) == 1
+
+
+def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_path, capsys):
+    from spaceport.local.cli import save_outputs, status_main
+
+    out_dir = save_outputs(first_run.record, tmp_path, stack.aws.endpoint)
+    assert out_dir == tmp_path / first_run.job_id
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"scene.sog", "splat.ply", "job.json", "email.eml", "email.html"} <= names
+    assert first_run.job_id in (out_dir / "email.html").read_text()
+    # Without a running `spaceport serve`, status reads the saved record.
+    assert status_main([first_run.job_id, "--json", "--out", str(tmp_path)]) == 0
+    assert JobRecord.model_validate_json(capsys.readouterr().out).status is JobStatus.SUCCEEDED
+
+
+def test_archive_replay_sends_the_window_again_and_changes_nothing(stack, observer, first_run):
+    from spaceport.local.cli import replay_archive
+
+    jobs_before = job_names(stack.options.workdir, "spaceport-")
+    emails_before = len(stack.aws.sent_emails())
+    position_before = stack_record(stack, first_run.job_id).position
+    # A window before the job replays none of its events (moto needs the runtime's window fix for this).
+    assert replay_archive(first_run.posted_at - timedelta(hours=2), first_run.posted_at - timedelta(hours=1)) == 0
+    assert observer.pipeline_events(first_run.job_id, replayed=True) == []
+    # The job's window replays all of it; every consumer sees a duplicate and does nothing.
+    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(timezone.utc)) == 0
+    replayed = observer.pipeline_events(first_run.job_id, replayed=True)
+    assert [e["detail-type"] for e in replayed] == PIPELINE_ORDER
+    assert stack.wait_until_idle(timeout_s=30)
+    assert job_names(stack.options.workdir, "spaceport-") == jobs_before
+    assert len(stack.aws.sent_emails()) == emails_before
+    assert stack_record(stack, first_run.job_id).position == position_before
+
+
+def test_reprocess_from_train_makes_a_new_run_and_keeps_the_first(stack, observer, api, first_run):
+    s3 = boto3.client("s3")
+    config = stack.config
+
+    def snapshot(run_id: str) -> dict[str, str]:
+        objects = {}
+        for bucket in (config.sfm_bucket, config.train_bucket, config.compressed_bucket):
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{first_run.job_id}/{run_id}/")
+            objects.update({f"{bucket}/{o['Key']}": o["ETag"] for page in pages for o in page.get("Contents", [])})
+        return objects
+
+    before = snapshot("r1")
+    answer = api.reprocess(first_run.job_id, "train", {"steps": 5})
+    run_id = answer.get("runId") or answer.get("run_id")
+    assert run_id == "r2"
+    record, _ = _follow(stack, first_run.job_id, "r2", timeout_s=240)
+    assert stack.wait_until_idle(timeout_s=30)
+
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert [run.run_id for run in record.runs] == ["r1", "r2"]
+    assert record.runs[1].from_stage.value == "train"
+    assert snapshot("r1") == before, "run 1's outputs were changed by run 2"
+    after = snapshot("r2")
+    assert any(key.endswith("/r2/scene.sog") for key in after)
+    assert not any(key.startswith(f"{config.sfm_bucket}/") for key in after), "run 2 must reuse run 1's SfM"
+    assert job_names(stack.options.workdir, f"spaceport-sfm-{first_run.job_id}-r2-") == []
+    r2_events = [e["detail-type"] for e in observer.pipeline_events(first_run.job_id) if e["detail"]["run_id"] == "r2"]
+    assert r2_events == ["JobRequested", "StageStarted", "TrainingCompleted", "StageStarted", "CompressionCompleted"]
+    assert len([m for m in stack.aws.sent_emails() if m["To"] == EMAIL]) == 2
+
+
+def test_cancel_stops_the_running_job_and_nothing_follows(stack, api, sample_capture):
+    job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
+    name = f"spaceport-sfm-{job_id}-r1-a1"
+    log = stack.runner.log_path(name)
+    wait_for(lambda: log.exists() and "spaceport-progress" in log.read_text(), 60, what="the sfm job running")
+    api.cancel(job_id)
+    record, _ = _follow(stack, job_id, "r1", timeout_s=60)
+    assert record.status is JobStatus.CANCELLED
+    assert stack.runner.wait(name, timeout_s=40).status == "Stopped"
+    assert stack.wait_until_idle(timeout_s=30)
+    assert job_names(stack.options.workdir, f"spaceport-train-{job_id}-") == []
+    assert stack_record(stack, job_id).status is JobStatus.CANCELLED
