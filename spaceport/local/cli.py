@@ -129,8 +129,11 @@ def _run(args: argparse.Namespace) -> int:
     options = parse_options(args.option, preset=args.preset)
     port = args.port if _port_free(args.port) else 0
     # The stack stops itself, and any job still running, on Ctrl-C or any error.
+    print("starting the local stack (moto as AWS, gateway, workers, job runner)...", flush=True)
     with LocalStack(StackOptions(workdir=args.out / ".stack", gateway_port=port)) as stack:
         api = GatewayClient(stack.gateway_url, stack.api_key)
+        print(f"gateway {stack.gateway_url}; uploading {args.photos.name} ({args.photos.stat().st_size:,} bytes)",
+              flush=True)
         s3_url = api.upload(args.photos)
         job_id = api.create_job(s3_url, args.email, options)
         print(f"job {job_id}", flush=True)
@@ -282,19 +285,21 @@ def follow(store: DynamoJobStore, job_id: str, run_id: str, timeout_s: float, po
     stream = stream or sys.stdout
     live = stream.isatty()
     started = time.monotonic()
-    last_line = ""
+    last_line, last_step = "", None
     while True:
         record = store.get(job_id)
         if record is None:
             raise UnknownJobError(f"No job {job_id!r} in the job store.")
         elapsed = time.monotonic() - started
         line = progress_line(record, elapsed)
+        # Not a terminal (a log, CI): one line per stage, status and tenth of the stage.
+        step = (record.stage, record.status, int(record.stage_percent // 10))
         if live:
             stream.write("\r" + line.ljust(len(last_line)))
-        elif line.split("  ")[0:2] != last_line.split("  ")[0:2]:
+        elif step != last_step:
             stream.write(line + "\n")
         stream.flush()
-        last_line = line
+        last_line, last_step = line, step
         if record.run_id == run_id and record.status.is_final:
             if live:
                 stream.write("\n")
