@@ -3,7 +3,8 @@
 Deploying needs this twice: the shared modules a Chalice app reaches are what gets vendored
 into its deployment package, and the third-party packages a job container's entrypoint
 reaches are what its Dockerfile must install. Every ``import`` counts, also one inside a
-function, so the answer is what the program *may* load.
+function, so the answer is what the program *may* load; an import guarded by
+``try: ... except ImportError`` (or ``Exception``) is optional and reported apart.
 
 Example::
 
@@ -35,6 +36,7 @@ FIRST_PARTY: Mapping[str, Path] = {
 class Reached:
     first_party: frozenset[str]   # dotted module names of ours
     third_party: frozenset[str]   # top-level names of everything else outside the standard library
+    optional: frozenset[str]      # third-party names imported only where an ImportError is caught
 
     def files(self) -> dict[str, Path]:
         """Each first-party module's source file."""
@@ -53,13 +55,35 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str) -> set[str]:
+_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def _guarded(tree: ast.AST) -> set[int]:
+    """ids of the import statements inside a ``try`` whose handlers catch a failed import."""
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = set()
+        for handler in node.handlers:
+            types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            caught.update(t.id if isinstance(t, ast.Name) else "BaseException" for t in types)
+        if caught & _GUARDS:
+            guarded.update(id(n) for statement in node.body for n in ast.walk(statement)
+                           if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return guarded
+
+
+def _imports(path: Path, module: str) -> set[tuple[str, bool]]:
+    """``(module name, optional)`` for every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
+    guarded = _guarded(tree)
+    found: set[tuple[str, bool]] = set()
     for node in ast.walk(tree):
+        optional = id(node) in guarded
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.update((alias.name, optional) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
@@ -67,24 +91,25 @@ def _imports(path: Path, module: str) -> set[str]:
                 source = f"{base}.{node.module}" if node.module else base
             else:
                 source = node.module or ""
-            found.add(source)
+            found.add((source, optional))
             # ``from spaceport.contracts import topology`` imports a module, not only a name.
-            found.update(f"{source}.{alias.name}" for alias in node.names)
+            found.update((f"{source}.{alias.name}", optional) for alias in node.names)
     return found
 
 
 def import_closure(*entry_files: Path) -> Reached:
     """Everything ``entry_files`` reach by import, following first-party modules transitively."""
     first: set[str] = set()
-    third: set[str] = set()
+    required: set[str] = set()
+    optional: set[str] = set()
     pending = [(path, "__main__") for path in entry_files]
     while pending:
         path, module = pending.pop()
-        for name in _imports(path, module):
+        for name, guarded in _imports(path, module):
             top = name.split(".")[0]
             if top not in FIRST_PARTY:
                 if top and top not in sys.stdlib_module_names:
-                    third.add(top)
+                    (optional if guarded else required).add(top)
                 continue
             parts = name.split(".")
             # Importing a module imports its parent packages first.
@@ -94,4 +119,4 @@ def import_closure(*entry_files: Path) -> Reached:
                 if file is not None and candidate not in first:
                     first.add(candidate)
                     pending.append((file, candidate))
-    return Reached(frozenset(first), frozenset(third))
+    return Reached(frozenset(first), frozenset(required), frozenset(optional - required))
