@@ -122,3 +122,19 @@ def test_once_only_runs_an_action_once_and_a_failed_one_again(world):
     with pytest.raises(IdempotencyAlreadyInProgressError):
         once.run("k3", nested)
     assert calls == ["ran", "ran"]
+
+
+def test_default_ports_are_one_set_per_thread(world):
+    import threading
+
+    from spaceport.adapters import default_ports
+
+    mine = default_ports()
+    assert default_ports() is mine
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(default_ports()))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine and theirs[0].config == mine.config
+    default_ports.cache_clear()
+    assert default_ports() is not mine
