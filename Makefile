@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 DATASETS ?= $(abspath ../shared/datasets)
 
-.PHONY: help setup test test-fast demo bench clean synth deploy-infra deploy deploy-all images push
+.PHONY: help setup test test-fast demo bench clean synth deploy-infra deploy deploy-all deploy-site images push
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|c
 
 deploy-all: ## chalice deploy every app (services first, then the gateway)
 	for app in sfm train compress notify gateway; do $(MAKE) deploy SERVICE=$$app STAGE=$(STAGE) || exit 1; done
+
+deploy-site: setup ## Build web/ and publish it, with /config.json for the gateway, to the site bucket
+	cd web && npm ci && npm run build
+	$(BIN)/python -m spaceport_infra.chalice_apps site gateway --stage $(STAGE)
 
 images: ## Build the three job images (needs Docker; IMAGE_TAG defaults to the git commit)
 	for stage in $(JOB_IMAGES); do \

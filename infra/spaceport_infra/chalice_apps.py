@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mimetypes
 import os
 import shutil
 import string
@@ -206,21 +207,64 @@ def read_api_key(ssm: Any, secrets: Any, stage: str) -> str:
     return secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
 
 
+# --- the viewer site ------------------------------------------------------------------------
+
+# Fetched on every page load: a new deploy shows at once. Vite's hashed assets cache for good.
+_ALWAYS_FRESH = {"index.html", "config.json"}
+
+
+def publish_site(gateway: ChaliceApp, stage: str, dist: Path, ssm: Any, secrets: Any, s3: Any) -> str:
+    """Upload the built viewer (``web/dist``) and its ``/config.json`` to the site bucket.
+
+    ``config.json`` tells the page the gateway's URL (from the gateway's Chalice deploy) and the
+    API key; returns the bucket name.
+    """
+    if not (dist / "index.html").is_file():
+        raise DeployStepError(f"{dist}/index.html is missing: build the site first (cd web && npm ci && npm run build).")
+    [api] = deployed_resources(gateway, stage, "rest_api") or [None]
+    if api is None:
+        raise DeployStepError(f"The gateway has no REST API in stage {stage!r}: run `make deploy SERVICE=gateway`.")
+    env, _ = fetch_stage_parameters(ssm, stage)
+    bucket = env["SPACEPORT_SITE_BUCKET"]
+    site_config = {"apiBaseUrl": api["rest_api_url"].rstrip("/"), "apiKey": read_api_key(ssm, secrets, stage),
+                   "apiKeyHeader": "x-api-key"}
+    for path in sorted(p for p in dist.rglob("*") if p.is_file()):
+        key = path.relative_to(dist).as_posix()
+        s3.upload_file(str(path), bucket, key, ExtraArgs=_object_settings(key))
+    s3.put_object(Bucket=bucket, Key="config.json", Body=json.dumps(site_config).encode(),
+                  **_object_settings("config.json"))
+    return bucket
+
+
+def _object_settings(key: str) -> dict[str, str]:
+    content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    cache = "no-cache" if key in _ALWAYS_FRESH else "public, max-age=31536000, immutable"
+    return {"ContentType": content_type, "CacheControl": cache}
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spaceport_infra.chalice_apps",
                                      description="Steps around `chalice deploy` for one Spaceport app.")
-    parser.add_argument("step", choices=("prepare", "finish", "path", "vendor"),
-                        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures; "
-                             "path: print the app's folder; vendor: only vendor the shared package")
+    parser.add_argument("step", choices=("prepare", "finish", "path", "vendor", "site"),
+                        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures (and the API key); "
+                             "path: print the app's folder; vendor: only vendor the shared package; "
+                             "site: publish web/dist and /config.json (app: gateway)")
     parser.add_argument("app", choices=[app.name for app in APPS])
     parser.add_argument("--stage", default=os.environ.get("STAGE", "prod"))
+    parser.add_argument("--dist", type=Path, default=REPO_ROOT / "web" / "dist", help="the built site (site step)")
     args = parser.parse_args(argv)
     app = app_named(args.app)
     try:
-        if args.step == "path":
+        if args.step == "site":
+            import boto3
+
+            bucket = publish_site(app, args.stage, args.dist, boto3.client("ssm"), boto3.client("secretsmanager"),
+                                  boto3.client("s3"))
+            print(f"published {args.dist} and /config.json to s3://{bucket}/")
+        elif args.step == "path":
             print(app.directory)
         elif args.step == "vendor":
             print(f"vendored {len(vendor_shared_package(app))} modules into {app.directory / 'vendor'}")

@@ -145,7 +145,8 @@ class SpaceportStack(cdk.Stack):
     def _event_plumbing(self) -> None:
         self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
         self.archive = self.bus.archive(
-            "Archive", archive_name=f"spaceport-{self.settings.stage}",
+            # The name `spaceport replay --archive` looks up (spaceport.local.provision.archive_name).
+            "Archive", archive_name=f"{BUS_NAME}-archive",
             description="Every Spaceport pipeline event, for spaceport replay --archive",
             event_pattern=events.EventPattern(source=[EVENT_SOURCE]),
             retention=cdk.Duration.days(self.settings.archive_retention_days),

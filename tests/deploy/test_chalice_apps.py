@@ -25,7 +25,7 @@ from spaceport.contracts.topology import SERVICES
 from spaceport_infra.apps import APPS, ChaliceApp
 from spaceport_infra.chalice_apps import (
     BATCH_ITEM_FAILURES, DeployStepError, enable_batch_item_failures, fetch_stage_parameters, install_api_key,
-    placeholders, render_policy, render_stage, vendor_shared_package,
+    placeholders, publish_site, render_policy, render_stage, vendor_shared_package,
 )
 from spaceport_infra.imports import import_closure
 from spaceport_infra.parameters import ARN_KEYS, arn_parameter, env_path
@@ -256,3 +256,30 @@ def test_prepare_reads_the_stacks_parameters(aws):
     ssm.put_parameter(Name=arn_parameter("test", "JobsTableArn"), Value="arn:aws:dynamodb:x", Type="String")
     env, arns = fetch_stage_parameters(ssm, "test")
     assert env == {"SPACEPORT_BUS_NAME": "spaceport"} and arns == {"JobsTableArn": "arn:aws:dynamodb:x"}
+
+
+def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
+    gateway = next(app for app in APPS if app.service is None)
+    app = ChaliceApp(gateway.name, tmp_path / gateway.name, None)
+    _deployed(app, [{"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "abc",
+                     "rest_api_url": "https://abc.execute-api.eu-west-1.amazonaws.com/v1/"}])
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>Spaceport</title>")
+    (dist / "assets" / "index-1a2b.js").write_text("console.log('viewer')")
+    ssm, secrets, s3 = boto3.client("ssm"), boto3.client("secretsmanager"), boto3.client("s3")
+    s3.create_bucket(Bucket="site", CreateBucketConfiguration={"LocationConstraint": REGION})
+    secret = secrets.create_secret(Name="spaceport/test/api-key", SecretString="k3y")["ARN"]
+    ssm.put_parameter(Name=f"{env_path('test')}SPACEPORT_SITE_BUCKET", Value="site", Type="String")
+    ssm.put_parameter(Name=arn_parameter("test", "ApiKeySecretArn"), Value=secret, Type="String")
+
+    assert publish_site(app, "test", dist, ssm, secrets, s3) == "site"
+    config = json.loads(s3.get_object(Bucket="site", Key="config.json")["Body"].read())
+    assert config == {"apiBaseUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/v1", "apiKey": "k3y",
+                      "apiKeyHeader": "x-api-key"}
+    page = s3.head_object(Bucket="site", Key="index.html")
+    assert (page["ContentType"], page["CacheControl"]) == ("text/html", "no-cache")
+    script = s3.head_object(Bucket="site", Key="assets/index-1a2b.js")
+    assert script["CacheControl"].endswith("immutable") and "javascript" in script["ContentType"]
+    with pytest.raises(DeployStepError, match="npm run build"):
+        publish_site(app, "test", tmp_path / "nothing", ssm, secrets, s3)

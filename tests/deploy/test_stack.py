@@ -235,7 +235,13 @@ def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised):
 
 
 def test_archive_keeps_pipeline_events_and_replay_targets_only_pipeline_rules(synthesised):
+    from spaceport.local.provision import archive_name
+
     [archive] = synthesised.of_type("AWS::Events::Archive").values()
+    [bus] = synthesised.of_type("AWS::Events::EventBus").values()
+    # The names `spaceport replay --archive` and the apps use.
+    assert archive["Properties"]["ArchiveName"] == archive_name(PipelineConfig(bus_name=bus["Properties"]["Name"]))
+    assert bus["Properties"]["Name"] == PipelineConfig().bus_name
     assert archive["Properties"]["RetentionDays"] == 90
     assert archive["Properties"]["EventPattern"] == {"source": ["spaceport.pipeline"]}
     replay = synthesised.stack.resolve(synthesised.stack.node.find_child("ReplayRuleArns").value)
