@@ -1,0 +1,92 @@
+"""``spaceport compress`` and ``spaceport decompress``.
+
+Examples::
+
+    spaceport compress out/train/splat.ply out/compress          # -> out/compress/scene.sog
+    spaceport compress splat.ply out --order morton --sh-bands 1
+    spaceport compress                                          # SageMaker processing job
+    spaceport decompress out/compress/scene.sog decoded.ply
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spaceport.entrypoint import configure_logging, run_job
+from spaceport.sagemaker import ProcessingPaths
+
+
+def _compress_parser() -> argparse.ArgumentParser:
+    from spaceport_compress.job import CompressConfig
+
+    defaults = CompressConfig()
+    parser = argparse.ArgumentParser(
+        prog="spaceport compress",
+        description="Turn a 3DGS splat PLY (standard, SH degree 0-3, or PlayCanvas compressed) into a "
+                    "PlayCanvas SOG bundle OUT_DIR/scene.sog plus OUT_DIR/metrics.json. With no "
+                    "arguments it runs as a SageMaker processing job (/opt/ml/processing/input -> output).")
+    parser.add_argument("splat", nargs="?", type=Path, help="input splat .ply")
+    parser.add_argument("out_dir", nargs="?", type=Path, help="output folder")
+    parser.add_argument("--sh-bands", type=int, choices=range(4), default=None,
+                        help="SH bands to keep (default: all the input has)")
+    parser.add_argument("--order", choices=("plas", "morton"), default=defaults.order,
+                        help="texture order (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--sh-palette", type=int, default=defaults.sh_palette_size,
+                        help="shN palette entries, 1-65536 (default: %(default)s)")
+    parser.add_argument("--fidelity-views", type=int, default=defaults.fidelity_views,
+                        help="views rendered to measure PSNR; 0 skips it (default: %(default)s)")
+    parser.add_argument("--fidelity-size", type=int, default=defaults.fidelity_size,
+                        help="side of the rendered views in pixels (default: %(default)s)")
+    parser.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def compress_main(argv: list[str] | None = None) -> int:
+    parser = _compress_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    if (args.splat is None) != (args.out_dir is None):
+        parser.error("give both SPLAT and OUT_DIR, or neither (SageMaker mode)")
+
+    def body() -> int:
+        import torch
+
+        from spaceport_compress.job import CompressConfig, compress, find_input_splat
+
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+        config = CompressConfig(sh_bands=args.sh_bands, order=args.order, seed=args.seed,
+                                sh_palette_size=args.sh_palette, fidelity_views=args.fidelity_views,
+                                fidelity_size=args.fidelity_size, device=args.device)
+        if args.splat is None:
+            paths = ProcessingPaths.from_env()
+            compress(find_input_splat(paths.input), paths.output, config)
+        else:
+            compress(args.splat, args.out_dir, config)
+        return 0
+
+    failure_file = ProcessingPaths.from_env().failure if args.splat is None else None
+    return run_job(body, failure_file=failure_file)
+
+
+def decompress_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spaceport decompress",
+        description="Decode a PlayCanvas SOG bundle (.sog ZIP or a folder with meta.json) into a "
+                    "standard 3DGS PLY.")
+    parser.add_argument("sog", type=Path, help="input scene.sog")
+    parser.add_argument("out_ply", type=Path, help="output .ply")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+
+    def body() -> int:
+        from spaceport_compress.job import decompress
+
+        splats = decompress(args.sog, args.out_ply)
+        print(f"wrote {len(splats)} splats to {args.out_ply}")
+        return 0
+
+    return run_job(body)

@@ -1,0 +1,41 @@
+"""The compression stage's expected failures (exit codes 50-69).
+
+``spaceport.splats.SplatFileError`` (exit 50) covers a splat PLY that cannot be read at all:
+empty, truncated, not a PLY, or missing the 3DGS properties.
+
+Example::
+
+    raise EmptySplatError("splat.ply holds no splats, so there is nothing to compress.")
+"""
+
+from __future__ import annotations
+
+from spaceport.errors import SpaceportError
+
+
+class EmptySplatError(SpaceportError):
+    """The PLY is well formed but holds zero splats."""
+
+    code = "empty_splat"
+    exit_code = 51
+
+
+class NoFiniteSplatsError(SpaceportError):
+    """Every splat has a NaN or infinite attribute, so none is left to compress."""
+
+    code = "no_finite_splats"
+    exit_code = 52
+
+
+class SogFileError(SpaceportError):
+    """A .sog bundle that cannot be decoded: not a ZIP, no meta.json, wrong version, bad textures."""
+
+    code = "bad_sog_file"
+    exit_code = 53
+
+
+class CompressInputError(SpaceportError):
+    """The job's input is not usable: no splat file found, or options out of range."""
+
+    code = "bad_compress_input"
+    exit_code = 54

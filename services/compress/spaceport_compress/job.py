@@ -1,0 +1,212 @@
+"""The compression job: a splat PLY becomes ``scene.sog`` plus ``metrics.json``.
+
+Phases: read (standard or PlayCanvas compressed PLY; NaN/inf splats dropped and counted),
+order (PLAS or Morton), encode (codebooks, palette, lossless WebP), write (stored ZIP,
+atomically), verify (decode what was written), fidelity (render PSNR against the input).
+
+Example::
+
+    metrics = compress(Path("splat.ply"), Path("out"), CompressConfig(order="morton"))
+    metrics["ratio"], metrics["psnr"]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from spaceport.errors import SpaceportError
+from spaceport.progress import ProgressReporter
+from spaceport.splats import Splats, read_vertex_table, splats_from_vertex_table
+from spaceport_compress.errors import CompressInputError, EmptySplatError, NoFiniteSplatsError
+
+logger = logging.getLogger("spaceport.compress")
+
+SCENE_NAME = "scene.sog"
+METRICS_NAME = "metrics.json"
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Everything the job can be told. ``sh_bands`` None keeps the input's SH bands."""
+
+    sh_bands: int | None = None
+    order: str = "plas"
+    seed: int = 0
+    sh_palette_size: int = 4096
+    kmeans_iterations: int = 10
+    webp_method: int = 2
+    # PLAS starts from Morton order, so the coarse levels add little: start at this radius.
+    plas_start_radius: float = 16.0
+    plas_steps_per_level: int = 10
+    plas_improvement_break: float = 1e-4
+    fidelity_views: int = 4  # 0 skips the render comparison
+    fidelity_size: int = 128
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        from spaceport_compress.order import ORDERS
+
+        if self.order not in ORDERS:
+            raise CompressInputError(f"Order {self.order!r} is unknown: use one of {', '.join(ORDERS)}.")
+        if self.sh_bands is not None and not 0 <= self.sh_bands <= 3:
+            raise CompressInputError(f"SH bands must be 0 to 3, got {self.sh_bands}.")
+        if not 1 <= self.sh_palette_size <= 65536:
+            raise CompressInputError(f"The SH palette must hold 1 to 65536 entries, got {self.sh_palette_size}.")
+
+
+def read_splats(path: Path) -> Splats:
+    """A standard 3DGS PLY or a PlayCanvas compressed PLY, as :class:`Splats` (named errors)."""
+    from spaceport_compress.compressed_ply import is_compressed_ply, read_compressed_ply
+
+    vertex = read_vertex_table(path)
+    if is_compressed_ply(vertex.dtype.names or ()):
+        return read_compressed_ply(path)
+    return splats_from_vertex_table(vertex, path.name)
+
+
+def write_json_atomic(data: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2))
+    partial.replace(path)
+
+
+def compress(input_path: Path, out_dir: Path, config: CompressConfig = CompressConfig(),
+             progress: ProgressReporter | None = None) -> dict:
+    """Compress ``input_path`` into ``out_dir/scene.sog``; writes and returns the metrics.
+
+    On an expected failure ``metrics.json`` records the error, no ``scene.sog`` is written
+    (an earlier one is left as it was), and the error is raised again.
+    """
+    progress = progress or ProgressReporter("compress")
+    try:
+        metrics = _compress(Path(input_path), Path(out_dir), config, progress)
+    except SpaceportError as error:
+        write_json_atomic({"status": "failed", "input": str(input_path), "error": error.to_dict()},
+                          Path(out_dir) / METRICS_NAME)
+        raise
+    write_json_atomic(metrics, Path(out_dir) / METRICS_NAME)
+    return metrics
+
+
+def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress: ProgressReporter) -> dict:
+    import torch
+
+    from spaceport_compress.order import morton_order, plas_order
+    from spaceport_compress.sog import SogOptions, decode_sog, encode_sog, grid_shape, read_sog_files, write_sog
+
+    config.validate()
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def phase(name: str, since: float) -> float:
+        now = time.monotonic()
+        timings[name] = round(now - since, 3)
+        return now
+
+    progress.update(0.0, f"reading {input_path.name}")
+    splats = read_splats(input_path)
+    splats_in = len(splats)
+    if splats_in == 0:
+        raise EmptySplatError(f"{input_path.name} holds no splats, so there is nothing to compress.")
+    finite = splats.finite_mask()
+    if not finite.any():
+        raise NoFiniteSplatsError(f"Every one of the {splats_in} splats in {input_path.name} has a NaN or "
+                                  "infinite value, so none is left to compress.")
+    splats = splats.subset(finite) if not finite.all() else splats
+    dropped = splats_in - len(splats)
+    if dropped:
+        logger.warning("dropped %d splats with NaN or infinite values", dropped)
+    mark = phase("read", started)
+
+    progress.update(0.1, f"ordering {len(splats)} splats ({config.order})", splats=len(splats))
+    if config.order == "plas":
+        order = plas_order(splats, seed=config.seed, improvement_break=config.plas_improvement_break,
+                           start_radius=config.plas_start_radius, steps_per_level=config.plas_steps_per_level,
+                           device=config.device)
+    else:
+        order = morton_order(splats.means)
+    mark = phase("order", mark)
+
+    progress.update(0.4, "encoding textures and codebooks")
+    options = SogOptions(sh_bands=config.sh_bands, sh_palette_size=config.sh_palette_size,
+                         kmeans_iterations=config.kmeans_iterations, webp_method=config.webp_method,
+                         seed=config.seed, device=config.device)
+    files = encode_sog(splats, order, options)
+    mark = phase("encode", mark)
+
+    scene = write_sog(files, out_dir / SCENE_NAME)
+    mark = phase("write", mark)
+
+    progress.update(0.7, "decoding the bundle to check it")
+    decoded = decode_sog(read_sog_files(scene), scene.name)
+    mark = phase("verify", mark)
+
+    ordered = splats.subset(order)
+    fidelity: dict = {"psnr": None}
+    if config.fidelity_views > 0:
+        progress.update(0.8, f"rendering {config.fidelity_views} views of the original and the decoded splat")
+        from spaceport_compress.fidelity import render_psnr
+
+        backend = "cpu" if config.device == "cpu" else "auto"
+        if config.sh_bands is not None and config.sh_bands < ordered.sh_degree:
+            # Dropping bands is a choice, not a loss: compare against the same bands.
+            ordered = replace(ordered, shN=ordered.shN[:, : (config.sh_bands + 1) ** 2 - 1])
+        with torch.no_grad():
+            fidelity = render_psnr(ordered, decoded, config.fidelity_views, config.fidelity_size, backend)
+        mark = phase("fidelity", mark)
+
+    input_bytes = input_path.stat().st_size
+    output_bytes = scene.stat().st_size
+    meta = json.loads(files["meta.json"])
+    width, height = grid_shape(len(splats))
+    metrics = {
+        "status": "succeeded",
+        "input": str(input_path),
+        "output": str(scene),
+        "input_bytes": input_bytes,
+        "output_bytes": output_bytes,
+        "ratio": round(input_bytes / output_bytes, 4),
+        "splats_in": splats_in,
+        "splats_out": len(decoded),
+        "splats_dropped_nonfinite": dropped,
+        "sh_degree_in": splats.sh_degree,
+        "sh_bands_out": meta.get("shN", {}).get("bands", 0),
+        "order": config.order,
+        "grid": [width, height],
+        "texture_bytes": {name: len(data) for name, data in files.items()},
+        **fidelity,
+        "timings_s": timings,
+        "wall_time_s": round(time.monotonic() - started, 3),
+        "config": asdict(config),
+    }
+    progress.update(1.0, f"{input_bytes / 1e6:.2f} MB -> {output_bytes / 1e6:.3f} MB "
+                         f"({metrics['ratio']:.1f}x), PSNR {fidelity['psnr'] or float('nan'):.1f} dB",
+                    ratio=metrics["ratio"], psnr=fidelity["psnr"])
+    return metrics
+
+
+def find_input_splat(folder: Path) -> Path:
+    """The splat in a SageMaker input folder: ``splat.ply`` if present, else the only ``.ply``."""
+    preferred = folder / "splat.ply"
+    if preferred.is_file():
+        return preferred
+    candidates = sorted(folder.rglob("*.ply"))
+    if len(candidates) != 1:
+        raise CompressInputError(f"Expected one .ply splat in {folder}, found {len(candidates)}.")
+    return candidates[0]
+
+
+def decompress(sog_path: Path, out_ply: Path) -> Splats:
+    """Decode ``sog_path`` and write the standard 3DGS PLY ``out_ply`` (atomically)."""
+    from spaceport.splats import write_ply
+    from spaceport_compress.sog import read_sog
+
+    splats = read_sog(sog_path)
+    write_ply(splats, out_ply)
+    return splats
+

@@ -1,0 +1,81 @@
+"""Which splat goes to which texture pixel: Morton order, or PLAS on the splats' attributes.
+
+SOG leaves the order free; neighbouring pixels that hold similar splats make smoother textures,
+which lossless WebP stores in fewer bytes.
+
+Example::
+
+    order = morton_order(splats.means)                  # [N] splat index of pixel i
+    order = plas_order(splats, seed=0)                  # same, sorted by PLAS on a 2-D grid
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from spaceport.splats import Splats
+from spaceport_compress.plas import sort_with_plas
+from spaceport_compress.sog import grid_shape
+
+ORDERS = ("plas", "morton")
+MORTON_BITS = 10  # per axis: 30-bit codes
+
+
+def morton_order(means: np.ndarray) -> np.ndarray:
+    """Indices ``[N]`` that sort ``means`` ``[N, 3]`` along a Z-order curve over their bounding box."""
+    lo, hi = means.min(0), means.max(0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    cells = np.clip(((means - lo) / span * (2**MORTON_BITS - 1)).round(), 0, 2**MORTON_BITS - 1).astype(np.uint64)
+    codes = np.zeros(len(means), np.uint64)
+    for bit in range(MORTON_BITS):
+        for axis in range(3):
+            codes |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return np.argsort(codes, kind="stable")
+
+
+def sort_features(splats: Splats) -> np.ndarray:
+    """The attributes PLAS compares, ``[N, 14]``, each standardised; positions weigh double.
+
+    Positions dominate the SOG size (16 bits an axis), so they count twice; quaternions are
+    put in the sign convention SOG stores (largest component positive).
+    """
+    quats = splats.quats / np.maximum(np.linalg.norm(splats.quats, axis=1, keepdims=True), 1e-12)
+    largest = np.abs(quats).argmax(1)
+    quats = quats * np.where(quats[np.arange(len(quats)), largest] < 0, -1.0, 1.0)[:, None]
+    columns = np.concatenate([
+        splats.means, splats.log_scales, quats, splats.opacity_logits[:, None], splats.sh0,
+    ], axis=1).astype(np.float64)
+    std = columns.std(0)
+    features = (columns - columns.mean(0)) / np.where(std > 0, std, 1.0)
+    features[:, :3] *= 2.0
+    return features.astype(np.float32)
+
+
+def plas_order(
+    splats: Splats,
+    seed: int = 0,
+    improvement_break: float = 1e-4,
+    min_block_size: int = 4,
+    start_radius: float | None = None,
+    steps_per_level: int = 10,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Indices ``[N]``: splats laid out on the SOG texture grid by PLAS, real pixels first.
+
+    The grid starts in Morton order (a good first guess); the padding cells at the end of the
+    last row are pinned, so after sorting the real splats still fill the first N pixels.
+    """
+    n = len(splats)
+    width, height = grid_shape(n)
+    start = morton_order(splats.means)
+    features = sort_features(splats)[start]
+    cells = np.concatenate([features, np.repeat(features[-1:], width * height - n, axis=0)])
+    grid = torch.from_numpy(cells.T.copy()).view(-1, height, width).to(device)
+    pinned = torch.zeros(height * width, dtype=torch.bool)
+    pinned[n:] = True
+    _, indices = sort_with_plas(grid, min_block_size=min_block_size, improvement_break=improvement_break,
+                                seed=seed, fixed=pinned.view(height, width), start_radius=start_radius,
+                                steps_per_level=steps_per_level)
+    cell_order = indices.reshape(-1).cpu().numpy()[:n]
+    return start[cell_order]
