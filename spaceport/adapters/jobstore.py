@@ -91,11 +91,37 @@ class CreateResult:
     fingerprint: str
 
 
-class DynamoJobStore:
-    """The ``JobStore`` adapter. ``table`` is a boto3 DynamoDB ``Table`` resource."""
+class _Table:
+    """A ``Table``'s item calls, made through its client.
+
+    boto3 resources are not safe to share across threads (the local runtime's workers and
+    gateway threads share one store); clients are. A resource's client still converts
+    Python values to DynamoDB's and back.
+    """
 
     def __init__(self, table: Any) -> None:
-        self.table = table
+        self.client = table.meta.client
+        self.name = table.name
+
+    def put_item(self, **arguments: Any) -> dict[str, Any]:
+        return self.client.put_item(TableName=self.name, **arguments)
+
+    def get_item(self, **arguments: Any) -> dict[str, Any]:
+        return self.client.get_item(TableName=self.name, **arguments)
+
+    def update_item(self, **arguments: Any) -> dict[str, Any]:
+        return self.client.update_item(TableName=self.name, **arguments)
+
+    def query(self, **arguments: Any) -> dict[str, Any]:
+        return self.client.query(TableName=self.name, **arguments)
+
+
+class DynamoJobStore:
+    """The ``JobStore`` adapter. ``table`` is a boto3 DynamoDB ``Table`` resource; one store
+    may serve several threads."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = _Table(table)
 
     def create(self, record: JobRecord, fingerprint: str = "") -> CreateResult:
         """Write a new job unless one with its id exists (a repeated idempotent request)."""

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -112,30 +113,23 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
     )
 
 
-class _PerThread(threading.local):
-    generation = -1
-    ports: Ports | None = None
+_default_lock = threading.Lock()
 
 
-_per_thread = _PerThread()
-_generation = [0]
+@functools.lru_cache(maxsize=1)
+def _cached_default_ports() -> Ports:
+    return build_ports(PipelineConfig.from_env())
 
 
 def default_ports() -> Ports:
-    """This thread's ports from :meth:`PipelineConfig.from_env`, built on first use (what the apps call).
+    """The process's ports from :meth:`PipelineConfig.from_env`, built on first use (what the apps call).
 
-    One set per thread: a Lambda has one; the local runtime runs each worker in a thread of
-    its own, and boto3 resources and sessions are not safe to share across threads.
-    ``default_ports.cache_clear()`` makes every thread's next call read the environment again.
+    Shared by every thread (the local runtime's workers and gateway): the adapters hold
+    boto3 clients only, which are thread-safe. ``default_ports.cache_clear()`` makes the
+    next call read the environment again.
     """
-    if _per_thread.generation != _generation[0] or _per_thread.ports is None:
-        _per_thread.ports = build_ports(PipelineConfig.from_env())
-        _per_thread.generation = _generation[0]
-    return _per_thread.ports
+    with _default_lock:
+        return _cached_default_ports()
 
 
-def _clear_default_ports() -> None:
-    _generation[0] += 1
-
-
-default_ports.cache_clear = _clear_default_ports  # type: ignore[attr-defined]
+default_ports.cache_clear = _cached_default_ports.cache_clear  # type: ignore[attr-defined]

@@ -124,17 +124,18 @@ def test_once_only_runs_an_action_once_and_a_failed_one_again(world):
     assert calls == ["ran", "ran"]
 
 
-def test_default_ports_are_one_set_per_thread(world):
+def test_default_ports_serve_every_thread(world):
     import threading
 
     from spaceport.adapters import default_ports
 
     mine = default_ports()
-    assert default_ports() is mine
     theirs = []
-    thread = threading.Thread(target=lambda: theirs.append(default_ports()))
-    thread.start()
-    thread.join()
-    assert theirs[0] is not mine and theirs[0].config == mine.config
+    threads = [threading.Thread(target=lambda: theirs.append(default_ports().store.get("none"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert theirs == [None] * 4 and default_ports() is mine
     default_ports.cache_clear()
     assert default_ports() is not mine
