@@ -40,7 +40,7 @@ class OnceOnly:
 
     def __init__(self, client: Any, table_name: str, expires_after_s: int = 3600, hold_s: float = 60) -> None:
         self.layer = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
-        self.config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=expires_after_s)
+        self.expires_after_s = expires_after_s
         self.hold_s = hold_s
 
     def run(self, key: str, action: Callable[[], str], lambda_context: Any = None) -> str:
@@ -51,9 +51,11 @@ class OnceOnly:
         """
         if not hasattr(lambda_context, "get_remaining_time_in_millis"):
             lambda_context = _Deadline(self.hold_s)
-        self.config.register_lambda_context(lambda_context)
+        # A config per call: it holds the invocation's context, and threads may share this object.
+        config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=self.expires_after_s,
+                                   lambda_context=lambda_context)
 
-        @idempotent_function(data_keyword_argument="message", persistence_store=self.layer, config=self.config,
+        @idempotent_function(data_keyword_argument="message", persistence_store=self.layer, config=config,
                              key_prefix="spaceport-message")
         def once(message: dict[str, str]) -> str:
             return action()
