@@ -56,7 +56,7 @@ ARN_KEYS: tuple[str, ...] = (
     "UploadsBucketArn", "SfmBucketArn", "TrainBucketArn", "CompressedBucketArn", "SiteBucketArn",
     "JobsTableArn", "IdempotencyTableArn",
     "EventBusArn", "ArchiveArn",
-    "SageMakerRoleArn", "SenderIdentityArn",
+    "SageMakerRoleArn", "SenderIdentityArn", "SenderEmail",
     "PowertoolsLayerArn", "ApiKeySecretArn",
     *(queue_arn_key(spec.name) for spec in SERVICES),
     *(f"{stage.value.capitalize()}RepositoryArn" for stage in JOB_STAGES),

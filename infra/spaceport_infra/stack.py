@@ -386,6 +386,9 @@ class SpaceportStack(cdk.Stack):
             "ArchiveArn": self.archive.archive_arn,
             "SageMakerRoleArn": self.sagemaker_role.role_arn,
             "SenderIdentityArn": self.sender_identity_arn,
+            # The notify policy sends only From this address (any recipient: the SES sandbox
+            # authorises the verified recipients' identities too).
+            "SenderEmail": self.settings.sender_email,
             "PowertoolsLayerArn": (f"arn:{cdk.Aws.PARTITION}:lambda:{cdk.Aws.REGION}:017000801446:layer:"
                                    f"AWSLambdaPowertoolsPythonV3-python311-x86_64:"
                                    f"{self.settings.powertools_layer_version}"),

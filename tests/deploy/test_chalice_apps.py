@@ -41,7 +41,7 @@ PROVIDED = {"boto3", "botocore", "aws_lambda_powertools", "pydantic", "chalice"}
 
 def fake_arns() -> dict[str, str]:
     arns = {key: f"arn:aws:service:{REGION}:{ACCOUNT}:{key}" for key in ARN_KEYS}
-    arns.update(Partition="aws", Region=REGION, AccountId=ACCOUNT,
+    arns.update(Partition="aws", Region=REGION, AccountId=ACCOUNT, SenderEmail="photos@example.org",
                 PowertoolsLayerArn=f"arn:aws:lambda:{REGION}:017000801446:layer:"
                                    "AWSLambdaPowertoolsPythonV3-python311-x86_64:23")
     return arns
@@ -78,6 +78,8 @@ def test_policy_is_least_privilege(app: ChaliceApp):
         assert not [a for a in actions if a == "*" or a.endswith(":*")], statement
         for resource in _as_list(statement["Resource"]):
             assert resource != "*" and ":::*" not in resource, statement
+        if any(a.startswith("ses:") for a in actions):
+            assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": "photos@example.org"}}
         if "iam:PassRole" in actions:
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
         for action in actions:
