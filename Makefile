@@ -46,9 +46,10 @@ deploy-site: setup ## Build web/ and publish it, with /config.json for the gatew
 	cd web && npm ci && npm run build
 	$(BIN)/python -m spaceport_infra.chalice_apps site gateway --stage $(STAGE)
 
-images: ## Build the three job images (needs Docker; IMAGE_TAG defaults to the git commit)
+images: ## Build the three job images, compress from train (needs Docker; IMAGE_TAG = git commit)
 	for stage in $(JOB_IMAGES); do \
-	  docker build -f services/$$stage/Dockerfile -t spaceport-$$stage:$(IMAGE_TAG) -t spaceport-$$stage:latest . || exit 1; \
+	  docker build -f services/$$stage/Dockerfile --build-arg TRAIN_IMAGE=spaceport-train:$(IMAGE_TAG) \
+	    -t spaceport-$$stage:$(IMAGE_TAG) -t spaceport-$$stage:latest . || exit 1; \
 	done
 
 push: ## Push the job images to ECR as IMAGE_TAG and latest (needs Docker, the AWS CLI and the stack)

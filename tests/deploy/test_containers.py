@@ -29,8 +29,10 @@ from spaceport.cli import COMMANDS
 from spaceport_infra.imports import FIRST_PARTY, REPO_ROOT, import_closure, module_file
 
 STAGES = ("sfm", "train", "compress")
-# What each base image brings (by repository, tag aside).
+# What each outside base image brings (by repository, tag aside).
 BASE_PROVIDES = {"python": set(), "pytorch/pytorch": {"torch"}}
+# Our own images another Dockerfile may start from: repository -> the stage that builds it.
+PROJECT_IMAGES = {f"spaceport-{stage}": stage for stage in STAGES}
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "cv2": "opencv-python"}
 SPACEPORT = str(Path(sys.executable).with_name("spaceport"))
@@ -79,12 +81,17 @@ class Image:
                 args[name.strip()] = value.strip()
         [base] = [re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], text) for keyword, text in self.steps if keyword == "FROM"]
         self.base = base.split()[0]
+        repository = self.base.rsplit(":", 1)[0]
+        # Built FROM another of our images: start from what that one has.
+        parent = Image(PROJECT_IMAGES[repository]) if repository in PROJECT_IMAGES else None
+        self.base_provides = parent.provided if parent else {_normalise(n) for n in BASE_PROVIDES[repository]}
         self.requirements: dict[str, str] = {}
-        self.installs_project = False
+        self.installs_project = bool(parent and parent.installs_project)
         for keyword, text in self.steps:
             if keyword == "RUN":
                 self._read_pip(text)
-        self.copied = [text.split()[0] for keyword, text in self.steps if keyword == "COPY"]
+        self.copied = (parent.copied if parent else []) + [
+            text.split()[0] for keyword, text in self.steps if keyword == "COPY"]
         [entrypoint] = [json.loads(text) for keyword, text in self.steps if keyword == "ENTRYPOINT"]
         self.entrypoint: list[str] = entrypoint
 
@@ -105,8 +112,7 @@ class Image:
 
     @property
     def provided(self) -> set[str]:
-        repository = self.base.rsplit(":", 1)[0]
-        return {_normalise(n) for n in BASE_PROVIDES[repository]} | set(self.requirements)
+        return self.base_provides | set(self.requirements)
 
     def entry_module(self) -> Path:
         assert self.entrypoint[0] == "spaceport", self.entrypoint
