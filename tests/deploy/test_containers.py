@@ -8,6 +8,7 @@ would start it (no arguments) against a temporary folder laid out like ``/opt/ml
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import os
@@ -123,6 +124,20 @@ class Image:
         return path
 
 
+def in_build_context(relative: str) -> bool:
+    """Whether .dockerignore lets ``relative`` into the build context (its last matching line wins)."""
+    keep = True
+    for line in (REPO_ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.lstrip("!")
+        if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(relative, pattern.removesuffix("/**") + "/*"):
+            keep = negated
+    return keep
+
+
 def _pyproject() -> dict:
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
@@ -153,13 +168,17 @@ def test_the_project_install_carries_every_module_the_entrypoint_reaches(stage: 
     for module, path in reached.files().items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         assert package in packages, f"{module} is not in pyproject's packages: `pip install .` would leave it out"
-    # `pip install .` needs every listed package's folder in the build context.
-    folders = {p: (REPO_ROOT / settings["package-dir"][p.split(".")[0]]).joinpath(*p.split(".")[1:])
+    # `pip install .` needs pyproject.toml and every listed package's folder in the build context,
+    # through the Dockerfile's COPY and past .dockerignore.
+    folders = [(REPO_ROOT / settings["package-dir"][p.split(".")[0]]).joinpath(*p.split(".")[1:])
                if p.split(".")[0] in settings["package-dir"] else REPO_ROOT.joinpath(*p.split("."))
-               for p in packages}
-    for package, folder in folders.items():
-        relative = folder.relative_to(REPO_ROOT).as_posix()
-        assert any(relative == c or relative.startswith(c.rstrip("/") + "/") for c in image.copied), (package, relative)
+               for p in packages]
+    for folder in folders:
+        for path in [folder / "__init__.py", REPO_ROOT / "pyproject.toml"]:
+            relative = path.relative_to(REPO_ROOT).as_posix()
+            assert any(c == "." or relative == c or relative.startswith(c.rstrip("/") + "/") for c in image.copied), \
+                f"{image.dockerfile} copies no {relative}"
+            assert in_build_context(relative), f".dockerignore leaves out {relative}"
     assert set(FIRST_PARTY) <= {p.split(".")[0] for p in packages}
 
 
