@@ -106,9 +106,7 @@ def policy_path(app: ChaliceApp, stage: str) -> Path:
 
 def placeholders(app: ChaliceApp) -> set[str]:
     """The ``${Key}`` names the app's policy template uses."""
-    template = string.Template(policy_template_path(app).read_text())
-    return {match.group("named") or match.group("braced") for match in template.pattern.finditer(template.template)
-            if match.group("named") or match.group("braced")}
+    return set(string.Template(policy_template_path(app).read_text()).get_identifiers())
 
 
 def render_policy(app: ChaliceApp, arns: Mapping[str, str]) -> dict[str, Any]:
