@@ -31,7 +31,7 @@ SUMMARY_FIELDS = {
     Stage.SFM: ("images_used", "images_registered", "points3d", "mean_reprojection_error_px", "gps_used"),
     # The training job's "psnr" is measured on the held-out photos.
     Stage.TRAIN: ("psnr", "ssim", "lpips", "initial_psnr", "num_gaussians", "steps", "wall_time_s", "preset", "device"),
-    Stage.COMPRESS: ("sog_bytes", "ply_bytes", "compression_ratio", "psnr", "psnr_drop_db", "num_gaussians"),
+    Stage.COMPRESS: ("input_bytes", "output_bytes", "ratio", "psnr", "splats_out", "sh_bands_out", "wall_time_s"),
 }
 
 
@@ -42,25 +42,27 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
     output_uri = config.stage_output_uri(stage, key.job_id, key.run_id)
     environment = {"SPACEPORT_JOB_ID": key.job_id, "SPACEPORT_RUN_ID": key.run_id}
     hyperparameters: dict[str, str] = {}
+    command: tuple[str, ...] = ("spaceport", stage.value)
     checkpoint_uri = None
+    # Three SH bands is the default: then the training preset and the trained splat decide.
+    fewer_bands = options.sh_bands != JobOptions.model_fields["sh_bands"].default
     if stage is Stage.SFM:
         environment.update(SPACEPORT_SFM_MATCHER=options.matcher, SPACEPORT_SFM_MAPPER=options.mapper)
     elif stage is Stage.TRAIN:
         hyperparameters = {"preset": options.preset}
-        # Three bands is the default: then the preset decides (quick trains fewer).
-        if options.sh_bands != JobOptions.model_fields["sh_bands"].default:
+        if fewer_bands:
             hyperparameters["sh_degree"] = str(options.sh_bands)
         if options.steps is not None:
             hyperparameters["steps"] = str(options.steps)
         hyperparameters.update(options.hyperparameters)
         # One checkpoint folder per run: a Spot interruption or a retried attempt resumes from it.
         checkpoint_uri = f"{output_uri}checkpoints/"
-    else:
-        environment.update(SPACEPORT_COMPRESS_SH_BANDS=str(options.sh_bands))
+    elif fewer_bands:
+        command += ("--sh-bands", str(options.sh_bands))
     return StageJobSpec(
         key=key,
         kind=service(stage.value).sagemaker_job,  # type: ignore[arg-type]
-        command=("spaceport", stage.value),
+        command=command,
         inputs={INPUT_NAMES[stage]: input_uri},
         output_uri=output_uri,
         environment=environment,

@@ -72,8 +72,9 @@ def test_processing_job_and_stop_of_an_ended_job(sagemaker):
             "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
         "ProcessingOutputConfig": ANY, "ProcessingResources": ANY,
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        "AppSpecification": {"ImageUri": "compress:1", "ContainerEntrypoint": ["spaceport", "compress"]},
-        "Environment": {"SPACEPORT_JOB_ID": "abc", "SPACEPORT_RUN_ID": "r1", "SPACEPORT_COMPRESS_SH_BANDS": "1"},
+        "AppSpecification": {"ImageUri": "compress:1",
+                             "ContainerEntrypoint": ["spaceport", "compress", "--sh-bands", "1"]},
+        "Environment": {"SPACEPORT_JOB_ID": "abc", "SPACEPORT_RUN_ID": "r1"},
         "RoleArn": ROLE, "Tags": ANY,
     })
     stubber.add_client_error("stop_processing_job", service_error_code="ValidationException",

@@ -25,7 +25,8 @@ from spaceport.services.stage import _launch
 SFM_REPORT = {"status": "succeeded", "images_used": 24, "images_registered": 23, "points3d": 5120,
               "mean_reprojection_error_px": 0.61, "gps_used": True}
 TRAIN_METRICS = {"steps": 300, "num_gaussians": 40000, "psnr": 27.31, "ssim": 0.88, "eval_history": [{"step": 0}]}
-COMPRESS_METRICS = {"sog_bytes": 123456, "psnr_drop_db": 0.4}
+COMPRESS_METRICS = {"status": "succeeded", "input_bytes": 540, "output_bytes": 2004, "ratio": 0.27, "psnr": 41.2,
+                    "texture_bytes": {"means_l.webp": 100}}
 
 
 def new_job(world, **options) -> str:
@@ -283,7 +284,8 @@ def test_finished_job_shows_presigned_links(world):
     assert set(view["links"]) == {"sog", "ply", "report", "viewer"}
     assert requests.get(view["links"]["sog"], timeout=10).content.startswith(b"PK\x03\x04")
     report = requests.get(view["links"]["report"], timeout=10).json()
-    assert report["summary"]["compress_sog_bytes"] == 2004 and report["artifacts"]["ply"].endswith("splat.ply")
+    assert report["summary"]["compress_sog_bytes"] == 2004 and report["summary"]["compress_psnr"] == 41.2
+    assert report["artifacts"]["ply"].endswith("splat.ply")
 
 
 def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world):
