@@ -271,7 +271,7 @@ def test_train_entrypoint_checkpoints_on_sigterm_as_before_a_spot_stop(sample_sf
     assert "SIGTERM" in (root / "output" / "failure").read_text()
 
 
-def _splat_file(path: Path, n: int = 2_000) -> Path:
+def _splat_file(path: Path, n: int = 500) -> Path:
     import numpy as np
 
     from spaceport.splats import Splats, write_ply
