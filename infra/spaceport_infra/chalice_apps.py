@@ -39,6 +39,7 @@ import shutil
 import string
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -174,12 +175,23 @@ def enable_batch_item_failures(app: ChaliceApp, stage: str, lambda_client: Any) 
     done = []
     for source in sources:
         uuid = source["event_uuid"]
+        # A mapping Chalice just created or updated refuses another update until it settles.
+        _wait_until_settled(lambda_client, uuid)
         lambda_client.update_event_source_mapping(UUID=uuid, FunctionResponseTypes=[BATCH_ITEM_FAILURES])
+        _wait_until_settled(lambda_client, uuid)
         current = lambda_client.get_event_source_mapping(UUID=uuid).get("FunctionResponseTypes") or []
         if BATCH_ITEM_FAILURES not in current:
             raise DeployStepError(f"Event source {uuid} ({source.get('queue')}) still lacks {BATCH_ITEM_FAILURES}.")
         done.append(uuid)
     return done
+
+
+def _wait_until_settled(lambda_client: Any, uuid: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (state := lambda_client.get_event_source_mapping(UUID=uuid)["State"]) not in ("Enabled", "Disabled"):
+        if time.monotonic() > deadline:
+            raise DeployStepError(f"Event source {uuid} is still {state} after {timeout_s:.0f} s.")
+        time.sleep(2.0)
 
 
 def install_api_key(app: ChaliceApp, stage: str, lambda_client: Any, api_key: str) -> list[str]:
