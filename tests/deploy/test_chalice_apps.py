@@ -165,7 +165,9 @@ def test_chalice_package_holds_the_shared_code_and_no_heavy_packages(app: Chalic
     assert functions
     for function in functions.values():
         assert function["Environment"]["Variables"]["SPACEPORT_BUS_NAME"] == "spaceport"
+        # The layer's compiled pydantic matches the runtime.
         assert function["Layers"] == [fake_arns()["PowertoolsLayerArn"]]
+        assert (function["Runtime"], function["Architectures"]) == ("python3.11", ["x86_64"])
     if app.service is not None:
         [consumer] = [f for f in functions.values() if any(e["Type"] == "SQS" for e in f.get("Events", {}).values())]
         [event] = [e["Properties"] for e in consumer["Events"].values() if e["Type"] == "SQS"]
