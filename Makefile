@@ -53,8 +53,9 @@ images: ## Build the three job images, compress from train (needs Docker; IMAGE_
 	done
 
 push: ## Push the job images to ECR as IMAGE_TAG and latest (needs Docker, the AWS CLI and the stack)
-	registry=$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$$(aws configure get region).amazonaws.com && \
-	aws ecr get-login-password | docker login --username AWS --password-stdin $$registry && \
+	region=$${AWS_REGION:-$$(aws configure get region)} && \
+	registry=$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$$region.amazonaws.com && \
+	aws ecr get-login-password --region $$region | docker login --username AWS --password-stdin $$registry && \
 	for stage in $(JOB_IMAGES); do \
 	  for tag in $(IMAGE_TAG) latest; do \
 	    docker tag spaceport-$$stage:$(IMAGE_TAG) $$registry/spaceport-$$stage:$$tag && docker push $$registry/spaceport-$$stage:$$tag || exit 1; \
