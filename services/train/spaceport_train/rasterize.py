@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +29,7 @@ from spaceport_train.errors import BackendUnavailableError
 
 TILE_SIZE = 4
 PAIRS_PER_CHUNK = 1 << 21  # (Gaussian, pixel) pairs evaluated at once: ~8 MB per float tensor
+CACHED_PAIRS = 1 << 25     # pairs kept from the forward pass for the backward pass (~0.7 GB)
 EPS2D = 0.3
 NEAR_PLANE = 0.01
 ALPHA_MIN = 1.0 / 255.0
@@ -195,27 +195,29 @@ def _image_to_tiles(image: Tensor, lists: _TileLists) -> Tensor:
 
 
 def _pixel_basis(dtype: torch.dtype) -> Tensor:
-    """[6, P] monomials (1, u, v, u^2, uv, v^2) of each pixel's offset (u, v) inside a tile."""
+    """[P, 6] monomials (1, u, v, u^2, uv, v^2) of each pixel's offset (u, v) inside a tile."""
     pixel = torch.arange(TILE_SIZE * TILE_SIZE)
     u, v = (pixel % TILE_SIZE).to(dtype), (pixel // TILE_SIZE).to(dtype)
-    return torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v])
+    return torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v], dim=1)
 
 
 class _ChunkPairs:
-    """Every (Gaussian, pixel) pair of one chunk of tiles, with its alpha and transmittance.
+    """Every (Gaussian, pixel) pair of one chunk of tiles, with its weight and what its gradient needs.
 
-    For a row (one Gaussian in one tile) the Mahalanobis term at pixel offset (u, v) is a
-    quadratic in (u, v), so all its pixels come from one small matrix product with
-    :func:`_pixel_basis` instead of a dozen full-size elementwise operations.
+    Pair tensors are ``[P, R]``: pixel-major, so the running sums down each pixel's list of
+    Gaussians run along contiguous memory (torch's cumsum is an order of magnitude slower
+    along a strided axis). For a row (one Gaussian in one tile) the exponent at pixel offset
+    (u, v) is a quadratic in (u, v), so all of a row's pixels come from one small matrix
+    product with :func:`_pixel_basis`.
     """
 
     def __init__(self, lists: _TileLists, first_tile: int, end_tile: int,
                  means2d: Tensor, conics: Tensor, opacities: Tensor, basis: Tensor):
         r0, r1 = int(lists.tile_starts[first_tile]), int(lists.tile_starts[end_tile])
+        self.first_tile, self.end_tile = first_tile, end_tile
         self.gaussians = g = lists.gaussian_ids[r0:r1]                        # [R]
         self.local_tiles = t = lists.tile_ids[r0:r1] - first_tile             # [R]
-        self.tile_starts = tile_starts = lists.tile_starts[first_tile:end_tile + 1] - r0  # [Tc + 1]
-        self.n_tiles = end_tile - first_tile
+        self.tile_starts = lists.tile_starts[first_tile:end_tile + 1] - r0    # [Tc + 1]
         tiles = t + first_tile
         dtype = means2d.dtype
         # (ex, ey): from the Gaussian's centre to the first pixel centre of the tile.
@@ -228,46 +230,63 @@ class _ChunkPairs:
         coeffs = torch.stack([
             torch.log(self.opacity) - (0.5 * a * ex * ex + b * ex * ey + 0.5 * c * ey * ey),
             -(a * ex + b * ey), -(b * ex + c * ey), -0.5 * a, -b, -0.5 * c,
-        ], dim=1)                                                             # [R, 6]
-        self.raw_alpha = torch.exp(coeffs @ basis)                            # o * exp(-sigma), [R, P]
-        self.valid = self.raw_alpha >= ALPHA_MIN
-        self.alpha = self.raw_alpha.clamp(max=ALPHA_MAX) * self.valid
-        # Transmittance via a running sum of log(1 - alpha) over the chunk, restarted per tile;
-        # float64 so the subtraction across many tiles loses nothing.
-        log_keep = torch.log1p(-self.alpha.double())
-        running = torch.cumsum(log_keep, dim=0)
-        before_tile = torch.cat([running.new_zeros(1, running.shape[1]), running])[tile_starts[:-1]]  # [Tc, P]
-        self.tile_ends = tile_starts[1:] - 1
-        after = running - before_tile.index_select(0, t)
-        self.drawn = after > math.log(TRANSMITTANCE_MIN)   # gsplat stops before T drops to 1e-4
-        self.transmittance = torch.exp(after - log_keep).to(dtype)  # in front of this Gaussian
-        self.weight = self.alpha * self.transmittance * self.drawn
+        ])                                                                    # [6, R]
+        raw_alpha = torch.exp(basis @ coeffs)                                 # o * exp(-sigma), [P, R]
+        valid = raw_alpha >= ALPHA_MIN
+        self.alpha = alpha = raw_alpha.clamp(max=ALPHA_MAX) * valid
+        # log T behind each Gaussian: a running sum of log(1 - alpha), restarted at each tile
+        # (float64, so the subtraction across many tiles loses nothing).
+        log_keep = torch.log1p(-alpha)
+        log_after = self.within_tile_cumsum(log_keep).to(dtype)
+        drawn = log_after > math.log(TRANSMITTANCE_MIN)   # gsplat stops before T drops to 1e-4
+        self.transmittance = torch.exp(log_after - log_keep)                 # in front of this Gaussian
+        self.weight = alpha * self.transmittance * drawn
+        # d(loss)/d(log o - sigma) = d(loss)/d(alpha) * gate: raw alpha where it was drawn unclamped.
+        self.gate = raw_alpha * (drawn & valid & (raw_alpha <= ALPHA_MAX))
 
-    def tile_matrix(self, values: Tensor) -> Tensor:
-        """[Tc, R] sparse matrix summing rows into their tile, each row scaled by ``values`` [R]."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            return torch.sparse_csr_tensor(self.tile_starts, torch.arange(len(values)), values,
-                                           size=(self.n_tiles, len(values)))
+    def running_sums(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Inclusive float64 running sum of ``values`` [P, R] over the chunk, and its value before each tile [P, Tc + 1]."""
+        running = torch.cumsum(values.double(), dim=1)
+        before = running.index_select(1, (self.tile_starts - 1).clamp_min(0))
+        return running, before * (self.tile_starts > 0)
+
+    def within_tile_cumsum(self, values: Tensor) -> Tensor:
+        """Inclusive running sum down each pixel's list, restarted at every tile (float64)."""
+        running, at_tile_starts = self.running_sums(values)
+        return running - at_tile_starts[:, :-1].index_select(1, self.local_tiles)
+
+    def tile_sums(self, values: Tensor) -> Tensor:
+        """Sum of ``values`` [P, R] over each tile's rows -> [P, Tc]."""
+        _, at_tile_starts = self.running_sums(values)
+        return (at_tile_starts[:, 1:] - at_tile_starts[:, :-1]).to(values.dtype)
 
 
 class _CompositeTiles(torch.autograd.Function):
-    """Front-to-back alpha compositing of projected Gaussians, with a hand-written backward."""
+    """Front-to-back alpha compositing of projected Gaussians, with a hand-written backward.
+
+    When the chunks fit in :data:`CACHED_PAIRS`, the forward pass keeps them for the backward
+    pass; otherwise the backward pass recomputes each chunk (memory stays bounded either way).
+    """
 
     @staticmethod
     def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, lists: _TileLists):
         # means2d [N, 2], conics [N, 3], opacities [N], colors [N, D] -> image [H, W, D], alpha [H, W, 1]
         n_tiles, pixels, d = lists.tiles_x * lists.tiles_y, TILE_SIZE * TILE_SIZE, colors.shape[-1]
         basis = _pixel_basis(means2d.dtype)
-        tiled = colors.new_zeros(d + 1, n_tiles, pixels)  # channels first, alpha last
+        tiled = colors.new_zeros(n_tiles, pixels, d + 1)  # alpha last
+        keep = any(ctx.needs_input_grad[:4]) and len(lists.gaussian_ids) * pixels <= CACHED_PAIRS
+        cached = []
         for first, end in lists.chunks():
             pairs = _ChunkPairs(lists, first, end, means2d, conics, opacities, basis)
-            channel_values = torch.cat([colors[pairs.gaussians].T, pairs.weight.new_ones(1, len(pairs.gaussians))])
-            for channel, values in enumerate(channel_values):
-                tiled[channel, first:end] = pairs.tile_matrix(values) @ pairs.weight
+            row_colors = colors[pairs.gaussians]                              # [R, D]
+            for channel in range(d):
+                tiled[first:end, :, channel] = pairs.tile_sums(pairs.weight * row_colors[:, channel]).T
+            tiled[first:end, :, d] = pairs.tile_sums(pairs.weight).T
+            if keep:
+                cached.append(pairs)
         ctx.save_for_backward(means2d, conics, opacities, colors)
-        ctx.lists = lists
-        image = _tiles_to_image(tiled.permute(1, 2, 0), lists)
+        ctx.lists, ctx.cached = lists, cached
+        image = _tiles_to_image(tiled, lists)
         return image[..., :d].contiguous(), image[..., d:].contiguous()
 
     @staticmethod
@@ -275,30 +294,31 @@ class _CompositeTiles(torch.autograd.Function):
         means2d, conics, opacities, colors = ctx.saved_tensors
         lists: _TileLists = ctx.lists
         basis = _pixel_basis(means2d.dtype)
-        grad_tiles = _image_to_tiles(torch.cat([grad_image, grad_alpha], -1), lists).permute(2, 0, 1).contiguous()
         d = colors.shape[-1]
+        grad_tiles = _image_to_tiles(torch.cat([grad_image, grad_alpha], -1), lists).permute(2, 1, 0).contiguous()
+        # grad_tiles: [D + 1, P, T]
         g_means2d, g_conics = torch.zeros_like(means2d), torch.zeros_like(conics)
         g_opacities, g_colors = torch.zeros_like(opacities), torch.zeros_like(colors)
-        for first, end in lists.chunks():
-            p = _ChunkPairs(lists, first, end, means2d, conics, opacities, basis)
+        chunks = ctx.cached or (_ChunkPairs(lists, first, end, means2d, conics, opacities, basis)
+                                for first, end in lists.chunks())
+        for p in chunks:
+            first, end = p.first_tile, p.end_tile
             g, t = p.gaussians, p.local_tiles
             row_colors = colors[g]                                            # [R, D]
             # Each pair's "value": how much the loss changes per unit of its weight.
-            value = grad_tiles[d, first:end].index_select(0, t)
+            value = grad_tiles[d, :, first:end].index_select(1, t)            # [P, R]
             g_row_colors = []
             for channel in range(d):
-                grad_pixels = grad_tiles[channel, first:end].index_select(0, t)  # [R, P]
-                value = value + grad_pixels * row_colors[:, channel:channel + 1]
-                g_row_colors.append((p.weight * grad_pixels).sum(1))
+                grad_pixels = grad_tiles[channel, :, first:end].index_select(1, t)
+                value = value + grad_pixels * row_colors[:, channel]
+                g_row_colors.append((p.weight * grad_pixels).sum(0))
             g_colors.index_add_(0, g, torch.stack(g_row_colors, dim=1))
             # d(out)/d(alpha_k) = T_k value_k - sum_{i behind k} w_i value_i / (1 - alpha_k)
-            running = torch.cumsum((p.weight * value).double(), dim=0)
-            behind = (running[p.tile_ends].index_select(0, t) - running).to(means2d.dtype)
-            g_alpha = (p.transmittance * value - behind / (1.0 - p.alpha)) * p.drawn
-            # d(raw)/d(log o - sigma) = raw; the clamp at 0.99 passes no gradient.
-            g_exponent = g_alpha * p.raw_alpha * (p.valid & (p.raw_alpha <= ALPHA_MAX))
-            g_coeffs = g_exponent @ basis.T                                   # [R, 6]
-            g0, gu, gv, guu, guv, gvv = g_coeffs.unbind(1)
+            weighted = p.weight * value
+            running, at_tile_starts = p.running_sums(weighted)
+            behind = (at_tile_starts[:, 1:].index_select(1, t) - running).to(weighted.dtype)
+            g_exponent = (p.transmittance * value - behind / (1.0 - p.alpha)) * p.gate
+            g0, gu, gv, guu, guv, gvv = basis.T @ g_exponent                  # [6, R]
             a, b, c = p.conic.unbind(-1)
             ex, ey = p.ex, p.ey
             g_opacities.index_add_(0, g, g0 / p.opacity)
@@ -309,4 +329,5 @@ class _CompositeTiles(torch.autograd.Function):
             g_c = -(0.5 * g0 * ey * ey + gv * ey + 0.5 * gvv)
             g_conics.index_add_(0, g, torch.stack([g_a, g_b, g_c], dim=1))
             g_means2d.index_add_(0, g, -torch.stack([g_ex, g_ey], dim=1))  # ex = pixel - mean
+        ctx.cached = None
         return g_means2d, g_conics, g_opacities, g_colors, None

@@ -1,0 +1,73 @@
+"""``spaceport train``: SfM output -> trained 3D Gaussian splat; also the SageMaker training entrypoint.
+
+With ``SFM_DIR OUT_DIR`` it runs locally; with no positional arguments it runs as a SageMaker
+training job: the ``sfm`` channel in, hyperparameters as overrides, ``/opt/ml/model`` out,
+``/opt/ml/checkpoints`` for checkpoints (SageMaker syncs it, so a Spot restart resumes).
+
+Example::
+
+    spaceport train out/sfm out/train --preset quick --max-gaussians 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from spaceport.entrypoint import configure_logging, run_job
+from spaceport.sagemaker import TrainingPaths
+
+SFM_CHANNEL = "sfm"
+
+
+def _parser() -> argparse.ArgumentParser:
+    from spaceport_train.config import PRESETS, TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="spaceport train",
+        description="Train a 3D Gaussian splat from a COLMAP reconstruction (the output of `spaceport sfm`). "
+                    "Writes OUT_DIR/splat.ply, metrics.json, config.json and renders/. Restarting with the same "
+                    "OUT_DIR (or --checkpoint-dir) resumes from the last checkpoint. Without positional "
+                    "arguments it runs as a SageMaker training job (channel 'sfm', hyperparameters as settings).")
+    parser.add_argument("sfm_dir", nargs="?", type=Path, metavar="SFM_DIR", help="sparse/0 + images/ from spaceport sfm")
+    parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR")
+    parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint folder (default OUT_DIR/checkpoints)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    settings = parser.add_argument_group("training settings (override the preset)")
+    settings.add_argument("--preset", choices=PRESETS, default="default", help="named starting point (default: default)")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "preset":
+            continue
+        settings.add_argument("--" + field.name.replace("_", "-"), dest=field.name, metavar=field.type.upper(),
+                              help=f"{field.metadata['help']}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    if (args.sfm_dir is None) != (args.out_dir is None):
+        parser.error("give both SFM_DIR and OUT_DIR, or neither to run as a SageMaker training job")
+
+    from spaceport_train.config import TrainConfig
+    from spaceport_train.trainer import train
+
+    if args.sfm_dir is None:
+        paths = TrainingPaths.from_env()
+
+        def sagemaker_job() -> None:
+            config = TrainConfig.from_hyperparameters(paths.hyperparameters())
+            train(paths.channel(SFM_CHANNEL), paths.model, config, checkpoint_dir=paths.checkpoints)
+
+        return run_job(sagemaker_job, failure_file=paths.failure)
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if f.name != "preset" and getattr(args, f.name) is not None}
+
+    def local_job() -> None:
+        config = TrainConfig.from_preset(args.preset, overrides)
+        train(args.sfm_dir, args.out_dir, config, checkpoint_dir=args.checkpoint_dir)
+
+    return run_job(local_job)
