@@ -42,8 +42,7 @@ deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|c
 deploy-all: ## chalice deploy every app (services first, then the gateway)
 	for app in sfm train compress notify gateway; do $(MAKE) deploy SERVICE=$$app STAGE=$(STAGE) || exit 1; done
 
-deploy-site: setup ## Build web/ and publish it, with /config.json for the gateway, to the site bucket
-	cd web && npm ci && npm run build
+deploy-site: setup web ## Publish web/dist, with /config.json for the gateway, to the site bucket
 	$(BIN)/python -m spaceport_infra.chalice_apps site gateway --stage $(STAGE)
 
 images: ## Build the three job images, compress from train (needs Docker; IMAGE_TAG = git commit)
