@@ -230,7 +230,7 @@ def publish_site(gateway: ChaliceApp, stage: str, dist: Path, ssm: Any, secrets:
     API key; returns the bucket name.
     """
     if not (dist / "index.html").is_file():
-        raise DeployStepError(f"{dist}/index.html is missing: build the site first (cd web && npm ci && npm run build).")
+        raise DeployStepError(f"{dist}/index.html is missing: build the site first (make web).")
     [api] = deployed_resources(gateway, stage, "rest_api") or [None]
     if api is None:
         raise DeployStepError(f"The gateway has no REST API in stage {stage!r}: run `make deploy SERVICE=gateway`.")

@@ -285,5 +285,5 @@ def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
     assert (page["ContentType"], page["CacheControl"]) == ("text/html", "no-cache")
     script = s3.head_object(Bucket="site", Key="assets/index-1a2b.js")
     assert script["CacheControl"].endswith("immutable") and "javascript" in script["ContentType"]
-    with pytest.raises(DeployStepError, match="npm run build"):
+    with pytest.raises(DeployStepError, match="make web"):
         publish_site(app, "test", tmp_path / "nothing", ssm, secrets, s3)
