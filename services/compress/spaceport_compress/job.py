@@ -35,6 +35,9 @@ class CompressConfig:
 
     sh_bands: int | None = None
     order: str = "plas"
+    # 14 of the 16 stored bits: the 2 lowest are near-random and cost WebP the most bytes,
+    # while a 1/16384 step of the scene's (log) extent is far below a pixel.
+    position_bits: int = 14
     seed: int = 0
     sh_palette_size: int = 4096
     kmeans_iterations: int = 10
@@ -54,6 +57,8 @@ class CompressConfig:
             raise CompressInputError(f"Order {self.order!r} is unknown: use one of {', '.join(ORDERS)}.")
         if self.sh_bands is not None and not 0 <= self.sh_bands <= 3:
             raise CompressInputError(f"SH bands must be 0 to 3, got {self.sh_bands}.")
+        if not 8 <= self.position_bits <= 16:
+            raise CompressInputError(f"Position bits must be 8 to 16, got {self.position_bits}.")
         if not 1 <= self.sh_palette_size <= 65536:
             raise CompressInputError(f"The SH palette must hold 1 to 65536 entries, got {self.sh_palette_size}.")
 
@@ -133,7 +138,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     mark = phase("order", mark)
 
     progress.update(0.4, "encoding textures and codebooks")
-    options = SogOptions(sh_bands=config.sh_bands, sh_palette_size=config.sh_palette_size,
+    options = SogOptions(sh_bands=config.sh_bands, position_bits=config.position_bits, sh_palette_size=config.sh_palette_size,
                          kmeans_iterations=config.kmeans_iterations, webp_method=config.webp_method,
                          seed=config.seed, device=config.device)
     files = encode_sog(splats, order, options)

@@ -51,13 +51,16 @@ def kmeans(points: Tensor, k: int, iterations: int = 10, seed: int = 0) -> tuple
     return centroids, labels
 
 
-def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 20) -> tuple[Tensor, Tensor]:
-    """Optimal-ish scalar codebook: ``(codebook [k] ascending, labels [N])`` minimising squared error.
+def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 30, density_power: float = 0.5,
+              bins: int = 16384) -> tuple[Tensor, Tensor]:
+    """Scalar codebook ``(codebook [k] ascending, labels [N])`` for ``values`` (any shape).
 
-    In one dimension the clusters are intervals of the sorted values, so each Lloyd step is a
-    ``searchsorted`` on the midpoints plus interval means from a cumulative sum: O(N log k).
-    Starts from quantiles. Fewer distinct values than ``k`` give an exact codebook (padded by
-    repeating the largest entry, so the codebook always has ``k`` entries).
+    A weighted Lloyd's k-means on a histogram: each bin counts ``count ** density_power``, so
+    with a power below 1 the sparse tails (large scales, saturated colours) get entries of
+    their own instead of being rounded into the dense middle. Bin edges blend uniform and
+    quantile spacing, so neither outliers nor a dense core starve the histogram. In one
+    dimension clusters are intervals, so each step is a ``searchsorted`` plus segment sums.
+    Fewer distinct values than ``k`` give an exact codebook (padded with its largest entry).
     """
     flat = values.reshape(-1).to(torch.float64)
     ordered, _ = flat.sort()
@@ -65,17 +68,27 @@ def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 20) -> tuple[Tenso
     if distinct.numel() <= k:
         codebook = torch.cat([distinct, distinct[-1:].expand(k - distinct.numel())])
         return codebook.to(torch.float32), torch.searchsorted(distinct, flat)
-    prefix = torch.cat([ordered.new_zeros(1), ordered.cumsum(0)])
-    quantiles = torch.linspace(0, 1, k, dtype=torch.float64, device=flat.device)
-    codebook = torch.quantile(ordered, quantiles) if ordered.numel() <= 16_000_000 else ordered[
-        (quantiles * (ordered.numel() - 1)).long()]
+    fractions = torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=flat.device)
+    quantile_edges = ordered[(fractions * (ordered.numel() - 1)).long()]
+    uniform_edges = ordered[0] + fractions * (ordered[-1] - ordered[0])
+    edges = ((quantile_edges + uniform_edges) / 2).sort().values
+    bin_of = torch.searchsorted(edges[1:-1], ordered, right=True)
+    counts = torch.bincount(bin_of, minlength=bins).to(torch.float64)
+    sums = torch.zeros(bins, dtype=torch.float64, device=flat.device).index_add_(0, bin_of, ordered)
+    filled = counts > 0
+    centres, weights = sums[filled] / counts[filled], counts[filled] ** density_power
+    weighted_prefix = torch.cat([centres.new_zeros(1), (centres * weights).cumsum(0)])
+    weight_prefix = torch.cat([centres.new_zeros(1), weights.cumsum(0)])
+    # Start from the quantiles of the weighted histogram.
+    targets = (torch.arange(k, dtype=torch.float64, device=flat.device) + 0.5) / k * weight_prefix[-1]
+    codebook = centres[torch.searchsorted(weight_prefix[1:], targets).clamp(max=centres.numel() - 1)]
     for _ in range(iterations):
-        bounds = torch.searchsorted(ordered, (codebook[1:] + codebook[:-1]) / 2)
+        bounds = torch.searchsorted(centres, (codebook[1:] + codebook[:-1]) / 2)
         starts = torch.cat([bounds.new_zeros(1), bounds])
-        ends = torch.cat([bounds, bounds.new_full((1,), ordered.numel())])
-        sizes = ends - starts
-        means = (prefix[ends] - prefix[starts]) / sizes.clamp_min(1)
-        updated = torch.where(sizes > 0, means, codebook).sort().values
+        ends = torch.cat([bounds, bounds.new_full((1,), centres.numel())])
+        mass = weight_prefix[ends] - weight_prefix[starts]
+        means = (weighted_prefix[ends] - weighted_prefix[starts]) / mass.clamp_min(1e-300)
+        updated = torch.where(mass > 0, means, codebook).sort().values
         if torch.equal(updated, codebook):
             break
         codebook = updated

@@ -42,7 +42,7 @@ from PIL import Image
 
 from spaceport.splats import Splats
 from spaceport_compress.errors import SogFileError
-from spaceport_compress.kmeans import kmeans, kmeans_1d, nearest_1d
+from spaceport_compress.kmeans import kmeans, kmeans_1d
 
 SOG_VERSION = 2
 CODEBOOK_SIZE = 256
@@ -58,9 +58,10 @@ class SogOptions:
     """How to encode. ``sh_bands`` None keeps the input's bands; 0 drops shN."""
 
     sh_bands: int | None = None
+    position_bits: int = 16
     sh_palette_size: int = 4096
     kmeans_iterations: int = 10
-    webp_method: int = 6
+    webp_method: int = 2
     seed: int = 0
     device: str = "cpu"
 
@@ -79,12 +80,17 @@ def inverse_log_transform(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.expm1(np.abs(values))
 
 
-def encode_means(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
-    """``means`` ``[N, 3]`` -> low bytes ``[N, 3]``, high bytes ``[N, 3]``, mins, maxs (log domain)."""
+def encode_means(means: np.ndarray, bits: int = 16) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
+    """``means`` ``[N, 3]`` -> low bytes ``[N, 3]``, high bytes ``[N, 3]``, mins, maxs (log domain).
+
+    ``bits`` below 16 rounds to a coarser grid of 16-bit values (the low bits become zero), which
+    lossless WebP stores far more cheaply than the near-random low bits of full precision.
+    """
     logged = log_transform(means.astype(np.float64))
     mins, maxs = logged.min(0), logged.max(0)
     span = np.where(maxs > mins, maxs - mins, 1.0)
-    quantised = np.clip(np.round((logged - mins) / span * 65535), 0, 65535).astype(np.uint16)
+    step = 2 ** (16 - bits)
+    quantised = np.clip(np.round((logged - mins) / span * 65535 / step) * step, 0, 65535).astype(np.uint16)
     return (quantised & 0xFF).astype(np.uint8), (quantised >> 8).astype(np.uint8), mins.tolist(), maxs.tolist()
 
 
@@ -155,7 +161,7 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
     n = len(s)
     width, height = grid_shape(n)
     method = options.webp_method
-    low, high, mins, maxs = encode_means(s.means)
+    low, high, mins, maxs = encode_means(s.means, options.position_bits)
     scale_codebook, scale_labels = _codebook(s.log_scales, options.device)
     dc_codebook, dc_labels = _codebook(s.sh0, options.device)
     alpha = np.clip(np.round(_sigmoid(s.opacity_logits) * 255), 0, 255).astype(np.uint8)
@@ -305,32 +311,3 @@ def _decode_shN(files: dict[str, bytes], info: dict, count: int, source: str) ->
 def read_sog(path: str | Path) -> Splats:
     """Read a ``.sog`` bundle (or an unbundled SOG folder) into :class:`Splats`."""
     return decode_sog(read_sog_files(path), Path(path).name)
-
-
-def quantisation_bounds(files: dict[str, bytes]) -> dict[str, float]:
-    """The largest error each attribute may have after a round trip, implied by ``meta.json``.
-
-    Positions: half a 16-bit step in the log domain, mapped back through ``expm1``.
-    Scales and DC colour: half the widest gap between neighbouring codebook entries (values
-    inside the codebook range) - a value can sit at most that far from its nearest entry.
-    Opacity: half an 8-bit step of the sigmoid. Quaternion components: the 8-bit step of the
-    stored components, plus what that error does to the reconstructed largest one.
-    """
-    meta = json.loads(files["meta.json"])
-    mins, maxs = np.asarray(meta["means"]["mins"]), np.asarray(meta["means"]["maxs"])
-    log_step = float(((maxs - mins) / 65535).max())
-    extent = float(np.maximum(np.abs(mins), np.abs(maxs)).max())
-    half_gap = lambda codebook: float(np.diff(np.asarray(codebook)).max() / 2)  # noqa: E731
-    return {
-        "means": math.exp(extent) * (math.exp(log_step / 2) - 1) + 1e-6,
-        "log_scales": half_gap(meta["scales"]["codebook"]) + 1e-6,
-        "sh0": half_gap(meta["sh0"]["codebook"]) + 1e-6,
-        "opacity": 0.5 / 255 + 1e-6,
-        "quats": 2.0 / 255 * math.sqrt(2) + 0.02,
-    }
-
-
-def nearest_codebook_entries(values: np.ndarray, codebook: list[float]) -> np.ndarray:
-    """``values`` snapped to their nearest entries of an ascending ``codebook`` (for checks)."""
-    book = torch.tensor(codebook, dtype=torch.float64)
-    return book[nearest_1d(torch.from_numpy(values.astype(np.float64)), book)].numpy().reshape(values.shape)
