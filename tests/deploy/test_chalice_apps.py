@@ -287,3 +287,51 @@ def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
     assert script["CacheControl"].endswith("immutable") and "javascript" in script["ContentType"]
     with pytest.raises(DeployStepError, match="make web"):
         publish_site(app, "test", tmp_path / "nothing", ssm, secrets, s3)
+
+
+@pytest.mark.slow
+def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
+    """`chalice deploy`, finish, `chalice deploy` again: against a moto server, end to end."""
+    from moto.server import ThreadedMotoServer
+
+    from spaceport.local.aws import free_port
+
+    sfm = next(app for app in APPS if app.name == "sfm")
+    if not sfm.app_file.exists():
+        pytest.skip("services/sfm/app.py does not exist yet")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    env.pop("AWS_PROFILE", None)
+    try:
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+        endpoint = env["AWS_ENDPOINT_URL"]
+        lambda_client = session.client("lambda", endpoint_url=endpoint)
+        session.client("sqs", endpoint_url=endpoint).create_queue(QueueName=sfm.service.queue_name)
+        # moto checks that a function's layers exist: stand one in for AWS's public Powertools layer.
+        layer = io.BytesIO()
+        with zipfile.ZipFile(layer, "w") as archive:
+            archive.writestr("python/powertools_stand_in.py", "")
+        arns = fake_arns()
+        arns["PowertoolsLayerArn"] = lambda_client.publish_layer_version(
+            LayerName="powertools", Content={"ZipFile": layer.getvalue()})["LayerVersionArn"]
+        app = _copy_app(sfm, tmp_path / "sfm")
+        vendor_shared_package(app)
+        render_stage(app, "test", {"SPACEPORT_BUS_NAME": "spaceport"}, arns)
+        chalice = [str(Path(sys.executable).with_name("chalice")), "deploy", "--stage", "test"]
+
+        def deploy() -> None:
+            result = subprocess.run(chalice, cwd=app.directory, env=env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+
+        deploy()
+        [uuid] = enable_batch_item_failures(app, "test", lambda_client)
+        (app.directory / "app.py").write_text((app.directory / "app.py").read_text() + "\n# a code change\n")
+        deploy()
+        mapping = lambda_client.get_event_source_mapping(UUID=uuid)
+        assert mapping["FunctionResponseTypes"] == [BATCH_ITEM_FAILURES]
+        assert mapping["BatchSize"] == sfm.service.batch_size
+    finally:
+        server.stop()
