@@ -61,7 +61,15 @@ push: ## Push the job images to ECR as IMAGE_TAG and latest (needs Docker, the A
 	  done; \
 	done
 
-setup: $(STAMP) ## Create .venv and install everything (idempotent)
+# PlayCanvas' splat-transform (pinned in package-lock.json) for the SOG interop test and the
+# compression benchmark; skipped, with a note, where npm is missing (the interop test then skips).
+INTEROP_DIR := services/compress/interop
+INTEROP_STAMP := $(INTEROP_DIR)/node_modules/.package-lock.json
+$(INTEROP_STAMP): $(INTEROP_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(INTEROP_DIR) && npm ci --no-audit --no-fund; \
+	else echo "npm not found: skipping @playcanvas/splat-transform (the SOG interop test will skip)"; fi
+
+setup: $(STAMP) $(INTEROP_STAMP) ## Create .venv and install everything (idempotent)
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web; \
 	else echo "npm not found: the web app (web/) is not built; install node/npm and run make web"; fi
 
