@@ -77,7 +77,8 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
 
 @dataclass(frozen=True)
 class StageOutputs:
-    """What a finished job left: the next stage's input, named artifacts, headline figures.
+    """What a finished job left: the next stage's input (for training, the plain ``splat.ply``
+    when the model archive held one), named artifacts, headline figures.
 
     ``report`` is the job's whole report/metrics (``None`` when it wrote none); an expected
     failure leaves its ``error`` there.
@@ -127,7 +128,7 @@ def collect_outputs(config: PipelineConfig, objects: ObjectStore, key: SageMaker
             head = objects.head(found["splat.ply"])
             if head is not None:
                 summary["train_ply_bytes"] = head.size
-        return StageOutputs(model, artifacts, summary, report)
+        return StageOutputs(artifacts.get("ply", model), artifacts, summary, report)
     report = objects.read_json(prefix + "metrics.json")
     artifacts = {"compress": prefix, "sog": prefix + "scene.sog", "compress_metrics": prefix + "metrics.json"}
     head = objects.head(prefix + "scene.sog")
@@ -141,5 +142,7 @@ def stage_input(stage: Stage, input_uri: str, artifacts: dict[str, str]) -> str:
     """A stage's input for a job: the photos for sfm, else the previous stage's artifact."""
     if stage is Stage.SFM:
         return input_uri
-    previous = Stage.SFM if stage is Stage.TRAIN else Stage.TRAIN
-    return artifacts.get(previous.value, input_uri)
+    if stage is Stage.TRAIN:
+        return artifacts.get("sfm", input_uri)
+    # Compression reads the plain splat the train service took out of the model archive, else the archive.
+    return artifacts.get("ply") or artifacts.get("train", input_uri)

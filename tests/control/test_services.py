@@ -107,7 +107,7 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     assert complete_train(world, job_id) == "completed"
     assert run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted")) == "launched"
     compress_input = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-compress-{job_id}-r1-a1")
-    assert compress_input["ProcessingInputs"][0]["S3Input"]["S3Uri"].endswith("/output/model.tar.gz")
+    assert compress_input["ProcessingInputs"][0]["S3Input"]["S3Uri"] == f"s3://spaceport-train/{job_id}/r1/splat.ply"
     assert complete_compress(world, job_id) == "completed"
 
     completion = last(world, "CompressionCompleted")
