@@ -137,17 +137,21 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
     throw new Error(`the upload page did not move on to the job page: ${message}`);
   });
   const jobId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
-  // Record every (status, stage, percent) the job page shows, with a screenshot per new stage.
+  // Record every (status, stage) the job page shows, with a screenshot per new one, and the
+  // percents it showed for each stage.
   const seen = [];
+  const percents = {};
   const deadline = Date.now() + timeoutMs;
   let status = '';
   while (Date.now() < deadline) {
     const now = await page.evaluate(() => ({
       status: document.body.dataset.jobStatus ?? '',
       stage: document.body.dataset.jobStage ?? '',
+      percent: Number(document.body.dataset.jobPercent ?? 0),
       line: document.getElementById('job-status')?.textContent ?? '',
     }));
     status = now.status;
+    if (now.stage) (percents[now.stage] ??= new Set()).add(now.percent);
     const last = seen[seen.length - 1];
     if (!last || last.status !== now.status || last.stage !== now.stage) {
       seen.push(now);
@@ -184,5 +188,6 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
     viewer = await settleViewer(path.join(screenshotDir, '03-viewer.png'), 60_000);
     viewer.url = page.url();
   }
-  return { jobId, seen, status, errorText, links, viewer, reprocess, notZipMessage };
+  const percentsShown = Object.fromEntries(Object.entries(percents).map(([stage, set]) => [stage, [...set].sort((a, b) => a - b)]));
+  return { jobId, seen, percentsShown, status, errorText, links, viewer, reprocess, notZipMessage };
 }

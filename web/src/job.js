@@ -51,6 +51,7 @@ export function mount(root, { jobId }) {
     document.body.dataset.jobStatus = job.status;
     document.body.dataset.jobStage = job.stage;
     document.body.dataset.jobRun = job.runId;
+    document.body.dataset.jobPercent = job.stagePercent.toFixed(0);
     const stageName = STAGE_NAMES[job.stage] ?? job.stage;
     statusLine.textContent = {
       QUEUED: 'Queued: waiting for a worker.',
@@ -95,6 +96,7 @@ export function mount(root, { jobId }) {
     delete document.body.dataset.jobStatus;
     delete document.body.dataset.jobStage;
     delete document.body.dataset.jobRun;
+    delete document.body.dataset.jobPercent;
   };
 }
 
