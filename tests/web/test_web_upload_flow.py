@@ -33,11 +33,19 @@ MIN_PIXEL_SPREAD = 5.0
 
 
 @pytest.fixture(scope="module")
-def upload_flow(spaceport_serve: str, sample_capture, screenshot_dir: Path) -> dict:
+def small_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated drone sample, small (12 photos, 320x240): CPU training time follows pixels."""
+    from spaceport_sfm.sample import make_sample
+
+    return make_sample(tmp_path_factory.mktemp("upload-sample") / "sample.zip", n=12, seed=0, width=320, height=240).zip_path
+
+
+@pytest.fixture(scope="module")
+def upload_flow(spaceport_serve: str, small_capture: Path, screenshot_dir: Path) -> dict:
     shots = screenshot_dir / "upload-flow"
     shots.mkdir(exist_ok=True)
     return run_browser({
-        "kind": "upload", "url": f"{spaceport_serve}/", "zip": str(sample_capture.zip_path),
+        "kind": "upload", "url": f"{spaceport_serve}/", "zip": str(small_capture),
         "email": "pilot@example.com", "preset": "quick", "screenshotDir": str(shots),
         "timeoutMs": PIPELINE_TIMEOUT_S * 1000,
     }, timeout_s=PIPELINE_TIMEOUT_S + 180)
