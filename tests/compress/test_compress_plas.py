@@ -83,3 +83,12 @@ def test_bad_arguments_are_rejected():
         sort_with_plas(torch.rand(16, 16))
     with pytest.raises(ValueError, match="border_type_x"):
         sort_with_plas(torch.rand(3, 16, 16), border_type_x="mirror")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_plas_on_cuda_sorts_and_returns_a_permutation():
+    grid = _smooth_image(32).reshape(3, -1)[:, torch.randperm(1024, generator=torch.Generator().manual_seed(0))]
+    sorted_grid, indices = sort_with_plas(grid.view(3, 32, 32).cuda(), seed=0, min_block_size=4)
+    assert sorted_grid.is_cuda and torch.equal(indices.reshape(-1).sort().values.cpu(), torch.arange(1024))
+    assert neighbour_variance(sorted_grid.cpu()) < 0.1 * neighbour_variance(grid.view(3, 32, 32))

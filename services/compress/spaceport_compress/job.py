@@ -42,8 +42,9 @@ class CompressConfig:
     sh_palette_size: int = 4096
     kmeans_iterations: int = 10
     webp_method: int = 2
-    # PLAS starts from Morton order, so the coarse levels add little: start at this radius.
-    plas_start_radius: float = 16.0
+    # PLAS starts from Morton order; the full coarse-to-fine schedule (None: from half the grid)
+    # still pays: measured 598 kB vs 621 kB for the donut when starting at radius 16.
+    plas_start_radius: float | None = None
     plas_steps_per_level: int = 10
     plas_improvement_break: float = 1e-4
     fidelity_views: int = 4  # 0 skips the render comparison
@@ -189,9 +190,9 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         "wall_time_s": round(time.monotonic() - started, 3),
         "config": asdict(config),
     }
+    fidelity_note = f", render PSNR {fidelity['psnr']:.1f} dB" if fidelity["psnr"] is not None else ""
     progress.update(1.0, f"{input_bytes / 1e6:.2f} MB -> {output_bytes / 1e6:.3f} MB "
-                         f"({metrics['ratio']:.1f}x), PSNR {fidelity['psnr'] or float('nan'):.1f} dB",
-                    ratio=metrics["ratio"], psnr=fidelity["psnr"])
+                         f"({metrics['ratio']:.1f}x){fidelity_note}", ratio=metrics["ratio"], psnr=fidelity["psnr"])
     return metrics
 
 

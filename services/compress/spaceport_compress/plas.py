@@ -157,7 +157,11 @@ def sort_with_plas(
             raise ValueError(f"{name} must be one of {sorted(BORDER_TYPES)}, got {value!r}")
     channels, height, width = params.shape
     device = params.device
-    generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()  # a fresh random seed, leaving torch's global generator alone
+    else:
+        generator.manual_seed(seed)
     values = params.reshape(channels, -1).clone()
     order = torch.arange(height * width, device=device)
     pinned = fixed.reshape(-1).to(device=device, dtype=torch.bool) if fixed is not None else None

@@ -1,0 +1,75 @@
+"""Our SOG compression against PlayCanvas' splat-transform, side by side in one run.
+
+For each splat (donut, guitar): output size, ratio to the PLY, wall time, and render PSNR of
+the decoded splat against the original (same views, same renderer, for every row). Wall time
+is the compression alone (our job with fidelity off; ``splat-transform -g cpu``); both .sog
+files are decoded by our decoder, which the interop test holds equal to splat-transform's.
+
+    .venv/bin/python bench/compress_vs_splat_transform.py [--repeats 3] [--datasets ../shared/datasets]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from spaceport.splats import read_ply
+from spaceport_compress.fidelity import render_psnr
+from spaceport_compress.job import CompressConfig, compress
+from spaceport_compress.sog import read_sog
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLAT_TRANSFORM = ROOT / "services/compress/interop/node_modules/.bin/splat-transform"
+SPLATS = ("v3dg_donut.ply", "playcanvas_guitar.ply")
+VIEWS, SIZE = 4, 128
+
+
+def timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets")))
+    args = parser.parse_args()
+    if not SPLAT_TRANSFORM.exists():
+        raise SystemExit("splat-transform is not installed: run make setup (needs npm)")
+    torch.set_num_threads(2)
+    print(f"| splat | tool | splats | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) | render PSNR (dB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in SPLATS:
+            source = args.datasets / "splats" / name
+            original = read_ply(source)
+            runs = {
+                "splat-transform 2.7.1": lambda out: subprocess.run(
+                    [str(SPLAT_TRANSFORM), "-w", "-g", "cpu", str(source), str(out / "scene.sog")],
+                    check=True, capture_output=True),
+                "ours, PLAS": lambda out: compress(source, out, CompressConfig(order="plas", fidelity_views=0)),
+                "ours, Morton": lambda out: compress(source, out, CompressConfig(order="morton", fidelity_views=0)),
+            }
+            baseline = None
+            for tool, run in runs.items():
+                out = Path(tmp) / f"{name}-{tool.split(',')[-1].strip()}"
+                out.mkdir()
+                seconds = statistics.median(timed(lambda: run(out)) for _ in range(args.repeats))
+                size = (out / "scene.sog").stat().st_size
+                baseline = baseline or size
+                psnr = render_psnr(original, read_sog(out / "scene.sog"), VIEWS, SIZE)["psnr"]
+                print(f"| {name.removesuffix('.ply')} | {tool} | {len(original):,} | {source.stat().st_size / 1e6:.2f} | "
+                      f"{size / 1e6:.3f} | {size / baseline:.3f}x | {source.stat().st_size / size:.2f}x | "
+                      f"{seconds:.1f} | {psnr:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

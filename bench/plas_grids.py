@@ -1,0 +1,66 @@
+"""PLAS alone: VAD before/after and time on random grids and on the guitar's 14 attributes.
+
+VAD is the variance of absolute neighbour differences, averaged over x and y (lower is smoother).
+The reference PLAS figures in issue 4 used ``improvement_break=1e-4`` on this machine's CPU.
+
+    .venv/bin/python bench/plas_grids.py [--repeats 1] [--datasets ../shared/datasets]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spaceport.splats import read_ply
+from spaceport_compress.plas import neighbour_variance, sort_with_plas
+
+REFERENCE = {"random 256x256x3": (3646, 9.32, 23), "random 512x512x3": (3636, 3.80, 120),
+             "guitar 14 attributes": (None, 0.078, 80)}
+
+
+def guitar_grid(datasets: Path) -> torch.Tensor:
+    """The guitar's 14 attributes (xyz, log scales, quaternion, opacity logit, DC), standardised,
+    on the largest square grid its splats fill (file order)."""
+    s = read_ply(datasets / "splats" / "playcanvas_guitar.ply")
+    side = int(len(s) ** 0.5)
+    columns = np.concatenate([s.means, s.log_scales, s.quats, s.opacity_logits[:, None], s.sh0], 1)[: side * side]
+    columns = (columns - columns.mean(0)) / columns.std(0)
+    return torch.from_numpy(columns.T.astype(np.float32).copy()).view(14, side, side)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets")))
+    parser.add_argument("--min-block-size", type=int, default=4)
+    args = parser.parse_args()
+    generator = torch.Generator().manual_seed(0)
+    grids = {
+        "random 256x256x3": torch.randint(0, 256, (3, 256, 256), generator=generator).float(),
+        "random 512x512x3": torch.randint(0, 256, (3, 512, 512), generator=generator).float(),
+    }
+    if (args.datasets / "splats" / "playcanvas_guitar.ply").is_file():
+        grids["guitar 14 attributes"] = guitar_grid(args.datasets)
+    print(f"| grid | VAD before | VAD after | time (s) | reference VAD after | reference time (s) |")
+    print("|---|---|---|---|---|---|")
+    for name, grid in grids.items():
+        times, after = [], []
+        for repeat in range(args.repeats):
+            start = time.perf_counter()
+            sorted_grid, _ = sort_with_plas(grid, min_block_size=args.min_block_size, improvement_break=1e-4,
+                                            seed=repeat)
+            times.append(time.perf_counter() - start)
+            after.append(neighbour_variance(sorted_grid))
+        _, ref_after, ref_time = REFERENCE[name]
+        print(f"| {name} ({grid.shape[1]}x{grid.shape[2]}) | {neighbour_variance(grid):.4g} | "
+              f"{statistics.median(after):.4g} | {statistics.median(times):.1f} | {ref_after} | {ref_time} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
