@@ -86,6 +86,7 @@ class LocalStack:
         self._progress_lock = threading.Lock()
         self._log_handler: logging.Handler | None = None
         self._paused: set[str] = set()
+        self._workers_lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
@@ -186,12 +187,14 @@ class LocalStack:
 
     def pause_worker(self, service: str) -> None:
         """Stop consuming a service's queue (like disabling its event source mapping)."""
-        self._paused.add(service)
-        self.workers[service].stop()
+        with self._workers_lock:
+            self._paused.add(service)
+            self.workers[service].stop()
 
     def resume_worker(self, service: str) -> None:
-        self._paused.discard(service)
-        self._start_worker(service)
+        with self._workers_lock:
+            self._start_worker(service)
+            self._paused.discard(service)
 
     # --- internals
 
@@ -207,10 +210,11 @@ class LocalStack:
     def _supervise(self) -> None:
         """Replace a worker that died, as Lambda starts a new instance after one crashed."""
         while not self._stopping.wait(0.5):
-            for name, worker in list(self.workers.items()):
-                if not worker.is_alive() and name not in self._paused and not self._stopping.is_set():
-                    logger.warning("worker %s died; starting a new one", name)
-                    self._start_worker(name)
+            with self._workers_lock:
+                for name, worker in list(self.workers.items()):
+                    if not worker.is_alive() and name not in self._paused and not self._stopping.is_set():
+                        logger.warning("worker %s died; starting a new one", name)
+                        self._start_worker(name)
 
     def _record_progress(self, spec: StageJobSpec, event: ProgressEvent) -> None:
         """A job's ``spaceport-progress`` line -> the job record's ``stage_percent``."""

@@ -175,6 +175,7 @@ def test_a_malformed_message_goes_to_the_dlq_without_blocking_its_batch(stack, f
     assert [m["Body"] for m in found] == [first_run.malformed_body]
     # It shared its first batch with the job's JobRequested, which went through at once.
     deliveries = stack.workers["sfm"].deliveries
+    assert deliveries, "the resumed sfm worker handled the batch"
     first_batch = [d for d in deliveries if d.handler_started_at == deliveries[0].handler_started_at]
     assert {d.detail_type for d in first_batch} == {"JobRequested"}  # the malformed one carries the same type
     assert len(first_batch) == 2
