@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import resource
 import json
 import os
 import statistics
@@ -33,11 +34,18 @@ from spaceport_sfm.job import SfmOptions, run_sfm
 SETS = {"temple_ring": "middlebury_temple_ring/images", "fern_1_8": "llff_fern/images_8"}
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads: less sensitive than wall time
+    to other work on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bare_pycolmap(images: Path, work: Path) -> dict:
     """The four pycolmap calls the job wraps, with pycolmap's defaults."""
     work.mkdir(parents=True)
     database = work / "database.db"
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     pycolmap.extract_features(database, images)
     pycolmap.match_exhaustive(database)
     models = pycolmap.incremental_mapping(database, images, work / "sparse")
@@ -46,15 +54,15 @@ def bare_pycolmap(images: Path, work: Path) -> dict:
     model_dir.mkdir()
     model.write(model_dir)
     pycolmap.undistort_images(work / "undistorted", model_dir, images)
-    return {"wall_s": time.perf_counter() - started, "registered": model.num_reg_images(),
+    return {"wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu, "registered": model.num_reg_images(),
             "reprojection_px": model.compute_mean_reprojection_error()}
 
 
 def job(images: Path, out: Path, mapper: str) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     quiet = ProgressReporter("sfm", stream=io.StringIO())
     report = run_sfm(images, out, SfmOptions(mapper=mapper), quiet)
-    return {"wall_s": time.perf_counter() - started, "map_s": report["timings_s"]["map"],
+    return {"wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu, "map_s": report["timings_s"]["map"],
             "registered": report["images_registered"], "reprojection_px": report["mean_reprojection_error_px"]}
 
 
@@ -86,12 +94,13 @@ def main() -> None:
         med = lambda variant, key: statistics.median(run[key] for run in runs[variant])  # noqa: E731
         # Paired per repeat (the two ran back to back), so load from other work cancels out.
         ratio = statistics.median(j["wall_s"] / b["wall_s"] for j, b in zip(runs["job"], runs["bare"]))
+        cpu_ratio = statistics.median(j["cpu_s"] / b["cpu_s"] for j, b in zip(runs["job"], runs["bare"]))
         print(
             f"{name:<12} {med('bare', 'wall_s'):7.1f} {med('job', 'wall_s'):7.1f} "
             f"{ratio:9.3f}x | "
             f"{med('job', 'map_s'):17.1f} {med('job', 'registered'):4.0f} {med('job', 'reprojection_px'):10.3f} | "
             f"{med('global', 'map_s'):13.1f} {med('global', 'wall_s'):6.1f} {med('global', 'registered'):4.0f} "
-            f"{med('global', 'reprojection_px'):10.3f}"
+            f"{med('global', 'reprojection_px'):10.3f} | CPU time job/bare {cpu_ratio:.3f}x"
         )
 
 
