@@ -41,7 +41,8 @@ def main() -> int:
             return 1
         print(f"sfm: {time.monotonic() - started:.1f} s")
     overrides = dict(item.split("=", 1) for item in args.set)
-    overrides.setdefault("threads", "2")
+    # One thread: on a machine shared with other work, two OpenMP threads stall each other (see config.py).
+    overrides.setdefault("threads", "1")
     overrides.setdefault("device", "cpu")
     config = TrainConfig.from_preset(args.preset, overrides)
     started = time.monotonic()
@@ -51,12 +52,13 @@ def main() -> int:
     print(f"\nfern 1/8, preset {config.preset}, backend {metrics['backend']}, "
           f"{metrics['width']}x{metrics['height']}, {metrics['train_images']} train / "
           f"{metrics['eval_images']} held-out images")
-    print("step  train_wall_s  held-out PSNR  SSIM")
+    print("step  train_wall_s  train_cpu_s  held-out PSNR  SSIM   Gaussians")
     for row in metrics["eval_history"]:
-        print(f"{row['step']:>5}  {row['wall_time_s']:>12.0f}  {row['psnr']:>13.2f}  {row.get('ssim', float('nan')):.3f}")
+        print(f"{row['step']:>5}  {row['wall_time_s']:>12.0f}  {row.get('cpu_time_s', 0):>11.0f}  {row['psnr']:>13.2f}  "
+              f"{row.get('ssim', float('nan')):.3f}  {row.get('num_gaussians', '')}")
     print(f"final: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}, {metrics['num_gaussians']} Gaussians, "
           f"{metrics['steps']} steps in {metrics['wall_time_s']:.0f} s of training ({metrics['steps_per_s']:.2f} steps/s), "
-          f"{total:.0f} s in all with evaluation")
+          f"{total:.0f} s in all with evaluation; {metrics['cpu_time_s']:.0f} CPU-s in steps on {metrics['threads']} threads")
     print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     (args.out / "summary.json").write_text(json.dumps({**metrics, "total_wall_s": round(total, 1)}, indent=2))
     return 0

@@ -97,6 +97,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.wall_time_s = 0.0
+        self.cpu_time_s = 0.0  # process CPU seconds spent in steps: comparable on a shared machine
         self.history: list[dict[str, Any]] = []
         self.initial_psnr: float | None = None
         self._stop_requested = False
@@ -159,6 +160,7 @@ class Trainer:
         torch.save({
             "step": self.step,
             "wall_time_s": self.wall_time_s,
+            "cpu_time_s": self.cpu_time_s,
             "fingerprint": self.scene.fingerprint(),
             "config": self.config.to_dict(),
             "params": {name: p.detach().cpu() for name, p in self.params.items()},
@@ -186,6 +188,7 @@ class Trainer:
                                         for k, v in saved["strategy_state"].items()})
             self.generator.set_state(saved["generator"])
             self.step, self.wall_time_s = int(saved["step"]), float(saved["wall_time_s"])
+            self.cpu_time_s = float(saved.get("cpu_time_s", 0.0))
             self.history, self.initial_psnr = list(saved["history"]), saved["initial_psnr"]
         except CheckpointError:
             raise
@@ -255,7 +258,7 @@ class Trainer:
                 raise TrainingInterrupted(f"Training stopped by SIGTERM at step {self.step} of {c.steps}; the "
                                           "checkpoint is saved and a restart with the same folders resumes it.",
                                           step=self.step)
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             if not order:
                 order = [self.scene.train_ids[i] for i in torch.randperm(len(self.scene.train_ids),
                                                                          generator=self.generator).tolist()]
@@ -277,6 +280,7 @@ class Trainer:
                                    "lower learning rate or --resolution-scale.", step=self.step)
             self.step += 1
             self.wall_time_s += time.monotonic() - started
+            self.cpu_time_s += time.process_time() - cpu_started
             rate_steps += 1
             last_loss = loss
             if self.step % c.progress_every == 0 or self.step == c.steps:
@@ -292,7 +296,8 @@ class Trainer:
                 eval_started = time.monotonic()
                 result = self.evaluate()
                 self.history.append({"step": self.step, "psnr": result["psnr"], "ssim": result["ssim"],
-                                     "wall_time_s": round(self.wall_time_s, 2)})
+                                     "wall_time_s": round(self.wall_time_s, 2), "cpu_time_s": round(self.cpu_time_s, 2),
+                                     "num_gaussians": len(self.params["means"])})
                 logger.info("step %d: held-out PSNR %.2f dB, SSIM %.4f", self.step, result["psnr"], result["ssim"])
                 rate_clock += time.monotonic() - eval_started  # evaluation time is not training speed
             if self.step % c.checkpoint_every == 0 or self.step == c.steps:
@@ -381,7 +386,9 @@ def train(sfm_dir: Path, out_dir: Path, config: TrainConfig, checkpoint_dir: Pat
         final = trainer.evaluate(lpips, renders_dir=out_dir / "renders")
         if not trainer.history or trainer.history[-1]["step"] != trainer.step:
             trainer.history.append({"step": trainer.step, "psnr": final["psnr"], "ssim": final["ssim"],
-                                    "wall_time_s": round(trainer.wall_time_s, 2)})
+                                    "wall_time_s": round(trainer.wall_time_s, 2),
+                                    "cpu_time_s": round(trainer.cpu_time_s, 2),
+                                    "num_gaussians": len(trainer.params["means"])})
         write_ply(trainer.splats(), out_dir / "splat.ply")
         metrics = {
             "psnr": final["psnr"], "ssim": final["ssim"], "lpips": final["lpips"],
@@ -391,6 +398,8 @@ def train(sfm_dir: Path, out_dir: Path, config: TrainConfig, checkpoint_dir: Pat
             "steps": trainer.step,
             "wall_time_s": round(trainer.wall_time_s, 2),
             "steps_per_s": round(trainer.step / max(trainer.wall_time_s, 1e-9), 3),
+            "cpu_time_s": round(trainer.cpu_time_s, 2),
+            "threads": torch.get_num_threads(),
             "device": trainer.device.type,
             "backend": trainer.backend,
             "train_images": len(scene.train_ids), "eval_images": len(scene.eval_ids),
