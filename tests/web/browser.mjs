@@ -180,6 +180,7 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
       notice: document.getElementById('job-notice')?.hidden === false ? document.getElementById('job-notice').textContent : '',
     }));
   }
+  const facts = await page.$$eval('#job-facts dt', (terms) => Object.fromEntries(terms.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ''])));
   const links = await page.$$eval('a.download', (anchors) => anchors.map((a) => ({ name: a.dataset.artifact, href: a.href })));
   let viewer = null;
   if (status === 'SUCCEEDED' && (await page.$('#open-viewer'))) {
@@ -189,5 +190,5 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
     viewer.url = page.url();
   }
   const percentsShown = Object.fromEntries(Object.entries(percents).map(([stage, set]) => [stage, [...set].sort((a, b) => a - b)]));
-  return { jobId, seen, percentsShown, status, errorText, links, viewer, reprocess, notZipMessage };
+  return { jobId, seen, percentsShown, status, errorText, facts, links, viewer, reprocess, notZipMessage };
 }

@@ -61,6 +61,10 @@ def test_upload_shows_the_stages_advance_to_a_finished_job(upload_flow: dict) ->
     partway = {stage: [p for p in shown if 0 < p < 100] for stage, shown in upload_flow["percentsShown"].items()}
     assert any(partway.values()), f"the job page never showed a stage part-way: {upload_flow['percentsShown']}"
     assert {"sog", "ply"} <= {link["name"] for link in upload_flow["links"]}
+    # The headline figures, as the email gives them.
+    facts = upload_flow["facts"]
+    assert facts["Photos used"].endswith(" of 12") and facts["Held-out PSNR"].endswith(" dB"), facts
+    assert facts["Scene size (.sog)"].split()[-1] in ("B", "kB", "MB"), facts
     assert console_errors(upload_flow) == []
 
 

@@ -3,7 +3,7 @@
  * plain words, downloads and "open viewer" when done, and operator actions (reprocess, cancel).
  */
 import { api, ApiError } from './api.js';
-import { h, progressBar } from './dom.js';
+import { formatBytes, h, progressBar } from './dom.js';
 import { JOB_STAGES, STAGE_NAMES, overallFraction, readJob } from './job-record.js';
 
 const POLL_MS = 2000;
@@ -22,11 +22,12 @@ export function mount(root, { jobId }) {
   const notice = h('p', { class: 'message', id: 'job-notice', hidden: true });
   const results = h('section', { class: 'results', id: 'job-results', hidden: true });
   const facts = h('dl', { class: 'facts', id: 'job-facts' });
+  const allFigures = h('details', { class: 'all-figures', hidden: true });
   const operator = operatorPanel(jobId, () => poll(), (text, isError) => say(notice, text, isError));
 
   root.append(h('section', { class: 'card job' },
     title, statusLine, stages, h('p', { class: 'bar-label' }, 'This stage'), stageBar.element,
-    h('p', { class: 'bar-label' }, 'Whole job'), overallBar.element, problem, notice, results, facts, operator));
+    h('p', { class: 'bar-label' }, 'Whole job'), overallBar.element, problem, notice, results, facts, allFigures, operator));
 
   async function poll() {
     clearTimeout(timer);
@@ -81,11 +82,12 @@ export function mount(root, { jobId }) {
     results.hidden = job.status !== 'SUCCEEDED';
     if (job.status === 'SUCCEEDED') results.replaceChildren(...resultLinks(job));
 
-    facts.replaceChildren(...[
-      ['Email', job.email], ['Preset', job.preset], ['Run', job.runId],
-      ...Object.entries(job.summary).map(([key, value]) => [key.replaceAll('_', ' '), formatValue(value)]),
-    ].filter(([, value]) => value !== '' && value !== undefined && value !== null)
+    facts.replaceChildren(...[['Email', job.email], ['Preset', job.preset], ['Run', job.runId], ...headline(job.summary)]
+      .filter(([, value]) => value !== '' && value !== undefined && value !== null)
       .flatMap(([key, value]) => [h('dt', {}, key), h('dd', {}, String(value))]));
+    allFigures.hidden = Object.keys(job.summary).length === 0;
+    allFigures.replaceChildren(h('summary', {}, 'All figures'), h('dl', { class: 'facts' },
+      Object.entries(job.summary).flatMap(([key, value]) => [h('dt', {}, key.replaceAll('_', ' ')), h('dd', {}, String(formatValue(value)))])));
     operator.setRunning(!job.isFinal);
   }
 
@@ -164,6 +166,18 @@ function elapsed(job) {
   const end = job.isFinal && job.updatedAt ? new Date(job.updatedAt) : new Date();
   const seconds = Math.max(0, Math.round((end - new Date(job.createdAt)) / 1000));
   return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s elapsed`;
+}
+
+/** The figures a person looks for first (the email's too), from the stages' summary fields. */
+function headline(summary) {
+  const rows = [];
+  if (summary.sfm_images_registered !== undefined) {
+    rows.push(['Photos used', `${summary.sfm_images_registered} of ${summary.sfm_images_used ?? summary.sfm_images_registered}`]);
+  }
+  if (typeof summary.train_psnr === 'number') rows.push(['Held-out PSNR', `${summary.train_psnr.toFixed(2)} dB`]);
+  if (typeof summary.train_num_gaussians === 'number') rows.push(['Gaussians', summary.train_num_gaussians.toLocaleString('en')]);
+  if (typeof summary.compress_sog_bytes === 'number') rows.push(['Scene size (.sog)', formatBytes(summary.compress_sog_bytes)]);
+  return rows;
 }
 
 function formatValue(value) {
