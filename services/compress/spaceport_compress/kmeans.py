@@ -51,7 +51,7 @@ def kmeans(points: Tensor, k: int, iterations: int = 10, seed: int = 0) -> tuple
     return centroids, labels
 
 
-def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 30, density_power: float = 0.5,
+def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_power: float = 0.3,
               bins: int = 16384) -> tuple[Tensor, Tensor]:
     """Scalar codebook ``(codebook [k] ascending, labels [N])`` for ``values`` (any shape).
 
