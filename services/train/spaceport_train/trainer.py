@@ -230,7 +230,6 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        c = self.config
         if self.initial_psnr is None:
             self.initial_psnr = self.evaluate()["psnr"]
             self.history.append({"step": 0, "psnr": self.initial_psnr, "wall_time_s": 0.0})
