@@ -16,6 +16,7 @@ SPLAT_TRANSFORM = Path(__file__).resolve().parents[2] / "services/compress/inter
 FAST = ["--fidelity-views", "2", "--fidelity-size", "48"]
 
 
+@pytest.mark.slow
 def test_compress_then_decompress_a_generated_splat(make_splats, tmp_path):
     splats = make_splats(n=900, sh_degree=2)
     splats.means[:5] = np.nan  # dropped and counted, not fatal
@@ -127,6 +128,7 @@ def test_help_works():
     assert exit_info.value.code == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SPLAT_TRANSFORM.exists(),
                     reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)")
 @pytest.mark.parametrize("source_name", ["generated-sh3", "v3dg_donut.ply"])
