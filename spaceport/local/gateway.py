@@ -21,29 +21,21 @@ Example::
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import mimetypes
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from spaceport.local.apps import import_app_module
 
 API_KEY_HEADER = "x-api-key"
 
 
 def load_chalice_app(app_path: Path, module_name: str = "spaceport_local_gateway_app") -> Any:
     """The ``app`` object of a Chalice ``app.py``, imported once under ``module_name``."""
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, app_path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {app_path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return module.app
+    return import_app_module(app_path, module_name).app
 
 
 class GatewayServer:

@@ -22,10 +22,8 @@ Example::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import threading
 import time
 import uuid
@@ -36,6 +34,7 @@ from typing import Any, Callable
 import boto3
 
 from spaceport.contracts.topology import ServiceSpec
+from spaceport.local.apps import import_app_module
 
 logger = logging.getLogger("spaceport.local")
 
@@ -80,15 +79,7 @@ class Delivery:
 
 def load_sqs_handler(app_path: Path, queue_name: str) -> LambdaHandler:
     """The function a Chalice app at ``app_path`` registers for ``queue_name``'s messages."""
-    module_name = f"spaceport_local_app_{app_path.parent.name}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, app_path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {app_path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+    module = import_app_module(app_path, f"spaceport_local_app_{app_path.parent.name}")
     app = module.app
     for source in app.event_sources:
         if getattr(source, "queue", None) == queue_name:
