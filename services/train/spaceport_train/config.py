@@ -142,9 +142,9 @@ def _parse(name: str, type_name: str, value: Any) -> Any:
 # quick uses one thread: on a busy machine torch's OpenMP threads wait on each other at every
 # small operation and a 2-thread step ran 10x slower than a 1-thread one (measured).
 _PRESET_VALUES: dict[str, dict[str, Any]] = {
-    "quick": dict(steps=200, resolution_scale=0.5, sh_degree=1, sh_degree_interval=100, max_gaussians=10_000,
-                  refine_start=60, refine_stop=160, refine_every=50, reset_every=10_000, eval_every=100,
-                  checkpoint_every=100, progress_every=25, means_lr=4e-4, threads=1),
+    "quick": dict(steps=150, resolution_scale=0.3, init_scale=0.5, sh_degree=1, sh_degree_interval=75,
+                  max_gaussians=10_000, refine_start=50, refine_stop=120, refine_every=25, reset_every=10_000,
+                  eval_every=75, checkpoint_every=75, progress_every=25, means_lr=4e-4, threads=1),
     "default": dict(steps=1_200, coarse_fraction=0.5, coarse_resolution_scale=0.5, sh_degree=3,
                     sh_degree_interval=250, max_gaussians=30_000, refine_start=150, refine_stop=900,
                     refine_every=100, reset_every=100_000, eval_every=200, checkpoint_every=200,
