@@ -22,9 +22,11 @@ ENV = {
 }
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the mock and these variables must end with tests/control, or
+# they leak into the local-runtime and browser tests that run after it in the same process.
+@pytest.fixture(scope="package")
 def _account():
-    """One mocked account for the session (provisioning it takes seconds); tests get it wiped."""
+    """One mocked account for these tests (provisioning it takes seconds); tests get it wiped."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         for name, value in ENV.items():
