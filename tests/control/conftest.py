@@ -22,9 +22,10 @@ ENV = {
 }
 
 
-# Package scope, not session: the mock and these variables must end with tests/control, or
-# they leak into the local-runtime and browser tests that run after it in the same process.
-@pytest.fixture(scope="package")
+# Module scope, not session (or package, which is session-wide for a folder without
+# __init__.py): the mock and these variables must end with each module, or they leak into the
+# local-runtime and browser tests that run later in the same process.
+@pytest.fixture(scope="module")
 def _account():
     """One mocked account for these tests (provisioning it takes seconds); tests get it wiped."""
     with pytest.MonkeyPatch.context() as patch:
