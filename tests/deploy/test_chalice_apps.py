@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -334,4 +335,7 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
         assert mapping["FunctionResponseTypes"] == [BATCH_ITEM_FAILURES]
         assert mapping["BatchSize"] == sfm.service.batch_size
     finally:
+        # moto's state is process-wide: wipe what this test made (Lambda models reach for a Docker
+        # engine when listed), so later tests' moto servers start empty.
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"))
         server.stop()
