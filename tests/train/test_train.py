@@ -102,6 +102,29 @@ def test_short_cpu_training_run(sample_sfm, tmp_path):
     np.testing.assert_array_equal(splats.shN, checkpoint["params"]["shN"].numpy())
 
 
+def test_a_time_budget_lays_the_refine_window_onto_the_budget():
+    budgeted = TrainConfig.from_preset("quick", {"steps": "100", "refine_stop": "80", "time_budget_s": "50"})
+    assert not trainer_module.refine_window_closed(budgeted, 39.9)
+    assert trainer_module.refine_window_closed(budgeted, 40.0)  # 80 of 100 steps -> 80% of 50 s
+    assert not trainer_module.refine_window_closed(TrainConfig.from_preset("quick", {"time_budget_s": "0"}), 1e6)
+    late = TrainConfig.from_preset("quick", {"steps": "100", "refine_stop": "500", "time_budget_s": "50"})
+    assert not trainer_module.refine_window_closed(late, 49.9)
+
+
+@pytest.mark.slow
+def test_densification_ends_when_the_refine_window_closes(sample_sfm, tmp_path, monkeypatch):
+    settings = {**FAST, "steps": "30", "eval_every": "30", "refine_start": "5", "refine_every": "5", "refine_stop": "30"}
+    grown = train(sample_sfm, tmp_path / "grown", TrainConfig.from_preset("quick", settings))
+    # As if the budget's refine share were spent after the first step.
+    monkeypatch.setattr(trainer_module, "refine_window_closed", lambda config, wall_time_s: wall_time_s > 0)
+    held = train(sample_sfm, tmp_path / "held", TrainConfig.from_preset("quick", settings))
+    assert grown["refine_stop_step"] == 30 and held["refine_stop_step"] == 1
+    import pycolmap
+
+    points = pycolmap.Reconstruction(str(sample_sfm / "sparse" / "0")).num_points3D()
+    assert held["num_gaussians"] == points < grown["num_gaussians"]  # one per SfM point: never split or pruned
+
+
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_a_restart_resumes(sample_sfm, tmp_path):
     out = tmp_path / "out"
