@@ -5,9 +5,10 @@ dummy credentials and a region, so adapters run the same code paths as in AWS.
 
 Where moto differs from AWS, the smallest workaround lives here and is named:
 
-* ``StartReplay`` in moto replays the whole archive and ignores ``EventStartTime`` /
-  ``EventEndTime``; :func:`_replay_only_the_window` makes it honour the window by the
-  events' ``time``, as EventBridge does.
+* ``StartReplay`` in moto replays the whole archive to every rule, ignoring
+  ``EventStartTime`` / ``EventEndTime`` and ``Destination.FilterArns``;
+  :func:`_replay_like_eventbridge` makes it honour the window (by the events' ``time``)
+  and the filter, as EventBridge does.
 
 Example::
 
@@ -23,10 +24,10 @@ import logging
 import os
 import socket
 import urllib.request
+import uuid
 from datetime import datetime, timezone
 from email import message_from_string
 from email.message import Message
-from types import SimpleNamespace
 from typing import Any
 
 REGION = "us-east-1"
@@ -67,7 +68,7 @@ class LocalAws:
 
         # The server logs every request; the runtime's own output is what the user reads.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        _replay_only_the_window()
+        _replay_like_eventbridge()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         os.environ.update(self.environment())
@@ -97,21 +98,30 @@ def sent_emails(endpoint: str) -> list[Message]:
     return [message_from_string(item["raw_data"]) for item in raw]
 
 
-def _replay_only_the_window() -> None:
-    """Make moto's ``StartReplay`` replay only the archived events inside its time window."""
+def _replay_like_eventbridge() -> None:
+    """Make moto's ``StartReplay`` send only the events inside its time window, and only to
+    the rules in ``Destination.FilterArns`` when it names any."""
+    from moto.core.utils import unix_time
     from moto.events import models
 
-    if getattr(models.Replay.replay_events, "_spaceport_window", False):
+    if getattr(models.Replay.replay_events, "_spaceport_eventbridge", False):
         return
-    replay_all = models.Replay.replay_events
 
     def replay_events(self: Any, archive: Any) -> None:
         start, end = _epoch(self.event_start_time), _epoch(self.event_end_time)
-        kept = [event for event in list(archive.events) if start <= _epoch(event.get("time")) <= end]
-        # moto's replay reads only ``archive.events``; hand it a view of the window.
-        replay_all(self, SimpleNamespace(events=kept))
+        chosen = set(self.destination.get("FilterArns") or ())
+        backend = models.events_backends[self.account_id][self.region]
+        bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
+        rules = [rule for rule in bus.rules.values() if not chosen or rule.arn in chosen]
+        for event in list(archive.events):
+            if start <= _epoch(event.get("time")) <= end:
+                for rule in rules:
+                    rule.send_to_targets(dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name}),
+                                         transform_input=False)
+        self.state = models.ReplayState.COMPLETED
+        self.end_time = unix_time()
 
-    replay_events._spaceport_window = True  # type: ignore[attr-defined]
+    replay_events._spaceport_eventbridge = True  # type: ignore[attr-defined]
     models.Replay.replay_events = replay_events
 
 

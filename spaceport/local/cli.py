@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import boto3
 
@@ -34,6 +34,7 @@ from spaceport.adapters.jobstore import DynamoJobStore
 from spaceport.adapters.s3 import S3Location
 from spaceport.contracts.job import JobRecord, JobStatus
 from spaceport.contracts.stages import JOB_STAGES, Stage
+from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, service
 from spaceport.errors import SpaceportError
 from spaceport.local.aws import sent_emails
 from spaceport.local.client import GatewayClient
@@ -199,6 +200,9 @@ def replay_main(argv: list[str] | None = None) -> int:
                         help="with --job: an option for the new run (steps=500, sh_bands=1, preset=quick); repeatable")
     parser.add_argument("--since", help="with --archive: start of the window (ISO time, or 30m / 2h / 1d ago)")
     parser.add_argument("--until", default="now", help="with --archive: end of the window (default now)")
+    parser.add_argument("--consumer", action="append", default=[], choices=[spec.name for spec in SERVICES],
+                        help="with --archive: replay only to this service's pipeline rules (StartReplay "
+                             "FilterArns); repeatable; default every rule on the bus")
     parser.add_argument("--no-wait", action="store_true", help="with --job: return once the run is accepted")
     parser.add_argument("--out", type=Path, default=OUT_ROOT, help="results root (default ./spaceport-out)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
@@ -214,7 +218,7 @@ def _replay(args: argparse.Namespace) -> int:
         raise NoStackError("No local stack is running: start `spaceport serve` (in another terminal) first.")
     _use_stack(state)
     if args.archive:
-        return replay_archive(parse_time(args.since), parse_time(args.until))
+        return replay_archive(parse_time(args.since), parse_time(args.until), args.consumer)
     options = parse_options(args.set)
     answer = GatewayClient(state["gateway_url"], state["api_key"]).reprocess(args.job, args.from_stage, options)
     run_id = answer.get("runId") or answer.get("run_id")
@@ -228,16 +232,26 @@ def _replay(args: argparse.Namespace) -> int:
     return _report(record, out_dir)
 
 
-def replay_archive(since: datetime, until: datetime) -> int:
-    """``StartReplay`` of the pipeline archive between ``since`` and ``until``; waits for it."""
+def replay_archive(since: datetime, until: datetime, consumers: Sequence[str] = ()) -> int:
+    """``StartReplay`` of the pipeline archive between ``since`` and ``until``; waits for it.
+
+    With ``consumers`` (service names), only those services' rules on the pipeline bus get
+    the events (``FilterArns``); otherwise every rule on the bus does.
+    """
     from spaceport.config import PipelineConfig
     from spaceport.local.provision import archive_name
 
     events = boto3.client("events")
     archive = events.describe_archive(ArchiveName=archive_name(PipelineConfig.from_env()))
+    destination: dict[str, Any] = {"Arn": archive["EventSourceArn"]}
+    if consumers:
+        bus = archive["EventSourceArn"].split("/")[-1]
+        rules = [subscription.rule_name for name in consumers for subscription in service(name).subscriptions
+                 if subscription.bus == PIPELINE_BUS]
+        destination["FilterArns"] = [events.describe_rule(Name=rule, EventBusName=bus)["Arn"] for rule in rules]
     name = f"spaceport-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     events.start_replay(ReplayName=name, EventSourceArn=archive["ArchiveArn"], EventStartTime=since,
-                        EventEndTime=until, Destination={"Arn": archive["EventSourceArn"]})
+                        EventEndTime=until, Destination=destination)
     for _ in range(600):
         replay = events.describe_replay(ReplayName=name)
         if replay["State"] in ("COMPLETED", "FAILED", "CANCELLED"):

@@ -222,6 +222,9 @@ def test_archive_replay_sends_the_window_again_and_changes_nothing(stack, observ
     assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(timezone.utc)) == 0
     replayed = observer.pipeline_events(first_run.job_id, replayed=True)
     assert [e["detail-type"] for e in replayed] == PIPELINE_ORDER
+    # Replayed to notify's rules only (FilterArns): the observer's rule is not among them.
+    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(timezone.utc), ["notify"]) == 0
+    assert len(observer.pipeline_events(first_run.job_id, replayed=True)) == len(replayed)
     assert stack.wait_until_idle(timeout_s=30)
     assert job_names(stack.options.workdir, "spaceport-") == jobs_before
     assert len(stack.aws.sent_emails()) == emails_before

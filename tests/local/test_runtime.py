@@ -159,26 +159,44 @@ def test_describe_of_an_unknown_job_is_a_named_error(tmp_path):
         LocalJobRunner(tmp_path).describe("spaceport-sfm-nope-r1-a1")
 
 
-def test_start_replay_sends_only_the_archived_events_inside_its_window(aws):
+def test_start_replay_sends_only_the_archived_events_inside_its_window_to_the_chosen_rules(aws):
     events, sqs = boto3.client("events"), boto3.client("sqs")
     bus = events.create_event_bus(Name="replay-bus")["EventBusArn"]
     archive = events.create_archive(ArchiveName="replay-archive", EventSourceArn=bus)["ArchiveArn"]
-    url = sqs.create_queue(QueueName="replayed")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all", EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]}))
-    events.put_targets(Rule="all", EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": arn}])
+    queues = {}
+    for rule in ("chosen", "other"):
+        url = sqs.create_queue(QueueName=f"replayed-{rule}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=rule, EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]}))
+        events.put_targets(Rule=rule, EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": arn}])
+        queues[rule] = url
     events.put_events(Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 1}', "EventBusName": "replay-bus"}])
     time.sleep(2.1)  # archived event times have one-second resolution
     middle = datetime.now(timezone.utc)
     time.sleep(1.1)
     events.put_events(Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 2}', "EventBusName": "replay-bus"}])
-    while sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        sqs.purge_queue(QueueUrl=url)
-    events.start_replay(ReplayName="second-half", EventSourceArn=archive, EventStartTime=middle,
-                        EventEndTime=datetime.now(timezone.utc) + timedelta(seconds=1), Destination={"Arn": bus})
-    replayed = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
-    assert [e["detail"]["n"] for e in replayed] == [2]
-    assert replayed[0]["replay-name"] == "second-half"
+
+    def drain(url: str) -> list[dict]:
+        bodies = []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def replay(name: str, destination: dict) -> dict[str, list[dict]]:
+        for url in queues.values():
+            drain(url)
+        events.start_replay(ReplayName=name, EventSourceArn=archive, EventStartTime=middle,
+                            EventEndTime=datetime.now(timezone.utc) + timedelta(seconds=1), Destination=destination)
+        return {rule: drain(url) for rule, url in queues.items()}
+
+    everyone = replay("second-half", {"Arn": bus})
+    assert [e["detail"]["n"] for e in everyone["chosen"]] == [e["detail"]["n"] for e in everyone["other"]] == [2]
+    assert everyone["chosen"][0]["replay-name"] == "second-half"
+    chosen_arn = events.describe_rule(Name="chosen", EventBusName="replay-bus")["Arn"]
+    filtered = replay("chosen-only", {"Arn": bus, "FilterArns": [chosen_arn]})
+    assert [e["detail"]["n"] for e in filtered["chosen"]] == [2] and filtered["other"] == []
 
 
 def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
