@@ -20,7 +20,7 @@ def test_every_sample_photo_is_placed_accurately(sample_sfm, sample_capture):
     assert report["mean_reprojection_error_px"] < 1.0
     model = pycolmap.Reconstruction(sample_sfm / "sparse" / "0")
     assert model.num_reg_images() == n
-    assert all(camera.model.name == "PINHOLE" for camera in model.cameras.values())
+    assert len(model.cameras) == 1 and all(camera.model.name == "PINHOLE" for camera in model.cameras.values())
     assert sorted(p.name for p in (sample_sfm / "images").iterdir()) == sorted(c.name for c in sample_capture.truth.cameras)
 
 
@@ -79,3 +79,36 @@ def test_spatial_matching_and_global_mapping(sample_capture, tmp_path):
     assert report["images_registered"] == len(sample_capture.truth.cameras)
     assert report["mean_reprojection_error_px"] < 1.0
     assert report["georeference"]["used"] and abs(report["georeference"]["rmse_m"]) < 0.5
+
+
+def test_photos_of_one_camera_share_one_camera_after_matching(sample_capture, tmp_path):
+    from spaceport_sfm.images import read_images
+    from spaceport_sfm.reconstruct import extract, map_images, match, share_intrinsics, write_position_priors
+    from spaceport_sfm.unpack import stage_photos
+
+    staged = stage_photos(sample_capture.zip_path, tmp_path / "images")
+    photos, _ = read_images(tmp_path / "images", staged.names, 3200)
+    database = tmp_path / "database.db"
+    extract(database, tmp_path / "images", photos)
+    write_position_priors(database, {photo.name: (float(i), 0.0, 30.0) for i, photo in enumerate(photos)})
+    match(database, "exhaustive", [photo.name for photo in photos])
+    db = pycolmap.Database.open(database)
+    assert db.num_cameras() == len(photos)  # one per photo while matching
+    verified_pairs = db.num_verified_image_pairs()
+    db.close()
+
+    assert share_intrinsics(database) == 1
+    db = pycolmap.Database.open(database)
+    try:
+        images = db.read_all_images()
+        (camera_id,) = {image.camera_id for image in images}
+        assert db.read_camera(camera_id).has_prior_focal_length  # the sample's EXIF focal
+        for frame in db.read_all_frames():
+            assert [d.sensor_id.id for d in frame.data_ids] == [camera_id]
+        priors = {prior.corr_data_id.id: prior for prior in db.read_all_pose_priors()}
+        assert all(priors[image.image_id].corr_data_id.sensor_id.id == camera_id for image in images)
+        assert db.num_verified_image_pairs() == verified_pairs
+    finally:
+        db.close()
+    model = map_images(database, tmp_path / "images", tmp_path / "sparse", "incremental")
+    assert model.num_reg_images() == len(photos) and len(model.cameras) == 1

@@ -158,7 +158,9 @@ def _options_dict(options: SfmOptions) -> dict[str, Any]:
 def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, run: _Run, report: dict) -> None:
     # Heavy imports here, so `spaceport sfm --help` and failing inputs stay fast.
     from spaceport_sfm.georeference import georeference, origin_for
-    from spaceport_sfm.reconstruct import choose_matcher, extract, map_images, match, undistort, write_position_priors
+    from spaceport_sfm.reconstruct import (
+        choose_matcher, extract, map_images, match, share_intrinsics, undistort, write_position_priors,
+    )
 
     image_dir = work / "images"
     with run.stage("unpack", f"unpacking {photos.name}"):
@@ -193,6 +195,7 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
     report["matcher"] = {"name": choice.name, "requested": options.matcher, "reason": choice.reason}
     with run.stage("match", f"matching photos ({choice.name})"):
         match(database, choice.name, [photo.name for photo in usable], options.num_threads)
+        share_intrinsics(database)
 
     report["mapper"] = options.mapper
     with run.stage("map", f"placing photos ({options.mapper} mapping)"):
