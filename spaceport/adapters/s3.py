@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
@@ -61,6 +59,25 @@ class ObjectHead:
 
 def _is_missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in _MISSING
+
+
+class _ForwardOnly(io.RawIOBase):
+    """A stream read front to back. A member of a streamed ``.tar.gz`` claims to seek but
+    cannot; saying so makes boto3 upload it in parts as it reads, instead of seeking."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 class S3Objects:
@@ -135,11 +152,9 @@ class S3Objects:
                 if not member.isfile() or name not in members or name in found:
                     continue
                 target = S3Location.parse(members[name])
-                # A member of a streamed archive cannot seek, which uploads need: spool it (to /tmp when large).
-                with tempfile.SpooledTemporaryFile(max_size=64 * 1024**2) as spool:
-                    shutil.copyfileobj(archive.extractfile(member), spool)
-                    spool.seek(0)
-                    self.client.upload_fileobj(spool, target.bucket, target.key)
+                # Straight from the archive to a multipart upload, a part at a time: neither the
+                # Lambda's memory nor its /tmp has to hold a member of hundreds of MB.
+                self.client.upload_fileobj(_ForwardOnly(archive.extractfile(member)), target.bucket, target.key)
                 found[name] = members[name]
                 if len(found) == len(members):
                     break

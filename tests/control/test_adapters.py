@@ -1,6 +1,10 @@
-"""The SageMaker launcher's requests (botocore Stubber: moto does not refuse duplicate names) and the config."""
+"""Adapters against AWS: the SageMaker launcher's requests (botocore Stubber: moto does not refuse duplicate
+names), the config, and S3 archive streaming (moto)."""
 
 from __future__ import annotations
+
+import hashlib
+import os
 
 import boto3
 import pytest
@@ -140,3 +144,14 @@ def test_default_ports_serve_every_thread(world):
     assert theirs == [None] * 4 and default_ports() is mine
     default_ports.cache_clear()
     assert default_ports() is not mine
+
+
+def test_a_large_archive_member_streams_to_s3_in_parts(world):
+    # Over boto3's 8 MB multipart threshold, read once, front to back, from a gzip stream.
+    splat = os.urandom(12 * 1024**2)
+    world.put_tar("s3://spaceport-train/j1/r1/model.tar.gz", {"model/splat.ply": splat, "metrics.json": b"{}"})
+    found = world.ports.objects.extract_from_tar("s3://spaceport-train/j1/r1/model.tar.gz", {
+        "splat.ply": "s3://spaceport-train/j1/r1/splat.ply", "absent.txt": "s3://spaceport-train/j1/r1/absent.txt"})
+    assert found == {"splat.ply": "s3://spaceport-train/j1/r1/splat.ply"}
+    copied = boto3.client("s3").get_object(Bucket="spaceport-train", Key="j1/r1/splat.ply")["Body"].read()
+    assert hashlib.sha256(copied).digest() == hashlib.sha256(splat).digest()
