@@ -45,8 +45,9 @@ def main() -> None:
     if not SPLAT_TRANSFORM.exists():
         raise SystemExit("splat-transform is not installed: run make setup (needs npm)")
     torch.set_num_threads(2)
-    print(f"| splat | tool | splats | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) | render PSNR (dB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| splat | tool | splats in | splats out | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) "
+          "| time vs splat-transform | render PSNR (dB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in SPLATS:
             source = args.datasets / "splats" / name
@@ -58,17 +59,19 @@ def main() -> None:
                 "ours, PLAS": lambda out: compress(source, out, CompressConfig(order="plas", fidelity_views=0)),
                 "ours, Morton": lambda out: compress(source, out, CompressConfig(order="morton", fidelity_views=0)),
             }
-            baseline = None
+            baseline = baseline_seconds = None
             for tool, run in runs.items():
                 out = Path(tmp) / f"{name}-{tool.split(',')[-1].strip()}"
                 out.mkdir()
                 seconds = statistics.median(timed(lambda: run(out)) for _ in range(args.repeats))
                 size = (out / "scene.sog").stat().st_size
-                baseline = baseline or size
-                psnr = render_psnr(original, read_sog(out / "scene.sog"), VIEWS, SIZE)["psnr"]
-                print(f"| {name.removesuffix('.ply')} | {tool} | {len(original):,} | {source.stat().st_size / 1e6:.2f} | "
-                      f"{size / 1e6:.3f} | {size / baseline:.3f}x | {source.stat().st_size / size:.2f}x | "
-                      f"{seconds:.1f} | {psnr:.2f} |", flush=True)
+                baseline, baseline_seconds = baseline or size, baseline_seconds or seconds
+                decoded = read_sog(out / "scene.sog")
+                psnr = render_psnr(original, decoded, VIEWS, SIZE)["psnr"]
+                print(f"| {name.removesuffix('.ply')} | {tool} | {len(original):,} | {len(decoded):,} | "
+                      f"{source.stat().st_size / 1e6:.2f} | {size / 1e6:.3f} | {size / baseline:.3f}x | "
+                      f"{source.stat().st_size / size:.2f}x | {seconds:.1f} | {seconds / baseline_seconds:.2f}x | "
+                      f"{psnr:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from spaceport.splats import read_ply
+from spaceport_compress.canonical import canonical_orientation, rotation_matrices
 from spaceport_compress.compressed_ply import read_compressed_ply
 from spaceport_compress.kmeans import kmeans, kmeans_1d
 from spaceport_compress.order import morton_order, plas_order
-from spaceport_compress.sog import SogOptions, decode_sog, encode_sog, grid_shape, read_sog, write_sog
+from spaceport_compress.sog import (SogOptions, decode_sog, encode_quats, encode_sog, grid_shape, read_sog,
+                                   write_sog)
 
 
 def _rotation_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -137,3 +139,22 @@ def test_compressed_ply_reads_like_its_decoded_twin(datasets_dir):
     opaque = b.opacity_logits >= 13.8
     assert np.allclose(a.opacity_logits[~opaque], b.opacity_logits[~opaque], atol=1e-4)
     assert (a.opacity_logits[opaque] >= 13.8).all() and math.isfinite(float(a.opacity_logits.max()))
+
+
+def _covariances(quats: np.ndarray, log_scales: np.ndarray) -> np.ndarray:
+    rotations = rotation_matrices(quats.astype(np.float64) / np.linalg.norm(quats, axis=1, keepdims=True))
+    return np.einsum("nij,nj,nkj->nik", rotations, np.exp(2 * log_scales.astype(np.float64)), rotations)
+
+
+def test_canonical_orientation_keeps_every_gaussian_and_puts_w_first(make_splats):
+    splats = make_splats(n=2000, sh_degree=0)
+    quats, log_scales = canonical_orientation(splats.quats, splats.log_scales)
+    before, after = _covariances(splats.quats, splats.log_scales), _covariances(quats, log_scales)
+    assert np.abs(after - before).max() <= 1e-5 * np.abs(before).max()
+    assert np.array_equal(np.sort(log_scales, 1), np.sort(splats.log_scales, 1))  # scales only permuted
+    # Within about 63 degrees of identity: w is the largest component, so the quats alpha is constant.
+    assert quats[:, 0].min() > 0.85 and (encode_quats(quats)[:, 3] == 252).all()
+    # Already canonical: unchanged.
+    again_quats, again_scales = canonical_orientation(quats, log_scales)
+    assert np.allclose(again_quats, quats, atol=1e-6) and np.array_equal(again_scales, log_scales)
+

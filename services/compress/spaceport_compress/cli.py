@@ -34,6 +34,8 @@ def _compress_parser() -> argparse.ArgumentParser:
                         help="texture order (default: %(default)s)")
     parser.add_argument("--position-bits", type=int, default=defaults.position_bits,
                         help="significant bits of the 16 stored per position axis, 8-16 (default: %(default)s)")
+    parser.add_argument("--min-opacity", type=float, default=defaults.min_opacity,
+                        help="drop splats fainter than this opacity; 0 keeps all (default: 1/255)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
     parser.add_argument("--sh-palette", type=int, default=defaults.sh_palette_size,
                         help="shN palette entries, 1-65536 (default: %(default)s)")
@@ -61,6 +63,7 @@ def compress_main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(min(2, torch.get_num_threads()))
         config = CompressConfig(sh_bands=args.sh_bands, order=args.order, seed=args.seed,
                                 position_bits=args.position_bits,
+                                min_opacity=args.min_opacity,
                                 sh_palette_size=args.sh_palette, fidelity_views=args.fidelity_views,
                                 fidelity_size=args.fidelity_size, device=args.device)
         if args.splat is None:

@@ -1,6 +1,7 @@
 """The compression job: a splat PLY becomes ``scene.sog`` plus ``metrics.json``.
 
 Phases: read (standard or PlayCanvas compressed PLY; NaN/inf splats dropped and counted),
+prepare (invisible splats dropped and counted; each rotation put in its canonical form),
 order (PLAS or Morton), encode (codebooks, palette, lossless WebP), write (stored ZIP,
 atomically), verify (decode what was written), fidelity (render PSNR against the input).
 
@@ -17,6 +18,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from spaceport.errors import SpaceportError
 from spaceport.progress import ProgressReporter
@@ -38,6 +41,8 @@ class CompressConfig:
     # 14 of the 16 stored bits: the 2 lowest are near-random and cost WebP the most bytes,
     # while a 1/16384 step of the scene's (log) extent is far below a pixel.
     position_bits: int = 14
+    # Splats fainter than one 8-bit step of opacity add at most that to any pixel: dropped.
+    min_opacity: float = 1 / 255
     seed: int = 0
     sh_palette_size: int = 4096
     kmeans_iterations: int = 10
@@ -60,6 +65,8 @@ class CompressConfig:
             raise CompressInputError(f"SH bands must be 0 to 3, got {self.sh_bands}.")
         if not 8 <= self.position_bits <= 16:
             raise CompressInputError(f"Position bits must be 8 to 16, got {self.position_bits}.")
+        if not 0 <= self.min_opacity < 1:
+            raise CompressInputError(f"The opacity threshold must be in [0, 1), got {self.min_opacity}.")
         if not 1 <= self.sh_palette_size <= 65536:
             raise CompressInputError(f"The SH palette must hold 1 to 65536 entries, got {self.sh_palette_size}.")
 
@@ -129,6 +136,11 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         logger.warning("dropped %d splats with NaN or infinite values", dropped)
     mark = phase("read", started)
 
+    source = splats
+    splats = prepare_splats(splats, config.min_opacity)
+    invisible = len(source) - len(splats)
+    mark = phase("prepare", mark)
+
     progress.update(0.1, f"ordering {len(splats)} splats ({config.order})", splats=len(splats))
     if config.order == "plas":
         order = plas_order(splats, seed=config.seed, improvement_break=config.plas_improvement_break,
@@ -152,18 +164,19 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     decoded = decode_sog(read_sog_files(scene), scene.name)
     mark = phase("verify", mark)
 
-    ordered = splats.subset(order)
     fidelity: dict = {"psnr": None}
     if config.fidelity_views > 0:
         progress.update(0.8, f"rendering {config.fidelity_views} views of the original and the decoded splat")
         from spaceport_compress.fidelity import render_psnr
 
         backend = "cpu" if config.device == "cpu" else "auto"
-        if config.sh_bands is not None and config.sh_bands < ordered.sh_degree:
+        # Against the finite input, so that dropping invisible splats is measured too.
+        reference = source
+        if config.sh_bands is not None and config.sh_bands < reference.sh_degree:
             # Dropping bands is a choice, not a loss: compare against the same bands.
-            ordered = replace(ordered, shN=ordered.shN[:, : (config.sh_bands + 1) ** 2 - 1])
+            reference = replace(reference, shN=reference.shN[:, : (config.sh_bands + 1) ** 2 - 1])
         with torch.no_grad():
-            fidelity = render_psnr(ordered, decoded, config.fidelity_views, config.fidelity_size, backend)
+            fidelity = render_psnr(reference, decoded, config.fidelity_views, config.fidelity_size, backend)
         mark = phase("fidelity", mark)
 
     input_bytes = input_path.stat().st_size
@@ -180,6 +193,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         "splats_in": splats_in,
         "splats_out": len(decoded),
         "splats_dropped_nonfinite": dropped,
+        "splats_dropped_invisible": invisible,
         "sh_degree_in": splats.sh_degree,
         "sh_bands_out": meta.get("shN", {}).get("bands", 0),
         "order": config.order,
@@ -194,6 +208,22 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     progress.update(1.0, f"{input_bytes / 1e6:.2f} MB -> {output_bytes / 1e6:.3f} MB "
                          f"({metrics['ratio']:.1f}x){fidelity_note}", ratio=metrics["ratio"], psnr=fidelity["psnr"])
     return metrics
+
+
+def prepare_splats(splats: Splats, min_opacity: float = 1 / 255) -> Splats:
+    """``splats`` without those fainter than ``min_opacity``, each rotation in its canonical form.
+
+    Both leave the rendered image as it was (the first to within ``min_opacity`` per splat):
+    what is left is cheaper to store. Keeps at least one splat, so a faint scene still compresses.
+    """
+    from spaceport_compress.canonical import canonical_orientation
+
+    visible = splats.opacities >= min_opacity
+    if visible.any() and not visible.all():
+        splats = splats.subset(np.flatnonzero(visible))
+        logger.info("dropped %d splats fainter than opacity %.4f", int((~visible).sum()), min_opacity)
+    quats, log_scales = canonical_orientation(splats.quats, splats.log_scales)
+    return replace(splats, quats=quats, log_scales=log_scales)
 
 
 def find_input_splat(folder: Path) -> Path:

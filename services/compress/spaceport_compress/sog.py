@@ -129,6 +129,15 @@ def decode_quats(rgba: np.ndarray) -> np.ndarray:
     return q.astype(np.float32)
 
 
+def _json_floats(values: np.ndarray) -> list[float]:
+    """float32 ``values`` as the shortest decimals that read back to the same float32s.
+
+    Python would write each as its float64 expansion (17 digits); a 256-entry codebook
+    then costs 2 kB more of ``meta.json`` for no information.
+    """
+    return [float(str(value)) for value in np.asarray(values, np.float32)]
+
+
 def _codebook(values: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
     codebook, labels = kmeans_1d(torch.from_numpy(np.ascontiguousarray(values, np.float32)).to(device), CODEBOOK_SIZE)
     return codebook.cpu().numpy(), labels.cpu().numpy().astype(np.uint8).reshape(values.shape)
@@ -178,9 +187,9 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
         "count": n,
         "antialias": False,
         "means": {"mins": mins, "maxs": maxs, "files": ["means_l.webp", "means_u.webp"]},
-        "scales": {"codebook": scale_codebook.tolist(), "files": ["scales.webp"]},
+        "scales": {"codebook": _json_floats(scale_codebook), "files": ["scales.webp"]},
         "quats": {"files": ["quats.webp"]},
-        "sh0": {"codebook": dc_codebook.tolist(), "files": ["sh0.webp"]},
+        "sh0": {"codebook": _json_floats(dc_codebook), "files": ["sh0.webp"]},
     }
     bands = s.sh_degree if options.sh_bands is None else min(options.sh_bands, s.sh_degree)
     if bands > 0:
@@ -201,7 +210,7 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
         meta["shN"] = {
             "count": entries,
             "bands": bands,
-            "codebook": sh_codebook.tolist(),
+            "codebook": _json_floats(sh_codebook),
             "files": ["shN_centroids.webp", "shN_labels.webp"],
         }
     files["meta.json"] = json.dumps(meta, separators=(",", ":")).encode()

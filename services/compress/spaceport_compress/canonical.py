@@ -1,0 +1,81 @@
+"""One representation per splat shape: the rotation nearest to identity among its 24 equivalents.
+
+A Gaussian's covariance ``R diag(s^2) R^T`` does not change when its local axes are permuted
+or two of them flipped, i.e. when ``R`` becomes ``R G`` for any of the 24 rotations ``G`` of a
+cube, with the scales permuted to follow their axes. A trained splat carries an arbitrary one
+of these 24 choices, about 4.6 bits of noise per splat that the textures would have to store.
+Picking the equivalent whose quaternion has the largest ``|w|`` puts every rotation within
+about 63 degrees of identity, so ``w`` is always the largest component (a constant quats
+alpha) and the three stored components span a narrower range.
+
+Example::
+
+    quats, log_scales = canonical_orientation(splats.quats, splats.log_scales)   # [N, 4], [N, 3]
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def _cube_rotations() -> np.ndarray:
+    """The 24 unit quaternions ``[24, 4]`` (w, x, y, z) of the cube's rotations, one of each +-pair."""
+    h, r = 0.5, np.sqrt(0.5)
+    candidates = [np.eye(4)[i] for i in range(4)]  # identity and the three axis half turns
+    for i, j in itertools.combinations(range(4), 2):  # quarter turns and edge half turns
+        for sign in (1.0, -1.0):
+            q = np.zeros(4)
+            q[i], q[j] = r, sign * r
+            candidates.append(q)
+    for signs in itertools.product((1.0, -1.0), repeat=3):  # third turns about the diagonals
+        candidates.append(h * np.array([1.0, *signs]))
+    return np.array(candidates)
+
+
+CUBE_ROTATIONS = _cube_rotations()
+
+
+def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of ``a`` ``[..., 4]`` and ``b`` ``[..., 4]`` (w, x, y, z): ``R(ab) = R(a) R(b)``."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ], axis=-1)
+
+
+def rotation_matrices(quats: np.ndarray) -> np.ndarray:
+    """``[..., 3, 3]`` rotation matrices of unit quaternions ``[..., 4]`` (w, x, y, z)."""
+    w, x, y, z = np.moveaxis(quats, -1, 0)
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], axis=-2)
+
+
+# Local axis j of R G is +-axis AXIS_SOURCE[g, j] of R, so its scale comes from there.
+AXIS_SOURCE = np.abs(rotation_matrices(CUBE_ROTATIONS)).argmax(axis=1)  # [24, 3]
+
+
+def canonical_orientation(quats: np.ndarray, log_scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same Gaussians as ``quats`` ``[N, 4]`` (w, x, y, z) and ``log_scales`` ``[N, 3]``, with
+    each rotation replaced by its equivalent nearest to identity, ``w >= 0``, unit length.
+
+    Zero quaternions (no rotation given) become identity.
+    """
+    q = quats.astype(np.float64)
+    norms = np.linalg.norm(q, axis=1, keepdims=True)
+    q = np.where(norms > 0, q / np.where(norms > 0, norms, 1.0), np.array([1.0, 0, 0, 0]))
+    # w of q * g is the dot product of q with the conjugate of g.
+    w = q @ (CUBE_ROTATIONS * np.array([1.0, -1, -1, -1])).T  # [N, 24]
+    best = np.abs(w).argmax(1)
+    rotated = quaternion_product(q, CUBE_ROTATIONS[best])
+    rotated *= np.where(rotated[:, :1] < 0, -1.0, 1.0)
+    scales = np.take_along_axis(log_scales, AXIS_SOURCE[best], axis=1)
+    return rotated.astype(np.float32), scales.astype(log_scales.dtype)
