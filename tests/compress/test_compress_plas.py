@@ -16,37 +16,56 @@ def _distance(values: torch.Tensor, target: torch.Tensor) -> float:
 def test_swap_step_never_increases_the_distance_to_the_target(seed):
     generator = torch.Generator().manual_seed(seed)
     channels, height, width = 3, 24, 32
-    values = torch.rand(channels, height * width, generator=generator, dtype=torch.float64)
+    original = torch.rand(channels, height * width, generator=generator, dtype=torch.float64)
+    values, order = original.clone(), torch.arange(height * width)
     target = blur(values.view(channels, height, width), 3).reshape(channels, -1)
     for _ in range(10):
-        groups = random_groups(height, width, 8, generator, "cpu")
-        source, improvement = swap_step(values, target, groups)
-        moved = values[:, source]
-        before, after = _distance(values, target), _distance(moved, target)
+        before = _distance(values, target)
+        improvement = swap_step(values, order, target, random_groups(height, width, 8, generator, "cpu"))
+        after = _distance(values, target)
         assert after <= before + 1e-9
         # The reported improvement is the real one: the scored permutation was applied, not its inverse.
         assert before - after == pytest.approx(float(improvement), rel=1e-6, abs=1e-9)
-        assert torch.equal(torch.sort(source).values, torch.arange(height * width))
-        values = moved
+        assert torch.equal(values, original[:, order])
+    assert torch.equal(order.sort().values, torch.arange(height * width))
+    assert _distance(values, target) < _distance(original, target)
 
 
 def test_swap_step_applies_a_three_cycle_in_the_scored_direction():
     # One group whose best arrangement is a 3-cycle, which is not its own inverse.
     values = torch.tensor([[1.0, 2.0, 3.0, 10.0]], dtype=torch.float64)
     target = torch.tensor([[2.0, 3.0, 1.0, 10.0]], dtype=torch.float64)
-    source, improvement = swap_step(values, target, torch.tensor([[0, 1, 2, 3]]))
-    assert values[:, source].tolist() == target.tolist()
-    assert float(improvement) == pytest.approx(_distance(values, target))
+    before = _distance(values, target)
+    order = torch.arange(4)
+    improvement = swap_step(values, order, target, torch.tensor([[0], [1], [2], [3]]))
+    assert values.tolist() == target.tolist() and order.tolist() == [1, 2, 0, 3]
+    assert float(improvement) == pytest.approx(before)
+
+
+def test_groups_are_disjoint_and_each_inside_one_block():
+    generator = torch.Generator().manual_seed(5)
+    groups = random_groups(20, 24, 8, generator, "cpu")
+    assert groups.shape == (4, 2 * 3 * 64 // 4)
+    assert len(groups.unique()) == groups.numel()
+    rows, cols = groups // 24, groups % 24
+    # Inside one 8x8 block of a (wrapping) shifted tiling: spans stay under 8 modulo the grid.
+    for coords, size in ((rows, 20), (cols, 24)):
+        span = (coords - coords[:1]) % size
+        assert bool(((span < 8) | (span > size - 8)).all())
 
 
 def test_pinned_cells_keep_their_element():
     generator = torch.Generator().manual_seed(1)
     values = torch.rand(2, 64, generator=generator, dtype=torch.float64)
+    original = values.clone()
     target = torch.rand(2, 64, generator=generator, dtype=torch.float64)
     fixed = torch.zeros(64, dtype=torch.bool)
     fixed[::3] = True
-    source, _ = swap_step(values, target, random_groups(8, 8, 8, generator, "cpu"), fixed)
-    assert torch.equal(source[fixed], torch.arange(64)[fixed])
+    order = torch.arange(64)
+    swap_step(values, order, target, random_groups(8, 8, 8, generator, "cpu"), fixed)
+    assert torch.equal(order[fixed], torch.arange(64)[fixed])
+    assert not torch.equal(order, torch.arange(64))
+    assert torch.equal(values, original[:, order])
 
 
 def _smooth_image(size: int) -> torch.Tensor:

@@ -30,101 +30,151 @@ logger = logging.getLogger("spaceport.compress")
 
 BORDER_TYPES = {"circular": "circular", "reflect": "reflect", "replicate": "replicate"}
 
-# All 24 orderings of a group of four: row k says where each of the four elements goes.
+# All 24 orderings of a group of four: row k says to which slot each of the four elements goes.
 # Row 0 is the identity, so ties keep the grid as it is.
-_PERMUTATIONS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)
+_PERMUTATIONS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)  # [24, 4]
 
-# How much the blur radius shrinks from one level to the next.
-RADIUS_DECAY = 0.7
-# The finest levels decide the final smoothness, so they may take more steps.
-FINE_LEVEL_BOOST = 4.0
-# The block side, in blur radii (then rounded up to a power of two).
-BLOCK_PER_RADIUS = 1.0
+# The schedule below was tuned on random 256^2 and 512^2 grids and the guitar's attributes
+# (bench/plas_grids.py, docs/BENCHMARKS.md). The block side is the blur radius rounded up to a
+# power of two (at least ``min_block_size``): half or double that sorted worse.
+
+# How much the blur radius shrinks from one level to the next (0.7 and 0.95 sorted worse for
+# the same time).
+RADIUS_DECAY = 0.9
+# Levels below this radius take proportionally more steps (radius 1: this many times more):
+# the finest levels decide the final smoothness.
+FINE_LEVEL_BOOST = 8.0
 # A level stops after this many swap steps even if it is still improving.
-MAX_STEPS_PER_LEVEL = 30
+MAX_STEPS_PER_LEVEL = 32
+# Swap steps (each with new random groups) against one blurred target before it is blurred
+# again: a target held for 16 steps sorted to a lower VAD than one renewed every step, in
+# less time (one blur per 16 steps); holding it for a whole level was worse again.
+SWAPS_PER_TARGET = 16
 
 
 def blur(grid: Tensor, radius: float, border_type_x: str = "circular", border_type_y: str = "reflect") -> Tensor:
     """Box-blur ``grid`` ``[C, H, W]`` with a (2r+1)-wide window, borders as given; same shape out.
 
-    A box filter through cumulative sums costs the same at every radius, which keeps the coarse
-    levels (radius in the hundreds) as cheap as the fine ones.
+    A box, not a Gaussian: measured on random grids, the box target sorts to a lower VAD in the
+    same steps (the 3x3 box at radius 1 still pulls neighbours together, a Gaussian of that
+    width hardly blurs). Each axis is one pass: shifted sums for small radii, cumulative sums
+    (the same cost at every radius) for large ones.
     """
     _, height, width = grid.shape
     ry = max(0, min(int(round(radius)), height - 1))
     rx = max(0, min(int(round(radius)), width - 1))
     out = grid.unsqueeze(0)
     if rx:
-        out = _box_1d(F.pad(out, (rx, rx, 0, 0), mode=BORDER_TYPES[border_type_x]), rx, dim=3)
+        out = _box_sum(out, rx, dim=3, mode=BORDER_TYPES[border_type_x])
     if ry:
-        out = _box_1d(F.pad(out, (0, 0, ry, ry), mode=BORDER_TYPES[border_type_y]), ry, dim=2)
-    return out.squeeze(0)
+        out = _box_sum(out, ry, dim=2, mode=BORDER_TYPES[border_type_y])
+    return out.squeeze(0).mul_(1.0 / ((2 * rx + 1) * (2 * ry + 1)))
 
 
-def _box_1d(padded: Tensor, radius: int, dim: int) -> Tensor:
-    sums = padded.cumsum(dim)
+# Up to this radius a box sum is cheaper as shifted additions than as cumulative sums.
+_SHIFTED_SUM_RADIUS = 3
+
+
+def _box_sum(grid: Tensor, radius: int, dim: int, mode: str) -> Tensor:
+    """Sums of ``2 radius + 1`` neighbours along ``dim`` (3: x, 2: y) of ``grid`` ``[1, C, H, W]``."""
+    size = grid.shape[dim]
     window = 2 * radius + 1
-    head = sums.narrow(dim, window - 1, 1)
-    tail = sums.narrow(dim, window, sums.shape[dim] - window) - sums.narrow(dim, 0, sums.shape[dim] - window)
-    return torch.cat([head, tail], dim=dim) / window
+    if radius <= _SHIFTED_SUM_RADIUS:
+        padded = F.pad(grid, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode=mode)
+        sums = padded.narrow(dim, 0, size).clone()
+        for shift in range(1, window):
+            sums += padded.narrow(dim, shift, size)
+        return sums
+    # One more cell on the low side, so that every window is a difference of two cumulative sums.
+    left = min(radius + 1, size - 1) if mode == "reflect" else radius + 1
+    padded = F.pad(grid, (left, radius, 0, 0) if dim == 3 else (0, 0, left, radius), mode=mode)
+    sums = padded.cumsum(dim)
+    start = left - radius - 1
+    if start < 0:  # reflect of a grid too short for the extra cell: the first window starts the sums
+        first = sums.narrow(dim, window - 1, 1)
+        return torch.cat([first, sums.narrow(dim, window, size - 1) - sums.narrow(dim, 0, size - 1)], dim=dim)
+    return sums.narrow(dim, start + window, size) - sums.narrow(dim, start, size)
 
 
 def random_groups(height: int, width: int, block_size: int, generator: torch.Generator, device) -> Tensor:
-    """Flat grid positions ``[G, 4]``: random groups of four, each inside one square block.
+    """Flat grid positions ``[4, G]``: random groups of four (column g), each inside one square block.
 
     The block tiling is shifted by a random (wrapping) offset every call, so that blocks do not
-    always split the grid along the same lines; leftover rows/columns sit out one step.
+    always split the grid along the same lines; leftover rows/columns sit out one step. One
+    shuffle of a block's cells is shared by all blocks: the random offset already varies them.
     """
     bh, bw = min(block_size, height), min(block_size, width)
     offset_y = int(torch.randint(height, (1,), generator=generator))
     offset_x = int(torch.randint(width, (1,), generator=generator))
-    positions = torch.arange(height * width).view(height, width).roll((offset_y, offset_x), dims=(0, 1))
-    blocks_y, blocks_x = height // bh, width // bw
-    positions = positions[: blocks_y * bh, : blocks_x * bw]
-    positions = positions.reshape(blocks_y, bh, blocks_x, bw).permute(0, 2, 1, 3).reshape(blocks_y * blocks_x, bh * bw)
-    # One shuffle shared by all blocks: the random block offset already varies the groups.
-    shuffle = torch.randperm(positions.shape[1], generator=generator)
-    positions = positions[:, shuffle].to(device)
-    usable = positions.shape[1] - positions.shape[1] % 4
-    return positions[:, :usable].reshape(-1, 4)
+    per_block = bh * bw - (bh * bw) % 4
+    cells = torch.randperm(bh * bw, generator=generator)[:per_block].view(-1, 4).t().to(device)  # [4, M]
+    block_rows = torch.arange(0, height - bh + 1, bh, device=device) + offset_y  # [By]
+    block_cols = torch.arange(0, width - bw + 1, bw, device=device) + offset_x  # [Bx]
+    rows = (block_rows[None, :, None, None] + (cells // bw)[:, None, None, :]) % height  # [4, By, 1, M]
+    cols = (block_cols[None, None, :, None] + (cells % bw)[:, None, None, :]) % width  # [4, 1, Bx, M]
+    return (rows * width + cols).reshape(4, -1)
 
 
-def _permutation_matrix(dtype: torch.dtype, device) -> Tensor:
-    """``[16, 24]`` 0/1: column k picks the (element, slot) pairs of permutation k from a flat 4x4."""
-    matrix = torch.zeros(16, 24, dtype=dtype, device=device)
-    rows = (torch.arange(4) * 4 + _PERMUTATIONS_4).to(device)  # [24, 4]
-    matrix[rows, torch.arange(24, device=device)[:, None].expand(24, 4)] = 1
-    return matrix
+# A permutation's gain is kept in the upper bits of its float value and its index in the low
+# five, so that one integer max over the 24 rows finds the best (argmax over a dimension this
+# short is several times slower on CPU). Truncating five mantissa bits may prefer a permutation
+# within 2^-18 (float32) of the best one, but never one worse than keeping the group as it is.
+_INDEX_BITS = 31
+_SAME_WIDTH_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
-def swap_step(values: Tensor, target: Tensor, groups: Tensor, fixed: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """One PLAS step on flat ``values`` ``[C, N]`` towards ``target`` ``[C, N]``.
+def _score_matrix(dtype: torch.dtype, device) -> Tensor:
+    """``[24, 16]``: row k, applied to a flat 4x4 of element-to-slot gains, is permutation k's gain
+    over the identity (row 0 is all zero)."""
+    picker = torch.zeros(24, 16, dtype=dtype, device=device)
+    picker[torch.arange(24)[:, None], torch.arange(4) * 4 + _PERMUTATIONS_4] = 1
+    return picker - picker[:1]
 
-    For every group of four positions (``groups`` ``[G, 4]``) all 24 permutations are scored by
-    the squared L2 distance of the moved values to the target, and the best one is applied:
-    element ``i`` of a group moves to position ``groups[g, perm[i]]``. Positions marked in
-    ``fixed`` ``[N]`` keep their element.
 
-    Returns ``source`` ``[N]`` (the new grid is ``values[:, source]``) and the decrease of the
-    total squared distance to the target (never negative).
+def _best_of(gains: Tensor) -> Tensor:
+    """Row ``[G]`` of the highest of ``gains`` ``[24, G]`` (float32/64, row 0 all zero) per column.
+
+    Row 0 wins unless another row is truly positive; among near-equal rows the lowest index wins.
+    A positive float's bits, read as an integer, order like the float; a negative one's are
+    negative integers, below row 0's key.
     """
-    x = values[:, groups]  # [C, G, 4]
-    t = target[:, groups]  # [C, G, 4]
+    int_type = _SAME_WIDTH_INT[gains.dtype]
+    keys = gains.view(int_type).bitwise_and(~_INDEX_BITS)
+    keys.bitwise_or_(_INDEX_BITS - torch.arange(gains.shape[0], dtype=int_type, device=gains.device)[:, None])
+    return (_INDEX_BITS - (keys.amax(0) & _INDEX_BITS)).long()
+
+
+def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pinned: Tensor | None = None) -> Tensor:
+    """One PLAS step, in place: move ``values`` ``[C, N]`` (and ``order`` ``[N]``) towards ``target``.
+
+    For every group of four positions (``groups`` ``[4, G]``) all 24 permutations are scored by
+    the squared L2 distance of the moved values to the target, and the best one is applied:
+    element ``i`` of group ``g`` moves to position ``groups[perm[i], g]``. Groups that hold a
+    position marked in ``pinned`` ``[N]`` stay as they are.
+
+    Returns the decrease of the total squared distance to the target (a 0-d tensor, never negative).
+    """
+    channels = values.shape[0]
+    flat = groups.reshape(-1)
+    moved = values.index_select(1, flat)  # [C, 4G]
+    # Half-precision gains would round away the differences between permutations.
+    score_type = torch.promote_types(values.dtype, torch.float32)
+    x = moved.view(channels, 4, -1).to(score_type)  # [C, 4, G]
+    t = target.index_select(1, flat).view(channels, 4, -1).to(score_type)  # [C, 4, G]
     # ||x_i - t_j||^2 summed over a permutation differs from -2 x_i.t_j only by a constant.
-    gain = (x.unsqueeze(3) * t.unsqueeze(2)).sum(0)  # [G, 4, 4]: element i placed at slot j
-    if fixed is not None:
-        pinned = fixed[groups].to(gain.dtype)  # [G, 4]
-        off_diagonal = 1.0 - torch.eye(4, dtype=gain.dtype, device=gain.device)
-        gain = gain - pinned[:, :, None] * off_diagonal * torch.finfo(gain.dtype).max / 8
-    perms = _PERMUTATIONS_4.to(groups.device)
-    scores = gain.reshape(-1, 16) @ _permutation_matrix(gain.dtype, gain.device)  # [G, 24]
-    best = scores.argmax(dim=1)
-    improvement = 2.0 * (scores.gather(1, best[:, None]).squeeze(1) - scores[:, 0]).sum()
-    chosen = perms[best]  # [G, 4]
-    destinations = groups.gather(1, chosen)
-    source = torch.arange(values.shape[1], device=values.device)
-    source[destinations.reshape(-1)] = groups.reshape(-1)
-    return source, improvement
+    gain = x[0].unsqueeze(1) * t[0].unsqueeze(0)  # [4, 4, G]: element i placed at slot j
+    for channel in range(1, channels):
+        gain.addcmul_(x[channel].unsqueeze(1), t[channel].unsqueeze(0))
+    gains = _score_matrix(gain.dtype, gain.device) @ gain.view(16, -1)  # [24, G]: over the identity
+    best = _best_of(gains)
+    if pinned is not None:
+        best.masked_fill_(pinned.index_select(0, flat).view(4, -1).any(0), 0)
+    improvement = 2.0 * gains.gather(0, best[None]).sum()
+    slots = _PERMUTATIONS_4.t().to(groups.device).index_select(1, best)  # [4, G]
+    destinations = groups.gather(0, slots).reshape(-1)  # [4G]
+    values.index_copy_(1, destinations, moved)
+    order.index_copy_(0, destinations, order.index_select(0, flat))
+    return improvement
 
 
 def sort_with_plas(
@@ -163,50 +213,54 @@ def sort_with_plas(
     else:
         generator.manual_seed(seed)
     values = params.reshape(channels, -1).clone()
-    order = torch.arange(height * width, device=device)
+    # int32 while sorting: half the bytes that every swap step moves.
+    order = torch.arange(height * width, device=device, dtype=torch.int32 if height * width < 2**31 else torch.long)
     pinned = fixed.reshape(-1).to(device=device, dtype=torch.bool) if fixed is not None else None
     if height * width < 4:
-        return values.view_as(params), order.view(1, height, width)
+        return values.view_as(params), order.long().view(1, height, width)
 
-    # One thread: a step is a few dozen small tensor operations, and on a shared 2-core CPU the
-    # thread hand-offs cost more than they save (measured 5x slower with two threads).
+    # One thread: a step is a few dozen memory-bound tensor operations. On a quiet 2-core CPU two
+    # threads made a step about 1.5x faster, but on this shared machine (load 6) a 512^2 sort
+    # took 255 s with two threads against 59 s with one.
     threads = torch.get_num_threads()
     if params.device.type == "cpu":
         torch.set_num_threads(1)
     try:
-        values, order, steps = _sort_levels(values, order, (channels, height, width), min_block_size, min_blur_radius,
-                                            improvement_break, border_type_x, border_type_y, generator, pinned,
-                                            start_radius, steps_per_level, verbose)
+        steps = _sort_levels(values, order, (channels, height, width), min_block_size, min_blur_radius,
+                             improvement_break, border_type_x, border_type_y, generator, pinned,
+                             start_radius, steps_per_level, verbose)
     finally:
         torch.set_num_threads(threads)
     if verbose:
         logger.info("plas done: %d swap steps", steps)
-    return values.view(channels, height, width), order.view(1, height, width)
+    return values.view(channels, height, width), order.long().view(1, height, width)
 
 
 def _sort_levels(values, order, shape, min_block_size, min_blur_radius, improvement_break, border_type_x,
-                 border_type_y, generator, pinned, start_radius, steps_per_level, verbose):
-    """The coarse-to-fine loop of :func:`sort_with_plas`; returns ``(values, order, swap steps)``."""
+                 border_type_y, generator, pinned, start_radius, steps_per_level, verbose) -> int:
+    """The coarse-to-fine loop of :func:`sort_with_plas`, in place; returns the number of swap steps."""
     channels, height, width = shape
     device = values.device
     steps = 0
     for radius in blur_radii(start_radius or max(height, width) / 2.0, min_blur_radius):
-        block_size = max(min_block_size, 2 ** math.ceil(math.log2(max(1.0, BLOCK_PER_RADIUS * radius))))
+        block_size = max(min_block_size, 2 ** math.ceil(math.log2(radius)))
+        level_budget = int(steps_per_level * max(1.0, FINE_LEVEL_BOOST / radius))
         level_steps = 0
-        while level_steps < steps_per_level * max(1.0, FINE_LEVEL_BOOST / radius):
-            grid = values.view(channels, height, width)
-            target = blur(grid, radius, border_type_x, border_type_y).reshape(channels, -1)
-            distance = float(((values - target) ** 2).sum())
-            groups = random_groups(height, width, block_size, generator, device)
-            source, improvement = swap_step(values, target, groups, pinned)
-            values, order = values[:, source], order[source]
-            level_steps += 1
-            if distance <= 0 or float(improvement) / distance < improvement_break:
+        while level_steps < level_budget:
+            target = blur(values.view(channels, height, width), radius, border_type_x, border_type_y)
+            target = target.reshape(channels, -1)
+            distance = float((values - target).square_().sum())
+            swaps = min(SWAPS_PER_TARGET, level_budget - level_steps)
+            improvement = sum(float(swap_step(values, order, target, random_groups(height, width, block_size,
+                                                                                 generator, device), pinned))
+                              for _ in range(swaps))
+            level_steps += swaps
+            if distance <= 0 or improvement / (distance * swaps) < improvement_break:
                 break
         steps += level_steps
         if verbose:
             logger.info("plas radius %d block %d: %d steps, distance %.4g", radius, block_size, level_steps, distance)
-    return values, order, steps
+    return steps
 
 
 def blur_radii(start: float, smallest: float) -> list[int]:
