@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from spaceport_compress.plas import blur, neighbour_variance, random_groups, sort_with_plas, swap_step
+from spaceport_compress.plas import (
+    SWAPS_PER_TARGET,
+    blur,
+    blur_radii,
+    neighbour_variance,
+    random_groups,
+    sort_with_plas,
+    swap_step,
+)
 
 
 def _distance(values: torch.Tensor, target: torch.Tensor) -> float:
@@ -66,6 +78,29 @@ def test_pinned_cells_keep_their_element():
     assert torch.equal(order[fixed], torch.arange(64)[fixed])
     assert not torch.equal(order, torch.arange(64))
     assert torch.equal(values, original[:, order])
+
+
+@pytest.mark.parametrize("radius", [1, 3, 4, 9, 40])
+@pytest.mark.parametrize("borders", [("circular", "reflect"), ("reflect", "circular"), ("replicate", "replicate")])
+def test_blur_is_the_box_mean_with_the_given_borders(radius, borders):
+    grid = torch.rand(2, 11, 14, generator=torch.Generator().manual_seed(radius), dtype=torch.float64)
+    rx, ry = min(radius, 13), min(radius, 10)
+    padded = F.pad(F.pad(grid[None], (rx, rx, 0, 0), mode=borders[0]), (0, 0, ry, ry), mode=borders[1])
+    expected = F.avg_pool2d(padded, (2 * ry + 1, 2 * rx + 1), stride=1)[0]
+    assert torch.allclose(blur(grid, radius, *borders), expected)
+
+
+def test_improvement_break_stops_levels_early(caplog):
+    grid = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(6))
+    steps = {}
+    for improvement_break in (0.0, 0.5):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="spaceport.compress"):
+            sort_with_plas(grid, seed=0, min_block_size=4, improvement_break=improvement_break, verbose=True)
+        steps[improvement_break] = int(re.search(r"plas done: (\d+) swap steps", caplog.text).group(1))
+    # A relative improvement of half the distance per step is never reached: one target per level.
+    levels = len(blur_radii(16, 1))
+    assert steps[0.5] == levels * SWAPS_PER_TARGET < steps[0.0]
 
 
 def _smooth_image(size: int) -> torch.Tensor:

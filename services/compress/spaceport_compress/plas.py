@@ -43,13 +43,13 @@ _PERMUTATIONS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=tor
 RADIUS_DECAY = 0.9
 # Levels below this radius take proportionally more steps (radius 1: this many times more):
 # the finest levels decide the final smoothness.
-FINE_LEVEL_BOOST = 8.0
+FINE_LEVEL_BOOST = 16.0
 # A level stops after this many swap steps even if it is still improving.
-MAX_STEPS_PER_LEVEL = 32
+MAX_STEPS_PER_LEVEL = 24
 # Swap steps (each with new random groups) against one blurred target before it is blurred
-# again: a target held for 16 steps sorted to a lower VAD than one renewed every step, in
-# less time (one blur per 16 steps); holding it for a whole level was worse again.
-SWAPS_PER_TARGET = 16
+# again: a target held for 8 steps sorted to a lower VAD than one renewed every step, in less
+# time (one blur per 8 steps); holding it for a whole level was worse again.
+SWAPS_PER_TARGET = 8
 
 
 def blur(grid: Tensor, radius: float, border_type_x: str = "circular", border_type_y: str = "reflect") -> Tensor:
