@@ -38,8 +38,8 @@ _PERMUTATIONS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=tor
 # (bench/plas_grids.py, docs/BENCHMARKS.md). The block side is the blur radius rounded up to a
 # power of two (at least ``min_block_size``): half or double that sorted worse.
 
-# How much the blur radius shrinks from one level to the next (0.7 and 0.95 sorted worse for
-# the same time).
+# How much the blur radius shrinks from one level to the next (0.7 sorted worse; 0.95 took
+# longer for about the same VAD).
 RADIUS_DECAY = 0.9
 # Levels below this radius take proportionally more steps (radius 1: this many times more):
 # the finest levels decide the final smoothness.
@@ -55,10 +55,9 @@ SWAPS_PER_TARGET = 8
 def blur(grid: Tensor, radius: float, border_type_x: str = "circular", border_type_y: str = "reflect") -> Tensor:
     """Box-blur ``grid`` ``[C, H, W]`` with a (2r+1)-wide window, borders as given; same shape out.
 
-    A box, not a Gaussian: measured on random grids, the box target sorts to a lower VAD in the
-    same steps (the 3x3 box at radius 1 still pulls neighbours together, a Gaussian of that
-    width hardly blurs). Each axis is one pass: shifted sums for small radii, cumulative sums
-    (the same cost at every radius) for large ones.
+    A box, not a Gaussian: on random grids the box target sorted to a lower VAD in the same
+    steps (docs/BENCHMARKS.md). Each axis is one pass: shifted sums for small radii,
+    cumulative sums (the same cost at every radius) for large ones.
     """
     _, height, width = grid.shape
     ry = max(0, min(int(round(radius)), height - 1))
@@ -197,8 +196,11 @@ def sort_with_plas(
     ``sorted_params.flatten(1) == params.flatten(1)[:, indices.flatten()]``, the call that
     gsplat's ``compression/sort.py`` makes. ``fixed`` ``[H, W]`` (bool, optional) pins cells
     in place, e.g. the padding at the end of a texture. ``start_radius`` (default half the
-    longer side) and ``steps_per_level`` trade quality for time: a grid that is already roughly
-    ordered needs only the fine levels.
+    longer side) and ``steps_per_level`` (swap steps a level at most; levels below radius
+    :data:`FINE_LEVEL_BOOST` take proportionally more) trade quality for time: a grid that is
+    already roughly ordered needs only the fine levels. ``min_block_size=4`` sorts smoother than
+    the default 16, which stays the default for gsplat's call. A level ends early once a step
+    improves the distance to its target by less than ``improvement_break`` of it.
     """
     if params.ndim != 3:
         raise ValueError(f"params must be [C, H, W], got shape {tuple(params.shape)}")
@@ -251,9 +253,10 @@ def _sort_levels(values, order, shape, min_block_size, min_blur_radius, improvem
             target = target.reshape(channels, -1)
             distance = float((values - target).square_().sum())
             swaps = min(SWAPS_PER_TARGET, level_budget - level_steps)
-            improvement = sum(float(swap_step(values, order, target, random_groups(height, width, block_size,
-                                                                                 generator, device), pinned))
-                              for _ in range(swaps))
+            improvement = 0.0
+            for _ in range(swaps):
+                groups = random_groups(height, width, block_size, generator, device)
+                improvement += float(swap_step(values, order, target, groups, pinned))
             level_steps += swaps
             if distance <= 0 or improvement / (distance * swaps) < improvement_break:
                 break
