@@ -158,3 +158,12 @@ def test_canonical_orientation_keeps_every_gaussian_and_puts_w_first(make_splats
     again_quats, again_scales = canonical_orientation(quats, log_scales)
     assert np.allclose(again_quats, quats, atol=1e-6) and np.array_equal(again_scales, log_scales)
 
+
+
+def test_1d_codebook_spends_its_entries_where_importance_is():
+    values = torch.linspace(0, 1, 20001)
+    important = (values > 0.9).double() * 99 + 1  # the top tenth weighs 100x
+    plain, _ = kmeans_1d(values, 16, density_power=1.0)
+    weighted, labels = kmeans_1d(values, 16, density_power=1.0, importance=important)
+    assert (plain > 0.9).sum() <= 2 and (weighted > 0.9).sum() >= 4
+    assert torch.equal(labels, torch.from_numpy(np.abs(values[:, None].numpy() - weighted.numpy()).argmin(1)))

@@ -52,7 +52,7 @@ def kmeans(points: Tensor, k: int, iterations: int = 10, seed: int = 0) -> tuple
 
 
 def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_power: float = 0.3,
-              bins: int = 16384) -> tuple[Tensor, Tensor]:
+              bins: int = 16384, importance: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Scalar codebook ``(codebook [k] ascending, labels [N])`` for ``values`` (any shape).
 
     A weighted Lloyd's k-means on a histogram: each bin counts ``count ** density_power``, so
@@ -61,9 +61,10 @@ def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_powe
     quantile spacing, so neither outliers nor a dense core starve the histogram. In one
     dimension clusters are intervals, so each step is a ``searchsorted`` plus segment sums.
     Fewer distinct values than ``k`` give an exact codebook (padded with its largest entry).
+    ``importance`` (the shape of ``values``) weighs each value in place of a count of 1.
     """
     flat = values.reshape(-1).to(torch.float64)
-    ordered, _ = flat.sort()
+    ordered, sorting = flat.sort()
     distinct = torch.unique_consecutive(ordered)
     if distinct.numel() <= k:
         codebook = torch.cat([distinct, distinct[-1:].expand(k - distinct.numel())])
@@ -76,7 +77,10 @@ def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_powe
     counts = torch.bincount(bin_of, minlength=bins).to(torch.float64)
     sums = torch.zeros(bins, dtype=torch.float64, device=flat.device).index_add_(0, bin_of, ordered)
     filled = counts > 0
-    centres, weights = sums[filled] / counts[filled], counts[filled] ** density_power
+    mass = counts
+    if importance is not None:
+        mass = torch.bincount(bin_of, weights=importance.reshape(-1).to(torch.float64)[sorting], minlength=bins)
+    centres, weights = sums[filled] / counts[filled], mass[filled] ** density_power
     weighted_prefix = torch.cat([centres.new_zeros(1), (centres * weights).cumsum(0)])
     weight_prefix = torch.cat([centres.new_zeros(1), weights.cumsum(0)])
     # Start from the quantiles of the weighted histogram.

@@ -34,11 +34,13 @@ def morton_order(means: np.ndarray) -> np.ndarray:
     return np.argsort(codes, kind="stable")
 
 
-def sort_features(splats: Splats) -> np.ndarray:
-    """The attributes PLAS compares, ``[N, 14]``, each standardised; positions weigh double.
+def sort_features(splats: Splats, position_weight: float = 8.0) -> np.ndarray:
+    """The attributes PLAS compares, ``[N, 14]``, each standardised, positions times ``position_weight``.
 
-    Positions dominate the SOG size (16 bits an axis), so they count twice; quaternions are
-    put in the sign convention SOG stores (largest component positive).
+    Positions weigh most because the high position bytes compress well only where neighbouring
+    pixels hold nearby splats (measured on the guitar: weight 2 -> 8 shrinks means_u from 172 to
+    133 kB while quats, scales and sh0 grow 28 kB); quaternions are put in the sign convention
+    SOG stores (largest component positive).
     """
     quats = splats.quats / np.maximum(np.linalg.norm(splats.quats, axis=1, keepdims=True), 1e-12)
     largest = np.abs(quats).argmax(1)
@@ -48,7 +50,7 @@ def sort_features(splats: Splats) -> np.ndarray:
     ], axis=1).astype(np.float64)
     std = columns.std(0)
     features = (columns - columns.mean(0)) / np.where(std > 0, std, 1.0)
-    features[:, :3] *= 2.0
+    features[:, :3] *= position_weight
     return features.astype(np.float32)
 
 
@@ -60,6 +62,7 @@ def plas_order(
     start_radius: float | None = None,
     steps_per_level: int = 10,
     device: str = "cpu",
+    position_weight: float = 8.0,
 ) -> np.ndarray:
     """Indices ``[N]``: splats laid out on the SOG texture grid by PLAS, real pixels first.
 
@@ -69,7 +72,7 @@ def plas_order(
     n = len(splats)
     width, height = grid_shape(n)
     start = morton_order(splats.means)
-    features = sort_features(splats)[start]
+    features = sort_features(splats, position_weight)[start]
     cells = np.concatenate([features, np.repeat(features[-1:], width * height - n, axis=0)])
     grid = torch.from_numpy(cells.T.copy()).view(-1, height, width).to(device)
     pinned = torch.zeros(height * width, dtype=torch.bool)

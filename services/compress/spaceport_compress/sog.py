@@ -48,6 +48,7 @@ SOG_VERSION = 2
 CODEBOOK_SIZE = 256
 PALETTE_ROW = 64  # palette entries per row of shN_centroids
 MAX_PALETTE = 65536  # labels are 16 bit
+SCALE_DENSITY_POWER = 0.7  # weight of a scale value in its codebook: (opacity * scale) ** this
 OPACITY_EPS = 1e-6  # decoded opacity is clamped to [eps, 1 - eps] so that its logit is finite
 # Lossless WebP at its strongest setting; ``exact`` keeps RGB under alpha 0 (opacity 0 splats).
 WEBP_OPTIONS = {"format": "WEBP", "lossless": True, "quality": 100, "method": 6, "exact": True}
@@ -138,8 +139,11 @@ def _json_floats(values: np.ndarray) -> list[float]:
     return [float(str(value)) for value in np.asarray(values, np.float32)]
 
 
-def _codebook(values: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
-    codebook, labels = kmeans_1d(torch.from_numpy(np.ascontiguousarray(values, np.float32)).to(device), CODEBOOK_SIZE)
+def _codebook(values: np.ndarray, device: str, importance: np.ndarray | None = None,
+              density_power: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)  # noqa: E731
+    codebook, labels = kmeans_1d(as_tensor(values), CODEBOOK_SIZE, density_power=density_power,
+                                 importance=None if importance is None else as_tensor(importance))
     return codebook.cpu().numpy(), labels.cpu().numpy().astype(np.uint8).reshape(values.shape)
 
 
@@ -171,7 +175,13 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
     width, height = grid_shape(n)
     method = options.webp_method
     low, high, mins, maxs = encode_means(s.means, options.position_bits)
-    scale_codebook, scale_labels = _codebook(s.log_scales, options.device)
+    # A log-scale error of d grows or shrinks a splat by d times its size: how much that shows
+    # scales with the size and the opacity, so the codebook spends its entries there (measured:
+    # render PSNR of the scales alone +3.6 / +5.2 dB on donut / guitar, labels 0.7-0.9 bit cheaper).
+    # Relative to the largest scale, so that no weight overflows float32.
+    relative_scales = np.exp(s.log_scales.astype(np.float64) - s.log_scales.max())
+    scale_codebook, scale_labels = _codebook(s.log_scales, options.device, s.opacities[:, None] * relative_scales,
+                                             SCALE_DENSITY_POWER)
     dc_codebook, dc_labels = _codebook(s.sh0, options.device)
     alpha = np.clip(np.round(_sigmoid(s.opacity_logits) * 255), 0, 255).astype(np.uint8)
     files = {
