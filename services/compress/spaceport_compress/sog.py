@@ -50,8 +50,8 @@ PALETTE_ROW = 64  # palette entries per row of shN_centroids
 MAX_PALETTE = 65536  # labels are 16 bit
 SCALE_DENSITY_POWER = 0.7  # weight of a scale value in its codebook: (opacity * scale) ** this
 OPACITY_EPS = 1e-6  # decoded opacity is clamped to [eps, 1 - eps] so that its logit is finite
-# Lossless WebP at its strongest setting; ``exact`` keeps RGB under alpha 0 (opacity 0 splats).
-WEBP_OPTIONS = {"format": "WEBP", "lossless": True, "quality": 100, "method": 6, "exact": True}
+# Lossless WebP (the effort ``method`` comes from the options); ``exact`` keeps RGB under alpha 0.
+WEBP_OPTIONS = {"format": "WEBP", "lossless": True, "quality": 100, "exact": True}
 
 
 @dataclass(frozen=True)
