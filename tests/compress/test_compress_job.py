@@ -45,6 +45,22 @@ def test_morton_order_and_band_limit(make_splats, tmp_path):
     assert metrics["order"] == "morton" and metrics["sh_bands_out"] == 0 and metrics["psnr"] is None
 
 
+def test_faint_splats_dropped_unless_all_are_faint_and_bad_threshold_is_named(make_splats, tmp_path):
+    splats = make_splats(n=300, sh_degree=0)
+    splats.opacity_logits[:] = -8.0  # opacity 0.0003: every splat below 1/255
+    splats.opacity_logits[:100] = 2.0
+    write_ply(splats, tmp_path / "splat.ply")
+    assert compress_main([str(tmp_path / "splat.ply"), str(tmp_path / "out"), "--fidelity-views", "0"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["splats_out"] == 100 and metrics["splats_dropped_invisible"] == 200
+    splats.opacity_logits[:100] = -8.0  # all faint: nothing is left to drop them for
+    write_ply(splats, tmp_path / "faint.ply")
+    assert compress_main([str(tmp_path / "faint.ply"), str(tmp_path / "faint"), "--fidelity-views", "0"]) == 0
+    assert json.loads((tmp_path / "faint" / "metrics.json").read_text())["splats_out"] == 300
+    assert compress_main([str(tmp_path / "splat.ply"), str(tmp_path / "bad"), "--min-opacity", "1.5"]) == 54
+    assert not (tmp_path / "bad" / "scene.sog").exists()
+
+
 def test_sagemaker_processing_layout(make_splats, tmp_path, monkeypatch):
     monkeypatch.setenv("SPACEPORT_SAGEMAKER_ROOT", str(tmp_path / "ml"))
     (tmp_path / "ml/processing/input").mkdir(parents=True)

@@ -218,7 +218,7 @@ def prepare_splats(splats: Splats, min_opacity: float = 1 / 255) -> Splats:
     """``splats`` without those fainter than ``min_opacity``, each rotation in its canonical form.
 
     Both leave the rendered image as it was (the first to within ``min_opacity`` per splat):
-    what is left is cheaper to store. Keeps at least one splat, so a faint scene still compresses.
+    what is left is cheaper to store. A scene with no splat that bright is kept whole.
     """
     from spaceport_compress.canonical import canonical_orientation
 
