@@ -6,7 +6,7 @@ cube, with the scales permuted to follow their axes. A trained splat carries an 
 of these 24 choices, about 4.6 bits of noise per splat that the textures would have to store.
 Picking the equivalent whose quaternion has the largest ``|w|`` puts every rotation within
 about 63 degrees of identity, so ``w`` is always the largest component (a constant quats
-alpha) and the three stored components span a narrower range.
+alpha) and the three stored components stay within +-0.38 instead of +-0.71.
 
 Example::
 
