@@ -8,10 +8,10 @@ Example::
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import Tensor
+
+from spaceport_compress.threads import one_cpu_thread
 
 # Rows of the distance matrix computed at once; bounds memory at about 64 MB of float32.
 _CHUNK_ELEMENTS = 16 * 1024 * 1024
@@ -53,18 +53,6 @@ def kmeans(points: Tensor, k: int, iterations: int = 10, seed: int = 0) -> tuple
     return centroids, labels
 
 
-@contextmanager
-def _one_cpu_thread(device: torch.device):
-    """Torch on one thread while inside, on CPU: for loops of many tiny tensor operations."""
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_power: float = 0.3,
               bins: int = 16384, importance: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Scalar codebook ``(codebook [k] ascending, labels [N])`` for ``values`` (any shape).
@@ -102,7 +90,7 @@ def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_powe
     codebook = centres[torch.searchsorted(weight_prefix[1:], targets).clamp(max=centres.numel() - 1)]
     # Up to `iterations` rounds of a dozen operations on at most `bins` values: with two threads,
     # on this shared 2-core machine, the guitar's scale codebook took 5 s instead of 0.2 s.
-    with _one_cpu_thread(flat.device):
+    with one_cpu_thread(flat.device):
         codebook = _lloyd_1d(codebook, centres, weighted_prefix, weight_prefix, iterations)
     codebook = codebook.to(torch.float32)
     return codebook, nearest_1d(flat, codebook)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spaceport_compress.threads import one_cpu_thread
+
 logger = logging.getLogger("spaceport.compress")
 
 BORDER_TYPES = {"circular": "circular", "reflect": "reflect", "replicate": "replicate"}
@@ -224,15 +226,10 @@ def sort_with_plas(
     # One thread: a step is a few dozen memory-bound tensor operations. On a quiet 2-core CPU two
     # threads made a step about 1.5x faster, but on this shared machine (load 6) a 512^2 sort
     # took 255 s with two threads against 59 s with one.
-    threads = torch.get_num_threads()
-    if params.device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with one_cpu_thread(params.device):
         steps = _sort_levels(values, order, (channels, height, width), min_block_size, min_blur_radius,
                              improvement_break, border_type_x, border_type_y, generator, pinned,
                              start_radius, steps_per_level, verbose)
-    finally:
-        torch.set_num_threads(threads)
     if verbose:
         logger.info("plas done: %d swap steps", steps)
     return values.view(channels, height, width), order.long().view(1, height, width)
