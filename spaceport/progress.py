@@ -3,7 +3,8 @@
 A job reports progress through a :class:`ProgressReporter`. Each update is logged as a
 human line, and also as one machine-readable line (prefix :data:`PROGRESS_PREFIX`) that
 whatever runs the job (the local job runner, a log subscription in AWS) can parse, and
-handed to an optional in-process callback.
+handed to an optional in-process callback. At a terminal only the human line is shown:
+a person reads it, and whatever parses the log never reads a terminal.
 
 Example::
 
@@ -71,6 +72,12 @@ class ProgressReporter:
             metrics=metrics,
         )
         print(f"[{self.stage} {event.fraction * 100:3.0f}%] {message}", file=self.stream, flush=True)
-        print(event.to_line(), file=self.stream, flush=True)
+        if not _is_terminal(self.stream):
+            print(event.to_line(), file=self.stream, flush=True)
         if self.callback is not None:
             self.callback(event)
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
