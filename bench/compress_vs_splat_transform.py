@@ -40,38 +40,51 @@ def timed(run) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets")))
+    parser.add_argument(
+        "--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets"))
+    )
     args = parser.parse_args()
     if not SPLAT_TRANSFORM.exists():
         raise SystemExit("splat-transform is not installed: run make setup (needs npm)")
     torch.set_num_threads(2)
-    print("| splat | tool | splats in | splats out | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) "
-          "| time vs splat-transform | render PSNR (dB) |")
+    print(
+        "| splat | tool | splats in | splats out | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) "
+        "| time vs splat-transform | render PSNR (dB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in SPLATS:
             source = args.datasets / "splats" / name
             original = read_ply(source)
             runs = {
-                "splat-transform 2.7.1": lambda out: subprocess.run(
+                "splat-transform 2.7.1": lambda out, source=source: subprocess.run(
                     [str(SPLAT_TRANSFORM), "-w", "-g", "cpu", str(source), str(out / "scene.sog")],
-                    check=True, capture_output=True),
-                "ours, PLAS": lambda out: compress(source, out, CompressConfig(order="plas", fidelity_views=0)),
-                "ours, Morton": lambda out: compress(source, out, CompressConfig(order="morton", fidelity_views=0)),
+                    check=True,
+                    capture_output=True,
+                ),
+                "ours, PLAS": lambda out, source=source: compress(
+                    source, out, CompressConfig(order="plas", fidelity_views=0)
+                ),
+                "ours, Morton": lambda out, source=source: compress(
+                    source, out, CompressConfig(order="morton", fidelity_views=0)
+                ),
             }
             baseline = baseline_seconds = None
             for tool, run in runs.items():
                 out = Path(tmp) / f"{name}-{tool.split(',')[-1].strip()}"
                 out.mkdir()
-                seconds = statistics.median(timed(lambda: run(out)) for _ in range(args.repeats))
+                seconds = statistics.median(timed(lambda run=run, out=out: run(out)) for _ in range(args.repeats))
                 size = (out / "scene.sog").stat().st_size
                 baseline, baseline_seconds = baseline or size, baseline_seconds or seconds
                 decoded = read_sog(out / "scene.sog")
                 psnr = render_psnr(original, decoded, VIEWS, SIZE)["psnr"]
-                print(f"| {name.removesuffix('.ply')} | {tool} | {len(original):,} | {len(decoded):,} | "
-                      f"{source.stat().st_size / 1e6:.2f} | {size / 1e6:.3f} | {size / baseline:.3f}x | "
-                      f"{source.stat().st_size / size:.2f}x | {seconds:.1f} | {seconds / baseline_seconds:.2f}x | "
-                      f"{psnr:.2f} |", flush=True)
+                print(
+                    f"| {name.removesuffix('.ply')} | {tool} | {len(original):,} | {len(decoded):,} | "
+                    f"{source.stat().st_size / 1e6:.2f} | {size / 1e6:.3f} | {size / baseline:.3f}x | "
+                    f"{source.stat().st_size / size:.2f}x | {seconds:.1f} | {seconds / baseline_seconds:.2f}x | "
+                    f"{psnr:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         stages = []
         for job_dir in sorted((workdir / "stack" / "jobs").iterdir()):
             state = json.loads((job_dir / "state.json").read_text())
-            stages.append((job_dir.name.split("-")[1], state["command_ended"] - state["command_started"],
-                           _epoch(state["ended"]) - _epoch(state["created"])))
+            stages.append(
+                (
+                    job_dir.name.split("-")[1],
+                    state["command_ended"] - state["command_started"],
+                    _epoch(state["ended"]) - _epoch(state["created"]),
+                )
+            )
         hops = [d for worker in stack.workers.values() for d in worker.deliveries]
 
     total = emailed - posted
@@ -76,17 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':<10}{'command s':>12}{'runner s':>12}")
     for stage, command, runner in sorted(stages, key=lambda s: ("sfm", "train", "compress").index(s[0])):
         print(f"{stage:<10}{command:>12.2f}{runner:>12.2f}")
-    print(f"inside jobs {inside:.2f} s; orchestration overhead {total - inside:.2f} s = "
-          f"{100 * (total - inside) / total:.2f}% of the total (goal < 5%)")
+    print(
+        f"inside jobs {inside:.2f} s; orchestration overhead {total - inside:.2f} s = "
+        f"{100 * (total - inside) / total:.2f}% of the total (goal < 5%)"
+    )
     # SageMaker's own job time includes its input download and output upload; counted that way:
     as_run = sum(runner for _, _, runner in stages)
-    print(f"jobs as run, S3 transfers included {as_run:.2f} s; overhead beside them {total - as_run:.2f} s = "
-          f"{100 * (total - as_run) / total:.2f}% of the total")
+    print(
+        f"jobs as run, S3 transfers included {as_run:.2f} s; overhead beside them {total - as_run:.2f} s = "
+        f"{100 * (total - as_run) / total:.2f}% of the total"
+    )
     # First deliveries only: a retry's wait is SQS's backoff, not a hop.
     latencies = sorted(1000 * max(0.0, d.hop_s) for d in hops if d.receive_count == 1)
-    print(f"event hops: {len(latencies)} first deliveries; publish -> handler start median "
-          f"{statistics.median(latencies):.0f} ms, p90 {latencies[int(0.9 * (len(latencies) - 1))]:.0f} ms, "
-          f"max {latencies[-1]:.0f} ms (goal: median < 100 ms)")
+    print(
+        f"event hops: {len(latencies)} first deliveries; publish -> handler start median "
+        f"{statistics.median(latencies):.0f} ms, p90 {latencies[int(0.9 * (len(latencies) - 1))]:.0f} ms, "
+        f"max {latencies[-1]:.0f} ms (goal: median < 100 ms)"
+    )
     return 0
 
 

@@ -24,8 +24,11 @@ import torch
 from spaceport.splats import read_ply
 from spaceport_compress.plas import neighbour_variance, sort_with_plas
 
-REFERENCE = {"random 256x256x3": (3646, 9.32, 23), "random 512x512x3": (3636, 3.80, 120),
-             "guitar 14 attributes": (None, 0.078, 80)}
+REFERENCE = {
+    "random 256x256x3": (3646, 9.32, 23),
+    "random 512x512x3": (3636, 3.80, 120),
+    "guitar 14 attributes": (None, 0.078, 80),
+}
 
 
 def guitar_grid(datasets: Path) -> torch.Tensor:
@@ -41,7 +44,9 @@ def guitar_grid(datasets: Path) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets")))
+    parser.add_argument(
+        "--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets"))
+    )
     parser.add_argument("--min-block-size", type=int, default=4)
     args = parser.parse_args()
     generator = torch.Generator().manual_seed(0)
@@ -51,22 +56,28 @@ def main() -> None:
     }
     if (args.datasets / "splats" / "playcanvas_guitar.ply").is_file():
         grids["guitar 14 attributes"] = guitar_grid(args.datasets)
-    print("| grid | VAD before | VAD after | wall time (s) | CPU time (s) | load average | "
-          "reference VAD after | reference time (s) |")
+    print(
+        "| grid | VAD before | VAD after | wall time (s) | CPU time (s) | load average | "
+        "reference VAD after | reference time (s) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, grid in grids.items():
         walls, cpus, after = [], [], []
         for repeat in range(args.repeats):
             wall, cpu = time.perf_counter(), time.process_time()
-            sorted_grid, _ = sort_with_plas(grid, min_block_size=args.min_block_size, improvement_break=1e-4,
-                                            seed=repeat)
+            sorted_grid, _ = sort_with_plas(
+                grid, min_block_size=args.min_block_size, improvement_break=1e-4, seed=repeat
+            )
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
             after.append(neighbour_variance(sorted_grid))
         _, ref_after, ref_time = REFERENCE[name]
-        print(f"| {name} ({grid.shape[1]}x{grid.shape[2]}) | {neighbour_variance(grid):.4g} | "
-              f"{statistics.median(after):.4g} ({min(after):.4g}-{max(after):.4g}) | {statistics.median(walls):.1f} | "
-              f"{statistics.median(cpus):.1f} | {os.getloadavg()[0]:.1f} | {ref_after} | {ref_time} |", flush=True)
+        print(
+            f"| {name} ({grid.shape[1]}x{grid.shape[2]}) | {neighbour_variance(grid):.4g} | "
+            f"{statistics.median(after):.4g} ({min(after):.4g}-{max(after):.4g}) | {statistics.median(walls):.1f} | "
+            f"{statistics.median(cpus):.1f} | {os.getloadavg()[0]:.1f} | {ref_after} | {ref_time} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

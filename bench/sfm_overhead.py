@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import resource
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -54,16 +54,25 @@ def bare_pycolmap(images: Path, work: Path) -> dict:
     model_dir.mkdir()
     model.write(model_dir)
     pycolmap.undistort_images(work / "undistorted", model_dir, images)
-    return {"wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu, "registered": model.num_reg_images(),
-            "reprojection_px": model.compute_mean_reprojection_error()}
+    return {
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": cpu_seconds() - cpu,
+        "registered": model.num_reg_images(),
+        "reprojection_px": model.compute_mean_reprojection_error(),
+    }
 
 
 def job(images: Path, out: Path, mapper: str) -> dict:
     started, cpu = time.perf_counter(), cpu_seconds()
     quiet = ProgressReporter("sfm", stream=io.StringIO())
     report = run_sfm(images, out, SfmOptions(mapper=mapper), quiet)
-    return {"wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu, "map_s": report["timings_s"]["map"],
-            "registered": report["images_registered"], "reprojection_px": report["mean_reprojection_error_px"]}
+    return {
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": cpu_seconds() - cpu,
+        "map_s": report["timings_s"]["map"],
+        "registered": report["images_registered"],
+        "reprojection_px": report["mean_reprojection_error_px"],
+    }
 
 
 def main() -> None:
@@ -89,12 +98,17 @@ def main() -> None:
                 print(f"{name} repeat {repeat + 1} {variant}: {json.dumps(runs[variant][-1])}", flush=True)
         results[name] = runs
 
-    print("\nset          bare s   job s   job/bare | incremental: map s  reg  reproj px | global: map s  job s  reg  reproj px")
+    print(
+        "\nset          bare s   job s   job/bare | incremental: map s  reg  reproj px | global: map s  job s  reg  reproj px"
+    )
     for name, runs in results.items():
-        med = lambda variant, key: statistics.median(run[key] for run in runs[variant])  # noqa: E731
+
+        def med(variant: str, key: str, runs: dict = runs) -> float:
+            return statistics.median(run[key] for run in runs[variant])
+
         # Paired per repeat (the two ran back to back), so load from other work cancels out.
-        ratio = statistics.median(j["wall_s"] / b["wall_s"] for j, b in zip(runs["job"], runs["bare"]))
-        cpu_ratio = statistics.median(j["cpu_s"] / b["cpu_s"] for j, b in zip(runs["job"], runs["bare"]))
+        ratio = statistics.median(j["wall_s"] / b["wall_s"] for j, b in zip(runs["job"], runs["bare"], strict=True))
+        cpu_ratio = statistics.median(j["cpu_s"] / b["cpu_s"] for j, b in zip(runs["job"], runs["bare"], strict=True))
         print(
             f"{name:<12} {med('bare', 'wall_s'):7.1f} {med('job', 'wall_s'):7.1f} "
             f"{ratio:9.3f}x | "

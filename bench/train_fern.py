@@ -20,9 +20,11 @@ from pathlib import Path
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", type=Path,
-                        default=Path(os.environ.get("SPACEPORT_DATASETS", Path(__file__).resolve().parents[2]
-                                                    / "shared" / "datasets")))
+    parser.add_argument(
+        "--datasets",
+        type=Path,
+        default=Path(os.environ.get("SPACEPORT_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")),
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-out/train_fern"))
     parser.add_argument("--sfm-dir", type=Path, help="reuse an existing `spaceport sfm` output")
     parser.add_argument("--preset", default="default")
@@ -49,16 +51,22 @@ def main() -> int:
     metrics = train(sfm_dir, args.out / "train", config)
     total = time.monotonic() - started
 
-    print(f"\nfern 1/8, preset {config.preset}, backend {metrics['backend']}, "
-          f"{metrics['width']}x{metrics['height']}, {metrics['train_images']} train / "
-          f"{metrics['eval_images']} held-out images")
+    print(
+        f"\nfern 1/8, preset {config.preset}, backend {metrics['backend']}, "
+        f"{metrics['width']}x{metrics['height']}, {metrics['train_images']} train / "
+        f"{metrics['eval_images']} held-out images"
+    )
     print("step  train_wall_s  train_cpu_s  held-out PSNR  SSIM   Gaussians")
     for row in metrics["eval_history"]:
-        print(f"{row['step']:>5}  {row['wall_time_s']:>12.0f}  {row.get('cpu_time_s', 0):>11.0f}  {row['psnr']:>13.2f}  "
-              f"{row.get('ssim', float('nan')):.3f}  {row.get('num_gaussians', '')}")
-    print(f"final: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}, {metrics['num_gaussians']} Gaussians, "
-          f"{metrics['steps']} steps in {metrics['wall_time_s']:.0f} s of training ({metrics['steps_per_s']:.2f} steps/s), "
-          f"{total:.0f} s in all with evaluation; {metrics['cpu_time_s']:.0f} CPU-s in steps on {metrics['threads']} threads")
+        print(
+            f"{row['step']:>5}  {row['wall_time_s']:>12.0f}  {row.get('cpu_time_s', 0):>11.0f}  {row['psnr']:>13.2f}  "
+            f"{row.get('ssim', float('nan')):.3f}  {row.get('num_gaussians', '')}"
+        )
+    print(
+        f"final: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}, {metrics['num_gaussians']} Gaussians, "
+        f"{metrics['steps']} steps in {metrics['wall_time_s']:.0f} s of training ({metrics['steps_per_s']:.2f} steps/s), "
+        f"{total:.0f} s in all with evaluation; {metrics['cpu_time_s']:.0f} CPU-s in steps on {metrics['threads']} threads"
+    )
     print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     (args.out / "summary.json").write_text(json.dumps({**metrics, "total_wall_s": round(total, 1)}, indent=2))
     return 0

@@ -5,14 +5,24 @@ Every route needs the ``x-api-key`` header (401 without it, 403 when wrong) exce
 """
 
 import hmac
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Chalice, CORSConfig, Response
 
 from spaceport.adapters import default_ports
 from spaceport.api import (
-    ApiError, ApiResponse, cancel_job, create_job, create_upload, get_job, list_jobs, openapi_document,
-    parse_body, reprocess_job, start_job,
+    ApiError,
+    ApiResponse,
+    cancel_job,
+    create_job,
+    create_upload,
+    get_job,
+    list_jobs,
+    openapi_document,
+    parse_body,
+    reprocess_job,
+    start_job,
 )
 from spaceport.config import PipelineConfig
 
@@ -92,5 +102,6 @@ def post_reprocess(job_id):
 
 @app.route("/openapi.json", methods=["GET"])
 def get_openapi():
-    return _respond(lambda: ApiResponse(200, openapi_document(default_ports().config.public_base_url)),
-                    authenticated=False)
+    return _respond(
+        lambda: ApiResponse(200, openapi_document(default_ports().config.public_base_url)), authenticated=False
+    )

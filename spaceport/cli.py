@@ -21,10 +21,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("spaceport_train.cli:main", "SfM output -> trained 3D Gaussian splat (splat.ply, metrics, renders)"),
     "compress": ("spaceport_compress.cli:compress_main", "splat .ply -> PlayCanvas SOG bundle (scene.sog)"),
     "decompress": ("spaceport_compress.cli:decompress_main", "scene.sog -> standard 3DGS .ply"),
-    "serve": ("spaceport.local.cli:serve_main", "run the whole stack locally: moto AWS, gateway on :8000, workers, job runner"),
-    "run": ("spaceport.local.cli:run_main", "photos ZIP -> the whole pipeline on a local stack, with live progress and results"),
+    "serve": (
+        "spaceport.local.cli:serve_main",
+        "run the whole stack locally: moto AWS, gateway on :8000, workers, job runner",
+    ),
+    "run": (
+        "spaceport.local.cli:run_main",
+        "photos ZIP -> the whole pipeline on a local stack, with live progress and results",
+    ),
     "status": ("spaceport.local.cli:status_main", "show a job's record (from the running stack or ./spaceport-out)"),
-    "replay": ("spaceport.local.cli:replay_main", "reprocess a job from a stage, or replay archived events (StartReplay)"),
+    "replay": (
+        "spaceport.local.cli:replay_main",
+        "reprocess a job from a stage, or replay archived events (StartReplay)",
+    ),
 }
 
 

@@ -41,8 +41,9 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
@@ -85,9 +86,11 @@ class PipelineConfig:
     cors_origin: str = "*"
     job_runner: JobRunnerKind = "sagemaker"
     role_arn: str = ""
-    stages: Mapping[Stage, StageSettings] = field(default_factory=lambda: {
-        stage: StageSettings("", _DEFAULT_INSTANCE[stage], _DEFAULT_MAX_RUNTIME_S[stage]) for stage in JOB_STAGES
-    })
+    stages: Mapping[Stage, StageSettings] = field(
+        default_factory=lambda: {
+            stage: StageSettings("", _DEFAULT_INSTANCE[stage], _DEFAULT_MAX_RUNTIME_S[stage]) for stage in JOB_STAGES
+        }
+    )
     train_spot: bool = True
     max_attempts: int = 3
     max_upload_bytes: int = 5 * 1024**3
@@ -96,7 +99,7 @@ class PipelineConfig:
     link_ttl_s: int = 7 * 24 * 3600
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "PipelineConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineConfig:
         """Read every setting from ``environ`` (default ``os.environ``); unset ones keep their default."""
         env = os.environ if environ is None else environ
         base = cls()

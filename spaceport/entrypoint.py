@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from spaceport.errors import SpaceportError
 from spaceport.sagemaker import write_failure_reason

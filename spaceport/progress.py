@@ -20,8 +20,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 PROGRESS_PREFIX = "spaceport-progress "
 
@@ -40,13 +41,13 @@ class ProgressEvent:
         return PROGRESS_PREFIX + json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_line(cls, line: str) -> "ProgressEvent | None":
+    def from_line(cls, line: str) -> ProgressEvent | None:
         """Parse a line from a job log; ``None`` when it is not a progress line."""
         start = line.find(PROGRESS_PREFIX)
         if start < 0:
             return None
         try:
-            return cls(**json.loads(line[start + len(PROGRESS_PREFIX):]))
+            return cls(**json.loads(line[start + len(PROGRESS_PREFIX) :]))
         except (ValueError, TypeError):
             return None
 

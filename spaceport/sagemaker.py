@@ -33,7 +33,7 @@ class ProcessingPaths:
     root: Path
 
     @classmethod
-    def from_env(cls) -> "ProcessingPaths":
+    def from_env(cls) -> ProcessingPaths:
         return cls(sagemaker_root())
 
     @property
@@ -56,7 +56,7 @@ class TrainingPaths:
     root: Path
 
     @classmethod
-    def from_env(cls) -> "TrainingPaths":
+    def from_env(cls) -> TrainingPaths:
         return cls(sagemaker_root())
 
     def channel(self, name: str) -> Path:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spaceport.splats import Splats, SplatFileError, read_ply, write_ply
+from spaceport.splats import SplatFileError, Splats, read_ply, write_ply
 
 
 def random_splats(n: int, degree: int, seed: int = 0) -> Splats:

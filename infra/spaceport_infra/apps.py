@@ -22,8 +22,18 @@ from spaceport_infra.imports import REPO_ROOT
 
 # Chalice decorators that each make one Lambda function named after the handler (or name=).
 _FUNCTION_DECORATORS = {
-    "on_sqs_message", "lambda_function", "schedule", "on_s3_event", "on_sns_message", "on_cw_event",
-    "on_kinesis_record", "on_dynamodb_record", "authorizer", "on_ws_connect", "on_ws_message", "on_ws_disconnect",
+    "on_sqs_message",
+    "lambda_function",
+    "schedule",
+    "on_s3_event",
+    "on_sns_message",
+    "on_cw_event",
+    "on_kinesis_record",
+    "on_dynamodb_record",
+    "authorizer",
+    "on_ws_connect",
+    "on_ws_message",
+    "on_ws_disconnect",
 }
 
 

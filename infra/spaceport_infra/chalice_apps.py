@@ -40,13 +40,14 @@ import string
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from spaceport.errors import SpaceportError
 from spaceport_infra.apps import APPS, REPO_ROOT, ChaliceApp, app_named
 from spaceport_infra.imports import import_closure, module_file
-from spaceport_infra.parameters import API_KEY_VARIABLE, arn_path, arn_parameter, env_path
+from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, arn_path, env_path
 
 SHARED_PACKAGE = "spaceport"
 BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
@@ -141,7 +142,7 @@ def _parameters_under(ssm: Any, path: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
         for parameter in page["Parameters"]:
-            values[parameter["Name"][len(path):]] = parameter["Value"]
+            values[parameter["Name"][len(path) :]] = parameter["Value"]
     return values
 
 
@@ -150,8 +151,10 @@ def fetch_stage_parameters(ssm: Any, stage: str) -> tuple[dict[str, str], dict[s
     env = _parameters_under(ssm, env_path(stage))
     arns = _parameters_under(ssm, arn_path(stage))
     if not env or not arns:
-        raise DeployStepError(f"No Spaceport parameters under {env_path(stage)}: run `make deploy-infra STAGE={stage}` "
-                              "first (and check AWS_REGION / AWS_PROFILE).")
+        raise DeployStepError(
+            f"No Spaceport parameters under {env_path(stage)}: run `make deploy-infra STAGE={stage}` "
+            "first (and check AWS_REGION / AWS_PROFILE)."
+        )
     return env, arns
 
 
@@ -201,9 +204,12 @@ def install_api_key(app: ChaliceApp, stage: str, lambda_client: Any, api_key: st
     for arn in functions:
         # chalice deploy may still be applying its own update; a second one would be refused.
         waiter.wait(FunctionName=arn)
-        variables = lambda_client.get_function_configuration(FunctionName=arn).get("Environment", {}).get("Variables", {})
+        variables = (
+            lambda_client.get_function_configuration(FunctionName=arn).get("Environment", {}).get("Variables", {})
+        )
         lambda_client.update_function_configuration(
-            FunctionName=arn, Environment={"Variables": {**variables, API_KEY_VARIABLE: api_key}})
+            FunctionName=arn, Environment={"Variables": {**variables, API_KEY_VARIABLE: api_key}}
+        )
         waiter.wait(FunctionName=arn)
     return functions
 
@@ -236,13 +242,17 @@ def publish_site(gateway: ChaliceApp, stage: str, dist: Path, ssm: Any, secrets:
         raise DeployStepError(f"The gateway has no REST API in stage {stage!r}: run `make deploy SERVICE=gateway`.")
     env, _ = fetch_stage_parameters(ssm, stage)
     bucket = env["SPACEPORT_SITE_BUCKET"]
-    site_config = {"apiBaseUrl": api["rest_api_url"].rstrip("/"), "apiKey": read_api_key(ssm, secrets, stage),
-                   "apiKeyHeader": "x-api-key"}
+    site_config = {
+        "apiBaseUrl": api["rest_api_url"].rstrip("/"),
+        "apiKey": read_api_key(ssm, secrets, stage),
+        "apiKeyHeader": "x-api-key",
+    }
     for path in sorted(p for p in dist.rglob("*") if p.is_file()):
         key = path.relative_to(dist).as_posix()
         s3.upload_file(str(path), bucket, key, ExtraArgs=_object_settings(key))
-    s3.put_object(Bucket=bucket, Key="config.json", Body=json.dumps(site_config).encode(),
-                  **_object_settings("config.json"))
+    s3.put_object(
+        Bucket=bucket, Key="config.json", Body=json.dumps(site_config).encode(), **_object_settings("config.json")
+    )
     return bucket
 
 
@@ -256,12 +266,17 @@ def _object_settings(key: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spaceport_infra.chalice_apps",
-                                     description="Steps around `chalice deploy` for one Spaceport app.")
-    parser.add_argument("step", choices=("prepare", "finish", "path", "vendor", "site"),
-                        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures (and the API key); "
-                             "path: print the app's folder; vendor: only vendor the shared package; "
-                             "site: publish web/dist and /config.json (app: gateway)")
+    parser = argparse.ArgumentParser(
+        prog="python -m spaceport_infra.chalice_apps",
+        description="Steps around `chalice deploy` for one Spaceport app.",
+    )
+    parser.add_argument(
+        "step",
+        choices=("prepare", "finish", "path", "vendor", "site"),
+        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures (and the API key); "
+        "path: print the app's folder; vendor: only vendor the shared package; "
+        "site: publish web/dist and /config.json (app: gateway)",
+    )
     parser.add_argument("app", choices=[app.name for app in APPS])
     parser.add_argument("--stage", default=os.environ.get("STAGE", "prod"))
     parser.add_argument("--dist", type=Path, default=REPO_ROOT / "web" / "dist", help="the built site (site step)")
@@ -271,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.step == "site":
             import boto3
 
-            bucket = publish_site(app, args.stage, args.dist, boto3.client("ssm"), boto3.client("secretsmanager"),
-                                  boto3.client("s3"))
+            bucket = publish_site(
+                app, args.stage, args.dist, boto3.client("ssm"), boto3.client("secretsmanager"), boto3.client("s3")
+            )
             print(f"published {args.dist} and /config.json to s3://{bucket}/")
         elif args.step == "path":
             print(app.directory)
@@ -284,8 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             modules = vendor_shared_package(app)
             env, arns = fetch_stage_parameters(boto3.client("ssm"), args.stage)
             render_stage(app, args.stage, env, arns)
-            print(f"{app.name}: vendored {len(modules)} modules; wrote stage {args.stage!r} "
-                  f"({len(env)} variables) and {policy_path(app, args.stage).name}")
+            print(
+                f"{app.name}: vendored {len(modules)} modules; wrote stage {args.stage!r} "
+                f"({len(env)} variables) and {policy_path(app, args.stage).name}"
+            )
         else:
             import boto3
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +34,9 @@ FIRST_PARTY: Mapping[str, Path] = {
 
 @dataclass(frozen=True)
 class Reached:
-    first_party: frozenset[str]   # dotted module names of ours
-    third_party: frozenset[str]   # top-level names of everything else outside the standard library
-    optional: frozenset[str]      # third-party names imported only where an ImportError is caught
+    first_party: frozenset[str]  # dotted module names of ours
+    third_party: frozenset[str]  # top-level names of everything else outside the standard library
+    optional: frozenset[str]  # third-party names imported only where an ImportError is caught
 
     def files(self) -> dict[str, Path]:
         """Each first-party module's source file."""
@@ -69,8 +69,12 @@ def _guarded(tree: ast.AST) -> set[int]:
             types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
             caught.update(t.id if isinstance(t, ast.Name) else "BaseException" for t in types)
         if caught & _GUARDS:
-            guarded.update(id(n) for statement in node.body for n in ast.walk(statement)
-                           if isinstance(n, (ast.Import, ast.ImportFrom)))
+            guarded.update(
+                id(n)
+                for statement in node.body
+                for n in ast.walk(statement)
+                if isinstance(n, (ast.Import, ast.ImportFrom))
+            )
     return guarded
 
 

@@ -13,8 +13,9 @@ value; ``infra/cdk.json`` holds the defaults an operator edits once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
@@ -70,7 +71,7 @@ class InfraSettings:
             raise InfraSettingsError("runs_to_infrequent_access_days must be at least 30 (an S3 rule).")
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> "InfraSettings":
+    def from_context(cls, get: Callable[[str], Any]) -> InfraSettings:
         """Build from CDK context (``app.node.try_get_context``); absent keys keep their default."""
         base = cls()
         values: dict[str, Any] = {}

@@ -18,27 +18,57 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import (
     aws_cloudfront as cloudfront,
+)
+from aws_cdk import (
     aws_cloudfront_origins as origins,
+)
+from aws_cdk import (
     aws_cloudwatch as cloudwatch,
+)
+from aws_cdk import (
     aws_cloudwatch_actions as cloudwatch_actions,
+)
+from aws_cdk import (
     aws_dynamodb as dynamodb,
+)
+from aws_cdk import (
     aws_ecr as ecr,
+)
+from aws_cdk import (
     aws_events as events,
+)
+from aws_cdk import (
     aws_events_targets as targets,
+)
+from aws_cdk import (
     aws_iam as iam,
+)
+from aws_cdk import (
     aws_s3 as s3,
+)
+from aws_cdk import (
     aws_secretsmanager as secretsmanager,
+)
+from aws_cdk import (
     aws_ses as ses,
+)
+from aws_cdk import (
     aws_sns as sns,
+)
+from aws_cdk import (
     aws_sns_subscriptions as sns_subscriptions,
+)
+from aws_cdk import (
     aws_sqs as sqs,
+)
+from aws_cdk import (
     aws_ssm as ssm,
 )
 from constructs import Construct
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
 from spaceport.contracts.events import EVENT_SOURCE
-from spaceport.contracts.stages import JOB_STAGES, Stage
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, ServiceSpec, Subscription
 from spaceport_infra.apps import APPS, lambda_function_names
 from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, env_path, queue_arn_key, rules_path
@@ -62,13 +92,15 @@ class SpaceportStack(cdk.Stack):
     """Buses, queues, rules, buckets, tables, images, the SageMaker role, alarms and parameters."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings, **kwargs: Any) -> None:
-        super().__init__(scope, construct_id, description=f"Spaceport shared infrastructure ({settings.stage})",
-                         **kwargs)
+        super().__init__(
+            scope, construct_id, description=f"Spaceport shared infrastructure ({settings.stage})", **kwargs
+        )
         self.settings = settings
         cdk.Tags.of(self).add("spaceport:deployment", settings.stage)
 
-        self.operators = sns.Topic(self, "Operators", topic_name="spaceport-operators",
-                                   display_name="Spaceport operators", enforce_ssl=True)
+        self.operators = sns.Topic(
+            self, "Operators", topic_name="spaceport-operators", display_name="Spaceport operators", enforce_ssl=True
+        )
         if settings.operator_email:
             self.operators.add_subscription(sns_subscriptions.EmailSubscription(settings.operator_email))
 
@@ -85,15 +117,19 @@ class SpaceportStack(cdk.Stack):
 
     def _bucket(self, kind: str, lifecycle: list[s3.LifecycleRule]) -> s3.Bucket:
         return s3.Bucket(
-            self, f"{kind.capitalize()}Bucket",
+            self,
+            f"{kind.capitalize()}Bucket",
             bucket_name=f"spaceport-{kind}-{cdk.Aws.ACCOUNT_ID}-{cdk.Aws.REGION}",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="abort-incomplete-uploads",
-                                              abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
-                             *lifecycle],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)
+                ),
+                *lifecycle,
+            ],
             # Users' photos and results outlive a torn-down stack; delete them on purpose.
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
@@ -102,11 +138,16 @@ class SpaceportStack(cdk.Stack):
         s = self.settings
         to_infrequent_access = s3.LifecycleRule(
             id="old-runs-to-infrequent-access",
-            transitions=[s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                                       transition_after=cdk.Duration.days(s.runs_to_infrequent_access_days))],
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                    transition_after=cdk.Duration.days(s.runs_to_infrequent_access_days),
+                )
+            ],
         )
-        self.uploads = self._bucket("uploads", [s3.LifecycleRule(
-            id="uploads-expire", expiration=cdk.Duration.days(s.uploads_expire_days))])
+        self.uploads = self._bucket(
+            "uploads", [s3.LifecycleRule(id="uploads-expire", expiration=cdk.Duration.days(s.uploads_expire_days))]
+        )
         self.stage_buckets = {
             "sfm": self._bucket("sfm", [to_infrequent_access]),
             "train": self._bucket("train", [to_infrequent_access]),
@@ -117,7 +158,8 @@ class SpaceportStack(cdk.Stack):
     def _site(self) -> None:
         """The viewer, served from the private site bucket through CloudFront (origin access control)."""
         self.distribution = cloudfront.Distribution(
-            self, "Site",
+            self,
+            "Site",
             comment=f"Spaceport viewer ({self.settings.stage})",
             default_root_object="index.html",
             default_behavior=cloudfront.BehaviorOptions(
@@ -126,19 +168,31 @@ class SpaceportStack(cdk.Stack):
             ),
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             # The viewer is a single-page app: /view/<job> and other routes are index.html.
-            error_responses=[cloudfront.ErrorResponse(http_status=status, response_http_status=200,
-                                                      response_page_path="/index.html", ttl=cdk.Duration.seconds(10))
-                             for status in (403, 404)],
+            error_responses=[
+                cloudfront.ErrorResponse(
+                    http_status=status,
+                    response_http_status=200,
+                    response_page_path="/index.html",
+                    ttl=cdk.Duration.seconds(10),
+                )
+                for status in (403, 404)
+            ],
         )
         self.public_base_url = f"https://{self.distribution.distribution_domain_name}"
         # The browser uploads photos with presigned URLs and opens results by presigned links,
         # both from the viewer's origin only.
-        self.uploads.add_cors_rule(allowed_origins=[self.public_base_url],
-                                   allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
-                                   allowed_headers=["*"], max_age=3600)
-        self.stage_buckets["compressed"].add_cors_rule(allowed_origins=[self.public_base_url],
-                                                       allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-                                                       allowed_headers=["*"], max_age=3600)
+        self.uploads.add_cors_rule(
+            allowed_origins=[self.public_base_url],
+            allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST],
+            allowed_headers=["*"],
+            max_age=3600,
+        )
+        self.stage_buckets["compressed"].add_cors_rule(
+            allowed_origins=[self.public_base_url],
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+            allowed_headers=["*"],
+            max_age=3600,
+        )
 
     # --- events and queues ---------------------------------------------------------------
 
@@ -146,16 +200,22 @@ class SpaceportStack(cdk.Stack):
         self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
         self.archive = self.bus.archive(
             # The name `spaceport replay --archive` looks up (spaceport.local.provision.archive_name).
-            "Archive", archive_name=f"{BUS_NAME}-archive",
+            "Archive",
+            archive_name=f"{BUS_NAME}-archive",
             description="Every Spaceport pipeline event, for spaceport replay --archive",
             event_pattern=events.EventPattern(source=[EVENT_SOURCE]),
             retention=cdk.Duration.days(self.settings.archive_retention_days),
         )
         default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
         # Events EventBridge could not deliver to a queue (after its own retries) land here.
-        self.delivery_dlq = sqs.Queue(self, "DeliveryDlq", queue_name="spaceport-events-dlq",
-                                      encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-                                      retention_period=cdk.Duration.days(14))
+        self.delivery_dlq = sqs.Queue(
+            self,
+            "DeliveryDlq",
+            queue_name="spaceport-events-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
         self.queues: dict[str, sqs.Queue] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {self.delivery_dlq.queue_name: self.delivery_dlq}
         self.rules: dict[str, events.Rule] = {}
@@ -165,25 +225,40 @@ class SpaceportStack(cdk.Stack):
             self.dead_letter_queues[spec.name] = dlq
             for subscription in spec.subscriptions:
                 rule = events.Rule(
-                    self, f"Rule-{subscription.rule_name}",
+                    self,
+                    f"Rule-{subscription.rule_name}",
                     rule_name=subscription.rule_name,
                     event_bus=self.bus if subscription.bus == PIPELINE_BUS else default_bus,
                     event_pattern=event_pattern(subscription),
                     description=f"{subscription.bus} bus -> {spec.queue_name}",
                 )
                 # The target adds the queue policy: SendMessage from this rule only (aws:SourceArn).
-                rule.add_target(targets.SqsQueue(queue, dead_letter_queue=self.delivery_dlq,
-                                                 retry_attempts=185, max_event_age=cdk.Duration.hours(24)))
+                rule.add_target(
+                    targets.SqsQueue(
+                        queue,
+                        dead_letter_queue=self.delivery_dlq,
+                        retry_attempts=185,
+                        max_event_age=cdk.Duration.hours(24),
+                    )
+                )
                 self.rules[subscription.rule_name] = rule
 
     def _service_queue(self, spec: ServiceSpec) -> tuple[sqs.Queue, sqs.Queue]:
         ident = spec.name.capitalize()
-        dlq = sqs.Queue(self, f"{ident}Dlq", queue_name=spec.dead_letter_queue_name,
-                        encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-                        retention_period=cdk.Duration.days(14))
+        dlq = sqs.Queue(
+            self,
+            f"{ident}Dlq",
+            queue_name=spec.dead_letter_queue_name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
         queue = sqs.Queue(
-            self, f"{ident}Queue", queue_name=spec.queue_name,
-            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            self,
+            f"{ident}Queue",
+            queue_name=spec.queue_name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
             visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout_s),
             retention_period=cdk.Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=spec.max_receive_count),
@@ -194,20 +269,30 @@ class SpaceportStack(cdk.Stack):
 
     def _table(self, construct_id: str, definition: dict[str, Any], ttl_attribute: str | None = None) -> dynamodb.Table:
         """A table from the same ``CreateTable`` arguments the local runtime uses, plus PITR."""
-        scalar = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER, "B": dynamodb.AttributeType.BINARY}
+        scalar = {
+            "S": dynamodb.AttributeType.STRING,
+            "N": dynamodb.AttributeType.NUMBER,
+            "B": dynamodb.AttributeType.BINARY,
+        }
         types = {a["AttributeName"]: scalar[a["AttributeType"]] for a in definition["AttributeDefinitions"]}
 
         def keys(schema: list[dict[str, str]]) -> dict[str, dynamodb.Attribute]:
             roles = {"HASH": "partition_key", "RANGE": "sort_key"}
-            return {roles[k["KeyType"]]: dynamodb.Attribute(name=k["AttributeName"], type=types[k["AttributeName"]])
-                    for k in schema}
+            return {
+                roles[k["KeyType"]]: dynamodb.Attribute(name=k["AttributeName"], type=types[k["AttributeName"]])
+                for k in schema
+            }
 
         table = dynamodb.Table(
-            self, construct_id, table_name=definition["TableName"], **keys(definition["KeySchema"]),
+            self,
+            construct_id,
+            table_name=definition["TableName"],
+            **keys(definition["KeySchema"]),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
+                point_in_time_recovery_enabled=True
+            ),
             time_to_live_attribute=ttl_attribute,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
@@ -219,67 +304,111 @@ class SpaceportStack(cdk.Stack):
 
     def _tables(self) -> None:
         self.jobs_table = self._table("JobsTable", jobs_table_definition("spaceport-jobs"))
-        self.idempotency_table = self._table("IdempotencyTable", idempotency_table_definition("spaceport-idempotency"),
-                                             ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE)
+        self.idempotency_table = self._table(
+            "IdempotencyTable",
+            idempotency_table_definition("spaceport-idempotency"),
+            ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
+        )
 
     # --- images and the SageMaker role -----------------------------------------------------
 
     def _images_and_role(self) -> None:
         self.repositories = {
             stage: ecr.Repository(
-                self, f"{stage.value.capitalize()}Repository", repository_name=f"spaceport-{stage.value}",
-                image_scan_on_push=True, encryption=ecr.RepositoryEncryption.AES_256,
+                self,
+                f"{stage.value.capitalize()}Repository",
+                repository_name=f"spaceport-{stage.value}",
+                image_scan_on_push=True,
+                encryption=ecr.RepositoryEncryption.AES_256,
                 lifecycle_rules=[ecr.LifecycleRule(description="keep the 20 newest images", max_image_count=20)],
                 removal_policy=cdk.RemovalPolicy.RETAIN,
             )
             for stage in JOB_STAGES
         }
-        role = iam.Role(self, "SageMakerRole", role_name=f"spaceport-sagemaker-{self.settings.stage}",
-                        assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                        description="What Spaceport's SageMaker jobs may touch: the pipeline's buckets only")
+        role = iam.Role(
+            self,
+            "SageMakerRole",
+            role_name=f"spaceport-sagemaker-{self.settings.stage}",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="What Spaceport's SageMaker jobs may touch: the pipeline's buckets only",
+        )
         # Inputs: photos (sfm), the SfM tree (train), the model archive (compress); and the Spot
         # checkpoints a resumed training job reads back (<job>/<run>/checkpoints/ in the train bucket).
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ReadInputs", actions=["s3:GetObject"],
-            resources=[self.uploads.arn_for_objects("*"),
-                       *(self.stage_buckets[name].arn_for_objects("*") for name in ("sfm", "train"))]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="WriteOutputs", actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-            resources=[bucket.arn_for_objects("*") for bucket in self.stage_buckets.values()]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ListPipelineBuckets", actions=["s3:ListBucket", "s3:GetBucketLocation"],
-            resources=[self.uploads.bucket_arn, *(b.bucket_arn for b in self.stage_buckets.values())]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadInputs",
+                actions=["s3:GetObject"],
+                resources=[
+                    self.uploads.arn_for_objects("*"),
+                    *(self.stage_buckets[name].arn_for_objects("*") for name in ("sfm", "train")),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOutputs",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                resources=[bucket.arn_for_objects("*") for bucket in self.stage_buckets.values()],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListPipelineBuckets",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                resources=[self.uploads.bucket_arn, *(b.bucket_arn for b in self.stage_buckets.values())],
+            )
+        )
         for repository in self.repositories.values():
             repository.grant_pull(role)
         log_groups = f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"
-        role.add_to_policy(iam.PolicyStatement(
-            sid="JobLogs",
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[log_groups, f"{log_groups}:log-stream:*"]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_groups, f"{log_groups}:log-stream:*"],
+            )
+        )
         # PutMetricData has no resource type; the condition keeps it to SageMaker's namespaces.
-        role.add_to_policy(iam.PolicyStatement(
-            sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
         self.sagemaker_role = role
 
     def _identity_and_secret(self) -> None:
-        self.sender_identity = ses.EmailIdentity(self, "Sender",
-                                                 identity=ses.Identity.email(self.settings.sender_email))
-        self.sender_identity_arn = (f"arn:{cdk.Aws.PARTITION}:ses:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
-                                    f":identity/{self.settings.sender_email}")
+        self.sender_identity = ses.EmailIdentity(
+            self, "Sender", identity=ses.Identity.email(self.settings.sender_email)
+        )
+        self.sender_identity_arn = (
+            f"arn:{cdk.Aws.PARTITION}:ses:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:identity/{self.settings.sender_email}"
+        )
         self.api_key = secretsmanager.Secret(
-            self, "ApiKey", secret_name=f"spaceport/{self.settings.stage}/api-key",
+            self,
+            "ApiKey",
+            secret_name=f"spaceport/{self.settings.stage}/api-key",
             description="The key clients send in x-api-key to the Spaceport gateway",
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                exclude_punctuation=True, include_space=False, password_length=40))
+                exclude_punctuation=True, include_space=False, password_length=40
+            ),
+        )
 
     # --- operations ------------------------------------------------------------------------
 
-    def _alarm(self, construct_id: str, name: str, metric: cloudwatch.IMetric, description: str,
-               threshold: float = 0) -> cloudwatch.Alarm:
+    def _alarm(
+        self, construct_id: str, name: str, metric: cloudwatch.IMetric, description: str, threshold: float = 0
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
-            self, construct_id, alarm_name=name, alarm_description=description, metric=metric,
-            threshold=threshold, evaluation_periods=1,
+            self,
+            construct_id,
+            alarm_name=name,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
@@ -289,58 +418,119 @@ class SpaceportStack(cdk.Stack):
     def _alarms_and_dashboard(self) -> None:
         minute = cdk.Duration.minutes(1)
         self.alarms: list[cloudwatch.Alarm] = []
-        for owner, dlq in self.dead_letter_queues.items():
+        for dlq in self.dead_letter_queues.values():
             depth = dlq.metric_approximate_number_of_messages_visible(period=minute, statistic="Maximum")
-            self.alarms.append(self._alarm(
-                f"DlqDepth-{dlq.node.id}", f"{dlq.queue_name}-not-empty", depth,
-                f"Messages in {dlq.queue_name}: see docs/OPERATIONS.md, 'Redrive a dead-letter queue'."))
+            self.alarms.append(
+                self._alarm(
+                    f"DlqDepth-{dlq.node.id}",
+                    f"{dlq.queue_name}-not-empty",
+                    depth,
+                    f"Messages in {dlq.queue_name}: see docs/OPERATIONS.md, 'Redrive a dead-letter queue'.",
+                )
+            )
         for name, queue in self.queues.items():
             age = queue.metric_approximate_age_of_oldest_message(period=cdk.Duration.minutes(5), statistic="Maximum")
-            self.alarms.append(self._alarm(
-                f"QueueStalled-{name}", f"spaceport-{name}-queue-stalled", age,
-                f"The {name} service has left a message unprocessed for 15 minutes.", threshold=900))
+            self.alarms.append(
+                self._alarm(
+                    f"QueueStalled-{name}",
+                    f"spaceport-{name}-queue-stalled",
+                    age,
+                    f"The {name} service has left a message unprocessed for 15 minutes.",
+                    threshold=900,
+                )
+            )
         # Every job that fails for good publishes JobFailed, which the notify service's rule matches.
-        failed_rule = next(s.rule_name for spec in SERVICES for s in spec.subscriptions
-                           if s.bus == PIPELINE_BUS and s.pattern["detail-type"] == ["JobFailed"])
+        failed_rule = next(
+            s.rule_name
+            for spec in SERVICES
+            for s in spec.subscriptions
+            if s.bus == PIPELINE_BUS and s.pattern["detail-type"] == ["JobFailed"]
+        )
         self.failed_jobs = cloudwatch.Metric(
-            namespace="AWS/Events", metric_name="MatchedEvents", statistic="Sum", period=cdk.Duration.minutes(5),
-            dimensions_map={"EventBusName": BUS_NAME, "RuleName": failed_rule}, label="failed jobs")
-        self.alarms.append(self._alarm("JobsFailed", "spaceport-jobs-failed", self.failed_jobs,
-                                       "A job failed for good (JobFailed): see the job's record and its logs."))
+            namespace="AWS/Events",
+            metric_name="MatchedEvents",
+            statistic="Sum",
+            period=cdk.Duration.minutes(5),
+            dimensions_map={"EventBusName": BUS_NAME, "RuleName": failed_rule},
+            label="failed jobs",
+        )
+        self.alarms.append(
+            self._alarm(
+                "JobsFailed",
+                "spaceport-jobs-failed",
+                self.failed_jobs,
+                "A job failed for good (JobFailed): see the job's record and its logs.",
+            )
+        )
         self.lambda_errors: dict[str, cloudwatch.Metric] = {}
         for app in APPS:
             for function_name in lambda_function_names(app, self.settings.stage):
-                metric = cloudwatch.Metric(namespace="AWS/Lambda", metric_name="Errors", statistic="Sum",
-                                           period=cdk.Duration.minutes(5),
-                                           dimensions_map={"FunctionName": function_name}, label=function_name)
+                metric = cloudwatch.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name="Errors",
+                    statistic="Sum",
+                    period=cdk.Duration.minutes(5),
+                    dimensions_map={"FunctionName": function_name},
+                    label=function_name,
+                )
                 self.lambda_errors[function_name] = metric
-                self.alarms.append(self._alarm(f"LambdaErrors-{function_name}", f"{function_name}-errors", metric,
-                                               f"{function_name} raised errors (Chalice app {app.name})."))
+                self.alarms.append(
+                    self._alarm(
+                        f"LambdaErrors-{function_name}",
+                        f"{function_name}-errors",
+                        metric,
+                        f"{function_name} raised errors (Chalice app {app.name}).",
+                    )
+                )
         self._dashboard()
 
     def _dashboard(self) -> None:
         minute = cdk.Duration.minutes(1)
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"spaceport-{self.settings.stage}")
         dashboard.add_widgets(
-            cloudwatch.TextWidget(markdown=f"# Spaceport ({self.settings.stage})\nRunbook: docs/OPERATIONS.md",
-                                  width=24, height=2))
+            cloudwatch.TextWidget(
+                markdown=f"# Spaceport ({self.settings.stage})\nRunbook: docs/OPERATIONS.md", width=24, height=2
+            )
+        )
         dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=24))
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Messages waiting per service", width=12, left=[
-                queue.metric_approximate_number_of_messages_visible(period=minute, label=name)
-                for name, queue in self.queues.items()]),
-            cloudwatch.GraphWidget(title="Dead-letter queues", width=12, left=[
-                dlq.metric_approximate_number_of_messages_visible(period=minute, label=dlq.queue_name)
-                for dlq in self.dead_letter_queues.values()]),
+            cloudwatch.GraphWidget(
+                title="Messages waiting per service",
+                width=12,
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(period=minute, label=name)
+                    for name, queue in self.queues.items()
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-letter queues",
+                width=12,
+                left=[
+                    dlq.metric_approximate_number_of_messages_visible(period=minute, label=dlq.queue_name)
+                    for dlq in self.dead_letter_queues.values()
+                ],
+            ),
         )
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Pipeline events routed per rule", width=12, left=[
-                cloudwatch.Metric(namespace="AWS/Events", metric_name="MatchedEvents", statistic="Sum",
-                                  period=cdk.Duration.minutes(5), label=name,
-                                  dimensions_map={"EventBusName": BUS_NAME, "RuleName": name})
-                for name in self.rules if not name.endswith("-sagemaker-state")]),
-            cloudwatch.GraphWidget(title="Failed jobs and Lambda errors", width=12,
-                                   left=[self.failed_jobs, *self.lambda_errors.values()]),
+            cloudwatch.GraphWidget(
+                title="Pipeline events routed per rule",
+                width=12,
+                left=[
+                    cloudwatch.Metric(
+                        namespace="AWS/Events",
+                        metric_name="MatchedEvents",
+                        statistic="Sum",
+                        period=cdk.Duration.minutes(5),
+                        label=name,
+                        dimensions_map={"EventBusName": BUS_NAME, "RuleName": name},
+                    )
+                    for name in self.rules
+                    if not name.endswith("-sagemaker-state")
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Failed jobs and Lambda errors", width=12, left=[self.failed_jobs, *self.lambda_errors.values()]
+            ),
         )
 
     # --- what the apps and operators read --------------------------------------------------
@@ -374,7 +564,9 @@ class SpaceportStack(cdk.Stack):
     def arns(self) -> dict[str, str]:
         """What the Chalice apps' policy templates name as ``${Key}`` (see ``parameters.ARN_KEYS``)."""
         values = {
-            "Partition": cdk.Aws.PARTITION, "Region": cdk.Aws.REGION, "AccountId": cdk.Aws.ACCOUNT_ID,
+            "Partition": cdk.Aws.PARTITION,
+            "Region": cdk.Aws.REGION,
+            "AccountId": cdk.Aws.ACCOUNT_ID,
             "UploadsBucketArn": self.uploads.bucket_arn,
             "SfmBucketArn": self.stage_buckets["sfm"].bucket_arn,
             "TrainBucketArn": self.stage_buckets["train"].bucket_arn,
@@ -389,14 +581,20 @@ class SpaceportStack(cdk.Stack):
             # The notify policy sends only From this address (any recipient: the SES sandbox
             # authorises the verified recipients' identities too).
             "SenderEmail": self.settings.sender_email,
-            "PowertoolsLayerArn": (f"arn:{cdk.Aws.PARTITION}:lambda:{cdk.Aws.REGION}:017000801446:layer:"
-                                   f"AWSLambdaPowertoolsPythonV3-python311-x86_64:"
-                                   f"{self.settings.powertools_layer_version}"),
+            "PowertoolsLayerArn": (
+                f"arn:{cdk.Aws.PARTITION}:lambda:{cdk.Aws.REGION}:017000801446:layer:"
+                f"AWSLambdaPowertoolsPythonV3-python311-x86_64:"
+                f"{self.settings.powertools_layer_version}"
+            ),
             "ApiKeySecretArn": self.api_key.secret_arn,
         }
         values.update({queue_arn_key(name): queue.queue_arn for name, queue in self.queues.items()})
-        values.update({f"{stage.value.capitalize()}RepositoryArn": repository.repository_arn
-                       for stage, repository in self.repositories.items()})
+        values.update(
+            {
+                f"{stage.value.capitalize()}RepositoryArn": repository.repository_arn
+                for stage, repository in self.repositories.items()
+            }
+        )
         return values
 
     def _parameters(self) -> None:
@@ -407,11 +605,20 @@ class SpaceportStack(cdk.Stack):
             ssm.StringParameter(self, f"Arn-{key}", parameter_name=arn_parameter(stage, key), string_value=value)
             cdk.CfnOutput(self, key, value=value)
         for name, rule in self.rules.items():
-            ssm.StringParameter(self, f"RuleArn-{name}", parameter_name=f"{rules_path(stage)}{name}",
-                                string_value=rule.rule_arn)
+            ssm.StringParameter(
+                self, f"RuleArn-{name}", parameter_name=f"{rules_path(stage)}{name}", string_value=rule.rule_arn
+            )
         cdk.CfnOutput(self, "PublicBaseUrl", value=self.public_base_url)
-        cdk.CfnOutput(self, "ApiKeyVariable", value=API_KEY_VARIABLE,
-                      description="The deploy step copies the ApiKeySecretArn secret into this variable")
+        cdk.CfnOutput(
+            self,
+            "ApiKeyVariable",
+            value=API_KEY_VARIABLE,
+            description="The deploy step copies the ApiKeySecretArn secret into this variable",
+        )
         replayable = {s.rule_name for spec in SERVICES for s in spec.subscriptions if s.bus == PIPELINE_BUS}
-        cdk.CfnOutput(self, "ReplayRuleArns", description="StartReplay filter ARNs (rules on the pipeline bus), json",
-                      value=cdk.Fn.to_json_string({name: self.rules[name].rule_arn for name in sorted(replayable)}))
+        cdk.CfnOutput(
+            self,
+            "ReplayRuleArns",
+            description="StartReplay filter ARNs (rules on the pipeline bus), json",
+            value=cdk.Fn.to_json_string({name: self.rules[name].rule_arn for name in sorted(replayable)}),
+        )

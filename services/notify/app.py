@@ -17,4 +17,6 @@ app = Chalice(app_name="spaceport-notify")
 @app.on_sqs_message(queue=SERVICE.queue_name, batch_size=SERVICE.batch_size)
 def consume(event):
     ports = default_ports()
-    return process_sqs_batch(event.to_dict(), lambda body: handle_notify_message(body, ports, event.context), event.context)
+    return process_sqs_batch(
+        event.to_dict(), lambda body: handle_notify_message(body, ports, event.context), event.context
+    )

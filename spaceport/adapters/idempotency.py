@@ -17,11 +17,14 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function,
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
 )
 
 
@@ -52,11 +55,13 @@ class OnceOnly:
         if not hasattr(lambda_context, "get_remaining_time_in_millis"):
             lambda_context = _Deadline(self.hold_s)
         # A config per call: it holds the invocation's context, and threads may share this object.
-        config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=self.expires_after_s,
-                                   lambda_context=lambda_context)
+        config = IdempotencyConfig(
+            event_key_jmespath="key", expires_after_seconds=self.expires_after_s, lambda_context=lambda_context
+        )
 
-        @idempotent_function(data_keyword_argument="message", persistence_store=self.layer, config=config,
-                             key_prefix="spaceport-message")
+        @idempotent_function(
+            data_keyword_argument="message", persistence_store=self.layer, config=config, key_prefix="spaceport-message"
+        )
         def once(message: dict[str, str]) -> str:
             return action()
 

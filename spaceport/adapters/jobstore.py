@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,12 +40,16 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "email", "AttributeType": "S"},
             {"AttributeName": "created_at", "AttributeType": "S"},
         ],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": EMAIL_INDEX,
-            "KeySchema": [{"AttributeName": "email", "KeyType": "HASH"},
-                          {"AttributeName": "created_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": EMAIL_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "email", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         "BillingMode": "PAY_PER_REQUEST",
     }
 
@@ -76,7 +80,7 @@ def _from_item(value: Any) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _condition_failed(error: ClientError) -> bool:
@@ -181,8 +185,13 @@ class DynamoJobStore:
             values[f":{field}"] = _to_item(value)
             sets.append(f"#{field} = :{field}")
 
-        for field, value in (("status", status), ("stage", stage), ("run_id", run_id), ("attempt", attempt),
-                             ("stage_percent", stage_percent)):
+        for field, value in (
+            ("status", status),
+            ("stage", stage),
+            ("run_id", run_id),
+            ("attempt", attempt),
+            ("stage_percent", stage_percent),
+        ):
             if value is not None:
                 put(field, value.value if hasattr(value, "value") else value)
         if options is not None:
@@ -227,7 +236,8 @@ class DynamoJobStore:
                 ConditionExpression="#position = :position AND #status = :running",
                 ExpressionAttributeNames={"#position": "position", "#status": "status"},
                 ExpressionAttributeValues={
-                    ":percent": _to_item(round(float(percent), 1)), ":now": _now(),
+                    ":percent": _to_item(round(float(percent), 1)),
+                    ":now": _now(),
                     ":position": position(run_id, stage, attempt, Phase.STARTED),
                     ":running": JobStatus.RUNNING.value,
                 },

@@ -48,6 +48,8 @@ class SesMailer:
     def send(self, email: Email) -> str:
         """Send ``email``; returns SES's message id."""
         answer = self.client.send_raw_email(
-            Source=email.sender, Destinations=[email.to], RawMessage={"Data": email.to_mime()},
+            Source=email.sender,
+            Destinations=[email.to],
+            RawMessage={"Data": email.to_mime()},
         )
         return answer["MessageId"]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from spaceport.adapters.jobstore import CreateResult
 from spaceport.adapters.mail import Email
@@ -99,7 +100,8 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
         launcher = shared_runner()
     elif launcher is None:
         launcher = SageMakerLauncher(
-            session.client("sagemaker"), role_arn=config.role_arn,
+            session.client("sagemaker"),
+            role_arn=config.role_arn,
             image_uris={stage: settings.image_uri for stage, settings in config.stages.items()},
         )
     return Ports(

@@ -35,7 +35,7 @@ class S3Location:
     key: str
 
     @classmethod
-    def parse(cls, uri: str) -> "S3Location":
+    def parse(cls, uri: str) -> S3Location:
         """``s3://bucket/key`` -> its parts; anything else is refused."""
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -46,7 +46,7 @@ class S3Location:
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
-    def child(self, name: str) -> "S3Location":
+    def child(self, name: str) -> S3Location:
         prefix = self.key if not self.key or self.key.endswith("/") else self.key + "/"
         return S3Location(self.bucket, prefix + name)
 
@@ -76,7 +76,7 @@ class _ForwardOnly(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         data = self._stream.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -190,5 +190,7 @@ class S3Objects:
         """A URL a browser can PUT the object to (any Content-Type) until it expires."""
         where = S3Location.parse(uri)
         return self.client.generate_presigned_url(
-            "put_object", Params={"Bucket": where.bucket, "Key": where.key}, ExpiresIn=expires_s,
+            "put_object",
+            Params={"Bucket": where.bucket, "Key": where.key},
+            ExpiresIn=expires_s,
         )

@@ -14,7 +14,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -41,8 +42,12 @@ def _error_code(error: ClientError) -> str:
 
 
 def _tags(spec: StageJobSpec) -> list[dict[str, str]]:
-    tags = {"spaceport:job": spec.key.job_id, "spaceport:stage": spec.key.stage.value,
-            "spaceport:run": spec.key.run_id, **spec.tags}
+    tags = {
+        "spaceport:job": spec.key.job_id,
+        "spaceport:stage": spec.key.stage.value,
+        "spaceport:run": spec.key.run_id,
+        **spec.tags,
+    }
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
@@ -65,13 +70,21 @@ def processing_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) ->
     request: dict[str, Any] = {
         "ProcessingJobName": spec.name,
         "ProcessingInputs": inputs,
-        "ProcessingOutputConfig": {"Outputs": [{
-            "OutputName": "output",
-            "S3Output": {"S3Uri": spec.output_uri, "LocalPath": PROCESSING_OUTPUT, "S3UploadMode": "EndOfJob"},
-        }]},
-        "ProcessingResources": {"ClusterConfig": {
-            "InstanceCount": 1, "InstanceType": spec.instance_type, "VolumeSizeInGB": VOLUME_GB,
-        }},
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "output",
+                    "S3Output": {"S3Uri": spec.output_uri, "LocalPath": PROCESSING_OUTPUT, "S3UploadMode": "EndOfJob"},
+                }
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": spec.instance_type,
+                "VolumeSizeInGB": VOLUME_GB,
+            }
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
         "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": list(spec.command)},
         "RoleArn": role_arn,
@@ -96,9 +109,13 @@ def training_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) -> d
         "InputDataConfig": [
             {
                 "ChannelName": name,
-                "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated",
-                }},
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
             }
             for name, uri in spec.inputs.items()
         ],

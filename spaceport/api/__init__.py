@@ -9,12 +9,29 @@ Example::
 """
 
 from spaceport.api.gateway import (
-    ApiError, ApiResponse, cancel_job, create_job, create_upload, get_job, list_jobs, parse_body, reprocess_job,
+    ApiError,
+    ApiResponse,
+    cancel_job,
+    create_job,
+    create_upload,
+    get_job,
+    list_jobs,
+    parse_body,
+    reprocess_job,
     start_job,
 )
 from spaceport.api.openapi import openapi_document
 
 __all__ = [
-    "ApiError", "ApiResponse", "cancel_job", "create_job", "create_upload", "get_job", "list_jobs",
-    "openapi_document", "parse_body", "reprocess_job", "start_job",
+    "ApiError",
+    "ApiResponse",
+    "cancel_job",
+    "create_job",
+    "create_upload",
+    "get_job",
+    "list_jobs",
+    "openapi_document",
+    "parse_body",
+    "reprocess_job",
+    "start_job",
 ]

@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -98,8 +98,10 @@ def validate_options(value: Any, base: JobOptions | None = None, **fixed: Any) -
     try:
         return JobOptions.model_validate(merged)
     except ValidationError as error:
-        problems = [{"option": ".".join(str(part) for part in problem["loc"]), "problem": problem["msg"]}
-                    for problem in error.errors()]
+        problems = [
+            {"option": ".".join(str(part) for part in problem["loc"]), "problem": problem["msg"]}
+            for problem in error.errors()
+        ]
         listing = "; ".join(f"{p['option']}: {p['problem']}" for p in problems)
         raise ApiError(400, "bad_options", f"Some options are not valid: {listing}.", problems=problems) from None
 
@@ -109,8 +111,9 @@ def _in_buckets(uri: Any, buckets: tuple[str, ...], what: str) -> S3Location:
         raise ApiError(400, "bad_s3_url", f"{what} must be an s3:// address in the {buckets[0]} bucket.")
     where = S3Location.parse(uri)
     if where.bucket not in buckets or not where.key or ".." in where.key.split("/"):
-        raise ApiError(400, "bad_s3_url", f"{what} must point into the {' or '.join(buckets)} bucket, "
-                       f"not {where.bucket}.")
+        raise ApiError(
+            400, "bad_s3_url", f"{what} must point into the {' or '.join(buckets)} bucket, not {where.bucket}."
+        )
     return where
 
 
@@ -128,8 +131,12 @@ def validate_photos(ports: Ports, s3_url: Any = None, upload_key: Any = None) ->
     if head is None:
         raise ApiError(422, "upload_not_found", f"There is no file at {where.uri}: upload the ZIP first.")
     if head.size > config.max_upload_bytes:
-        raise ApiError(422, "upload_too_large", f"The ZIP is {head.size} bytes; the limit is "
-                       f"{config.max_upload_bytes} bytes.", limit_bytes=config.max_upload_bytes)
+        raise ApiError(
+            422,
+            "upload_too_large",
+            f"The ZIP is {head.size} bytes; the limit is {config.max_upload_bytes} bytes.",
+            limit_bytes=config.max_upload_bytes,
+        )
     if head.size < len(ZIP_MAGIC) or ports.objects.read_prefix(where.uri, len(ZIP_MAGIC)) != ZIP_MAGIC:
         raise ApiError(422, "not_a_zip", "The upload is not a ZIP file: put the photos in a .zip and upload that.")
     return where.uri
@@ -156,8 +163,15 @@ def _accepted(ports: Ports, job_id: str, **extra: Any) -> ApiResponse:
     return ApiResponse(202, {"jobId": job_id, "statusUrl": status_url(ports, job_id), **extra})
 
 
-def _submit(ports: Ports, email: str, input_uri: str, options: JobOptions, idempotency_key: str | None,
-            artifacts: dict[str, str] | None = None, csv_data: str | None = None) -> ApiResponse:
+def _submit(
+    ports: Ports,
+    email: str,
+    input_uri: str,
+    options: JobOptions,
+    idempotency_key: str | None,
+    artifacts: dict[str, str] | None = None,
+    csv_data: str | None = None,
+) -> ApiResponse:
     """Create the job (once per Idempotency-Key) and publish ``JobRequested`` for its first stage."""
     job_id = _job_id(idempotency_key, email)
     artifacts = dict(artifacts or {})
@@ -169,25 +183,42 @@ def _submit(ports: Ports, email: str, input_uri: str, options: JobOptions, idemp
         artifacts["csv"] = csv_uri
     stage = options.from_stage
     requested_at = position("r1", stage, 1, Phase.REQUESTED)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record = JobRecord(
-        job_id=job_id, email=email, stage=stage, position=requested_at, input_uri=input_uri, options=options,
-        artifacts=artifacts, runs=[RunRecord(run_id="r1", from_stage=stage, options=options, started_at=now)],
-        created_at=now, updated_at=now,
+        job_id=job_id,
+        email=email,
+        stage=stage,
+        position=requested_at,
+        input_uri=input_uri,
+        options=options,
+        artifacts=artifacts,
+        runs=[RunRecord(run_id="r1", from_stage=stage, options=options, started_at=now)],
+        created_at=now,
+        updated_at=now,
     )
     created = ports.store.create(record, fingerprint)
     if not created.created:
         if created.fingerprint != fingerprint:
-            raise ApiError(409, "idempotency_conflict",
-                           "This Idempotency-Key was already used for a different request.", jobId=job_id)
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "This Idempotency-Key was already used for a different request.",
+                jobId=job_id,
+            )
         existing = ports.store.get(job_id)
         # A first attempt that stored the job but failed to publish left it waiting: publish again
         # (the stage service is idempotent on the event's key).
         if existing is None or existing.position != requested_at:
             return _accepted(ports, job_id, repeated=True)
-    ports.publisher.publish(JobRequested(
-        job_id=job_id, run_id="r1", stage=stage, input_uri=stage_input(stage, input_uri, artifacts), options=options,
-    ))
+    ports.publisher.publish(
+        JobRequested(
+            job_id=job_id,
+            run_id="r1",
+            stage=stage,
+            input_uri=stage_input(stage, input_uri, artifacts),
+            options=options,
+        )
+    )
     return _accepted(ports, job_id, **({} if created.created else {"repeated": True}))
 
 
@@ -197,8 +228,12 @@ def create_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None =
     email = validate_email(body.get("email"))
     options = validate_options(body.get("options"))
     if options.from_stage is not Stage.SFM:
-        raise ApiError(400, "bad_options", "A new job starts from sfm; to start later, reprocess an earlier job "
-                       "(POST /jobs/{id}/reprocess) or use POST /start-job with existingColmapUri.")
+        raise ApiError(
+            400,
+            "bad_options",
+            "A new job starts from sfm; to start later, reprocess an earlier job "
+            "(POST /jobs/{id}/reprocess) or use POST /start-job with existingColmapUri.",
+        )
     photos = validate_photos(ports, body.get("s3Url"), body.get("uploadKey"))
     return _submit(ports, email, photos, options, idempotency_key)
 
@@ -214,21 +249,24 @@ def start_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = 
         raise ApiError(400, "bad_pipeline_step", f"pipelineStep must be one of {', '.join(PIPELINE_STEPS)}.")
     hyperparameters = body.get("hyperparameters") or {}
     if not isinstance(hyperparameters, dict) or not all(
-            isinstance(value, (str, int, float, bool)) for value in hyperparameters.values()):
+        isinstance(value, (str, int, float, bool)) for value in hyperparameters.values()
+    ):
         raise ApiError(400, "bad_options", "hyperparameters must be an object of plain values.")
     csv_data = body.get("csvData")
     if csv_data is not None and not isinstance(csv_data, str):
         raise ApiError(400, "bad_csv", "csvData must be the flight plan CSV as text.")
     stage = PIPELINE_STEPS[step]
-    options = validate_options({}, from_stage=stage,
-                               hyperparameters={str(k): str(v) for k, v in hyperparameters.items()})
+    options = validate_options(
+        {}, from_stage=stage, hyperparameters={str(k): str(v) for k, v in hyperparameters.items()}
+    )
     config = ports.config
     artifacts: dict[str, str] = {}
     if stage is Stage.SFM:
         input_uri = validate_photos(ports, body.get("s3Url"))
     elif stage is Stage.TRAIN:
-        colmap = _in_buckets(body.get("existingColmapUri"), (config.uploads_bucket, config.sfm_bucket),
-                             "existingColmapUri")
+        colmap = _in_buckets(
+            body.get("existingColmapUri"), (config.uploads_bucket, config.sfm_bucket), "existingColmapUri"
+        )
         if not ports.objects.has_prefix(colmap.uri):
             raise ApiError(422, "upload_not_found", f"There is no SfM output at {colmap.uri}.")
         input_uri = artifacts["sfm"] = colmap.uri
@@ -249,10 +287,16 @@ def create_upload(ports: Ports, body: dict[str, Any]) -> ApiResponse:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name.rsplit("/", 1)[-1]).strip(".-") or "photos.zip"
     key = f"uploads/{uuid.uuid4().hex}/{safe[:100]}"
     uri = f"s3://{ports.config.uploads_bucket}/{key}"
-    return ApiResponse(200, {
-        "uploadUrl": ports.objects.presign_put(uri, UPLOAD_URL_TTL_S), "s3Url": uri, "uploadKey": key,
-        "expiresIn": UPLOAD_URL_TTL_S, "maxBytes": ports.config.max_upload_bytes,
-    })
+    return ApiResponse(
+        200,
+        {
+            "uploadUrl": ports.objects.presign_put(uri, UPLOAD_URL_TTL_S),
+            "s3Url": uri,
+            "uploadKey": key,
+            "expiresIn": UPLOAD_URL_TTL_S,
+            "maxBytes": ports.config.max_upload_bytes,
+        },
+    )
 
 
 def _find(ports: Ports, job_id: str) -> JobRecord:
@@ -270,8 +314,11 @@ def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
     if record.status is JobStatus.SUCCEEDED:
         ttl = ports.config.link_ttl_s
         files = {"sog": f"{record.job_id}.sog", "ply": f"{record.job_id}.ply", "report": f"{record.job_id}-report.json"}
-        view["links"] = {name: ports.objects.presign_get(record.artifacts[name], ttl, filename)
-                         for name, filename in files.items() if name in record.artifacts}
+        view["links"] = {
+            name: ports.objects.presign_get(record.artifacts[name], ttl, filename)
+            for name, filename in files.items()
+            if name in record.artifacts
+        }
         view["links"]["viewer"] = f"{ports.config.public_base_url}/view/{record.job_id}"
     return view
 
@@ -285,11 +332,22 @@ def list_jobs(ports: Ports, email: Any) -> ApiResponse:
     """``GET /jobs?email=``: that address's jobs, newest first."""
     address = validate_email(email)
     jobs = ports.store.list_by_email(address)
-    return ApiResponse(200, {"jobs": [
-        {"jobId": job.job_id, "status": job.status.value, "stage": job.stage.value, "runId": job.run_id,
-         "createdAt": job.created_at.isoformat(), "statusUrl": status_url(ports, job.job_id)}
-        for job in jobs
-    ]})
+    return ApiResponse(
+        200,
+        {
+            "jobs": [
+                {
+                    "jobId": job.job_id,
+                    "status": job.status.value,
+                    "stage": job.stage.value,
+                    "runId": job.run_id,
+                    "createdAt": job.created_at.isoformat(),
+                    "statusUrl": status_url(ports, job.job_id),
+                }
+                for job in jobs
+            ]
+        },
+    )
 
 
 def cancel_job(ports: Ports, job_id: str) -> ApiResponse:
@@ -300,13 +358,21 @@ def cancel_job(ports: Ports, job_id: str) -> ApiResponse:
     if record.status.is_final:
         raise ApiError(409, "job_ended", f"Job {job_id} already ended ({record.status.value}).")
     moved = ports.store.transition(
-        job_id, position(record.run_id, record.stage, record.attempt, Phase.CANCELLED), status=JobStatus.CANCELLED,
+        job_id,
+        position(record.run_id, record.stage, record.attempt, Phase.CANCELLED),
+        status=JobStatus.CANCELLED,
         run_status=(record.run_id, JobStatus.CANCELLED),
     )
     if moved and record.stage in JOB_STAGES:
-        ports.publisher.publish(JobCancelled(
-            job_id=job_id, run_id=record.run_id, stage=record.stage, attempt=record.attempt, options=record.options,
-        ))
+        ports.publisher.publish(
+            JobCancelled(
+                job_id=job_id,
+                run_id=record.run_id,
+                stage=record.stage,
+                attempt=record.attempt,
+                options=record.options,
+            )
+        )
     return ApiResponse(202, {"jobId": job_id, "status": JobStatus.CANCELLED.value})
 
 
@@ -329,14 +395,26 @@ def reprocess_job(ports: Ports, job_id: str, body: dict[str, Any]) -> ApiRespons
         raise ApiError(409, "nothing_to_reprocess", f"Job {job_id} has no {needed} output to start {stage.value} from.")
     run_id = f"r{run_number(record.run_id) + 1}"
     moved = ports.store.transition(
-        job_id, position(run_id, stage, 1, Phase.REQUESTED), status=JobStatus.QUEUED, stage=stage, run_id=run_id,
-        attempt=1, stage_percent=0.0, options=options, error=None,
-        new_run=RunRecord(run_id=run_id, from_stage=stage, options=options, started_at=datetime.now(timezone.utc)),
+        job_id,
+        position(run_id, stage, 1, Phase.REQUESTED),
+        status=JobStatus.QUEUED,
+        stage=stage,
+        run_id=run_id,
+        attempt=1,
+        stage_percent=0.0,
+        options=options,
+        error=None,
+        new_run=RunRecord(run_id=run_id, from_stage=stage, options=options, started_at=datetime.now(UTC)),
     )
     if not moved:
         raise ApiError(409, "reprocess_conflict", f"Job {job_id} changed while reprocessing; try again.")
-    ports.publisher.publish(JobRequested(
-        job_id=job_id, run_id=run_id, stage=stage, input_uri=stage_input(stage, record.input_uri, record.artifacts),
-        options=options,
-    ))
+    ports.publisher.publish(
+        JobRequested(
+            job_id=job_id,
+            run_id=run_id,
+            stage=stage,
+            input_uri=stage_input(stage, record.input_uri, record.artifacts),
+            options=options,
+        )
+    )
     return _accepted(ports, job_id, runId=run_id)

@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -65,7 +65,7 @@ class PipelineEvent(BaseModel):
     input_uri: str | None = None
     output_uri: str | None = None
     options: JobOptions = Field(default_factory=JobOptions)
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def business_key(self) -> str:
@@ -120,8 +120,15 @@ class JobCancelled(PipelineEvent):
 
 EVENT_TYPES: dict[str, type[PipelineEvent]] = {
     cls.detail_type: cls
-    for cls in (JobRequested, StageStarted, SfmCompleted, TrainingCompleted, CompressionCompleted,
-                JobFailed, JobCancelled)
+    for cls in (
+        JobRequested,
+        StageStarted,
+        SfmCompleted,
+        TrainingCompleted,
+        CompressionCompleted,
+        JobFailed,
+        JobCancelled,
+    )
 }
 
 COMPLETION_EVENTS: dict[Stage, type[StageCompleted]] = {

@@ -16,8 +16,8 @@ Example::
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from enum import Enum, IntEnum
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,7 @@ from spaceport.contracts.events import JobOptions
 from spaceport.contracts.stages import Stage
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -91,8 +91,8 @@ class JobRecord(BaseModel):
     position: int = 0
     input_uri: str
     options: JobOptions = Field(default_factory=JobOptions)
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     # stage name -> output URI of the latest run that produced it, plus "report", "csv", ...
     artifacts: dict[str, str] = Field(default_factory=dict)
     # Headline figures for the user: photos used, held-out PSNR, output size, ...

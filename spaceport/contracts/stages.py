@@ -8,10 +8,10 @@ Example::
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     SFM = "sfm"
     TRAIN = "train"
     COMPRESS = "compress"

@@ -147,7 +147,7 @@ class SageMakerJobKey:
         object.__setattr__(self, "name", name)
 
     @classmethod
-    def parse(cls, name: str) -> "SageMakerJobKey":
+    def parse(cls, name: str) -> SageMakerJobKey:
         match = _JOB_NAME.match(name)
         if match is None:
             raise ValueError(f"{name!r} is not a Spaceport SageMaker job name")

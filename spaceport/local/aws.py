@@ -25,7 +25,7 @@ import os
 import socket
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_string
 from email.message import Message
 from typing import Any
@@ -63,7 +63,7 @@ class LocalAws:
             "AWS_REGION": REGION,
         }
 
-    def start(self) -> "LocalAws":
+    def start(self) -> LocalAws:
         from moto.server import ThreadedMotoServer
 
         # The server logs every request; the runtime's own output is what the user reads.
@@ -79,7 +79,7 @@ class LocalAws:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> "LocalAws":
+    def __enter__(self) -> LocalAws:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -116,8 +116,9 @@ def _replay_like_eventbridge() -> None:
         for event in list(archive.events):
             if start <= _epoch(event.get("time")) <= end:
                 for rule in rules:
-                    rule.send_to_targets(dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name}),
-                                         transform_input=False)
+                    rule.send_to_targets(
+                        dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name}), transform_input=False
+                    )
         self.state = models.ReplayState.COMPLETED
         self.end_time = unix_time()
 
@@ -134,5 +135,5 @@ def _epoch(value: Any) -> float:
             return float(value)
         except ValueError:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     return 0.0

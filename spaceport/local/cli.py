@@ -23,17 +23,18 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import boto3
 
 from spaceport.adapters.jobstore import DynamoJobStore
 from spaceport.adapters.s3 import S3Location
 from spaceport.contracts.job import JobRecord, JobStatus
-from spaceport.contracts.stages import JOB_STAGES, Stage
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, service
 from spaceport.errors import SpaceportError
 from spaceport.local.aws import sent_emails
@@ -67,9 +68,9 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spaceport serve",
         description="Run the whole stack on this machine until Ctrl-C: moto as local AWS, the topology, "
-                    "the gateway on http://127.0.0.1:8000 (and the web app from web/dist), one worker per "
-                    "service, and the local job runner. The API key comes from SPACEPORT_API_KEY; one is "
-                    "generated and printed when it is unset.",
+        "the gateway on http://127.0.0.1:8000 (and the web app from web/dist), one worker per "
+        "service, and the local job runner. The API key comes from SPACEPORT_API_KEY; one is "
+        "generated and printed when it is unset.",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT, help="gateway port (default 8000)")
     parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where job folders and state go")
@@ -82,8 +83,13 @@ def _serve(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    state = {"gateway_url": stack.gateway_url, "api_key": stack.api_key, "aws_endpoint": stack.aws.endpoint,
-             "jobs_table": stack.config.jobs_table, "pid": os.getpid()}
+    state = {
+        "gateway_url": stack.gateway_url,
+        "api_key": stack.api_key,
+        "aws_endpoint": stack.aws.endpoint,
+        "jobs_table": stack.config.jobs_table,
+        "pid": os.getpid(),
+    }
     state_file = args.out / ".stack" / STATE_FILE
     _write_private_json(state_file, state)
     print(f"Spaceport is running: gateway {stack.gateway_url}   local AWS {stack.aws.endpoint}")
@@ -108,17 +114,26 @@ def run_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spaceport run",
         description="Start the local stack, upload PHOTOS.zip through POST /uploads, POST /jobs, show live "
-                    "progress, and save the results (.sog, .ply, reports, the email as .html and .eml) in "
-                    "./spaceport-out/<job>/. Exits 0 only when the job completed.",
+        "progress, and save the results (.sog, .ply, reports, the email as .html and .eml) in "
+        "./spaceport-out/<job>/. Exits 0 only when the job completed.",
     )
     parser.add_argument("photos", type=Path, help="a ZIP of photos (spaceport sample makes one)")
     parser.add_argument("--email", required=True, help="where the result email goes (captured locally)")
     parser.add_argument("--preset", choices=("quick", "default", "quality"), help="training preset")
-    parser.add_argument("--option", action="append", default=[], metavar="K=V",
-                        help="a job option (matcher, mapper, steps, sh_bands, from_stage); repeatable")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a job option (matcher, mapper, steps, sh_bands, from_stage); repeatable",
+    )
     parser.add_argument("--out", type=Path, default=OUT_ROOT, help="results root (default ./spaceport-out)")
-    parser.add_argument("--port", type=int, default=DEFAULT_GATEWAY_PORT,
-                        help="gateway port (default 8000; a free one is used when it is taken)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_GATEWAY_PORT,
+        help="gateway port (default 8000; a free one is used when it is taken)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
     return _guard(lambda: _run(args))
@@ -133,8 +148,10 @@ def _run(args: argparse.Namespace) -> int:
     print("starting the local stack (moto as AWS, gateway, workers, job runner)...", flush=True)
     with LocalStack(StackOptions(workdir=args.out / ".stack", gateway_port=port)) as stack:
         api = GatewayClient(stack.gateway_url, stack.api_key)
-        print(f"gateway {stack.gateway_url}; uploading {args.photos.name} ({args.photos.stat().st_size:,} bytes)",
-              flush=True)
+        print(
+            f"gateway {stack.gateway_url}; uploading {args.photos.name} ({args.photos.stat().st_size:,} bytes)",
+            flush=True,
+        )
         s3_url = api.upload(args.photos)
         job_id = api.create_job(s3_url, args.email, options)
         print(f"job {job_id}", flush=True)
@@ -186,23 +203,38 @@ def replay_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spaceport replay",
         description="Reprocess on the running `spaceport serve`. With --job: a new run of that job from a "
-                    "stage (POST /jobs/{id}/reprocess), reusing the earlier run's artifacts; progress is shown "
-                    "and the results saved. With --archive: EventBridge StartReplay of the archived pipeline "
-                    "events between --since and --until (consumers are idempotent, so only what did not "
-                    "happen yet happens).",
+        "stage (POST /jobs/{id}/reprocess), reusing the earlier run's artifacts; progress is shown "
+        "and the results saved. With --archive: EventBridge StartReplay of the archived pipeline "
+        "events between --since and --until (consumers are idempotent, so only what did not "
+        "happen yet happens).",
     )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--job", help="the job to reprocess")
     target.add_argument("--archive", action="store_true", help="replay archived events (StartReplay)")
-    parser.add_argument("--from", dest="from_stage", choices=[s.value for s in JOB_STAGES], default="train",
-                        help="with --job: the stage the new run starts from (default train)")
-    parser.add_argument("--set", action="append", default=[], metavar="K=V",
-                        help="with --job: an option for the new run (steps=500, sh_bands=1, preset=quick); repeatable")
+    parser.add_argument(
+        "--from",
+        dest="from_stage",
+        choices=[s.value for s in JOB_STAGES],
+        default="train",
+        help="with --job: the stage the new run starts from (default train)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="with --job: an option for the new run (steps=500, sh_bands=1, preset=quick); repeatable",
+    )
     parser.add_argument("--since", help="with --archive: start of the window (ISO time, or 30m / 2h / 1d ago)")
     parser.add_argument("--until", default="now", help="with --archive: end of the window (default now)")
-    parser.add_argument("--consumer", action="append", default=[], choices=[spec.name for spec in SERVICES],
-                        help="with --archive: replay only to this service's pipeline rules (StartReplay "
-                             "FilterArns); repeatable; default every rule on the bus")
+    parser.add_argument(
+        "--consumer",
+        action="append",
+        default=[],
+        choices=[spec.name for spec in SERVICES],
+        help="with --archive: replay only to this service's pipeline rules (StartReplay "
+        "FilterArns); repeatable; default every rule on the bus",
+    )
     parser.add_argument("--no-wait", action="store_true", help="with --job: return once the run is accepted")
     parser.add_argument("--out", type=Path, default=OUT_ROOT, help="results root (default ./spaceport-out)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
@@ -246,12 +278,21 @@ def replay_archive(since: datetime, until: datetime, consumers: Sequence[str] = 
     destination: dict[str, Any] = {"Arn": archive["EventSourceArn"]}
     if consumers:
         bus = archive["EventSourceArn"].split("/")[-1]
-        rules = [subscription.rule_name for name in consumers for subscription in service(name).subscriptions
-                 if subscription.bus == PIPELINE_BUS]
+        rules = [
+            subscription.rule_name
+            for name in consumers
+            for subscription in service(name).subscriptions
+            if subscription.bus == PIPELINE_BUS
+        ]
         destination["FilterArns"] = [events.describe_rule(Name=rule, EventBusName=bus)["Arn"] for rule in rules]
-    name = f"spaceport-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-    events.start_replay(ReplayName=name, EventSourceArn=archive["ArchiveArn"], EventStartTime=since,
-                        EventEndTime=until, Destination=destination)
+    name = f"spaceport-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    events.start_replay(
+        ReplayName=name,
+        EventSourceArn=archive["ArchiveArn"],
+        EventStartTime=since,
+        EventEndTime=until,
+        Destination=destination,
+    )
     for _ in range(600):
         replay = events.describe_replay(ReplayName=name)
         if replay["State"] in ("COMPLETED", "FAILED", "CANCELLED"):
@@ -280,7 +321,7 @@ def parse_options(pairs: list[str], preset: str | None = None) -> dict[str, Any]
 
 def parse_time(text: str) -> datetime:
     """An ISO time, ``now``, or a span ago such as ``30m``, ``2h``, ``1d``, ``45s``."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if text == "now":
         return now
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -290,11 +331,12 @@ def parse_time(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise SpaceportError(f"{text!r} is not a time: use ISO 8601 (2026-11-27T18:00:00Z) or 30m / 2h ago.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def follow(store: DynamoJobStore, job_id: str, run_id: str, timeout_s: float, poll_s: float = 0.5,
-           stream=None) -> JobRecord:
+def follow(
+    store: DynamoJobStore, job_id: str, run_id: str, timeout_s: float, poll_s: float = 0.5, stream=None
+) -> JobRecord:
     """Show the job's progress until run ``run_id`` ends; returns the final record."""
     stream = stream or sys.stdout
     live = stream.isatty()
@@ -319,7 +361,9 @@ def follow(store: DynamoJobStore, job_id: str, run_id: str, timeout_s: float, po
                 stream.write("\n")
             return record
         if elapsed > timeout_s:
-            raise JobNotCompletedError(f"Job {job_id} did not finish within {timeout_s:.0f} s (still {record.status.value}).")
+            raise JobNotCompletedError(
+                f"Job {job_id} did not finish within {timeout_s:.0f} s (still {record.status.value})."
+            )
         time.sleep(poll_s)
 
 
@@ -328,14 +372,18 @@ def progress_line(record: JobRecord, elapsed_s: float) -> str:
     percent = 100.0 if record.status is JobStatus.SUCCEEDED else max(0.0, min(100.0, record.stage_percent))
     filled = int(round(BAR_WIDTH * percent / 100))
     minutes, seconds = divmod(int(elapsed_s), 60)
-    return (f"{record.stage.value:<8} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:3.0f}%  "
-            f"{minutes:02d}:{seconds:02d}  {record.status.value}")
+    return (
+        f"{record.stage.value:<8} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {percent:3.0f}%  "
+        f"{minutes:02d}:{seconds:02d}  {record.status.value}"
+    )
 
 
 def describe(record: JobRecord) -> str:
-    lines = [f"job {record.job_id}  {record.status.value}  stage {record.stage.value} {record.stage_percent:.0f}%  "
-             f"run {record.run_id} attempt {record.attempt}",
-             f"  email {record.email}   created {record.created_at:%Y-%m-%d %H:%M:%S}   updated {record.updated_at:%H:%M:%S}"]
+    lines = [
+        f"job {record.job_id}  {record.status.value}  stage {record.stage.value} {record.stage_percent:.0f}%  "
+        f"run {record.run_id} attempt {record.attempt}",
+        f"  email {record.email}   created {record.created_at:%Y-%m-%d %H:%M:%S}   updated {record.updated_at:%H:%M:%S}",
+    ]
     if record.error is not None:
         lines.append(f"  error ({record.error.stage.value}, {record.error.code}): {record.error.message}")
     lines += [f"  {name}: {uri}" for name, uri in sorted(record.artifacts.items())]
@@ -377,8 +425,11 @@ def latest_email(aws_endpoint: str, record: JobRecord) -> Message | None:
 def _mentions(email: Message, text: str) -> bool:
     """Whether ``text`` appears in the email's subject or any decoded text part."""
     parts = [email.get("Subject") or ""]
-    parts += [part.get_payload(decode=True).decode(errors="replace") for part in email.walk()
-              if part.get_content_maintype() == "text"]
+    parts += [
+        part.get_payload(decode=True).decode(errors="replace")
+        for part in email.walk()
+        if part.get_content_maintype() == "text"
+    ]
     return any(text in part for part in parts)
 
 
@@ -395,8 +446,9 @@ def _report(record: JobRecord, out_dir: Path) -> int:
         if path.is_file():
             print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
     if record.status is not JobStatus.SUCCEEDED:
-        raise JobNotCompletedError(f"Job {record.job_id} ended {record.status.value}"
-                                   + (f": {record.error.message}" if record.error else "."))
+        raise JobNotCompletedError(
+            f"Job {record.job_id} ended {record.status.value}" + (f": {record.error.message}" if record.error else ".")
+        )
     return 0
 
 

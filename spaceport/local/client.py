@@ -38,11 +38,17 @@ class GatewayClient:
         self.api_key = api_key
         self.timeout_s = timeout_s
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         """Send one JSON request; returns ``(status, decoded JSON body)``; 4xx/5xx raise."""
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method, headers={
-            API_KEY_HEADER: self.api_key, "Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            f"{self.base_url}{path}",
+            data=data,
+            method=method,
+            headers={API_KEY_HEADER: self.api_key, "Content-Type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return response.status, _decode(response.read())
@@ -57,13 +63,16 @@ class GatewayClient:
         """``POST /uploads``, then PUT the ZIP to the presigned URL; returns its ``s3Url``."""
         _, answer = self.request("POST", "/uploads", {"filename": zip_path.name})
         with zip_path.open("rb") as photos:
-            put = urllib.request.Request(answer["uploadUrl"], data=photos.read(), method="PUT",
-                                         headers={"Content-Type": "application/zip"})
+            put = urllib.request.Request(
+                answer["uploadUrl"], data=photos.read(), method="PUT", headers={"Content-Type": "application/zip"}
+            )
         try:
             with urllib.request.urlopen(put, timeout=max(self.timeout_s, 300)) as response:
                 response.read()
         except urllib.error.HTTPError as error:
-            raise GatewayRequestError(f"The upload of {zip_path.name} was refused ({error.code}).", error.code) from None
+            raise GatewayRequestError(
+                f"The upload of {zip_path.name} was refused ({error.code}).", error.code
+            ) from None
         return answer["s3Url"]
 
     def create_job(self, s3_url: str, email: str, options: dict[str, Any], idempotency_key: str | None = None) -> str:

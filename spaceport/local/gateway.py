@@ -41,8 +41,9 @@ def load_chalice_app(app_path: Path, module_name: str = "spaceport_local_gateway
 class GatewayServer:
     """Chalice's local HTTP server for one app, plus ``/config.json`` and the web app's files."""
 
-    def __init__(self, app: Any, port: int, api_key: str, web_dist: Path | None = None,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: Any, port: int, api_key: str, web_dist: Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
         from chalice.config import Config
         from chalice.local import create_local_server
 
@@ -54,10 +55,11 @@ class GatewayServer:
         config = Config()
         self._server = create_local_server(app, config, host, port)
         self._server.server.RequestHandlerClass = functools.partial(
-            _handler_class(), app_object=self._server.app_object, config=config, site=site)
+            _handler_class(), app_object=self._server.app_object, config=config, site=site
+        )
         self._thread = threading.Thread(target=self._server.server.serve_forever, name="gateway", daemon=True)
 
-    def start(self) -> "GatewayServer":
+    def start(self) -> GatewayServer:
         self._thread.start()
         return self
 
@@ -90,16 +92,18 @@ def _handler_class() -> type:
     from chalice.local import ChaliceRequestHandler
 
     class GatewayRequestHandler(ChaliceRequestHandler):
-        def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any,
-                     site: _Site) -> None:
+        def __init__(
+            self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any, site: _Site
+        ) -> None:
             self.site = site
             super().__init__(request, client_address, server, app_object, config)
 
         def _serve_site(self) -> bool:
             path = urlparse(self.path).path
             if path == "/config.json":
-                self._send_http_response(200, {"Content-Type": "application/json", "Cache-Control": "no-store"},
-                                         self.site.config)
+                self._send_http_response(
+                    200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, self.site.config
+                )
                 return True
             found = self.site.static_file(path, self.headers.get("Accept", ""))
             if found is None:

@@ -49,7 +49,8 @@ def provision(config: PipelineConfig) -> Provisioned:
     events = boto3.client("events")
     bus_arn = events.create_event_bus(Name=config.bus_name)["EventBusArn"]
     archive_arn = events.create_archive(
-        ArchiveName=archive_name(config), EventSourceArn=bus_arn,
+        ArchiveName=archive_name(config),
+        EventSourceArn=bus_arn,
         Description="Every Spaceport pipeline event, for reprocessing by replay.",
     )["ArchiveArn"]
     provisioned = Provisioned(bus_arn=bus_arn, archive_arn=archive_arn)
@@ -68,10 +69,20 @@ def _create_buckets(config: PipelineConfig) -> None:
     for bucket in config.buckets:
         s3.create_bucket(Bucket=bucket)
     # The web app PUTs the photos ZIP straight to a presigned URL from the browser.
-    s3.put_bucket_cors(Bucket=config.uploads_bucket, CORSConfiguration={"CORSRules": [{
-        "AllowedMethods": ["PUT", "GET", "HEAD"], "AllowedOrigins": [config.cors_origin],
-        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
-    }]})
+    s3.put_bucket_cors(
+        Bucket=config.uploads_bucket,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedMethods": ["PUT", "GET", "HEAD"],
+                    "AllowedOrigins": [config.cors_origin],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                    "MaxAgeSeconds": 3600,
+                }
+            ]
+        },
+    )
 
 
 def _queue_arn(sqs, url: str) -> str:
@@ -80,13 +91,17 @@ def _queue_arn(sqs, url: str) -> str:
 
 def _create_service_queues(spec: ServiceSpec) -> tuple[str, str]:
     sqs = boto3.client("sqs")
-    dlq_url = sqs.create_queue(QueueName=spec.dead_letter_queue_name,
-                               Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)})["QueueUrl"]
+    dlq_url = sqs.create_queue(
+        QueueName=spec.dead_letter_queue_name, Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)}
+    )["QueueUrl"]
     redrive = {"deadLetterTargetArn": _queue_arn(sqs, dlq_url), "maxReceiveCount": str(spec.max_receive_count)}
-    queue_url = sqs.create_queue(QueueName=spec.queue_name, Attributes={
-        "VisibilityTimeout": str(spec.visibility_timeout_s),
-        "RedrivePolicy": json.dumps(redrive),
-    })["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName=spec.queue_name,
+        Attributes={
+            "VisibilityTimeout": str(spec.visibility_timeout_s),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
     return queue_url, dlq_url
 
 
@@ -96,10 +111,15 @@ def _subscribe(spec: ServiceSpec, queue_url: str, config: PipelineConfig) -> Non
     buses = {PIPELINE_BUS: config.bus_name, DEFAULT_BUS: "default"}
     for subscription in spec.subscriptions:
         bus = buses[subscription.bus]
-        events.put_rule(Name=subscription.rule_name, EventBusName=bus,
-                        EventPattern=json.dumps(subscription.pattern), State="ENABLED")
-        events.put_targets(Rule=subscription.rule_name, EventBusName=bus,
-                           Targets=[{"Id": spec.queue_name, "Arn": queue_arn}])
+        events.put_rule(
+            Name=subscription.rule_name,
+            EventBusName=bus,
+            EventPattern=json.dumps(subscription.pattern),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=subscription.rule_name, EventBusName=bus, Targets=[{"Id": spec.queue_name, "Arn": queue_arn}]
+        )
 
 
 def _create_tables(config: PipelineConfig) -> None:

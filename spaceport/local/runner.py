@@ -39,10 +39,11 @@ import sys
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 
@@ -194,8 +195,15 @@ class LocalJobRunner:
         command = [_resolve_executable(spec.command[0]), *spec.command[1:]]
         with (job_dir / "job.log").open("w") as log:
             process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=job_dir, text=True, bufsize=1, start_new_session=True,
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=job_dir,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
             )
             state = self._load_state(spec.name)
             self._save_state(spec.name, {**state, "pid": process.pid, "command_started": time.time()})
@@ -222,8 +230,10 @@ class LocalJobRunner:
         if spec.kind == "processing":
             output = ProcessingPaths(ml_root).output
             files = sorted(p for p in output.rglob("*") if p.is_file())
-            _in_parallel(lambda path: s3.upload_file(
-                str(path), bucket, _join_key(prefix, path.relative_to(output).as_posix())), files)
+            _in_parallel(
+                lambda path: s3.upload_file(str(path), bucket, _join_key(prefix, path.relative_to(output).as_posix())),
+                files,
+            )
             return
         paths = TrainingPaths(ml_root)
         archive_prefix = _join_key(prefix, f"{spec.name}/output")
@@ -236,9 +246,14 @@ class LocalJobRunner:
         if spec.checkpoint_uri:
             checkpoint_bucket, checkpoint_prefix = _split_s3(spec.checkpoint_uri)
             files = sorted(p for p in paths.checkpoints.rglob("*") if p.is_file())
-            _in_parallel(lambda path: s3.upload_file(
-                str(path), checkpoint_bucket,
-                _join_key(checkpoint_prefix, path.relative_to(paths.checkpoints).as_posix())), files)
+            _in_parallel(
+                lambda path: s3.upload_file(
+                    str(path),
+                    checkpoint_bucket,
+                    _join_key(checkpoint_prefix, path.relative_to(paths.checkpoints).as_posix()),
+                ),
+                files,
+            )
 
     def _emit_state_change(self, spec: StageJobSpec, status: str, reason: str | None, state: dict) -> None:
         entry = state_change_entry(spec, status, reason, state.get("created"), _now())
@@ -267,8 +282,13 @@ def state_change_entry(
     kind_arn = "processing-job" if spec.kind == "processing" else "training-job"
     arn = f"arn:aws:sagemaker:{region}:{_ACCOUNT}:{kind_arn}/{spec.name}"
     tags = [{"Key": key, "Value": value} for key, value in spec.tags.items()]
-    detail: dict[str, Any] = {name_field: spec.name, status_field: status, "CreationTime": created,
-                              "LastModifiedTime": ended, "Tags": tags}
+    detail: dict[str, Any] = {
+        name_field: spec.name,
+        status_field: status,
+        "CreationTime": created,
+        "LastModifiedTime": ended,
+        "Tags": tags,
+    }
     if failure_reason:
         detail["FailureReason"] = failure_reason
     if spec.kind == "processing":
@@ -281,9 +301,14 @@ def state_change_entry(
                 {"InputName": name, "S3Input": {"S3Uri": uri, "LocalPath": "/opt/ml/processing/input"}}
                 for name, uri in spec.inputs.items()
             ],
-            ProcessingOutputConfig={"Outputs": [
-                {"OutputName": "output", "S3Output": {"S3Uri": spec.output_uri, "LocalPath": "/opt/ml/processing/output"}}
-            ]},
+            ProcessingOutputConfig={
+                "Outputs": [
+                    {
+                        "OutputName": "output",
+                        "S3Output": {"S3Uri": spec.output_uri, "LocalPath": "/opt/ml/processing/output"},
+                    }
+                ]
+            },
             Environment=dict(spec.environment),
         )
     else:
@@ -295,13 +320,13 @@ def state_change_entry(
             TrainingEndTime=ended if status in FINAL_STATES else None,
             HyperParameters={k: str(v) for k, v in spec.hyperparameters.items()},
             InputDataConfig=[
-                {"ChannelName": name, "DataSource": {"S3DataSource": {"S3Uri": uri}}} for name, uri in spec.inputs.items()
+                {"ChannelName": name, "DataSource": {"S3DataSource": {"S3Uri": uri}}}
+                for name, uri in spec.inputs.items()
             ],
             OutputDataConfig={"S3OutputPath": spec.output_uri},
             ModelArtifacts={"S3ModelArtifacts": f"{output}/{spec.name}/output/model.tar.gz"},
         )
-    return {"Source": SAGEMAKER_SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail),
-            "Resources": [arn]}
+    return {"Source": SAGEMAKER_SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "Resources": [arn]}
 
 
 # --- small helpers
@@ -313,7 +338,7 @@ def _client(name: str):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -324,9 +349,17 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _spec_to_dict(spec: StageJobSpec) -> dict[str, Any]:
-    return {"name": spec.name, "kind": spec.kind, "command": list(spec.command), "inputs": spec.inputs,
-            "output_uri": spec.output_uri, "hyperparameters": spec.hyperparameters, "tags": spec.tags,
-            "environment": spec.environment, "checkpoint_uri": spec.checkpoint_uri}
+    return {
+        "name": spec.name,
+        "kind": spec.kind,
+        "command": list(spec.command),
+        "inputs": spec.inputs,
+        "output_uri": spec.output_uri,
+        "hyperparameters": spec.hyperparameters,
+        "tags": spec.tags,
+        "environment": spec.environment,
+        "checkpoint_uri": spec.checkpoint_uri,
+    }
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -353,7 +386,7 @@ def _download_uri(s3, uri: str, target: Path, missing_ok: bool = False) -> None:
     transfers: list[tuple[str, Path]] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
         for item in page.get("Contents", []):
-            relative = item["Key"][len(key):]
+            relative = item["Key"][len(key) :]
             if not relative or relative.endswith("/"):
                 continue
             destination = target / relative

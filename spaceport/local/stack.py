@@ -92,7 +92,7 @@ class LocalStack:
 
     # --- lifecycle
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         self.options.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self._start()
@@ -104,19 +104,22 @@ class LocalStack:
     def _start(self) -> None:
         self._log_to_file()
         self.aws.start()
-        self._set_environ({
-            **self.aws.environment(),
-            "SPACEPORT_JOB_RUNNER": "local",
-            "SPACEPORT_API_KEY": self.api_key,
-            "SPACEPORT_PUBLIC_BASE_URL": self.gateway_url,
-        })
+        self._set_environ(
+            {
+                **self.aws.environment(),
+                "SPACEPORT_JOB_RUNNER": "local",
+                "SPACEPORT_API_KEY": self.api_key,
+                "SPACEPORT_PUBLIC_BASE_URL": self.gateway_url,
+            }
+        )
         # The apps build their ports once per process; this stack's endpoint and runner are new.
         default_ports.cache_clear()
         self.config = PipelineConfig.from_env()
         self.resources = provision(self.config)
         self._job_store = DynamoJobStore(boto3.resource("dynamodb").Table(self.config.jobs_table))
-        self.runner = LocalJobRunner(self.options.workdir / "jobs", progress=self._record_progress,
-                                     stop_grace_s=self.options.stop_grace_s)
+        self.runner = LocalJobRunner(
+            self.options.workdir / "jobs", progress=self._record_progress, stop_grace_s=self.options.stop_grace_s
+        )
         install_shared_runner(self.runner)
         for spec in SERVICES:
             self._start_worker(spec.name)
@@ -157,7 +160,7 @@ class LocalStack:
             self._log_handler.close()
             self._log_handler = None
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -172,9 +175,11 @@ class LocalStack:
         quiet_since: float | None = None
         while time.monotonic() < deadline:
             busy = bool(self.runner and self.runner.running())
-            for url in (self.resources.queue_urls.values() if self.resources else ()):
-                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            for url in self.resources.queue_urls.values() if self.resources else ():
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
                 busy = busy or any(int(value) for value in attributes.values())
             if busy:
                 quiet_since = None
@@ -229,7 +234,9 @@ class LocalStack:
     def _log_to_file(self) -> None:
         """Handlers' log lines go to ``stack.log``, so the terminal shows only the progress."""
         self._log_handler = logging.FileHandler(self.log_path)
-        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+        self._log_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
+        )
         root = logging.getLogger()
         root.addHandler(self._log_handler)
         if root.level > logging.INFO or root.level == logging.NOTSET:

@@ -27,9 +27,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 
@@ -114,11 +115,12 @@ class QueueWorker(threading.Thread):
         # session is not safe to share across threads.
         self._sqs = boto3.session.Session().client("sqs")
         self._queue_url = self._sqs.get_queue_url(QueueName=service.queue_name)["QueueUrl"]
-        self._queue_arn = self._sqs.get_queue_attributes(
-            QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self._queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
 
     @classmethod
-    def for_app(cls, service: ServiceSpec, app_path: Path, **kwargs: Any) -> "QueueWorker":
+    def for_app(cls, service: ServiceSpec, app_path: Path, **kwargs: Any) -> QueueWorker:
         return cls(service, load_sqs_handler(app_path, service.queue_name), **kwargs)
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -144,8 +146,11 @@ class QueueWorker(threading.Thread):
     def poll_once(self) -> int:
         """Receive one batch and handle it; returns how many messages were received."""
         request: dict[str, Any] = dict(
-            QueueUrl=self._queue_url, MaxNumberOfMessages=self.service.batch_size, WaitTimeSeconds=self.wait_s,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self.service.batch_size,
+            WaitTimeSeconds=self.wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         if self.visibility_timeout_s is not None:
             request["VisibilityTimeout"] = self.visibility_timeout_s
@@ -155,9 +160,13 @@ class QueueWorker(threading.Thread):
         event = {"Records": [self._record(message) for message in messages]}
         started = time.time()
         self.deliveries.extend(
-            Delivery(self.service.name, _detail_type(message["Body"]),
-                     int(message["Attributes"]["SentTimestamp"]) / 1000, started,
-                     int(message["Attributes"].get("ApproximateReceiveCount", 1)))
+            Delivery(
+                self.service.name,
+                _detail_type(message["Body"]),
+                int(message["Attributes"]["SentTimestamp"]) / 1000,
+                started,
+                int(message["Attributes"].get("ApproximateReceiveCount", 1)),
+            )
             for message in messages
         )
         context = LambdaContext(f"spaceport-{self.service.name}", self.service.consumer_timeout_s)
@@ -175,17 +184,25 @@ class QueueWorker(threading.Thread):
         done = [m for m in messages if m["MessageId"] not in failed]
         retry = [m for m in messages if m["MessageId"] in failed]
         if done:
-            self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
         if retry:
-            self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay_s}
-                for i, m in enumerate(retry)])
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": self.retry_delay_s}
+                    for i, m in enumerate(retry)
+                ],
+            )
         return len(messages)
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attributes = {name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType")}
-                      for name, value in message.get("MessageAttributes", {}).items()}
+        attributes = {
+            name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType")}
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
         return {
             "messageId": message["MessageId"],
             "receiptHandle": message["ReceiptHandle"],

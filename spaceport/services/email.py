@@ -18,13 +18,12 @@ from spaceport.adapters.mail import Email
 from spaceport.contracts.job import JobRecord
 from spaceport.contracts.stages import Stage
 
-
 WHAT_TO_TRY = {
     Stage.SFM: "Check that the ZIP holds the flight's photos (JPEG, PNG or TIFF) with plenty of overlap "
-               "(60-80% between neighbours) and a few angled shots. You can also reprocess with "
-               'options {"matcher": "exhaustive"}.',
+    "(60-80% between neighbours) and a few angled shots. You can also reprocess with "
+    'options {"matcher": "exhaustive"}.',
     Stage.TRAIN: 'Reprocess from training with the quick preset (options {"preset": "quick"}) or fewer steps; '
-                 "if the photos were placed poorly, reprocess from sfm with another matcher.",
+    "if the photos were placed poorly, reprocess from sfm with another matcher.",
     Stage.COMPRESS: "Reprocess from the compress stage; the trained .ply is kept, so training does not run again.",
 }
 TRY_AGAIN_LATER = "This looks like a temporary problem on our side: reprocess the job in a few minutes."
@@ -73,40 +72,60 @@ def _duration(seconds: int) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title></head>"
-            f"<body style=\"font-family:sans-serif;max-width:40em\"><h1>{escape(title)}</h1>{body}</body></html>")
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title></head>'
+        f'<body style="font-family:sans-serif;max-width:40em"><h1>{escape(title)}</h1>{body}</body></html>'
+    )
 
 
 def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks, sender: str) -> Email:
     """Your scene is ready: links, viewer, figures."""
     title = "Your 3D scene is ready"
-    downloads = [(label, url) for label, url in (
-        ("Compressed scene (.sog)", links.sog), ("Full Gaussian splat (.ply)", links.ply),
-        ("Report (.json)", links.report)) if url]
+    downloads = [
+        (label, url)
+        for label, url in (
+            ("Compressed scene (.sog)", links.sog),
+            ("Full Gaussian splat (.ply)", links.ply),
+            ("Report (.json)", links.report),
+        )
+        if url
+    ]
     facts = result_facts(summary)
     text = [f"{title} (job {record.job_id}, run {record.run_id}).", "", f"View it in your browser: {links.viewer}", ""]
     text += [f"{label}: {url}" for label, url in downloads]
     text += [""] + [f"{label}: {value}" for label, value in facts]
     validity = _duration(links.valid_for_s)
     text += ["", f"The download links work for {validity}."]
-    html = (f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) finished.</p>"
-            f"<p><a href=\"{escape(links.viewer)}\">View it in your browser</a></p><ul>"
-            + "".join(f"<li><a href=\"{escape(url)}\">{escape(label)}</a></li>" for label, url in downloads)
-            + "</ul><table>"
-            + "".join(f"<tr><th align=\"left\">{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in facts)
-            + f"</table><p>The download links work for {validity}.</p>")
-    return Email(to=record.email, sender=sender, subject=f"{title} (job {record.job_id})",
-                 text="\n".join(text) + "\n", html=_page(title, html))
+    html = (
+        f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) finished.</p>"
+        f'<p><a href="{escape(links.viewer)}">View it in your browser</a></p><ul>'
+        + "".join(f'<li><a href="{escape(url)}">{escape(label)}</a></li>' for label, url in downloads)
+        + "</ul><table>"
+        + "".join(f'<tr><th align="left">{escape(label)}</th><td>{escape(value)}</td></tr>' for label, value in facts)
+        + f"</table><p>The download links work for {validity}.</p>"
+    )
+    return Email(
+        to=record.email,
+        sender=sender,
+        subject=f"{title} (job {record.job_id})",
+        text="\n".join(text) + "\n",
+        html=_page(title, html),
+    )
 
 
 def failure_email(record: JobRecord, stage: Stage, code: str, reason: str, sender: str, status_url: str) -> Email:
     """We could not finish: which stage, why, what to try."""
     title = "We could not finish your 3D scene"
     advice = TRY_AGAIN_LATER if code in TEMPORARY_CODES else WHAT_TO_TRY.get(stage, TRY_AGAIN_LATER)
-    text = (f"{title} (job {record.job_id}, run {record.run_id}).\n\n"
-            f"Stage: {stage.value}\nReason: {reason}\n\nWhat to try: {advice}\n\nStatus: {status_url}\n")
-    html = (f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) stopped at the "
-            f"<b>{escape(stage.value)}</b> stage.</p><p><b>Reason:</b> {escape(reason)}</p>"
-            f"<p><b>What to try:</b> {escape(advice)}</p><p><a href=\"{escape(status_url)}\">Job status</a></p>")
-    return Email(to=record.email, sender=sender, subject=f"{title} (job {record.job_id})", text=text,
-                 html=_page(title, html))
+    text = (
+        f"{title} (job {record.job_id}, run {record.run_id}).\n\n"
+        f"Stage: {stage.value}\nReason: {reason}\n\nWhat to try: {advice}\n\nStatus: {status_url}\n"
+    )
+    html = (
+        f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) stopped at the "
+        f"<b>{escape(stage.value)}</b> stage.</p><p><b>Reason:</b> {escape(reason)}</p>"
+        f'<p><b>What to try:</b> {escape(advice)}</p><p><a href="{escape(status_url)}">Job status</a></p>'
+    )
+    return Email(
+        to=record.email, sender=sender, subject=f"{title} (job {record.job_id})", text=text, html=_page(title, html)
+    )

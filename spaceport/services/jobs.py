@@ -93,7 +93,9 @@ class StageOutputs:
 def _summary(stage: Stage, report: dict[str, Any] | None) -> dict[str, Any]:
     if not report:
         return {}
-    figures = {name: report[name] for name in SUMMARY_FIELDS[stage] if isinstance(report.get(name), (int, float, str, bool))}
+    figures = {
+        name: report[name] for name in SUMMARY_FIELDS[stage] if isinstance(report.get(name), (int, float, str, bool))
+    }
     return {f"{stage.value}_{name}": value for name, value in figures.items()}
 
 

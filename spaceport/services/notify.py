@@ -84,8 +84,14 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
     artifacts = {**record.artifacts, "compress": prefix, "sog": prefix + "scene.sog"}
     summary = {**record.summary, **event.summary}
     report_uri = f"{prefix}{JOB_REPORT}"
-    report = {"job_id": record.job_id, "run_id": record.run_id, "status": JobStatus.SUCCEEDED.value,
-              "options": record.options.model_dump(mode="json"), "summary": summary, "artifacts": artifacts}
+    report = {
+        "job_id": record.job_id,
+        "run_id": record.run_id,
+        "status": JobStatus.SUCCEEDED.value,
+        "options": record.options.model_dump(mode="json"),
+        "summary": summary,
+        "artifacts": artifacts,
+    }
     ports.objects.put_bytes(report_uri, json.dumps(report, indent=2).encode(), "application/json")
     artifacts["report"] = report_uri
     ttl = ports.config.link_ttl_s
@@ -95,15 +101,23 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
         return ports.objects.presign_get(uri, ttl, filename) if uri else None
 
     links = ResultLinks(
-        viewer=viewer_url(ports, record.job_id), valid_for_s=ttl,
-        sog=link("sog", f"{record.job_id}.sog"), ply=link("ply", f"{record.job_id}.ply"),
+        viewer=viewer_url(ports, record.job_id),
+        valid_for_s=ttl,
+        sog=link("sog", f"{record.job_id}.sog"),
+        ply=link("ply", f"{record.job_id}.ply"),
         report=link("report", f"{record.job_id}-report.json"),
     )
-    sent = _send_once(ports, record, f"{record.run_id}#succeeded",
-                      success_email(record, summary, links, ports.config.sender_email))
+    sent = _send_once(
+        ports, record, f"{record.run_id}#succeeded", success_email(record, summary, links, ports.config.sender_email)
+    )
     ports.store.transition(
-        record.job_id, position(record.run_id, Stage.NOTIFY, 1, Phase.COMPLETED), status=JobStatus.SUCCEEDED,
-        stage=Stage.NOTIFY, stage_percent=100.0, artifacts=artifacts, summary=event.summary,
+        record.job_id,
+        position(record.run_id, Stage.NOTIFY, 1, Phase.COMPLETED),
+        status=JobStatus.SUCCEEDED,
+        stage=Stage.NOTIFY,
+        stage_percent=100.0,
+        artifacts=artifacts,
+        summary=event.summary,
         run_status=(record.run_id, JobStatus.SUCCEEDED),
     )
     return "emailed" if sent else "duplicate"
@@ -114,8 +128,9 @@ def on_failed(event: JobFailed, ports: Ports) -> str:
     skip = _nothing_to_send(record, event.run_id)
     if skip:
         return skip
-    email = failure_email(record, event.stage, event.error_code, event.reason, ports.config.sender_email,
-                          status_url(ports, record.job_id))
+    email = failure_email(
+        record, event.stage, event.error_code, event.reason, ports.config.sender_email, status_url(ports, record.job_id)
+    )
     sent = _send_once(ports, record, f"{record.run_id}#failed", email)
     record_failure(ports, event.job_id, event.run_id, event.stage, event.attempt, event.error_code, event.reason)
     return "emailed" if sent else "duplicate"

@@ -28,14 +28,23 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from spaceport.adapters.ports import Ports
 from spaceport.contracts.events import (
-    COMPLETION_EVENTS, EVENT_SOURCE, InvalidEventError, JobCancelled, JobFailed, JobOptions, JobRequested,
-    StageCompleted, StageStarted, parse_envelope,
+    COMPLETION_EVENTS,
+    EVENT_SOURCE,
+    InvalidEventError,
+    JobCancelled,
+    JobFailed,
+    JobOptions,
+    JobRequested,
+    StageCompleted,
+    StageStarted,
+    parse_envelope,
 )
 from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, position
 from spaceport.contracts.stages import Stage, next_stage
@@ -46,8 +55,16 @@ logger = logging.getLogger("spaceport.services")
 
 # Failure reasons SageMaker gives when the machine, not the job, was the problem: worth another attempt.
 TRANSIENT_MARKERS = (
-    "internalservererror", "internal error", "capacityerror", "insufficient capacity", "insufficientinstancecapacity",
-    "throttl", "spot", "interrupt", "requestlimitexceeded", "timed out waiting",
+    "internalservererror",
+    "internal error",
+    "capacityerror",
+    "insufficient capacity",
+    "insufficientinstancecapacity",
+    "throttl",
+    "spot",
+    "interrupt",
+    "requestlimitexceeded",
+    "timed out waiting",
 )
 _REASON_PREFIX = re.compile(r"^(AlgorithmError|ClientError|InternalServerError|CapacityError)\s*:\s*", re.I)
 
@@ -127,8 +144,9 @@ def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports,
         elif isinstance(event, StageCompleted) and next_stage(event.stage) is stage:
             action = partial(on_trigger, stage, event.job_id, event.run_id, event.output_uri, event.options, ports)
         else:
-            raise InvalidEventError(f"The {stage.value} service does not consume {event.detail_type} "
-                                    f"for the {event.stage.value} stage.")
+            raise InvalidEventError(
+                f"The {stage.value} service does not consume {event.detail_type} for the {event.stage.value} stage."
+            )
     else:
         raise InvalidEventError("The message is neither a Spaceport event nor a SageMaker state change.")
     outcome = run_once(ports, f"{stage.value}#{key}", action, lambda_context)
@@ -141,8 +159,7 @@ def _is_live(record: JobRecord | None, run_id: str) -> bool:
     return record is not None and record.run_id == run_id and not record.status.is_final
 
 
-def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, options: JobOptions,
-               ports: Ports) -> str:
+def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, options: JobOptions, ports: Ports) -> str:
     """Launch attempt 1 of ``stage`` for the run, unless that already happened."""
     record = ports.store.get(job_id)
     if not _is_live(record, run_id):
@@ -160,15 +177,27 @@ def _launch(key: SageMakerJobKey, input_uri: str, options: JobOptions, ports: Po
     spec = stage_job_spec(ports.config, key, input_uri, options)
     launched = ports.launcher.start(spec)
     moved = ports.store.transition(
-        key.job_id, position(key.run_id, key.stage, key.attempt, Phase.STARTED),
-        status=JobStatus.RUNNING, stage=key.stage, attempt=key.attempt, stage_percent=0.0,
+        key.job_id,
+        position(key.run_id, key.stage, key.attempt, Phase.STARTED),
+        status=JobStatus.RUNNING,
+        stage=key.stage,
+        attempt=key.attempt,
+        stage_percent=0.0,
         run_status=(key.run_id, JobStatus.RUNNING),
     )
     if moved:
-        ports.publisher.publish(StageStarted(
-            job_id=key.job_id, run_id=key.run_id, stage=key.stage, attempt=key.attempt, input_uri=input_uri,
-            output_uri=spec.output_uri, options=options, sagemaker_job_name=spec.name,
-        ))
+        ports.publisher.publish(
+            StageStarted(
+                job_id=key.job_id,
+                run_id=key.run_id,
+                stage=key.stage,
+                attempt=key.attempt,
+                input_uri=input_uri,
+                output_uri=spec.output_uri,
+                options=options,
+                sagemaker_job_name=spec.name,
+            )
+        )
     else:
         # The job was cancelled while this one was starting: the cancel found nothing to stop, so stop it here.
         record = ports.store.get(key.job_id)
@@ -200,13 +229,21 @@ def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
     outputs = collect_outputs(ports.config, ports.objects, key)
     # Publish before recording: if recording fails the message is retried and publishes again, and the
     # next stage is idempotent on the event's key; the reverse order could lose the event.
-    ports.publisher.publish(COMPLETION_EVENTS[key.stage](
-        job_id=key.job_id, run_id=key.run_id, stage=key.stage, attempt=key.attempt,
-        input_uri=stage_input(key.stage, record.input_uri, record.artifacts), output_uri=outputs.output_uri,
-        options=record.options, summary=outputs.summary,
-    ))
-    ports.store.transition(key.job_id, completed_at, stage_percent=100.0, artifacts=outputs.artifacts,
-                           summary=outputs.summary)
+    ports.publisher.publish(
+        COMPLETION_EVENTS[key.stage](
+            job_id=key.job_id,
+            run_id=key.run_id,
+            stage=key.stage,
+            attempt=key.attempt,
+            input_uri=stage_input(key.stage, record.input_uri, record.artifacts),
+            output_uri=outputs.output_uri,
+            options=record.options,
+            summary=outputs.summary,
+        )
+    )
+    ports.store.transition(
+        key.job_id, completed_at, stage_percent=100.0, artifacts=outputs.artifacts, summary=outputs.summary
+    )
     return "completed"
 
 
@@ -216,8 +253,9 @@ def _read_report(key: SageMakerJobKey, ports: Ports) -> dict[str, Any] | None:
         return ports.objects.read_json(prefix + "report.json")
     if key.stage is Stage.TRAIN:
         # The training job writes metrics.json (with the error, on an expected failure) beside the model.
-        return (ports.objects.read_json_from_tar(f"{prefix}{key.name}/output/output.tar.gz", "metrics.json")
-                or ports.objects.read_json_from_tar(training_model_uri(prefix, key.name), "metrics.json"))
+        return ports.objects.read_json_from_tar(
+            f"{prefix}{key.name}/output/output.tar.gz", "metrics.json"
+        ) or ports.objects.read_json_from_tar(training_model_uri(prefix, key.name), "metrics.json")
     return ports.objects.read_json(prefix + "metrics.json")
 
 
@@ -252,11 +290,18 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
         retry = SageMakerJobKey(key.stage, key.job_id, key.run_id, key.attempt + 1)
         _launch(retry, stage_input(key.stage, record.input_uri, record.artifacts), record.options, ports)
         return "retried"
-    ports.publisher.publish(JobFailed(
-        job_id=key.job_id, run_id=key.run_id, stage=key.stage, attempt=key.attempt,
-        input_uri=stage_input(key.stage, record.input_uri, record.artifacts), options=record.options,
-        error_code=diagnosis.code, reason=diagnosis.reason,
-    ))
+    ports.publisher.publish(
+        JobFailed(
+            job_id=key.job_id,
+            run_id=key.run_id,
+            stage=key.stage,
+            attempt=key.attempt,
+            input_uri=stage_input(key.stage, record.input_uri, record.artifacts),
+            options=record.options,
+            error_code=diagnosis.code,
+            reason=diagnosis.reason,
+        )
+    )
     record_failure(ports, key.job_id, key.run_id, key.stage, key.attempt, diagnosis.code, diagnosis.reason)
     return "failed"
 
@@ -264,8 +309,11 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
 def record_failure(ports: Ports, job_id: str, run_id: str, stage: Stage, attempt: int, code: str, reason: str) -> bool:
     """Mark the run FAILED with its error (a no-op when it already ended)."""
     return ports.store.transition(
-        job_id, position(run_id, stage, attempt, Phase.FAILED), status=JobStatus.FAILED,
-        error=JobError(stage=stage, code=code, message=reason), run_status=(run_id, JobStatus.FAILED),
+        job_id,
+        position(run_id, stage, attempt, Phase.FAILED),
+        status=JobStatus.FAILED,
+        error=JobError(stage=stage, code=code, message=reason),
+        run_status=(run_id, JobStatus.FAILED),
     )
 
 
@@ -286,6 +334,15 @@ def on_cancelled(stage: Stage, event: JobCancelled, ports: Ports) -> str:
 
 
 __all__ = [
-    "Diagnosis", "JobStateChange", "diagnose", "handle_stage_message", "load_message", "on_cancelled",
-    "on_state_change", "on_trigger", "parse_state_change", "record_failure", "run_once",
+    "Diagnosis",
+    "JobStateChange",
+    "diagnose",
+    "handle_stage_message",
+    "load_message",
+    "on_cancelled",
+    "on_state_change",
+    "on_trigger",
+    "parse_state_change",
+    "record_failure",
+    "run_once",
 ]

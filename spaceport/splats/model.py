@@ -57,7 +57,7 @@ class Splats:
         sh_degree_for_rest(self.shN.shape[1])
 
     @classmethod
-    def empty(cls, n: int, sh_degree: int = 0) -> "Splats":
+    def empty(cls, n: int, sh_degree: int = 0) -> Splats:
         k = (sh_degree + 1) ** 2 - 1
         zeros = lambda *shape: np.zeros(shape, dtype=np.float32)  # noqa: E731
         quats = zeros(n, 4)
@@ -84,7 +84,7 @@ class Splats:
         """Base (view-independent) RGB in [0, 1] before clamping, from the degree-0 band."""
         return 0.5 + SH_C0 * self.sh0
 
-    def subset(self, index: np.ndarray) -> "Splats":
+    def subset(self, index: np.ndarray) -> Splats:
         """The splats selected by a boolean mask or an index array, in that order."""
         return Splats(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 

@@ -29,8 +29,22 @@ class SplatFileError(SpaceportError):
     exit_code = 50
 
 
-REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-            "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+REQUIRED = [
+    "x",
+    "y",
+    "z",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+]
 
 
 def _rest_names(names: list[str]) -> list[str]:
@@ -97,13 +111,38 @@ def write_ply(splats: Splats, path: str | Path) -> Path:
     path = Path(path)
     n, k = len(splats), splats.shN.shape[1]
     rest = [f"f_rest_{i}" for i in range(3 * k)]
-    names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", *rest,
-             "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    columns = np.concatenate([
-        splats.means, np.zeros((n, 3), np.float32), splats.sh0,
-        splats.shN.transpose(0, 2, 1).reshape(n, 3 * k),
-        splats.opacity_logits[:, None], splats.log_scales, splats.quats,
-    ], axis=1).astype(np.float32)
+    names = [
+        "x",
+        "y",
+        "z",
+        "nx",
+        "ny",
+        "nz",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        *rest,
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
+    columns = np.concatenate(
+        [
+            splats.means,
+            np.zeros((n, 3), np.float32),
+            splats.sh0,
+            splats.shN.transpose(0, 2, 1).reshape(n, 3 * k),
+            splats.opacity_logits[:, None],
+            splats.log_scales,
+            splats.quats,
+        ],
+        axis=1,
+    ).astype(np.float32)
     table = np.empty(n, dtype=[(name, "<f4") for name in names])
     for i, name in enumerate(names):
         table[name] = columns[:, i]

@@ -38,8 +38,16 @@ def test_compress_then_decompress_a_generated_splat(make_splats, tmp_path):
 
 def test_morton_order_and_band_limit(make_splats, tmp_path):
     write_ply(make_splats(n=400, sh_degree=3), tmp_path / "splat.ply")
-    args = [str(tmp_path / "splat.ply"), str(tmp_path / "out"), "--order", "morton", "--sh-bands", "0",
-            "--fidelity-views", "0"]
+    args = [
+        str(tmp_path / "splat.ply"),
+        str(tmp_path / "out"),
+        "--order",
+        "morton",
+        "--sh-bands",
+        "0",
+        "--fidelity-views",
+        "0",
+    ]
     assert compress_main(args) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["order"] == "morton" and metrics["sh_bands_out"] == 0 and metrics["psnr"] is None
@@ -108,13 +116,17 @@ def _zero_splats(tmp_path: Path, make_splats) -> Path:
     return write_ply(make_splats(n=0, sh_degree=0), tmp_path / "bad.ply")
 
 
-@pytest.mark.parametrize("make_bad, exit_code, code", [
-    (_empty, 50, "bad_splat_file"),
-    (_truncated, 50, "bad_splat_file"),
-    (_wrong_properties, 50, "bad_splat_file"),
-    (_zero_splats, 51, "empty_splat"),
-    (_all_nan, 52, "no_finite_splats"),
-], ids=["empty", "truncated", "wrong-properties", "zero-splats", "all-nan"])
+@pytest.mark.parametrize(
+    "make_bad, exit_code, code",
+    [
+        (_empty, 50, "bad_splat_file"),
+        (_truncated, 50, "bad_splat_file"),
+        (_wrong_properties, 50, "bad_splat_file"),
+        (_zero_splats, 51, "empty_splat"),
+        (_all_nan, 52, "no_finite_splats"),
+    ],
+    ids=["empty", "truncated", "wrong-properties", "zero-splats", "all-nan"],
+)
 def test_bad_input_gives_its_named_error_and_writes_no_bundle(make_bad, exit_code, code, make_splats, tmp_path, capsys):
     bad = make_bad(tmp_path, make_splats)
     before = bad.read_bytes()
@@ -148,8 +160,10 @@ def test_help_works():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SPLAT_TRANSFORM.exists(),
-                    reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)")
+@pytest.mark.skipif(
+    not SPLAT_TRANSFORM.exists(),
+    reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)",
+)
 @pytest.mark.parametrize("source_name", ["generated-sh3", "v3dg_donut.ply"])
 def test_playcanvas_splat_transform_reads_our_bundle(source_name, make_splats, datasets_dir_or_none, tmp_path):
     """PlayCanvas' own tool decodes our scene.sog to the same splats as our decoder."""
@@ -161,8 +175,9 @@ def test_playcanvas_splat_transform_reads_our_bundle(source_name, make_splats, d
         pytest.skip(f"{source_name} needs SPACEPORT_DATASETS")
     assert compress_main([str(source), str(tmp_path / "out"), "--fidelity-views", "0", "--sh-palette", "64"]) == 0
     scene = tmp_path / "out" / "scene.sog"
-    result = subprocess.run([str(SPLAT_TRANSFORM), str(scene), str(tmp_path / "theirs.ply")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(SPLAT_TRANSFORM), str(scene), str(tmp_path / "theirs.ply")], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, f"splat-transform rejected our bundle:\n{result.stdout}\n{result.stderr}"
     assert decompress_main([str(scene), str(tmp_path / "ours.ply")]) == 0
     theirs, ours = read_ply(tmp_path / "theirs.ply"), read_ply(tmp_path / "ours.ply")

@@ -15,8 +15,7 @@ from spaceport_compress.canonical import canonical_orientation, rotation_matrice
 from spaceport_compress.compressed_ply import read_compressed_ply
 from spaceport_compress.kmeans import kmeans, kmeans_1d
 from spaceport_compress.order import morton_order, plas_order
-from spaceport_compress.sog import (SogOptions, decode_sog, encode_quats, encode_sog, grid_shape, read_sog,
-                                   write_sog)
+from spaceport_compress.sog import SogOptions, decode_sog, encode_quats, encode_sog, grid_shape, read_sog, write_sog
 
 
 def _rotation_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,8 +73,16 @@ def test_bundle_layout_is_sog_version_2(make_splats, tmp_path):
         infos = {info.filename: info for info in archive.infolist()}
         meta = json.loads(archive.read("meta.json"))
         assert all(info.compress_type == zipfile.ZIP_STORED for info in infos.values())
-        assert set(infos) == {"meta.json", "means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp",
-                              "shN_centroids.webp", "shN_labels.webp"}
+        assert set(infos) == {
+            "meta.json",
+            "means_l.webp",
+            "means_u.webp",
+            "quats.webp",
+            "scales.webp",
+            "sh0.webp",
+            "shN_centroids.webp",
+            "shN_labels.webp",
+        }
         assert all(archive.read(name)[8:12] == b"WEBP" for name in infos if name.endswith(".webp"))
     assert meta["version"] == 2 and meta["count"] == 1000
     assert len(meta["scales"]["codebook"]) == 256 and len(meta["sh0"]["codebook"]) == 256
@@ -157,7 +164,6 @@ def test_canonical_orientation_keeps_every_gaussian_and_puts_w_first(make_splats
     # Already canonical: unchanged.
     again_quats, again_scales = canonical_orientation(quats, log_scales)
     assert np.allclose(again_quats, quats, atol=1e-6) and np.array_equal(again_scales, log_scales)
-
 
 
 def test_1d_codebook_spends_its_entries_where_importance_is():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from gsplat.compression.sort import sort_splats
 
 
@@ -17,8 +16,12 @@ def test_gsplat_sorts_splats_with_our_plas():
     side = 24
     # Splats whose attributes vary smoothly with position, in a random order.
     means = torch.rand(side * side, 3)
-    splats = {"means": means, "sh0": means[:, None, :] * 2 - 1, "opacities": means.sum(1) / 3,
-              "shN": torch.rand(side * side, 3, 3)}
+    splats = {
+        "means": means,
+        "sh0": means[:, None, :] * 2 - 1,
+        "opacities": means.sum(1) / 3,
+        "shN": torch.rand(side * side, 3, 3),
+    }
     before = {name: value.clone() for name, value in splats.items()}
 
     sorted_splats = sort_splats(dict(splats), verbose=False)

@@ -3,15 +3,25 @@ import json
 import pytest
 
 from spaceport.contracts import (
-    SERVICES, InvalidEventError, JobOptions, JobRequested, SageMakerJobKey, SfmCompleted, Stage, next_stage,
-    parse_envelope, parse_event, to_put_events_entry,
+    SERVICES,
+    InvalidEventError,
+    JobOptions,
+    JobRequested,
+    SageMakerJobKey,
+    SfmCompleted,
+    Stage,
+    next_stage,
+    parse_envelope,
+    parse_event,
+    to_put_events_entry,
 )
 from spaceport.contracts.job import Phase, position
 
 
 def test_events_round_trip_through_the_eventbridge_entry():
-    event = SfmCompleted(job_id="abc", run_id="r2", stage=Stage.SFM, attempt=2, output_uri="s3://b/k/",
-                         summary={"images_registered": 24})
+    event = SfmCompleted(
+        job_id="abc", run_id="r2", stage=Stage.SFM, attempt=2, output_uri="s3://b/k/", summary={"images_registered": 24}
+    )
     entry = to_put_events_entry(event, bus_name="spaceport")
     assert parse_event(entry["DetailType"], json.loads(entry["Detail"])) == event
     envelope = {"source": entry["Source"], "detail-type": entry["DetailType"], "detail": json.loads(entry["Detail"])}
@@ -25,12 +35,15 @@ def test_business_key_ignores_transport_and_time():
     assert a.business_key == b.business_key == "JobRequested#abc#r1#sfm#1"
 
 
-@pytest.mark.parametrize("detail_type, detail", [
-    ("Nope", {}),
-    ("JobRequested", {"job_id": "abc"}),
-    ("JobRequested", {"job_id": "abc", "run_id": "r1", "stage": "sfm", "surprise": 1}),
-    ("JobRequested", {"job_id": "abc", "run_id": "r1", "stage": "sfm", "options": {"preset": "huge"}}),
-])
+@pytest.mark.parametrize(
+    "detail_type, detail",
+    [
+        ("Nope", {}),
+        ("JobRequested", {"job_id": "abc"}),
+        ("JobRequested", {"job_id": "abc", "run_id": "r1", "stage": "sfm", "surprise": 1}),
+        ("JobRequested", {"job_id": "abc", "run_id": "r1", "stage": "sfm", "options": {"preset": "huge"}}),
+    ],
+)
 def test_invalid_events_are_refused(detail_type, detail):
     with pytest.raises(InvalidEventError):
         parse_event(detail_type, detail)

@@ -21,7 +21,11 @@ def test_a_log_gets_both_lines_and_a_terminal_only_the_human_one():
     human, machine = log.getvalue().splitlines()
     assert human == "[sfm  25%] matched 6 of 24 photos"
     event = ProgressEvent.from_line(machine)
-    assert (event.stage, event.fraction, event.message, event.metrics) == ("sfm", 0.25, "matched 6 of 24 photos",
-                                                                           {"pairs": 15})
+    assert (event.stage, event.fraction, event.message, event.metrics) == (
+        "sfm",
+        0.25,
+        "matched 6 of 24 photos",
+        {"pairs": 15},
+    )
     assert terminal.getvalue().splitlines() == [human]
     assert [e.message for e in seen] == ["matched 6 of 24 photos"] * 2  # the callback hears every update

@@ -9,10 +9,12 @@ from moto import mock_aws
 from spaceport.adapters import default_ports
 from spaceport.config import PipelineConfig
 
-
 ENV = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-    "SPACEPORT_API_KEY": API_KEY, "SPACEPORT_JOB_RUNNER": "sagemaker",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "SPACEPORT_API_KEY": API_KEY,
+    "SPACEPORT_JOB_RUNNER": "sagemaker",
     "SPACEPORT_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-jobs",
     "SPACEPORT_SFM_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm:1",
     "SPACEPORT_TRAIN_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:1",

@@ -41,8 +41,12 @@ class World:
         self.dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))
         boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
         self.observer = self.sqs.create_queue(QueueName="observer")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.observer, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="observe", EventBusName=config.bus_name, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.observer, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name="observe", EventBusName=config.bus_name, EventPattern=json.dumps({"source": [EVENT_SOURCE]})
+        )
         events.put_targets(Rule="observe", EventBusName=config.bus_name, Targets=[{"Id": "observer", "Arn": arn}])
         self._seen: list[dict[str, Any]] = []
 
@@ -80,7 +84,9 @@ class World:
         return self.dynamodb.scan(TableName=self.config.jobs_table, Select="COUNT")["Count"]
 
     def processing_jobs(self) -> list[str]:
-        return sorted(job["ProcessingJobName"] for job in self.sagemaker.list_processing_jobs()["ProcessingJobSummaries"])
+        return sorted(
+            job["ProcessingJobName"] for job in self.sagemaker.list_processing_jobs()["ProcessingJobSummaries"]
+        )
 
     def training_jobs(self) -> list[str]:
         return sorted(job["TrainingJobName"] for job in self.sagemaker.list_training_jobs()["TrainingJobSummaries"])
@@ -89,8 +95,10 @@ class World:
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.ses.models import ses_backends
 
-        return [message.raw_data.encode() if isinstance(message.raw_data, str) else message.raw_data
-                for message in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages]
+        return [
+            message.raw_data.encode() if isinstance(message.raw_data, str) else message.raw_data
+            for message in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
+        ]
 
     def put_zip(self, key: str = "uploads/u1/photos.zip", files: int = 2) -> str:
         buffer = io.BytesIO()
@@ -120,19 +128,39 @@ def state_change(key: SageMakerJobKey, status: str, reason: str | None = None) -
     detail = {name_field: key.name, status_field: status}
     if reason:
         detail["FailureReason"] = reason
-    return json.dumps({"version": "0", "id": "s1", "source": SAGEMAKER_SOURCE, "detail-type": detail_type,
-                       "account": "123456789012", "region": REGION, "time": "2026-11-27T00:00:00Z",
-                       "resources": [], "detail": detail})
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "s1",
+            "source": SAGEMAKER_SOURCE,
+            "detail-type": detail_type,
+            "account": "123456789012",
+            "region": REGION,
+            "time": "2026-11-27T00:00:00Z",
+            "resources": [],
+            "detail": detail,
+        }
+    )
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
     """The event Lambda hands an SQS consumer for ``bodies``."""
-    return {"Records": [
-        {"messageId": f"m{index}", "receiptHandle": f"h{index}", "body": body, "attributes": {},
-         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": REGION}
-        for index, body in enumerate(bodies)
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m{index}",
+                "receiptHandle": f"h{index}",
+                "body": body,
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": REGION,
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
 
 
 def load_app(relative: str):

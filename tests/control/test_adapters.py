@@ -36,22 +36,39 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
     spec = stage_job_spec(config, key, "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/", JobOptions(preset="quick", steps=900))
     expected = {
         "TrainingJobName": "spaceport-train-0a1b2c3d4e5f6a7b-r2-a3",
-        "AlgorithmSpecification": {"TrainingImage": "train:1", "TrainingInputMode": "File",
-                                   "ContainerEntrypoint": ["spaceport", "train"]},
+        "AlgorithmSpecification": {
+            "TrainingImage": "train:1",
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": ["spaceport", "train"],
+        },
         "HyperParameters": {"preset": "quick", "steps": "900"},
-        "InputDataConfig": [{"ChannelName": "sfm", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/",
-            "S3DataDistributionType": "FullyReplicated"}}}],
+        "InputDataConfig": [
+            {
+                "ChannelName": "sfm",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
         "OutputDataConfig": {"S3OutputPath": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/"},
         "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400},
         "EnableManagedSpotTraining": True,
-        "CheckpointConfig": {"S3Uri": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/checkpoints/",
-                             "LocalPath": "/opt/ml/checkpoints"},
+        "CheckpointConfig": {
+            "S3Uri": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/checkpoints/",
+            "LocalPath": "/opt/ml/checkpoints",
+        },
         "Environment": {"SPACEPORT_JOB_ID": "0a1b2c3d4e5f6a7b", "SPACEPORT_RUN_ID": "r2"},
         "RoleArn": ROLE,
-        "Tags": [{"Key": "spaceport:job", "Value": "0a1b2c3d4e5f6a7b"}, {"Key": "spaceport:stage", "Value": "train"},
-                 {"Key": "spaceport:run", "Value": "r2"}],
+        "Tags": [
+            {"Key": "spaceport:job", "Value": "0a1b2c3d4e5f6a7b"},
+            {"Key": "spaceport:stage", "Value": "train"},
+            {"Key": "spaceport:run", "Value": "r2"},
+        ],
     }
     stubber.add_response("create_training_job", {"TrainingJobArn": "arn:x"}, expected)
     assert SageMakerLauncher(client, ROLE, IMAGES).start(spec) is True
@@ -60,40 +77,72 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
 def test_a_job_that_exists_already_starts_nothing(sagemaker):
     client, stubber = sagemaker
     spec = stage_job_spec(PipelineConfig(), SageMakerJobKey(Stage.SFM, "abc", "r1"), "s3://u/p.zip", JobOptions())
-    stubber.add_client_error("create_processing_job", service_error_code="ResourceInUse",
-                             service_message="Job name must be unique")
+    stubber.add_client_error(
+        "create_processing_job", service_error_code="ResourceInUse", service_message="Job name must be unique"
+    )
     assert SageMakerLauncher(client, ROLE, IMAGES).start(spec) is False
 
 
 def test_processing_job_and_stop_of_an_ended_job(sagemaker):
     client, stubber = sagemaker
-    spec = stage_job_spec(PipelineConfig(), SageMakerJobKey(Stage.COMPRESS, "abc", "r1"),
-                          "s3://spaceport-train/abc/r1/j/output/model.tar.gz", JobOptions(sh_bands=1))
-    stubber.add_response("create_processing_job", {"ProcessingJobArn": "arn:x"}, {
-        "ProcessingJobName": "spaceport-compress-abc-r1-a1",
-        "ProcessingInputs": [{"InputName": "model", "S3Input": {
-            "S3Uri": "s3://spaceport-train/abc/r1/j/output/model.tar.gz", "LocalPath": "/opt/ml/processing/input",
-            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-        "ProcessingOutputConfig": ANY, "ProcessingResources": ANY,
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        "AppSpecification": {"ImageUri": "compress:1",
-                             "ContainerEntrypoint": ["spaceport", "compress", "--sh-bands", "1"]},
-        "Environment": {"SPACEPORT_JOB_ID": "abc", "SPACEPORT_RUN_ID": "r1"},
-        "RoleArn": ROLE, "Tags": ANY,
-    })
-    stubber.add_client_error("stop_processing_job", service_error_code="ValidationException",
-                             service_message="The job is not in progress")
+    spec = stage_job_spec(
+        PipelineConfig(),
+        SageMakerJobKey(Stage.COMPRESS, "abc", "r1"),
+        "s3://spaceport-train/abc/r1/j/output/model.tar.gz",
+        JobOptions(sh_bands=1),
+    )
+    stubber.add_response(
+        "create_processing_job",
+        {"ProcessingJobArn": "arn:x"},
+        {
+            "ProcessingJobName": "spaceport-compress-abc-r1-a1",
+            "ProcessingInputs": [
+                {
+                    "InputName": "model",
+                    "S3Input": {
+                        "S3Uri": "s3://spaceport-train/abc/r1/j/output/model.tar.gz",
+                        "LocalPath": "/opt/ml/processing/input",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+            ],
+            "ProcessingOutputConfig": ANY,
+            "ProcessingResources": ANY,
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "AppSpecification": {
+                "ImageUri": "compress:1",
+                "ContainerEntrypoint": ["spaceport", "compress", "--sh-bands", "1"],
+            },
+            "Environment": {"SPACEPORT_JOB_ID": "abc", "SPACEPORT_RUN_ID": "r1"},
+            "RoleArn": ROLE,
+            "Tags": ANY,
+        },
+    )
+    stubber.add_client_error(
+        "stop_processing_job", service_error_code="ValidationException", service_message="The job is not in progress"
+    )
     launcher = SageMakerLauncher(client, ROLE, IMAGES)
     assert launcher.start(spec) is True
     launcher.stop(spec.name)  # already ended: nothing to do, no error
 
 
 def test_config_reads_the_environment_once():
-    config = PipelineConfig.from_env({"SPACEPORT_UPLOADS_BUCKET": "u", "SPACEPORT_JOB_RUNNER": "local",
-                                      "SPACEPORT_PUBLIC_BASE_URL": "https://x.example/", "SPACEPORT_TRAIN_SPOT": "0",
-                                      "SPACEPORT_SFM_INSTANCE": "ml.c6i.4xlarge"})
+    config = PipelineConfig.from_env(
+        {
+            "SPACEPORT_UPLOADS_BUCKET": "u",
+            "SPACEPORT_JOB_RUNNER": "local",
+            "SPACEPORT_PUBLIC_BASE_URL": "https://x.example/",
+            "SPACEPORT_TRAIN_SPOT": "0",
+            "SPACEPORT_SFM_INSTANCE": "ml.c6i.4xlarge",
+        }
+    )
     assert (config.uploads_bucket, config.job_runner, config.public_base_url, config.train_spot) == (
-        "u", "local", "https://x.example", False)
+        "u",
+        "local",
+        "https://x.example",
+        False,
+    )
     assert config.stages[Stage.SFM].instance_type == "ml.c6i.4xlarge"
     assert config.stage_output_uri(Stage.COMPRESS, "j", "r2") == "s3://spaceport-compressed/j/r2/"
     with pytest.raises(ConfigError):
@@ -150,8 +199,10 @@ def test_a_large_archive_member_streams_to_s3_in_parts(world):
     # Over boto3's 8 MB multipart threshold, read once, front to back, from a gzip stream.
     splat = os.urandom(12 * 1024**2)
     world.put_tar("s3://spaceport-train/j1/r1/model.tar.gz", {"model/splat.ply": splat, "metrics.json": b"{}"})
-    found = world.ports.objects.extract_from_tar("s3://spaceport-train/j1/r1/model.tar.gz", {
-        "splat.ply": "s3://spaceport-train/j1/r1/splat.ply", "absent.txt": "s3://spaceport-train/j1/r1/absent.txt"})
+    found = world.ports.objects.extract_from_tar(
+        "s3://spaceport-train/j1/r1/model.tar.gz",
+        {"splat.ply": "s3://spaceport-train/j1/r1/splat.ply", "absent.txt": "s3://spaceport-train/j1/r1/absent.txt"},
+    )
     assert found == {"splat.ply": "s3://spaceport-train/j1/r1/splat.ply"}
     copied = boto3.client("s3").get_object(Bucket="spaceport-train", Key="j1/r1/splat.ply")["Body"].read()
     assert hashlib.sha256(copied).digest() == hashlib.sha256(splat).digest()

@@ -7,7 +7,6 @@ import json
 import pytest
 import requests
 from chalice.test import Client
-
 from control_helpers import API_KEY, load_app
 
 
@@ -31,8 +30,11 @@ def get(client, path, key=API_KEY):
 
 def test_post_jobs_creates_the_job_and_publishes_job_requested(world, client):
     photos = world.put_zip()
-    status, body, headers = post(client, "/jobs", {"s3Url": photos, "email": "pilot@example.com",
-                                                   "options": {"preset": "quick", "matcher": "exhaustive"}})
+    status, body, headers = post(
+        client,
+        "/jobs",
+        {"s3Url": photos, "email": "pilot@example.com", "options": {"preset": "quick", "matcher": "exhaustive"}},
+    )
     assert status == 202, body
     assert body["statusUrl"] == f"https://spaceport.example.com/jobs/{body['jobId']}"
     record = world.ports.store.get(body["jobId"])
@@ -47,20 +49,23 @@ def test_post_jobs_creates_the_job_and_publishes_job_requested(world, client):
     assert status == 200 and [j["jobId"] for j in listing["jobs"]] == [body["jobId"]]
 
 
-@pytest.mark.parametrize("case, status, code", [
-    ("bad email", 400, "bad_email"),
-    ("missing email", 400, "bad_email"),
-    ("foreign bucket", 400, "bad_s3_url"),
-    ("other scheme", 400, "bad_s3_url"),
-    ("missing object", 422, "upload_not_found"),
-    ("not a zip", 422, "not_a_zip"),
-    ("over the size cap", 422, "upload_too_large"),
-    ("unknown option", 400, "bad_options"),
-    ("bad option value", 400, "bad_options"),
-    ("unknown field", 400, "unknown_field"),
-    ("oversized body", 413, "body_too_large"),
-    ("not json", 400, "bad_json"),
-])
+@pytest.mark.parametrize(
+    "case, status, code",
+    [
+        ("bad email", 400, "bad_email"),
+        ("missing email", 400, "bad_email"),
+        ("foreign bucket", 400, "bad_s3_url"),
+        ("other scheme", 400, "bad_s3_url"),
+        ("missing object", 422, "upload_not_found"),
+        ("not a zip", 422, "not_a_zip"),
+        ("over the size cap", 422, "upload_too_large"),
+        ("unknown option", 400, "bad_options"),
+        ("bad option value", 400, "bad_options"),
+        ("unknown field", 400, "unknown_field"),
+        ("oversized body", 413, "body_too_large"),
+        ("not json", 400, "bad_json"),
+    ],
+)
 def test_bad_input_is_refused_and_creates_nothing(world, client, case, status, code):
     photos = world.put_zip()
     world.s3.put_object(Bucket="spaceport-uploads", Key="uploads/u2/notes.zip", Body=b"just text, not a zip")
@@ -116,10 +121,18 @@ def test_idempotency_key_returns_the_same_job(world, client):
 def test_seed_start_job_contract(world, client):
     photos = world.put_zip()
     csv = "lat,lon,alt\n46.1,7.2,80\n"
-    status, body, _ = post(client, "/start-job", {
-        "s3Url": photos, "email": "pilot@example.com", "pipelineStep": "sfm", "existingColmapUri": "",
-        "hyperparameters": {"max_steps": 3000}, "csvData": csv,
-    })
+    status, body, _ = post(
+        client,
+        "/start-job",
+        {
+            "s3Url": photos,
+            "email": "pilot@example.com",
+            "pipelineStep": "sfm",
+            "existingColmapUri": "",
+            "hyperparameters": {"max_steps": 3000},
+            "csvData": csv,
+        },
+    )
     assert status == 202, body
     record = world.ports.store.get(body["jobId"])
     assert record.options.hyperparameters == {"max_steps": "3000"}
@@ -127,18 +140,26 @@ def test_seed_start_job_contract(world, client):
     assert stored["Body"].read().decode() == csv
 
     world.s3.put_object(Bucket="spaceport-sfm", Key="old/r1/sparse/0/cameras.bin", Body=b"\0")
-    status, body, _ = post(client, "/start-job", {"email": "pilot@example.com", "pipelineStep": "3dgs",
-                                                  "existingColmapUri": "s3://spaceport-sfm/old/r1/"})
+    status, body, _ = post(
+        client,
+        "/start-job",
+        {"email": "pilot@example.com", "pipelineStep": "3dgs", "existingColmapUri": "s3://spaceport-sfm/old/r1/"},
+    )
     assert status == 202, body
     trained = world.ports.store.get(body["jobId"])
     assert trained.stage.value == "train" and trained.artifacts["sfm"] == "s3://spaceport-sfm/old/r1/"
     requested = [e["detail"] for e in world.published() if e["detail"]["job_id"] == body["jobId"]]
     assert requested[0]["stage"] == "train" and requested[0]["input_uri"] == "s3://spaceport-sfm/old/r1/"
 
-    assert post(client, "/start-job", {"email": "pilot@example.com", "pipelineStep": "nerf",
-                                       "s3Url": photos})[0] == 400
-    assert post(client, "/start-job", {"email": "pilot@example.com", "pipelineStep": "3dgs",
-                                       "existingColmapUri": "s3://spaceport-sfm/missing/"})[0] == 422
+    assert post(client, "/start-job", {"email": "pilot@example.com", "pipelineStep": "nerf", "s3Url": photos})[0] == 400
+    assert (
+        post(
+            client,
+            "/start-job",
+            {"email": "pilot@example.com", "pipelineStep": "3dgs", "existingColmapUri": "s3://spaceport-sfm/missing/"},
+        )[0]
+        == 422
+    )
 
 
 def test_presigned_upload_then_job_from_upload_key(world, client):
@@ -158,7 +179,9 @@ def test_cancel_and_reprocess_through_the_api(world, client):
     status, body, _ = post(client, f"/jobs/{job_id}/cancel", {})
     assert status == 202 and body["status"] == "CANCELLED"
     assert world.published_types() == ["JobRequested", "JobCancelled"]
-    assert post(client, f"/jobs/{job_id}/reprocess", {"fromStage": "train"})[1]["error"]["code"] == "nothing_to_reprocess"
+    assert (
+        post(client, f"/jobs/{job_id}/reprocess", {"fromStage": "train"})[1]["error"]["code"] == "nothing_to_reprocess"
+    )
     assert post(client, f"/jobs/{job_id}/reprocess", {"fromStage": "sfm", "options": {"bogus": 1}})[0] == 400
     status, body, _ = post(client, f"/jobs/{job_id}/reprocess", {"fromStage": "sfm", "options": {"preset": "quick"}})
     assert status == 202 and body["runId"] == "r2"
@@ -172,8 +195,12 @@ def test_openapi_describes_every_route(world, client):
     app = load_app("gateway/app.py").app
     status, document = get(client, "/openapi.json", key=None)
     described = {(path, method) for path, item in document["paths"].items() for method in item}
-    served = {(path.replace("{job_id}", "{jobId}"), method.lower())
-              for path, methods in app.routes.items() for method in methods if path != "/openapi.json"}
+    served = {
+        (path.replace("{job_id}", "{jobId}"), method.lower())
+        for path, methods in app.routes.items()
+        for method in methods
+        if path != "/openapi.json"
+    }
     assert described == served
     assert document["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
     assert "preset" in document["components"]["schemas"]["JobOptions"]["properties"]

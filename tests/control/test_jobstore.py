@@ -1,15 +1,21 @@
+from datetime import UTC
+
 from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, RunRecord, position
 from spaceport.contracts.stages import Stage
 
 
 def _record(job_id="abc123"):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from spaceport.contracts.events import JobOptions
-    return JobRecord(job_id=job_id, email="a@b.co", input_uri="s3://spaceport-uploads/p.zip",
-                     position=position("r1", Stage.SFM, 1, Phase.REQUESTED),
-                     runs=[RunRecord(run_id="r1", from_stage=Stage.SFM, options=JobOptions(),
-                                     started_at=datetime.now(timezone.utc))])
+
+    return JobRecord(
+        job_id=job_id,
+        email="a@b.co",
+        input_uri="s3://spaceport-uploads/p.zip",
+        position=position("r1", Stage.SFM, 1, Phase.REQUESTED),
+        runs=[RunRecord(run_id="r1", from_stage=Stage.SFM, options=JobOptions(), started_at=datetime.now(UTC))],
+    )
 
 
 def test_transitions_only_move_forward(world):
@@ -17,14 +23,19 @@ def test_transitions_only_move_forward(world):
     assert store.create(_record()).created
     assert not store.create(_record()).created
     started = position("r1", Stage.SFM, 1, Phase.STARTED)
-    assert store.transition("abc123", started, status=JobStatus.RUNNING, stage=Stage.SFM,
-                            run_status=("r1", JobStatus.RUNNING))
+    assert store.transition(
+        "abc123", started, status=JobStatus.RUNNING, stage=Stage.SFM, run_status=("r1", JobStatus.RUNNING)
+    )
     # The same step again, or an older one, changes nothing.
     assert not store.transition("abc123", started, status=JobStatus.QUEUED)
     assert not store.transition("abc123", position("r1", Stage.SFM, 1, Phase.REQUESTED), status=JobStatus.QUEUED)
-    assert store.transition("abc123", position("r1", Stage.SFM, 1, Phase.COMPLETED), stage_percent=100.0,
-                            artifacts={"sfm": "s3://spaceport-sfm/abc123/r1/"}, summary={"sfm_images_used": 24,
-                                                                                          "sfm_error_px": 0.5})
+    assert store.transition(
+        "abc123",
+        position("r1", Stage.SFM, 1, Phase.COMPLETED),
+        stage_percent=100.0,
+        artifacts={"sfm": "s3://spaceport-sfm/abc123/r1/"},
+        summary={"sfm_images_used": 24, "sfm_error_px": 0.5},
+    )
     record = store.get("abc123")
     assert record.status is JobStatus.RUNNING and record.runs[0].status is JobStatus.RUNNING
     assert record.artifacts == {"sfm": "s3://spaceport-sfm/abc123/r1/"}
@@ -45,8 +56,12 @@ def test_progress_only_for_the_running_attempt(world):
 def test_failure_error_and_notification_claims(world):
     store = world.ports.store
     store.create(_record())
-    store.transition("abc123", position("r1", Stage.TRAIN, 2, Phase.FAILED), status=JobStatus.FAILED,
-                     error=JobError(stage=Stage.TRAIN, code="x", message="broke"))
+    store.transition(
+        "abc123",
+        position("r1", Stage.TRAIN, 2, Phase.FAILED),
+        status=JobStatus.FAILED,
+        error=JobError(stage=Stage.TRAIN, code="x", message="broke"),
+    )
     assert store.get("abc123").error.message == "broke"
     assert store.claim_notification("abc123", "r1#failed")
     assert not store.claim_notification("abc123", "r1#failed")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import email
 import dataclasses
+import email
 import email.policy
 import json
 import subprocess
@@ -22,11 +22,23 @@ from spaceport.services import diagnose, handle_notify_message, handle_stage_mes
 from spaceport.services.jobs import training_model_uri
 from spaceport.services.stage import _launch
 
-SFM_REPORT = {"status": "succeeded", "images_used": 24, "images_registered": 23, "points3d": 5120,
-              "mean_reprojection_error_px": 0.61, "gps_used": True}
+SFM_REPORT = {
+    "status": "succeeded",
+    "images_used": 24,
+    "images_registered": 23,
+    "points3d": 5120,
+    "mean_reprojection_error_px": 0.61,
+    "gps_used": True,
+}
 TRAIN_METRICS = {"steps": 300, "num_gaussians": 40000, "psnr": 27.31, "ssim": 0.88, "eval_history": [{"step": 0}]}
-COMPRESS_METRICS = {"status": "succeeded", "input_bytes": 540, "output_bytes": 2004, "ratio": 0.27, "psnr": 41.2,
-                    "texture_bytes": {"means_l.webp": 100}}
+COMPRESS_METRICS = {
+    "status": "succeeded",
+    "input_bytes": 540,
+    "output_bytes": 2004,
+    "ratio": 0.27,
+    "psnr": 41.2,
+    "texture_bytes": {"means_l.webp": 100},
+}
 
 
 def new_job(world, **options) -> str:
@@ -59,9 +71,14 @@ def complete_train(world, job_id, run_id="r1", attempt=1) -> str:
     key = SageMakerJobKey(Stage.TRAIN, job_id, run_id, attempt)
     prefix = f"s3://spaceport-train/{job_id}/{run_id}/"
     # The training job writes metrics.json beside splat.ply in /opt/ml/model (so into model.tar.gz).
-    world.put_tar(training_model_uri(prefix, key.name), {
-        "splat.ply": b"ply\nformat binary_little_endian 1.0\n" + bytes(500),
-        "metrics.json": json.dumps(TRAIN_METRICS).encode(), "renders/0.png": b"\x89PNG"})
+    world.put_tar(
+        training_model_uri(prefix, key.name),
+        {
+            "splat.ply": b"ply\nformat binary_little_endian 1.0\n" + bytes(500),
+            "metrics.json": json.dumps(TRAIN_METRICS).encode(),
+            "renders/0.png": b"\x89PNG",
+        },
+    )
     return run_stage(world, Stage.TRAIN, state_change(key, "Completed"))
 
 
@@ -116,8 +133,15 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     assert handle_notify_message(completion, world.ports) == "emailed"
     assert handle_notify_message(completion, forgetful(world)) == "duplicate"
     types = world.published_types()
-    assert types == ["JobRequested", "StageStarted", "SfmCompleted", "StageStarted", "TrainingCompleted",
-                     "StageStarted", "CompressionCompleted"]
+    assert types == [
+        "JobRequested",
+        "StageStarted",
+        "SfmCompleted",
+        "StageStarted",
+        "TrainingCompleted",
+        "StageStarted",
+        "CompressionCompleted",
+    ]
 
     record = world.ports.store.get(job_id)
     assert record.status is JobStatus.SUCCEEDED and record.runs[0].status is JobStatus.SUCCEEDED
@@ -128,8 +152,11 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     [raw] = world.sent_emails()
     message = email.message_from_bytes(raw)
     assert message["To"] == "pilot@example.com"
-    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
-             if not part.is_multipart()}
+    parts = {
+        part.get_content_type(): part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if not part.is_multipart()
+    }
     text, html = parts["text/plain"], parts["text/html"]
     assert f"https://spaceport.example.com/view/{job_id}" in text and "23 of 24" in text and "27.31 dB" in text
     assert "scene.sog" in text and "splat.ply" in text and "job-report.json" in text
@@ -160,8 +187,10 @@ def test_duplicate_and_old_events_never_move_a_job_backwards(world):
 
 def test_a_malformed_message_fails_alone(world):
     job_id = new_job(world)
-    answer = process_sqs_batch(sqs_event("{not json", requested(world, job_id), '{"source": "somewhere"}'),
-                               lambda body: run_stage(world, Stage.SFM, body))
+    answer = process_sqs_batch(
+        sqs_event("{not json", requested(world, job_id), '{"source": "somewhere"}'),
+        lambda body: run_stage(world, Stage.SFM, body),
+    )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m2"}]}
     assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
 
@@ -194,8 +223,16 @@ def test_transient_failures_retry_then_fail_with_one_failure_email(world):
 def test_an_explained_failure_is_not_retried(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    world.put_json(f"s3://spaceport-sfm/{job_id}/r1/report.json", {"status": "failed", "error": {
-        "code": "too_few_registered", "message": "Only 3 of 24 photos could be placed: the photos overlap too little."}})
+    world.put_json(
+        f"s3://spaceport-sfm/{job_id}/r1/report.json",
+        {
+            "status": "failed",
+            "error": {
+                "code": "too_few_registered",
+                "message": "Only 3 of 24 photos could be placed: the photos overlap too little.",
+            },
+        },
+    )
     key = SageMakerJobKey(Stage.SFM, job_id, "r1", 1)
     assert run_stage(world, Stage.SFM, state_change(key, "Failed", "AlgorithmError: exit code 14")) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
@@ -260,14 +297,23 @@ def test_lambda_apps_import_no_heavy_modules():
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("status, reason, report, code, transient", [
-    ("Failed", "InternalServerError: We encountered an internal error.", None, "infrastructure", True),
-    ("Failed", "CapacityError: Unable to provision requested ML compute capacity.", None, "infrastructure", True),
-    ("Stopped", None, None, "job_stopped", True),  # a Spot interruption, or the time limit: resume from checkpoints
-    ("Failed", None, None, "job_crashed", True),
-    ("Failed", "AlgorithmError: The ZIP holds no photos.", None, "job_failed", False),
-    ("Failed", "AlgorithmError: exit 12", {"error": {"code": "no_images", "message": "No photos."}}, "no_images", False),
-])
+@pytest.mark.parametrize(
+    "status, reason, report, code, transient",
+    [
+        ("Failed", "InternalServerError: We encountered an internal error.", None, "infrastructure", True),
+        ("Failed", "CapacityError: Unable to provision requested ML compute capacity.", None, "infrastructure", True),
+        ("Stopped", None, None, "job_stopped", True),  # a Spot interruption, or the time limit: resume from checkpoints
+        ("Failed", None, None, "job_crashed", True),
+        ("Failed", "AlgorithmError: The ZIP holds no photos.", None, "job_failed", False),
+        (
+            "Failed",
+            "AlgorithmError: exit 12",
+            {"error": {"code": "no_images", "message": "No photos."}},
+            "no_images",
+            False,
+        ),
+    ],
+)
 def test_diagnosis_tells_transient_from_explained_failures(status, reason, report, code, transient):
     diagnosis = diagnose(Stage.SFM, status, reason, report)
     assert (diagnosis.code, diagnosis.transient) == (code, transient)
@@ -310,8 +356,10 @@ def test_a_training_failure_is_explained_by_the_metrics_in_the_model_archive(wor
     run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
     key = SageMakerJobKey(Stage.TRAIN, job_id, "r1", 1)
     error = {"code": "too_few_points", "message": "The reconstruction has too few points to train from."}
-    world.put_tar(training_model_uri(f"s3://spaceport-train/{job_id}/r1/", key.name),
-                  {"metrics.json": json.dumps({"error": error}).encode()})
+    world.put_tar(
+        training_model_uri(f"s3://spaceport-train/{job_id}/r1/", key.name),
+        {"metrics.json": json.dumps({"error": error}).encode()},
+    )
     assert run_stage(world, Stage.TRAIN, state_change(key, "Failed", "AlgorithmError: exit 31")) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert (failed["stage"], failed["error_code"], failed["reason"]) == ("train", "too_few_points", error["message"])

@@ -16,8 +16,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 @dataclass(frozen=True)
 class Synthesised:
-    stack: Any            # spaceport_infra.stack.SpaceportStack
-    template: Any         # aws_cdk.assertions.Template
+    stack: Any  # spaceport_infra.stack.SpaceportStack
+    template: Any  # aws_cdk.assertions.Template
     resources: dict[str, dict[str, Any]]
     template_file: Path
 
@@ -35,8 +35,11 @@ def synthesised(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
 
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = cdk.App(outdir=str(outdir))
-    stack = SpaceportStack(app, "spaceport-test", settings=InfraSettings(stage="test", sender_email="ops@example.org",
-                                                                         operator_email="oncall@example.org"))
+    stack = SpaceportStack(
+        app,
+        "spaceport-test",
+        settings=InfraSettings(stage="test", sender_email="ops@example.org", operator_email="oncall@example.org"),
+    )
     assembly = app.synth()
     template_file = Path(assembly.get_stack_by_name("spaceport-test").template_full_path)
     resources = json.loads(template_file.read_text())["Resources"]

@@ -25,16 +25,33 @@ from moto import mock_aws
 from spaceport.contracts.topology import SERVICES
 from spaceport_infra.apps import APPS, ChaliceApp
 from spaceport_infra.chalice_apps import (
-    BATCH_ITEM_FAILURES, DeployStepError, enable_batch_item_failures, fetch_stage_parameters, install_api_key,
-    placeholders, publish_site, render_policy, render_stage, vendor_shared_package,
+    BATCH_ITEM_FAILURES,
+    DeployStepError,
+    enable_batch_item_failures,
+    fetch_stage_parameters,
+    install_api_key,
+    placeholders,
+    publish_site,
+    render_policy,
+    render_stage,
+    vendor_shared_package,
 )
 from spaceport_infra.imports import import_closure
 from spaceport_infra.parameters import ARN_KEYS, arn_parameter, env_path
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
-HEAVY = ("torch", "numpy", "pycolmap", "gsplat", "PIL", "plyfile", "spaceport_sfm", "spaceport_train",
-         "spaceport_compress")
+HEAVY = (
+    "torch",
+    "numpy",
+    "pycolmap",
+    "gsplat",
+    "PIL",
+    "plyfile",
+    "spaceport_sfm",
+    "spaceport_train",
+    "spaceport_compress",
+)
 # What a Lambda finds besides the package: the runtime (boto3), the Powertools layer (with
 # pydantic), and the Chalice runtime that `chalice package` adds.
 PROVIDED = {"boto3", "botocore", "aws_lambda_powertools", "pydantic", "chalice"}
@@ -42,9 +59,14 @@ PROVIDED = {"boto3", "botocore", "aws_lambda_powertools", "pydantic", "chalice"}
 
 def fake_arns() -> dict[str, str]:
     arns = {key: f"arn:aws:service:{REGION}:{ACCOUNT}:{key}" for key in ARN_KEYS}
-    arns.update(Partition="aws", Region=REGION, AccountId=ACCOUNT, SenderEmail="photos@example.org",
-                PowertoolsLayerArn=f"arn:aws:lambda:{REGION}:017000801446:layer:"
-                                   "AWSLambdaPowertoolsPythonV3-python311-x86_64:23")
+    arns.update(
+        Partition="aws",
+        Region=REGION,
+        AccountId=ACCOUNT,
+        SenderEmail="photos@example.org",
+        PowertoolsLayerArn=f"arn:aws:lambda:{REGION}:017000801446:layer:"
+        "AWSLambdaPowertoolsPythonV3-python311-x86_64:23",
+    )
     return arns
 
 
@@ -102,8 +124,11 @@ def test_rendering_refuses_a_placeholder_the_stack_does_not_output():
 def _copy_app(app: ChaliceApp, destination: Path) -> ChaliceApp:
     destination.mkdir(parents=True)
     shutil.copy2(app.app_file, destination / "app.py")
-    shutil.copytree(app.directory / ".chalice", destination / ".chalice",
-                    ignore=shutil.ignore_patterns("deployed", "deployments", "policy-*.json"))
+    shutil.copytree(
+        app.directory / ".chalice",
+        destination / ".chalice",
+        ignore=shutil.ignore_patterns("deployed", "deployments", "policy-*.json"),
+    )
     shutil.copy2(app.directory / ".chalice" / "policy-template.json", destination / ".chalice")
     return ChaliceApp(app.name, destination, app.service)
 
@@ -115,14 +140,21 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not chalice.exists():
         pytest.skip("chalice is not installed in this environment")
     outputs = {}
-    env = {**os.environ, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline"}
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "offline",
+        "AWS_SECRET_ACCESS_KEY": "offline",
+    }
     env.pop("AWS_PROFILE", None)
     for app in APPS:
         if not app.app_file.exists():
             continue
         copy = _copy_app(app, tmp_path_factory.mktemp(app.name) / app.name)
         vendor_shared_package(copy)
-        render_stage(copy, "test", {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_JOB_RUNNER": "sagemaker"}, fake_arns())
+        render_stage(
+            copy, "test", {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_JOB_RUNNER": "sagemaker"}, fake_arns()
+        )
         out = copy.directory.parent / "package"
         command = [str(chalice), "package", "--stage", "test", str(out)]
         merge = copy.directory / ".chalice" / "batch-item-failures.json"
@@ -156,13 +188,20 @@ def test_chalice_package_holds_the_shared_code_and_no_heavy_packages(app: Chalic
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "package", capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path / "package"), "AWS_DEFAULT_REGION": REGION},
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path / "package",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "package"), "AWS_DEFAULT_REGION": REGION},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
     template = json.loads((out / "sam.json").read_text())
-    functions = {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    functions = {
+        k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
+    }
     assert functions
     for function in functions.values():
         assert function["Environment"]["Variables"]["SPACEPORT_BUS_NAME"] == "spaceport"
@@ -194,15 +233,28 @@ def aws(monkeypatch):
 
 def _function(name: str, variables: dict[str, str]) -> str:
     iam = boto3.client("iam")
-    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    role = iam.create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", "def consume(event, context):\n    return {}\n")
     return boto3.client("lambda").create_function(
-        FunctionName=name, Runtime="python3.11", Role=role, Handler="app.consume",
-        Code={"ZipFile": buffer.getvalue()}, Environment={"Variables": variables})["FunctionArn"]
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.consume",
+        Code={"ZipFile": buffer.getvalue()},
+        Environment={"Variables": variables},
+    )["FunctionArn"]
 
 
 def _deployed(app: ChaliceApp, resources: list[dict[str, Any]]) -> None:
@@ -215,15 +267,28 @@ def test_finish_turns_on_batch_item_failures_and_it_survives_a_chalice_update(aw
     sfm = SERVICES[0]
     app = ChaliceApp(sfm.name, tmp_path / sfm.name, sfm)
     queue_url = boto3.client("sqs").create_queue(QueueName=sfm.queue_name)["QueueUrl"]
-    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     function_arn = _function("spaceport-sfm-test-consume", {})
     lambda_client = boto3.client("lambda")
     # What chalice deploy does: a mapping without FunctionResponseTypes, recorded in deployed/<stage>.json.
-    uuid = lambda_client.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=function_arn,
-                                                     BatchSize=sfm.batch_size)["UUID"]
-    _deployed(app, [{"name": "consume-sqs-event-source", "resource_type": "sqs_event", "queue_arn": queue_arn,
-                     "event_uuid": uuid, "queue": sfm.queue_name, "lambda_arn": function_arn}])
+    uuid = lambda_client.create_event_source_mapping(
+        EventSourceArn=queue_arn, FunctionName=function_arn, BatchSize=sfm.batch_size
+    )["UUID"]
+    _deployed(
+        app,
+        [
+            {
+                "name": "consume-sqs-event-source",
+                "resource_type": "sqs_event",
+                "queue_arn": queue_arn,
+                "event_uuid": uuid,
+                "queue": sfm.queue_name,
+                "lambda_arn": function_arn,
+            }
+        ],
+    )
     assert not lambda_client.get_event_source_mapping(UUID=uuid).get("FunctionResponseTypes")
 
     assert enable_batch_item_failures(app, "test", lambda_client) == [uuid]
@@ -266,8 +331,17 @@ def test_prepare_reads_the_stacks_parameters(aws):
 def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
     gateway = next(app for app in APPS if app.service is None)
     app = ChaliceApp(gateway.name, tmp_path / gateway.name, None)
-    _deployed(app, [{"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "abc",
-                     "rest_api_url": "https://abc.execute-api.eu-west-1.amazonaws.com/v1/"}])
+    _deployed(
+        app,
+        [
+            {
+                "name": "rest_api",
+                "resource_type": "rest_api",
+                "rest_api_id": "abc",
+                "rest_api_url": "https://abc.execute-api.eu-west-1.amazonaws.com/v1/",
+            }
+        ],
+    )
     dist = tmp_path / "dist"
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><title>Spaceport</title>")
@@ -280,8 +354,11 @@ def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
 
     assert publish_site(app, "test", dist, ssm, secrets, s3) == "site"
     config = json.loads(s3.get_object(Bucket="site", Key="config.json")["Body"].read())
-    assert config == {"apiBaseUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/v1", "apiKey": "k3y",
-                      "apiKeyHeader": "x-api-key"}
+    assert config == {
+        "apiBaseUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
+        "apiKey": "k3y",
+        "apiKeyHeader": "x-api-key",
+    }
     page = s3.head_object(Bucket="site", Key="index.html")
     assert (page["ContentType"], page["CacheControl"]) == ("text/html", "no-cache")
     script = s3.head_object(Bucket="site", Key="assets/index-1a2b.js")
@@ -303,8 +380,13 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
     env.pop("AWS_PROFILE", None)
     try:
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
@@ -317,7 +399,8 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
             archive.writestr("python/powertools_stand_in.py", "")
         arns = fake_arns()
         arns["PowertoolsLayerArn"] = lambda_client.publish_layer_version(
-            LayerName="powertools", Content={"ZipFile": layer.getvalue()})["LayerVersionArn"]
+            LayerName="powertools", Content={"ZipFile": layer.getvalue()}
+        )["LayerVersionArn"]
         app = _copy_app(sfm, tmp_path / "sfm")
         vendor_shared_package(app)
         render_stage(app, "test", {"SPACEPORT_BUS_NAME": "spaceport"}, arns)

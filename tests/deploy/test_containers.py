@@ -78,7 +78,9 @@ class Image:
             if keyword == "ARG" and "=" in text:
                 name, value = text.split("=", 1)
                 args[name.strip()] = value.strip()
-        [base] = [re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], text) for keyword, text in self.steps if keyword == "FROM"]
+        [base] = [
+            re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], text) for keyword, text in self.steps if keyword == "FROM"
+        ]
         self.base = base.split()[0]
         repository = self.base.rsplit(":", 1)[0]
         # Built FROM another of our images: start from what that one has.
@@ -90,14 +92,15 @@ class Image:
             if keyword == "RUN":
                 self._read_pip(text)
         self.copied = (parent.copied if parent else []) + [
-            text.split()[0] for keyword, text in self.steps if keyword == "COPY"]
+            text.split()[0] for keyword, text in self.steps if keyword == "COPY"
+        ]
         [entrypoint] = [json.loads(text) for keyword, text in self.steps if keyword == "ENTRYPOINT"]
         self.entrypoint: list[str] = entrypoint
 
     def _read_pip(self, command: str) -> None:
         words = shlex.split(command)
-        for start in [i for i in range(len(words) - 1) if words[i:i + 2] == ["pip", "install"]]:
-            rest = iter(words[start + 2:])
+        for start in [i for i in range(len(words) - 1) if words[i : i + 2] == ["pip", "install"]]:
+            rest = iter(words[start + 2 :])
             for word in rest:
                 if word in ("&&", "||", ";", "|"):
                     break
@@ -168,14 +171,18 @@ def test_the_project_install_carries_every_module_the_entrypoint_reaches(stage: 
         assert package in packages, f"{module} is not in pyproject's packages: `pip install .` would leave it out"
     # `pip install .` needs pyproject.toml and every listed package's folder in the build context,
     # through the Dockerfile's COPY and past .dockerignore.
-    folders = [(REPO_ROOT / settings["package-dir"][p.split(".")[0]]).joinpath(*p.split(".")[1:])
-               if p.split(".")[0] in settings["package-dir"] else REPO_ROOT.joinpath(*p.split("."))
-               for p in packages]
+    folders = [
+        (REPO_ROOT / settings["package-dir"][p.split(".")[0]]).joinpath(*p.split(".")[1:])
+        if p.split(".")[0] in settings["package-dir"]
+        else REPO_ROOT.joinpath(*p.split("."))
+        for p in packages
+    ]
     for folder in folders:
         for path in [folder / "__init__.py", REPO_ROOT / "pyproject.toml"]:
             relative = path.relative_to(REPO_ROOT).as_posix()
-            assert any(c == "." or relative == c or relative.startswith(c.rstrip("/") + "/") for c in image.copied), \
+            assert any(c == "." or relative == c or relative.startswith(c.rstrip("/") + "/") for c in image.copied), (
                 f"{image.dockerfile} copies no {relative}"
+            )
             assert in_build_context(relative), f".dockerignore leaves out {relative}"
     assert set(FIRST_PARTY) <= {p.split(".")[0] for p in packages}
 
@@ -231,8 +238,11 @@ def test_train_entrypoint_runs_as_a_training_job(sample_sfm, tmp_path):
 
     # SageMaker hands every hyperparameter over as a string.
     # A few steps at a quarter of the resolution: the contract is under test, not the optimiser.
-    root = _training_root(tmp_path, sample_sfm, {"preset": "quick", "steps": "4", "device": "cpu",
-                                                  "resolution_scale": "0.25", "eval_every": "1000"})
+    root = _training_root(
+        tmp_path,
+        sample_sfm,
+        {"preset": "quick", "steps": "4", "device": "cpu", "resolution_scale": "0.25", "eval_every": "1000"},
+    )
     result = _run(root, "train")
     assert result.returncode == 0, result.stderr[-3000:]
     splats = read_ply(root / "model" / "splat.ply")
@@ -243,12 +253,23 @@ def test_train_entrypoint_runs_as_a_training_job(sample_sfm, tmp_path):
 
 @pytest.mark.slow
 def test_train_entrypoint_checkpoints_on_sigterm_as_before_a_spot_stop(sample_sfm, tmp_path):
-    root = _training_root(tmp_path, sample_sfm, {"preset": "quick", "steps": "100000", "device": "cpu",
-                                                  "resolution_scale": "0.25", "progress_every": "1",
-                                                  "checkpoint_every": "100000", "eval_every": "100000"})
+    root = _training_root(
+        tmp_path,
+        sample_sfm,
+        {
+            "preset": "quick",
+            "steps": "100000",
+            "device": "cpu",
+            "resolution_scale": "0.25",
+            "progress_every": "1",
+            "checkpoint_every": "100000",
+            "eval_every": "100000",
+        },
+    )
     env = {**os.environ, "SPACEPORT_SAGEMAKER_ROOT": str(root), "OMP_NUM_THREADS": "2"}
-    process = subprocess.Popen([SPACEPORT, "train"], cwd=root, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [SPACEPORT, "train"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     deadline = time.monotonic() + 240
     try:

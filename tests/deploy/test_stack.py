@@ -91,7 +91,7 @@ def test_every_rule_routes_the_topology_pattern_to_its_service_queue(synthesised
         [target] = rule["Targets"]
         assert _logical_id(target["Arn"]) == queues[spec.queue_name]
     # Each queue accepts messages from exactly the rules that target it (aws:SourceArn).
-    for key, policy in synthesised.of_type("AWS::SQS::QueuePolicy").items():
+    for policy in synthesised.of_type("AWS::SQS::QueuePolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Effect"] == "Deny":
                 continue  # refuses plain HTTP
@@ -103,14 +103,18 @@ def test_buckets_are_encrypted_private_and_have_lifecycle_rules(synthesised):
     buckets = synthesised.of_type("AWS::S3::Bucket")
     assert len(buckets) == 5
     kinds = {}
-    for key, bucket in buckets.items():
+    for bucket in buckets.values():
         properties = bucket["Properties"]
         name_parts = properties["BucketName"]["Fn::Join"][1]
         kinds[name_parts[0].split("-")[1]] = properties
         [rule] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
         assert properties["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
         rules = properties["LifecycleConfiguration"]["Rules"]
         assert any(r.get("AbortIncompleteMultipartUpload") for r in rules)
     assert set(kinds) == {"uploads", "sfm", "train", "compressed", "site"}
@@ -122,8 +126,10 @@ def test_buckets_are_encrypted_private_and_have_lifecycle_rules(synthesised):
     policies = synthesised.of_type("AWS::S3::BucketPolicy")
     assert {_logical_id(p["Properties"]["Bucket"]) for p in policies.values()} == set(buckets)
     for policy in policies.values():
-        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-                   for s in policy["Properties"]["PolicyDocument"]["Statement"])
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
 
 
 def test_no_statement_grants_wildcard_actions_or_wildcard_resources_on_data(synthesised):
@@ -141,7 +147,8 @@ def test_sagemaker_role_reaches_only_the_pipeline_buckets(synthesised):
     site = next(k for k in buckets if k.startswith("SiteBucket"))
     [role] = synthesised.of_type("AWS::IAM::Role").values()
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "sagemaker.amazonaws.com"}
+        "Service": "sagemaker.amazonaws.com"
+    }
     [(_, policy)] = synthesised.of_type("AWS::IAM::Policy").items()
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         if not any(a.startswith("s3:") for a in _as_list(statement["Action"])):
@@ -195,9 +202,11 @@ def test_tables_have_point_in_time_recovery_and_the_adapters_key_schema(synthesi
         assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert table["KeySchema"] == definition["KeySchema"]
         assert sorted(map(json.dumps, table["AttributeDefinitions"])) == sorted(
-            map(json.dumps, definition["AttributeDefinitions"]))
+            map(json.dumps, definition["AttributeDefinitions"])
+        )
         assert [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])] == [
-            i["IndexName"] for i in definition.get("GlobalSecondaryIndexes", [])]
+            i["IndexName"] for i in definition.get("GlobalSecondaryIndexes", [])
+        ]
     idempotency = synthesised.resources[tables["spaceport-idempotency"]]["Properties"]
     assert idempotency["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
@@ -215,15 +224,21 @@ class _Recording(dict):
 
 
 def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised):
-    parameters = {p["Properties"]["Name"]: p["Properties"]["Value"]
-                  for p in synthesised.of_type("AWS::SSM::Parameter").values()}
+    parameters = {
+        p["Properties"]["Name"]: p["Properties"]["Value"] for p in synthesised.of_type("AWS::SSM::Parameter").values()
+    }
     env = {name.removeprefix(env_path("test")) for name in parameters if name.startswith(env_path("test"))}
     recording = _Recording()
     PipelineConfig.from_env(recording)
     assert env <= recording.asked, env - recording.asked
     # Everything that names a resource or how a job runs comes from the stack; tuning knobs keep defaults.
-    tuning = {"SPACEPORT_API_KEY", "SPACEPORT_MAX_ATTEMPTS", "SPACEPORT_MAX_UPLOAD_BYTES", "SPACEPORT_MAX_BODY_BYTES",
-              "SPACEPORT_LINK_TTL_S"}
+    tuning = {
+        "SPACEPORT_API_KEY",
+        "SPACEPORT_MAX_ATTEMPTS",
+        "SPACEPORT_MAX_UPLOAD_BYTES",
+        "SPACEPORT_MAX_BODY_BYTES",
+        "SPACEPORT_LINK_TTL_S",
+    }
     assert recording.asked - tuning <= env, (recording.asked - tuning) - env
     assert parameters[env_path("test") + "SPACEPORT_TRAIN_INSTANCE"] == "ml.g5.2xlarge"
     assert parameters[env_path("test") + "SPACEPORT_COMPRESS_INSTANCE"] == "ml.g4dn.xlarge"
@@ -267,8 +282,12 @@ def test_settings_refuse_what_cannot_deploy():
     settings = InfraSettings.from_context(context.get)
     assert (settings.stage, settings.archive_retention_days, settings.train_spot) == ("dev", 30, False)
     assert settings.instance_type[next(s for s in settings.instance_type if s.value == "train")] == "ml.g5.4xlarge"
-    for bad in ({"stage": "Prod!"}, {"sender_email": "nobody"}, {"runs_to_infrequent_access_days": 7},
-                {"uploads_expire_days": 0}):
+    for bad in (
+        {"stage": "Prod!"},
+        {"sender_email": "nobody"},
+        {"runs_to_infrequent_access_days": 7},
+        {"uploads_expire_days": 0},
+    ):
         with pytest.raises(InfraSettingsError):
             InfraSettings(**bad)
     with pytest.raises(InfraSettingsError, match="whole number"):

@@ -15,7 +15,9 @@ def stack(tmp_path_factory):
     from spaceport.local.stack import LocalStack, StackOptions
 
     workdir = tmp_path_factory.mktemp("stack")
-    local = LocalStack(StackOptions(workdir=workdir, gateway_port=0, api_key="local-test-key", web_dist=None, stop_grace_s=5))
+    local = LocalStack(
+        StackOptions(workdir=workdir, gateway_port=0, api_key="local-test-key", web_dist=None, stop_grace_s=5)
+    )
     local.start()
     try:
         yield local
@@ -35,8 +37,9 @@ class EventObserver:
 
         sqs = boto3.client("sqs")
         while True:
-            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                           WaitTimeSeconds=0).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
             if not messages:
                 return self.envelopes
             for message in messages:
@@ -45,8 +48,13 @@ class EventObserver:
 
     def pipeline_events(self, job_id: str, replayed: bool = False) -> list[dict[str, Any]]:
         """The job's pipeline events, in the order they happened; ``replayed``: those StartReplay sent."""
-        mine = [e for e in self.drain() if e["source"] == "spaceport.pipeline" and e["detail"]["job_id"] == job_id
-                and ("replay-name" in e) == replayed]
+        mine = [
+            e
+            for e in self.drain()
+            if e["source"] == "spaceport.pipeline"
+            and e["detail"]["job_id"] == job_id
+            and ("replay-name" in e) == replayed
+        ]
         return sorted(mine, key=lambda e: e["detail"]["occurred_at"])
 
 
@@ -60,8 +68,10 @@ def observer(stack) -> EventObserver:
     sqs, events = boto3.client("sqs"), boto3.client("events")
     url = sqs.create_queue(QueueName="spaceport-test-observer")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    for rule, bus, source in (("observe-pipeline", stack.config.bus_name, EVENT_SOURCE),
-                              ("observe-sagemaker", "default", SAGEMAKER_SOURCE)):
+    for rule, bus, source in (
+        ("observe-pipeline", stack.config.bus_name, EVENT_SOURCE),
+        ("observe-sagemaker", "default", SAGEMAKER_SOURCE),
+    ):
         events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": [source]}))
         events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
     return EventObserver(url)

@@ -17,7 +17,7 @@ import re
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,15 @@ pytestmark = pytest.mark.slow
 # Tiny training so that the whole module stays within about three minutes on 2 cores.
 OPTIONS = {"preset": "quick", "steps": 10}
 EMAIL = "pilot@example.com"
-PIPELINE_ORDER = ["JobRequested", "StageStarted", "SfmCompleted", "StageStarted", "TrainingCompleted",
-                  "StageStarted", "CompressionCompleted"]
+PIPELINE_ORDER = [
+    "JobRequested",
+    "StageStarted",
+    "SfmCompleted",
+    "StageStarted",
+    "TrainingCompleted",
+    "StageStarted",
+    "CompressionCompleted",
+]
 
 
 def wait_for(predicate, timeout_s: float, poll_s: float = 0.25, what: str = "condition"):
@@ -63,8 +70,9 @@ class FirstRun:
 
 
 def _queue_depth(url: str) -> int:
-    attributes = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]
     return int(attributes["ApproximateNumberOfMessages"])
 
 
@@ -108,7 +116,7 @@ def first_run(stack, observer, api, sample_capture) -> FirstRun:
     dead_train_worker.visibility_timeout_s = 4
     dead_train_worker.die_after_next_batch()
 
-    posted_at = datetime.now(timezone.utc)
+    posted_at = datetime.now(UTC)
     job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
     wait_for(lambda: _queue_depth(sfm_queue) >= 2, 10, what="JobRequested beside the malformed message")
     stack.resume_worker("sfm")
@@ -170,8 +178,11 @@ def test_the_sample_goes_from_post_to_email_through_every_stage(stack, observer,
 def test_a_malformed_message_goes_to_the_dlq_without_blocking_its_batch(stack, first_run):
     sqs = boto3.client("sqs")
     dlq = stack.resources.dead_letter_queue_urls["sfm"]
-    found = wait_for(lambda: sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages"), 30,
-                     what="the malformed message in the sfm dead-letter queue")
+    found = wait_for(
+        lambda: sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages"),
+        30,
+        what="the malformed message in the sfm dead-letter queue",
+    )
     assert [m["Body"] for m in found] == [first_run.malformed_body]
     # It shared its first batch with the job's JobRequested, which went through at once.
     deliveries = stack.workers["sfm"].deliveries
@@ -190,7 +201,8 @@ def test_a_worker_killed_mid_job_is_redelivered_and_the_job_runs_once(stack, obs
     redelivered = [d for d in replacement.deliveries if d.detail_type == "SfmCompleted"]
     assert len(redelivered) == 1, "the SfmCompleted the dead worker never acknowledged comes back"
     assert job_names(stack.options.workdir, f"spaceport-train-{first_run.job_id}-r1-") == [
-        f"spaceport-train-{first_run.job_id}-r1-a1"]
+        f"spaceport-train-{first_run.job_id}-r1-a1"
+    ]
     completions = [e for e in observer.pipeline_events(first_run.job_id) if e["detail-type"] == "TrainingCompleted"]
     assert len(completions) == 1
     assert len([m for m in stack.aws.sent_emails() if m["To"] == EMAIL]) == 1
@@ -219,11 +231,11 @@ def test_archive_replay_sends_the_window_again_and_changes_nothing(stack, observ
     assert replay_archive(first_run.posted_at - timedelta(hours=2), first_run.posted_at - timedelta(hours=1)) == 0
     assert observer.pipeline_events(first_run.job_id, replayed=True) == []
     # The job's window replays all of it; every consumer sees a duplicate and does nothing.
-    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(timezone.utc)) == 0
+    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(UTC)) == 0
     replayed = observer.pipeline_events(first_run.job_id, replayed=True)
     assert [e["detail-type"] for e in replayed] == PIPELINE_ORDER
     # Replayed to notify's rules only (FilterArns): the observer's rule is not among them.
-    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(timezone.utc), ["notify"]) == 0
+    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(UTC), ["notify"]) == 0
     assert len(observer.pipeline_events(first_run.job_id, replayed=True)) == len(replayed)
     assert stack.wait_until_idle(timeout_s=30)
     assert job_names(stack.options.workdir, "spaceport-") == jobs_before

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -71,10 +71,15 @@ def _state_changes(aws) -> list[dict]:
 
 def _spec(stage: Stage, kind: str, mode: str, attempt: int = 1) -> StageJobSpec:
     inputs = {"photos": "s3://in-bucket/u/photos.zip"} if kind == "processing" else {"sfm": "s3://in-bucket/u/"}
-    return StageJobSpec(key=SageMakerJobKey(stage, "job1", "r1", attempt), kind=kind,  # type: ignore[arg-type]
-                        command=(Path(sys.executable).name, "-c", JOB, mode), inputs=inputs,
-                        output_uri=f"s3://out-bucket/job1/r1/{stage.value}/", hyperparameters={"steps": "5"},
-                        tags={"spaceport:job": "job1"})
+    return StageJobSpec(
+        key=SageMakerJobKey(stage, "job1", "r1", attempt),
+        kind=kind,  # type: ignore[arg-type]
+        command=(Path(sys.executable).name, "-c", JOB, mode),
+        inputs=inputs,
+        output_uri=f"s3://out-bucket/job1/r1/{stage.value}/",
+        hyperparameters={"steps": "5"},
+        tags={"spaceport:job": "job1"},
+    )
 
 
 def test_a_processing_job_runs_under_sagemakers_layout_and_reports_completion(aws, tmp_path):
@@ -108,8 +113,11 @@ def test_a_training_job_uploads_model_and_output_archives(aws, tmp_path):
     spec = _spec(Stage.TRAIN, "training", "ok")
     runner.start(spec)
     assert runner.wait(spec.name, timeout_s=60).status == "Completed"
-    body = boto3.client("s3").get_object(
-        Bucket="out-bucket", Key=f"job1/r1/train/{spec.name}/output/model.tar.gz")["Body"].read()
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket="out-bucket", Key=f"job1/r1/train/{spec.name}/output/model.tar.gz")["Body"]
+        .read()
+    )
     with tarfile.open(fileobj=io.BytesIO(body)) as archive:
         names = archive.getnames()
         report = archive.extractfile("report.json").read().decode()
@@ -170,11 +178,15 @@ def test_start_replay_sends_only_the_archived_events_inside_its_window_to_the_ch
         events.put_rule(Name=rule, EventBusName="replay-bus", EventPattern=json.dumps({"source": ["test"]}))
         events.put_targets(Rule=rule, EventBusName="replay-bus", Targets=[{"Id": "q", "Arn": arn}])
         queues[rule] = url
-    events.put_events(Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 1}', "EventBusName": "replay-bus"}])
+    events.put_events(
+        Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 1}', "EventBusName": "replay-bus"}]
+    )
     time.sleep(2.1)  # archived event times have one-second resolution
-    middle = datetime.now(timezone.utc)
+    middle = datetime.now(UTC)
     time.sleep(1.1)
-    events.put_events(Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 2}', "EventBusName": "replay-bus"}])
+    events.put_events(
+        Entries=[{"Source": "test", "DetailType": "T", "Detail": '{"n": 2}', "EventBusName": "replay-bus"}]
+    )
 
     def drain(url: str) -> list[dict]:
         bodies = []
@@ -187,8 +199,13 @@ def test_start_replay_sends_only_the_archived_events_inside_its_window_to_the_ch
     def replay(name: str, destination: dict) -> dict[str, list[dict]]:
         for url in queues.values():
             drain(url)
-        events.start_replay(ReplayName=name, EventSourceArn=archive, EventStartTime=middle,
-                            EventEndTime=datetime.now(timezone.utc) + timedelta(seconds=1), Destination=destination)
+        events.start_replay(
+            ReplayName=name,
+            EventSourceArn=archive,
+            EventStartTime=middle,
+            EventEndTime=datetime.now(UTC) + timedelta(seconds=1),
+            Destination=destination,
+        )
         return {rule: drain(url) for rule, url in queues.items()}
 
     everyone = replay("second-half", {"Arn": bus})
@@ -217,6 +234,7 @@ def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
     (tmp_path.parent / "secret.txt").write_text("no")
     server = GatewayServer(app, free_port(), api_key="k1", web_dist=tmp_path).start()
     try:
+
         def get(path: str, accept: str = "*/*") -> tuple[int, str, str]:
             request = urllib.request.Request(server.base_url + path, headers={"Accept": accept})
             try:
@@ -227,7 +245,10 @@ def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
 
         status, _, body = get("/config.json")
         assert status == 200 and json.loads(body) == {
-            "apiBaseUrl": server.base_url, "apiKey": "k1", "apiKeyHeader": "x-api-key"}
+            "apiBaseUrl": server.base_url,
+            "apiKey": "k1",
+            "apiKeyHeader": "x-api-key",
+        }
         assert get("/")[2] == "<html>app</html>"
         assert get("/assets/app.js")[1].endswith("javascript")
         assert json.loads(get("/jobs/j1")[2]) == {"jobId": "j1"}, "the app's API calls reach the API"

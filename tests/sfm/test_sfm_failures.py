@@ -154,9 +154,15 @@ def test_too_many_files_and_bytes_are_refused(tmp_path, input_dir, capsys):
 
 
 def test_no_images(tmp_path, input_dir, capsys):
-    photos = _zip(input_dir / "photos.zip", {
-        "notes.txt": b"flight 1", "__MACOSX/._IMG_1.jpg": b"meta", ".hidden.jpg": _flat(), "raw/IMG_1.DNG": b"raw",
-    })
+    photos = _zip(
+        input_dir / "photos.zip",
+        {
+            "notes.txt": b"flight 1",
+            "__MACOSX/._IMG_1.jpg": b"meta",
+            ".hidden.jpg": _flat(),
+            "raw/IMG_1.DNG": b"raw",
+        },
+    )
     code, message, report = _run_failing(tmp_path, photos, capsys)
     assert code == errors.NoImagesError.exit_code == 16
     assert message == "No photos were found: the upload must contain JPEG, PNG or TIFF images."
@@ -164,9 +170,15 @@ def test_no_images(tmp_path, input_dir, capsys):
 
 
 def test_fewer_than_three_usable_images(tmp_path, input_dir, capsys):
-    photos = _zip(input_dir / "photos.zip", {
-        "IMG_1.jpg": _flat(60), "IMG_2.jpg": _flat(90), "IMG_3.jpg": _flat(120)[:400], "IMG_4.png": b"not a png",
-    })
+    photos = _zip(
+        input_dir / "photos.zip",
+        {
+            "IMG_1.jpg": _flat(60),
+            "IMG_2.jpg": _flat(90),
+            "IMG_3.jpg": _flat(120)[:400],
+            "IMG_4.png": b"not a png",
+        },
+    )
     code, message, report = _run_failing(tmp_path, photos, capsys)
     assert code == errors.TooFewImagesError.exit_code == 17
     assert message.startswith("Only 2 of the 4 photos could be read; at least 3 are needed")
@@ -178,7 +190,9 @@ def test_featureless_photos_cannot_be_reconstructed(tmp_path, input_dir, capsys)
     photos = _zip(input_dir / "photos.zip", {f"IMG_{i}.jpg": _flat(40 * i) for i in range(5)})
     code, message, report = _run_failing(tmp_path, photos, capsys)
     assert code == errors.ReconstructionFailedError.exit_code == 18
-    assert message.startswith("None of the 5 photos could be placed in 3D; consecutive photos need about 60-80% overlap")
+    assert message.startswith(
+        "None of the 5 photos could be placed in 3D; consecutive photos need about 60-80% overlap"
+    )
     assert report["images_registered"] == 0 and len(report["unregistered"]) == 5
 
 
@@ -187,8 +201,9 @@ def test_too_few_photos_placed(tmp_path, input_dir, capsys):
     # Five overlapping views of the scene, and six photos of unrelated scenes (other textures).
     cameras = orbit_cameras(24, 320, 240)
     entries = {f"A_{i}.jpg": _jpeg(render(c.K, c.R, c.centre, 320, 240, seed=0)) for i, c in enumerate(cameras[:5])}
-    entries |= {f"B_{i}.jpg": _jpeg(render(c.K, c.R, c.centre, 320, 240, seed=100 + i))
-                for i, c in enumerate(cameras[12:18])}
+    entries |= {
+        f"B_{i}.jpg": _jpeg(render(c.K, c.R, c.centre, 320, 240, seed=100 + i)) for i, c in enumerate(cameras[12:18])
+    }
     photos = _zip(input_dir / "photos.zip", entries)
     code, message, report = _run_failing(tmp_path, photos, capsys)
     assert code == errors.TooFewRegisteredError.exit_code == 19

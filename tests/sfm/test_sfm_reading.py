@@ -46,7 +46,13 @@ def test_enu_round_trip():
 def test_zip_staging_finds_images_case_insensitively_and_lists_skips(tmp_path):
     photos = tmp_path / "photos.zip"
     with zipfile.ZipFile(photos, "w") as archive:
-        for name, fmt in [("a.JPG", "JPEG"), ("b.Jpeg", "JPEG"), ("sub/c.PNG", "PNG"), ("d.tif", "TIFF"), ("e.TIFF", "TIFF")]:
+        for name, fmt in [
+            ("a.JPG", "JPEG"),
+            ("b.Jpeg", "JPEG"),
+            ("sub/c.PNG", "PNG"),
+            ("d.tif", "TIFF"),
+            ("e.TIFF", "TIFF"),
+        ]:
             archive.writestr(name, _encoded(_image(), fmt))
         archive.writestr("__MACOSX/._a.JPG", b"x")
         archive.writestr(".DS_Store", b"x")
@@ -56,10 +62,15 @@ def test_zip_staging_finds_images_case_insensitively_and_lists_skips(tmp_path):
     staged = stage_photos(photos, tmp_path / "staged")
     assert staged.names == ["a.JPG", "b.Jpeg", "d.tif", "e.TIFF", "sub/c.PNG"]
     assert {item["name"]: item["reason"] for item in staged.skipped} == {
-        "__MACOSX/._a.JPG": "macOS metadata", ".DS_Store": "hidden file", "notes.txt": "not a JPEG, PNG or TIFF image",
+        "__MACOSX/._a.JPG": "macOS metadata",
+        ".DS_Store": "hidden file",
+        "notes.txt": "not a JPEG, PNG or TIFF image",
     }
     assert photos.read_bytes() == before
-    assert sorted(p.relative_to(tmp_path / "staged").as_posix() for p in (tmp_path / "staged").rglob("*.*")) == staged.names
+    assert (
+        sorted(p.relative_to(tmp_path / "staged").as_posix() for p in (tmp_path / "staged").rglob("*.*"))
+        == staged.names
+    )
 
 
 def test_folder_staging_copies_and_skips_symlinks(tmp_path):

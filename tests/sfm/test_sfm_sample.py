@@ -21,7 +21,9 @@ def test_every_sample_photo_is_placed_accurately(sample_sfm, sample_capture):
     model = pycolmap.Reconstruction(sample_sfm / "sparse" / "0")
     assert model.num_reg_images() == n
     assert len(model.cameras) == 1 and all(camera.model.name == "PINHOLE" for camera in model.cameras.values())
-    assert sorted(p.name for p in (sample_sfm / "images").iterdir()) == sorted(c.name for c in sample_capture.truth.cameras)
+    assert sorted(p.name for p in (sample_sfm / "images").iterdir()) == sorted(
+        c.name for c in sample_capture.truth.cameras
+    )
 
 
 def _centres_and_rotations(model, names):

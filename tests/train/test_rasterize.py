@@ -15,18 +15,22 @@ from spaceport_train.rasterize import rasterize
 def _camera(width: int, height: int, dtype=torch.float64):
     """A camera at the origin looking down +z (OpenCV axes), focal length = width."""
     viewmat = torch.eye(4, dtype=dtype)[None]
-    K = torch.tensor([[float(width), 0.0, width / 2], [0.0, float(width), height / 2], [0.0, 0.0, 1.0]],
-                     dtype=dtype)[None]
+    K = torch.tensor([[float(width), 0.0, width / 2], [0.0, float(width), height / 2], [0.0, 0.0, 1.0]], dtype=dtype)[
+        None
+    ]
     return viewmat, K
 
 
 def _scene(n: int, seed: int, dtype=torch.float64, opacity: float | None = None):
     gen = torch.Generator().manual_seed(seed)
-    means = torch.stack([
-        (torch.rand(n, generator=gen, dtype=dtype) - 0.5) * 0.8,
-        (torch.rand(n, generator=gen, dtype=dtype) - 0.5) * 0.6,
-        2.0 + 2.0 * torch.rand(n, generator=gen, dtype=dtype),
-    ], dim=1)
+    means = torch.stack(
+        [
+            (torch.rand(n, generator=gen, dtype=dtype) - 0.5) * 0.8,
+            (torch.rand(n, generator=gen, dtype=dtype) - 0.5) * 0.6,
+            2.0 + 2.0 * torch.rand(n, generator=gen, dtype=dtype),
+        ],
+        dim=1,
+    )
     quats = torch.randn(n, 4, generator=gen, dtype=dtype)
     scales = 0.03 + 0.12 * torch.rand(n, 3, generator=gen, dtype=dtype)
     if opacity is None:
@@ -41,12 +45,21 @@ def _dense_reference(means, quats, scales, opacities, colors, viewmat, K, width,
     """Every Gaussian evaluated at every pixel centre, composited near to far (gsplat's rules)."""
     q = quats / quats.norm(dim=1, keepdim=True)
     w, x, y, z = q.unbind(1)
-    R = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=1).reshape(-1, 3, 3)
-    cov3 = R @ torch.diag_embed(scales ** 2) @ R.transpose(1, 2)
+    R = torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=1,
+    ).reshape(-1, 3, 3)
+    cov3 = R @ torch.diag_embed(scales**2) @ R.transpose(1, 2)
     rot, trans = viewmat[:3, :3], viewmat[:3, 3]
     cam = means @ rot.T + trans
     cov_cam = rot @ cov3 @ rot.T
@@ -57,7 +70,7 @@ def _dense_reference(means, quats, scales, opacities, colors, viewmat, K, width,
     projected = []
     for i in order.tolist():
         tx, ty, tz = cam[i]
-        J = torch.tensor([[fx / tz, 0, -fx * tx / tz ** 2], [0, fy / tz, -fy * ty / tz ** 2]], dtype=means.dtype)
+        J = torch.tensor([[fx / tz, 0, -fx * tx / tz**2], [0, fy / tz, -fy * ty / tz**2]], dtype=means.dtype)
         cov2 = J @ cov_cam[i] @ J.T + 0.3 * torch.eye(2, dtype=means.dtype)
         centre = torch.stack([fx * tx / tz + cx, fy * ty / tz + cy])
         projected.append((centre, torch.linalg.inv(cov2), opacities[i], colors[i]))
@@ -87,10 +100,10 @@ def test_cpu_render_matches_dense_reference(seed, opacity, pairs_per_chunk, monk
     width, height = 23, 17  # not a multiple of the tile size, so edge tiles are partial
     means, quats, scales, opacities, colors = _scene(6, seed, opacity=opacity)
     viewmats, Ks = _camera(width, height)
-    image, alpha, meta = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                                   backend="cpu")
-    expected_image, expected_alpha = _dense_reference(means, quats, scales, opacities, colors,
-                                                      viewmats[0], Ks[0], width, height)
+    image, alpha, meta = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, backend="cpu")
+    expected_image, expected_alpha = _dense_reference(
+        means, quats, scales, opacities, colors, viewmats[0], Ks[0], width, height
+    )
     assert image.shape == (1, height, width, 3) and alpha.shape == (1, height, width, 1)
     assert float(expected_alpha.max()) > 0.5  # the scene really covers the image
     torch.testing.assert_close(image[0], expected_image, atol=1e-6, rtol=0)
@@ -109,11 +122,24 @@ def test_cpu_render_with_sh_and_background_and_two_cameras():
     sh = torch.zeros(5, 4, 3, dtype=torch.float64)
     sh[:, 0] = (colors - 0.5) / 0.28209479177387814  # degree 0 only: SH colour == RGB colour
     backgrounds = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
-    image, alpha, _ = rasterize(means, quats, scales, opacities, sh, viewmats, Ks, width, height,
-                                sh_degree=1, backgrounds=backgrounds, backend="cpu")
+    image, alpha, _ = rasterize(
+        means,
+        quats,
+        scales,
+        opacities,
+        sh,
+        viewmats,
+        Ks,
+        width,
+        height,
+        sh_degree=1,
+        backgrounds=backgrounds,
+        backend="cpu",
+    )
     for c in range(2):
-        expected_image, expected_alpha = _dense_reference(means, quats, scales, opacities, colors,
-                                                          viewmats[c], Ks[c], width, height)
+        expected_image, expected_alpha = _dense_reference(
+            means, quats, scales, opacities, colors, viewmats[c], Ks[c], width, height
+        )
         expected_image = expected_image + (1 - expected_alpha) * backgrounds[c]
         torch.testing.assert_close(image[c], expected_image, atol=1e-6, rtol=0)
 
@@ -127,8 +153,9 @@ def test_cpu_gradients_pass_gradcheck():
     inputs = [t.clone().requires_grad_(True) for t in (means, quats, scales, opacities, colors, backgrounds)]
 
     def render(means, quats, scales, opacities, colors, backgrounds):
-        image, alpha, _ = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                                    backgrounds=backgrounds, backend="cpu")
+        image, alpha, _ = rasterize(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height, backgrounds=backgrounds, backend="cpu"
+        )
         return image, alpha
 
     assert torch.autograd.gradcheck(render, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
@@ -151,8 +178,19 @@ def test_empty_and_offscreen_gaussians():
     viewmats, Ks = _camera(width, height, dtype=torch.float32)
     background = torch.tensor([[0.1, 0.2, 0.3]])
     empty = torch.zeros(0, 3)
-    image, alpha, meta = rasterize(empty, torch.zeros(0, 4), empty, torch.zeros(0), empty, viewmats, Ks,
-                                   width, height, backgrounds=background, backend="cpu")
+    image, alpha, meta = rasterize(
+        empty,
+        torch.zeros(0, 4),
+        empty,
+        torch.zeros(0),
+        empty,
+        viewmats,
+        Ks,
+        width,
+        height,
+        backgrounds=background,
+        backend="cpu",
+    )
     assert float(alpha.abs().max()) == 0.0
     torch.testing.assert_close(image[0], background[0].expand(height, width, 3))
     assert meta["radii"].shape == (1, 0, 2)
@@ -162,8 +200,9 @@ def test_empty_and_offscreen_gaussians():
     quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 3)
     scales = torch.full((3, 3), 0.1)
     opacities = torch.tensor([0.9, 0.9, 0.0])
-    image, alpha, meta = rasterize(means, quats, scales, opacities, torch.ones(3, 3), viewmats, Ks, width, height,
-                                   backend="cpu")
+    image, alpha, meta = rasterize(
+        means, quats, scales, opacities, torch.ones(3, 3), viewmats, Ks, width, height, backend="cpu"
+    )
     assert float(alpha.detach().abs().max()) == 0.0
     assert (meta["radii"] == 0).all()
     image.sum().backward()
@@ -174,8 +213,17 @@ def test_cuda_backend_needs_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present; test_cuda_matches_cpu covers the CUDA path")
     with pytest.raises(BackendUnavailableError):
-        rasterize(torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.ones(1, 3), torch.ones(1),
-                  torch.ones(1, 3), *_camera(8, 8, torch.float32), 8, 8, backend="cuda")
+        rasterize(
+            torch.zeros(1, 3),
+            torch.tensor([[1.0, 0, 0, 0]]),
+            torch.ones(1, 3),
+            torch.ones(1),
+            torch.ones(1, 3),
+            *_camera(8, 8, torch.float32),
+            8,
+            8,
+            backend="cuda",
+        )
 
 
 @pytest.mark.cuda

@@ -89,9 +89,11 @@ def test_short_cpu_training_run(sample_sfm, tmp_path):
 
     vertex = PlyData.read(str(out / "splat.ply"))["vertex"]
     names = [p.name for p in vertex.properties]
-    expected = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-                + [f"f_rest_{i}" for i in range(9)]  # quick trains SH degree 1: 3 bands x 3 colours
-                + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    expected = (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(9)]  # quick trains SH degree 1: 3 bands x 3 colours
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
     assert names == expected
     assert all(vertex.data.dtype[name] == np.dtype("<f4") for name in names)
     assert len(vertex.data) == metrics["num_gaussians"]
@@ -113,7 +115,14 @@ def test_a_time_budget_lays_the_refine_window_onto_the_budget():
 
 @pytest.mark.slow
 def test_densification_ends_when_the_refine_window_closes(sample_sfm, tmp_path, monkeypatch):
-    settings = {**FAST, "steps": "30", "eval_every": "30", "refine_start": "5", "refine_every": "5", "refine_stop": "30"}
+    settings = {
+        **FAST,
+        "steps": "30",
+        "eval_every": "30",
+        "refine_start": "5",
+        "refine_every": "5",
+        "refine_stop": "30",
+    }
     grown = train(sample_sfm, tmp_path / "grown", TrainConfig.from_preset("quick", settings))
     # As if the budget's refine share were spent after the first step.
     monkeypatch.setattr(trainer_module, "refine_window_closed", lambda config, wall_time_s: wall_time_s > 0)
@@ -128,10 +137,28 @@ def test_densification_ends_when_the_refine_window_closes(sample_sfm, tmp_path, 
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_a_restart_resumes(sample_sfm, tmp_path):
     out = tmp_path / "out"
-    args = [str(sample_sfm), str(out), "--preset", "quick", "--steps", "40", "--checkpoint-every", "1000",
-            "--progress-every", "5", "--resolution-scale", "0.25", "--threads", "1"]
-    process = subprocess.Popen([sys.executable, "-m", "spaceport.cli", "train", *args],
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    args = [
+        str(sample_sfm),
+        str(out),
+        "--preset",
+        "quick",
+        "--steps",
+        "40",
+        "--checkpoint-every",
+        "1000",
+        "--progress-every",
+        "5",
+        "--resolution-scale",
+        "0.25",
+        "--threads",
+        "1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spaceport.cli", "train", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 120
     for line in process.stderr:
         if "step 10/40" in line or time.monotonic() > deadline:
@@ -190,8 +217,9 @@ def test_sagemaker_training_job_layout(sample_sfm, tmp_path, monkeypatch):
     channel = tmp_path / "input" / "data" / "sfm"
     shutil.copytree(sample_sfm, channel)
     (tmp_path / "input" / "config").mkdir(parents=True)
-    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
-        {"preset": "quick", "steps": "20", "resolution_scale": "0.25", "eval_every": "10"}))
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"preset": "quick", "steps": "20", "resolution_scale": "0.25", "eval_every": "10"})
+    )
     assert main([]) == 0
     assert (tmp_path / "model" / "splat.ply").is_file()
     assert json.loads((tmp_path / "model" / "config.json").read_text())["steps"] == 20

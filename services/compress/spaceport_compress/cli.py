@@ -24,25 +24,48 @@ def _compress_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spaceport compress",
         description="Turn a 3DGS splat PLY (standard, SH degree 0-3, or PlayCanvas compressed) into a "
-                    "PlayCanvas SOG bundle OUT_DIR/scene.sog plus OUT_DIR/metrics.json. With no "
-                    "arguments it runs as a SageMaker processing job (/opt/ml/processing/input -> output).")
+        "PlayCanvas SOG bundle OUT_DIR/scene.sog plus OUT_DIR/metrics.json. With no "
+        "arguments it runs as a SageMaker processing job (/opt/ml/processing/input -> output).",
+    )
     parser.add_argument("splat", nargs="?", type=Path, help="input splat .ply")
     parser.add_argument("out_dir", nargs="?", type=Path, help="output folder")
-    parser.add_argument("--sh-bands", type=int, choices=range(4), default=None,
-                        help="SH bands to keep (default: all the input has)")
-    parser.add_argument("--order", choices=("plas", "morton"), default=defaults.order,
-                        help="texture order (default: %(default)s)")
-    parser.add_argument("--position-bits", type=int, default=defaults.position_bits,
-                        help="significant bits of the 16 stored per position axis, 8-16 (default: %(default)s)")
-    parser.add_argument("--min-opacity", type=float, default=defaults.min_opacity,
-                        help="drop splats fainter than this opacity; 0 keeps all (default: 1/255)")
+    parser.add_argument(
+        "--sh-bands", type=int, choices=range(4), default=None, help="SH bands to keep (default: all the input has)"
+    )
+    parser.add_argument(
+        "--order", choices=("plas", "morton"), default=defaults.order, help="texture order (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--position-bits",
+        type=int,
+        default=defaults.position_bits,
+        help="significant bits of the 16 stored per position axis, 8-16 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-opacity",
+        type=float,
+        default=defaults.min_opacity,
+        help="drop splats fainter than this opacity; 0 keeps all (default: 1/255)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
-    parser.add_argument("--sh-palette", type=int, default=defaults.sh_palette_size,
-                        help="shN palette entries, 1-65536 (default: %(default)s)")
-    parser.add_argument("--fidelity-views", type=int, default=defaults.fidelity_views,
-                        help="views rendered to measure PSNR; 0 skips it (default: %(default)s)")
-    parser.add_argument("--fidelity-size", type=int, default=defaults.fidelity_size,
-                        help="side of the rendered views in pixels (default: %(default)s)")
+    parser.add_argument(
+        "--sh-palette",
+        type=int,
+        default=defaults.sh_palette_size,
+        help="shN palette entries, 1-65536 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fidelity-views",
+        type=int,
+        default=defaults.fidelity_views,
+        help="views rendered to measure PSNR; 0 skips it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fidelity-size",
+        type=int,
+        default=defaults.fidelity_size,
+        help="side of the rendered views in pixels (default: %(default)s)",
+    )
     parser.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
@@ -61,11 +84,17 @@ def compress_main(argv: list[str] | None = None) -> int:
         from spaceport_compress.job import CompressConfig, compress, find_input_splat
 
         torch.set_num_threads(min(2, torch.get_num_threads()))
-        config = CompressConfig(sh_bands=args.sh_bands, order=args.order, seed=args.seed,
-                                position_bits=args.position_bits,
-                                min_opacity=args.min_opacity,
-                                sh_palette_size=args.sh_palette, fidelity_views=args.fidelity_views,
-                                fidelity_size=args.fidelity_size, device=args.device)
+        config = CompressConfig(
+            sh_bands=args.sh_bands,
+            order=args.order,
+            seed=args.seed,
+            position_bits=args.position_bits,
+            min_opacity=args.min_opacity,
+            sh_palette_size=args.sh_palette,
+            fidelity_views=args.fidelity_views,
+            fidelity_size=args.fidelity_size,
+            device=args.device,
+        )
         if args.splat is None:
             paths = ProcessingPaths.from_env()
             compress(find_input_splat(paths.input), paths.output, config)
@@ -80,8 +109,8 @@ def compress_main(argv: list[str] | None = None) -> int:
 def decompress_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="spaceport decompress",
-        description="Decode a PlayCanvas SOG bundle (.sog ZIP or a folder with meta.json) into a "
-                    "standard 3DGS PLY.")
+        description="Decode a PlayCanvas SOG bundle (.sog ZIP or a folder with meta.json) into a standard 3DGS PLY.",
+    )
     parser.add_argument("sog", type=Path, help="input scene.sog")
     parser.add_argument("out_ply", type=Path, help="output .ply")
     parser.add_argument("--verbose", action="store_true", help="debug logging")

@@ -52,13 +52,21 @@ def read_compressed_ply(path: str | Path) -> Splats:
         raise SplatFileError(f"{path.name} is truncated or is not a valid PLY file ({error}).") from None
     n = len(vertex)
     if len(chunk) != math.ceil(n / CHUNK_SIZE):
-        raise SplatFileError(f"{path.name} has {len(chunk)} chunks for {n} splats; expected {math.ceil(n / CHUNK_SIZE)}.")
+        raise SplatFileError(
+            f"{path.name} has {len(chunk)} chunks for {n} splats; expected {math.ceil(n / CHUNK_SIZE)}."
+        )
     try:
         packed = {name: np.asarray(vertex[name], dtype=np.uint32) for name in PACKED}
         bounds = {name: np.asarray(chunk[name], dtype=np.float64).repeat(CHUNK_SIZE)[:n] for name in chunk.dtype.names}
-        lerp3 = lambda prefix, value: np.stack([  # noqa: E731
-            _lerp(bounds[f"min_{prefix}{axis}"], bounds[f"max_{prefix}{axis}"], value[:, i])
-            for i, axis in enumerate("xyz")], axis=1)
+
+        def lerp3(prefix: str, value: np.ndarray) -> np.ndarray:
+            return np.stack(
+                [
+                    _lerp(bounds[f"min_{prefix}{axis}"], bounds[f"max_{prefix}{axis}"], value[:, i])
+                    for i, axis in enumerate("xyz")
+                ],
+                axis=1,
+            )
     except (KeyError, ValueError) as error:
         raise SplatFileError(f"{path.name} is not a PlayCanvas compressed PLY (missing {error}).") from None
 

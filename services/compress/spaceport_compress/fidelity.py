@@ -39,8 +39,9 @@ def orbit_cameras(means: np.ndarray, views: int, size: int) -> tuple[Tensor, Ten
     for i in range(views):
         azimuth = 2 * math.pi * i / views
         elevation = math.radians(ELEVATIONS_DEG[i % len(ELEVATIONS_DEG)])
-        offset = np.array([math.cos(elevation) * math.sin(azimuth), math.sin(elevation),
-                           math.cos(elevation) * math.cos(azimuth)])
+        offset = np.array(
+            [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
+        )
         eye = centre + distance * offset
         forward = (centre - eye) / np.linalg.norm(centre - eye)
         right = np.cross(forward, up)
@@ -52,8 +53,10 @@ def orbit_cameras(means: np.ndarray, views: int, size: int) -> tuple[Tensor, Ten
         viewmat[:3, 3] = -rotation @ eye
         viewmats.append(viewmat)
     K = np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]])
-    return (torch.tensor(np.stack(viewmats), dtype=torch.float32),
-            torch.tensor(np.repeat(K[None], views, 0), dtype=torch.float32))
+    return (
+        torch.tensor(np.stack(viewmats), dtype=torch.float32),
+        torch.tensor(np.repeat(K[None], views, 0), dtype=torch.float32),
+    )
 
 
 def render(splats: Splats, viewmats: Tensor, Ks: Tensor, size: int, backend: str = "cpu") -> Tensor:
@@ -64,9 +67,18 @@ def render(splats: Splats, viewmats: Tensor, Ks: Tensor, size: int, backend: str
     coeffs = torch.cat([f(splats.sh0)[:, None, :], f(splats.shN)], dim=1)  # [N, K, 3]
     with torch.no_grad():
         colors, _, _ = rasterize(
-            f(splats.means), f(splats.quats), f(splats.scales), f(splats.opacities), coeffs,
-            viewmats, Ks, size, size, sh_degree=splats.sh_degree,
-            backgrounds=torch.zeros(len(viewmats), 3), backend=backend,
+            f(splats.means),
+            f(splats.quats),
+            f(splats.scales),
+            f(splats.opacities),
+            coeffs,
+            viewmats,
+            Ks,
+            size,
+            size,
+            sh_degree=splats.sh_degree,
+            backgrounds=torch.zeros(len(viewmats), 3),
+            backend=backend,
         )
     return colors.clamp(0, 1)
 
@@ -79,5 +91,9 @@ def render_psnr(original: Splats, decoded: Splats, views: int = 8, size: int = 1
     reference = render(original, viewmats, Ks, size, backend)
     candidate = render(decoded, viewmats, Ks, size, backend)
     per_view = [psnr(candidate[i], reference[i]) for i in range(views)]
-    return {"psnr": float(np.mean(per_view)), "psnr_per_view": [round(p, 3) for p in per_view],
-            "views": views, "image_size": size}
+    return {
+        "psnr": float(np.mean(per_view)),
+        "psnr_per_view": [round(p, 3) for p in per_view],
+        "views": views,
+        "image_size": size,
+    }

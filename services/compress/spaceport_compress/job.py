@@ -92,8 +92,9 @@ def write_json_atomic(data: dict, path: Path) -> None:
     partial.replace(path)
 
 
-def compress(input_path: Path, out_dir: Path, config: CompressConfig = CompressConfig(),
-             progress: ProgressReporter | None = None) -> dict:
+def compress(
+    input_path: Path, out_dir: Path, config: CompressConfig = CompressConfig(), progress: ProgressReporter | None = None
+) -> dict:
     """Compress ``input_path`` into ``out_dir/scene.sog``; writes and returns the metrics.
 
     On an expected failure ``metrics.json`` records the error, no ``scene.sog`` is written
@@ -103,8 +104,9 @@ def compress(input_path: Path, out_dir: Path, config: CompressConfig = CompressC
     try:
         metrics = _compress(Path(input_path), Path(out_dir), config, progress)
     except SpaceportError as error:
-        write_json_atomic({"status": "failed", "input": str(input_path), "error": error.to_dict()},
-                          Path(out_dir) / METRICS_NAME)
+        write_json_atomic(
+            {"status": "failed", "input": str(input_path), "error": error.to_dict()}, Path(out_dir) / METRICS_NAME
+        )
         raise
     write_json_atomic(metrics, Path(out_dir) / METRICS_NAME)
     return metrics
@@ -132,8 +134,10 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         raise EmptySplatError(f"{input_path.name} holds no splats, so there is nothing to compress.")
     finite = splats.finite_mask()
     if not finite.any():
-        raise NoFiniteSplatsError(f"Every one of the {splats_in} splats in {input_path.name} has a NaN or "
-                                  "infinite value, so none is left to compress.")
+        raise NoFiniteSplatsError(
+            f"Every one of the {splats_in} splats in {input_path.name} has a NaN or "
+            "infinite value, so none is left to compress."
+        )
     splats = splats.subset(finite) if not finite.all() else splats
     dropped = splats_in - len(splats)
     if dropped:
@@ -147,17 +151,29 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
 
     progress.update(0.1, f"ordering {len(splats)} splats ({config.order})", splats=len(splats))
     if config.order == "plas":
-        order = plas_order(splats, seed=config.seed, improvement_break=config.plas_improvement_break,
-                           start_radius=config.plas_start_radius, steps_per_level=config.plas_steps_per_level,
-                           position_weight=config.plas_position_weight, device=config.device)
+        order = plas_order(
+            splats,
+            seed=config.seed,
+            improvement_break=config.plas_improvement_break,
+            start_radius=config.plas_start_radius,
+            steps_per_level=config.plas_steps_per_level,
+            position_weight=config.plas_position_weight,
+            device=config.device,
+        )
     else:
         order = morton_order(splats.means)
     mark = phase("order", mark)
 
     progress.update(0.4, "encoding textures and codebooks")
-    options = SogOptions(sh_bands=config.sh_bands, position_bits=config.position_bits, sh_palette_size=config.sh_palette_size,
-                         kmeans_iterations=config.kmeans_iterations, webp_method=config.webp_method,
-                         seed=config.seed, device=config.device)
+    options = SogOptions(
+        sh_bands=config.sh_bands,
+        position_bits=config.position_bits,
+        sh_palette_size=config.sh_palette_size,
+        kmeans_iterations=config.kmeans_iterations,
+        webp_method=config.webp_method,
+        seed=config.seed,
+        device=config.device,
+    )
     files = encode_sog(splats, order, options)
     mark = phase("encode", mark)
 
@@ -209,8 +225,12 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         "config": asdict(config),
     }
     fidelity_note = f", render PSNR {fidelity['psnr']:.1f} dB" if fidelity["psnr"] is not None else ""
-    progress.update(1.0, f"{input_bytes / 1e6:.2f} MB -> {output_bytes / 1e6:.3f} MB "
-                         f"({metrics['ratio']:.1f}x){fidelity_note}", ratio=metrics["ratio"], psnr=fidelity["psnr"])
+    progress.update(
+        1.0,
+        f"{input_bytes / 1e6:.2f} MB -> {output_bytes / 1e6:.3f} MB ({metrics['ratio']:.1f}x){fidelity_note}",
+        ratio=metrics["ratio"],
+        psnr=fidelity["psnr"],
+    )
     return metrics
 
 
@@ -249,4 +269,3 @@ def decompress(sog_path: Path, out_ply: Path) -> Splats:
     splats = read_sog(sog_path)
     write_ply(splats, out_ply)
     return splats
-

@@ -53,8 +53,14 @@ def kmeans(points: Tensor, k: int, iterations: int = 10, seed: int = 0) -> tuple
     return centroids, labels
 
 
-def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_power: float = 0.3,
-              bins: int = 16384, importance: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def kmeans_1d(
+    values: Tensor,
+    k: int = 256,
+    iterations: int = 1000,
+    density_power: float = 0.3,
+    bins: int = 16384,
+    importance: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Scalar codebook ``(codebook [k] ascending, labels [N])`` for ``values`` (any shape).
 
     A weighted Lloyd's k-means on a histogram: each bin counts ``count ** density_power``, so
@@ -96,8 +102,9 @@ def kmeans_1d(values: Tensor, k: int = 256, iterations: int = 1000, density_powe
     return codebook, nearest_1d(flat, codebook)
 
 
-def _lloyd_1d(codebook: Tensor, centres: Tensor, weighted_prefix: Tensor, weight_prefix: Tensor,
-              iterations: int) -> Tensor:
+def _lloyd_1d(
+    codebook: Tensor, centres: Tensor, weighted_prefix: Tensor, weight_prefix: Tensor, iterations: int
+) -> Tensor:
     """Lloyd steps of an ascending 1-D ``codebook`` over weighted ``centres`` (prefix sums given)."""
     for _ in range(iterations):
         bounds = torch.searchsorted(centres, (codebook[1:] + codebook[:-1]) / 2)

@@ -45,9 +45,16 @@ def sort_features(splats: Splats, position_weight: float = 8.0) -> np.ndarray:
     quats = splats.quats / np.maximum(np.linalg.norm(splats.quats, axis=1, keepdims=True), 1e-12)
     largest = np.abs(quats).argmax(1)
     quats = quats * np.where(quats[np.arange(len(quats)), largest] < 0, -1.0, 1.0)[:, None]
-    columns = np.concatenate([
-        splats.means, splats.log_scales, quats, splats.opacity_logits[:, None], splats.sh0,
-    ], axis=1).astype(np.float64)
+    columns = np.concatenate(
+        [
+            splats.means,
+            splats.log_scales,
+            quats,
+            splats.opacity_logits[:, None],
+            splats.sh0,
+        ],
+        axis=1,
+    ).astype(np.float64)
     std = columns.std(0)
     features = (columns - columns.mean(0)) / np.where(std > 0, std, 1.0)
     features[:, :3] *= position_weight
@@ -77,8 +84,14 @@ def plas_order(
     grid = torch.from_numpy(cells.T.copy()).view(-1, height, width).to(device)
     pinned = torch.zeros(height * width, dtype=torch.bool)
     pinned[n:] = True
-    _, indices = sort_with_plas(grid, min_block_size=min_block_size, improvement_break=improvement_break,
-                                seed=seed, fixed=pinned.view(height, width), start_radius=start_radius,
-                                steps_per_level=steps_per_level)
+    _, indices = sort_with_plas(
+        grid,
+        min_block_size=min_block_size,
+        improvement_break=improvement_break,
+        seed=seed,
+        fixed=pinned.view(height, width),
+        start_radius=start_radius,
+        steps_per_level=steps_per_level,
+    )
     cell_order = indices.reshape(-1).cpu().numpy()[:n]
     return start[cell_order]

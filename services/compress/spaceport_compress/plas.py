@@ -227,16 +227,41 @@ def sort_with_plas(
     # threads made a step about 1.5x faster, but on this shared machine (load 6) a 512^2 sort
     # took 255 s with two threads against 59 s with one.
     with one_cpu_thread(params.device):
-        steps = _sort_levels(values, order, (channels, height, width), min_block_size, min_blur_radius,
-                             improvement_break, border_type_x, border_type_y, generator, pinned,
-                             start_radius, steps_per_level, verbose)
+        steps = _sort_levels(
+            values,
+            order,
+            (channels, height, width),
+            min_block_size,
+            min_blur_radius,
+            improvement_break,
+            border_type_x,
+            border_type_y,
+            generator,
+            pinned,
+            start_radius,
+            steps_per_level,
+            verbose,
+        )
     if verbose:
         logger.info("plas done: %d swap steps", steps)
     return values.view(channels, height, width), order.long().view(1, height, width)
 
 
-def _sort_levels(values, order, shape, min_block_size, min_blur_radius, improvement_break, border_type_x,
-                 border_type_y, generator, pinned, start_radius, steps_per_level, verbose) -> int:
+def _sort_levels(
+    values,
+    order,
+    shape,
+    min_block_size,
+    min_blur_radius,
+    improvement_break,
+    border_type_x,
+    border_type_y,
+    generator,
+    pinned,
+    start_radius,
+    steps_per_level,
+    verbose,
+) -> int:
     """The coarse-to-fine loop of :func:`sort_with_plas`, in place; returns the number of swap steps."""
     channels, height, width = shape
     device = values.device

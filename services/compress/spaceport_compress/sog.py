@@ -139,11 +139,16 @@ def _json_floats(values: np.ndarray) -> list[float]:
     return [float(str(value)) for value in np.asarray(values, np.float32)]
 
 
-def _codebook(values: np.ndarray, device: str, importance: np.ndarray | None = None,
-              density_power: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def _codebook(
+    values: np.ndarray, device: str, importance: np.ndarray | None = None, density_power: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)  # noqa: E731
-    codebook, labels = kmeans_1d(as_tensor(values), CODEBOOK_SIZE, density_power=density_power,
-                                 importance=None if importance is None else as_tensor(importance))
+    codebook, labels = kmeans_1d(
+        as_tensor(values),
+        CODEBOOK_SIZE,
+        density_power=density_power,
+        importance=None if importance is None else as_tensor(importance),
+    )
     return codebook.cpu().numpy(), labels.cpu().numpy().astype(np.uint8).reshape(values.shape)
 
 
@@ -180,8 +185,9 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
     # render PSNR of the scales alone +3.6 / +5.2 dB on donut / guitar, labels 0.7-0.9 bit cheaper).
     # Relative to the largest scale, so that no weight overflows float32.
     relative_scales = np.exp(s.log_scales.astype(np.float64) - s.log_scales.max())
-    scale_codebook, scale_labels = _codebook(s.log_scales, options.device, s.opacities[:, None] * relative_scales,
-                                             SCALE_DENSITY_POWER)
+    scale_codebook, scale_labels = _codebook(
+        s.log_scales, options.device, s.opacities[:, None] * relative_scales, SCALE_DENSITY_POWER
+    )
     dc_codebook, dc_labels = _codebook(s.sh0, options.device)
     alpha = np.clip(np.round(_sigmoid(s.opacity_logits) * 255), 0, 255).astype(np.uint8)
     files = {
@@ -249,7 +255,9 @@ def _rgba(files: dict[str, bytes], name: str, count: int, source: str) -> np.nda
     except (OSError, ValueError) as error:
         raise SogFileError(f"{source}: {name} is not a readable image ({error}).") from None
     if len(pixels) < count:
-        raise SogFileError(f"{source}: {name} has {len(pixels)} pixels, fewer than the {count} splats meta.json counts.")
+        raise SogFileError(
+            f"{source}: {name} has {len(pixels)} pixels, fewer than the {count} splats meta.json counts."
+        )
     return pixels
 
 

@@ -48,24 +48,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("photos", nargs="?", type=Path, metavar="PHOTOS", help="a .zip of photos or a folder")
     parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR", help="where the outputs go")
-    parser.add_argument("--matcher", choices=MATCHERS,
-                        default=_env("matcher", _DEFAULTS.matcher),
-                        help="which photo pairs to match; auto: exhaustive for small sets, spatial when most "
-                        "photos have GPS, else sequential with loop closure (default %(default)s)")
-    parser.add_argument("--mapper", choices=MAPPERS, default=_env("mapper", _DEFAULTS.mapper),
-                        help="incremental (COLMAP) or global (GLOMAP-style) mapping (default %(default)s)")
-    parser.add_argument("--max-image-size", type=int, default=_env("max_image_size", _DEFAULTS.max_image_size),
-                        help="downscale photos whose long side is larger, in pixels (default %(default)s)")
-    parser.add_argument("--exhaustive-max-images", type=int,
-                        default=_env("exhaustive_max_images", _DEFAULTS.exhaustive_max_images),
-                        help="auto matcher: match every pair up to this many photos (default %(default)s)")
-    parser.add_argument("--min-registered-fraction", type=float,
-                        default=_env("min_registered_fraction", _DEFAULTS.min_registered_fraction),
-                        help="fail when fewer photos than this share can be placed (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=_env("threads", _DEFAULTS.num_threads),
-                        help="CPU threads, -1 for all cores (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=_env("seed", _DEFAULTS.seed),
-                        help="random seed for repeatable runs (default %(default)s)")
+    parser.add_argument(
+        "--matcher",
+        choices=MATCHERS,
+        default=_env("matcher", _DEFAULTS.matcher),
+        help="which photo pairs to match; auto: exhaustive for small sets, spatial when most "
+        "photos have GPS, else sequential with loop closure (default %(default)s)",
+    )
+    parser.add_argument(
+        "--mapper",
+        choices=MAPPERS,
+        default=_env("mapper", _DEFAULTS.mapper),
+        help="incremental (COLMAP) or global (GLOMAP-style) mapping (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-image-size",
+        type=int,
+        default=_env("max_image_size", _DEFAULTS.max_image_size),
+        help="downscale photos whose long side is larger, in pixels (default %(default)s)",
+    )
+    parser.add_argument(
+        "--exhaustive-max-images",
+        type=int,
+        default=_env("exhaustive_max_images", _DEFAULTS.exhaustive_max_images),
+        help="auto matcher: match every pair up to this many photos (default %(default)s)",
+    )
+    parser.add_argument(
+        "--min-registered-fraction",
+        type=float,
+        default=_env("min_registered_fraction", _DEFAULTS.min_registered_fraction),
+        help="fail when fewer photos than this share can be placed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=_env("threads", _DEFAULTS.num_threads),
+        help="CPU threads, -1 for all cores (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=_env("seed", _DEFAULTS.seed),
+        help="random seed for repeatable runs (default %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show pycolmap's own log lines")
     return parser
 
@@ -93,9 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         args.photos, args.out_dir, failure_file = processing_input(paths.input), paths.output, paths.failure
     configure_logging(args.verbose)
     options = SfmOptions(
-        matcher=args.matcher, mapper=args.mapper, max_image_size=args.max_image_size,
-        exhaustive_max_images=args.exhaustive_max_images, min_registered_fraction=args.min_registered_fraction,
-        num_threads=args.threads, seed=args.seed,
+        matcher=args.matcher,
+        mapper=args.mapper,
+        max_image_size=args.max_image_size,
+        exhaustive_max_images=args.exhaustive_max_images,
+        min_registered_fraction=args.min_registered_fraction,
+        num_threads=args.threads,
+        seed=args.seed,
     )
 
     def body() -> int:

@@ -14,7 +14,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pycolmap
@@ -43,17 +44,27 @@ def georeference(
             names.append(image.name)
             centres.append(image.projection_center())
     if len(names) < MIN_GPS_IMAGES:
-        return {"used": False, "reason": f"only {len(names)} placed photos have GPS; {MIN_GPS_IMAGES} are needed",
-                "images_with_gps": len(names)}
+        return {
+            "used": False,
+            "reason": f"only {len(names)} placed photos have GPS; {MIN_GPS_IMAGES} are needed",
+            "images_with_gps": len(names),
+        }
     targets = origin.to_enu(np.array([gps_by_name[name] for name in names]))
     spread = np.linalg.svd(targets - targets.mean(axis=0), compute_uv=False)
     if spread[1] < MIN_SPREAD_RATIO * spread[0] or spread[0] < 1e-3:
-        return {"used": False, "reason": "the GPS positions lie on one line, so the orientation is ambiguous",
-                "images_with_gps": len(names)}
+        return {
+            "used": False,
+            "reason": "the GPS positions lie on one line, so the orientation is ambiguous",
+            "images_with_gps": len(names),
+        }
     source = np.asarray(centres)
     enu_from_model = pycolmap.estimate_sim3d(source, targets)
     if enu_from_model is None:
-        return {"used": False, "reason": "no similarity transform fits the GPS positions", "images_with_gps": len(names)}
+        return {
+            "used": False,
+            "reason": "no similarity transform fits the GPS positions",
+            "images_with_gps": len(names),
+        }
     model.transform(enu_from_model)
     moved = np.array([model.find_image_with_name(name).projection_center() for name in names])
     residuals = np.linalg.norm(moved - targets, axis=1)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image, ImageOps
 
@@ -85,7 +85,13 @@ def read_images(
         path = image_dir / name
         try:
             photos.append(_read_one(path, name, max_image_size))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as error:
             unreadable.append({"name": name, "reason": f"cannot be read as an image: {error}"})
             path.unlink(missing_ok=True)
         if on_progress is not None and (index % step == 0 or index == len(names)):

@@ -19,10 +19,11 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from spaceport.progress import ProgressReporter
 from spaceport_sfm.errors import (
@@ -41,8 +42,14 @@ OVERLAP_ADVICE = "consecutive photos need about 60-80% overlap"
 
 # The stages and the share of the progress bar each takes.
 _STAGES = {
-    "unpack": 0.03, "read": 0.05, "extract": 0.25, "match": 0.25,
-    "map": 0.3, "georeference": 0.01, "undistort": 0.08, "export": 0.03,
+    "unpack": 0.03,
+    "read": 0.05,
+    "extract": 0.25,
+    "match": 0.25,
+    "map": 0.3,
+    "georeference": 0.01,
+    "undistort": 0.08,
+    "export": 0.03,
 }
 
 
@@ -92,8 +99,14 @@ def _versions() -> dict[str, str]:
 
     from spaceport import __version__
 
-    return {"spaceport": __version__, "pycolmap": pycolmap.__version__, "pycolmap_cuda": bool(pycolmap.has_cuda),
-            "numpy": numpy.__version__, "pillow": PIL.__version__, "python": platform.python_version()}
+    return {
+        "spaceport": __version__,
+        "pycolmap": pycolmap.__version__,
+        "pycolmap_cuda": bool(pycolmap.has_cuda),
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -113,8 +126,13 @@ def _replace(source: Path, target: Path) -> None:
 
 def _camera_summary(model) -> list[dict[str, Any]]:
     return [
-        {"camera_id": camera_id, "model": camera.model.name, "width": camera.width, "height": camera.height,
-         "params": [round(float(p), 6) for p in camera.params]}
+        {
+            "camera_id": camera_id,
+            "model": camera.model.name,
+            "width": camera.width,
+            "height": camera.height,
+            "params": [round(float(p), 6) for p in camera.params],
+        }
         for camera_id, camera in sorted(model.cameras.items())
     ]
 
@@ -159,7 +177,13 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
     # Heavy imports here, so `spaceport sfm --help` and failing inputs stay fast.
     from spaceport_sfm.georeference import georeference, origin_for
     from spaceport_sfm.reconstruct import (
-        choose_matcher, extract, map_images, match, share_intrinsics, undistort, write_position_priors,
+        choose_matcher,
+        extract,
+        map_images,
+        match,
+        share_intrinsics,
+        undistort,
+        write_position_priors,
     )
 
     image_dir = work / "images"
@@ -169,27 +193,38 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
 
     with run.stage("read", f"reading {len(staged.names)} photos"):
         total = len(staged.names)
-        usable, unreadable = read_images(image_dir, staged.names, options.max_image_size,
-                                         on_progress=lambda done: run.update(done / total, f"read {done} of {total} photos"))
-    report.update(images_used=len(usable), unreadable=unreadable,
-                  images_downscaled=sum(photo.scale < 1 for photo in usable))
+        usable, unreadable = read_images(
+            image_dir,
+            staged.names,
+            options.max_image_size,
+            on_progress=lambda done: run.update(done / total, f"read {done} of {total} photos"),
+        )
+    report.update(
+        images_used=len(usable), unreadable=unreadable, images_downscaled=sum(photo.scale < 1 for photo in usable)
+    )
     if len(usable) < MIN_IMAGES:
         raise TooFewImagesError(
             f"Only {len(usable)} of the {len(staged.names)} photos could be read; at least {MIN_IMAGES} are "
             "needed, and 20 or more overlapping photos work best.",
-            images_found=len(staged.names), images_used=len(usable),
+            images_found=len(staged.names),
+            images_used=len(usable),
         )
     gps_by_name = {photo.name: photo.gps for photo in usable if photo.gps is not None}
     origin = origin_for(list(gps_by_name.values())) if gps_by_name else None
 
     database = work / "database.db"
     with run.stage("extract", f"finding features in {len(usable)} photos"):
-        extract(database, image_dir, usable, options.num_threads,
-                on_progress=lambda done: run.update(done / len(usable), f"features: {done} of {len(usable)} photos"))
+        extract(
+            database,
+            image_dir,
+            usable,
+            options.num_threads,
+            on_progress=lambda done: run.update(done / len(usable), f"features: {done} of {len(usable)} photos"),
+        )
         if origin is not None:
             names = list(gps_by_name)
             enu = origin.to_enu([gps_by_name[name] for name in names])
-            write_position_priors(database, {name: tuple(position) for name, position in zip(names, enu)})
+            write_position_priors(database, {name: tuple(position) for name, position in zip(names, enu, strict=True)})
 
     choice = choose_matcher(options.matcher, len(usable), len(gps_by_name), options.exhaustive_max_images)
     report["matcher"] = {"name": choice.name, "requested": options.matcher, "reason": choice.reason}
@@ -205,8 +240,15 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
             if count % step == 0:
                 run.update(min(count / len(usable), 1.0), f"placed {count} of {len(usable)} photos")
 
-        model = map_images(database, image_dir, work / "sparse", options.mapper, options.num_threads, options.seed,
-                           on_registered=registered)
+        model = map_images(
+            database,
+            image_dir,
+            work / "sparse",
+            options.mapper,
+            options.num_threads,
+            options.seed,
+            on_registered=registered,
+        )
     if model is None or model.num_reg_images() == 0:
         report.update(images_registered=0, unregistered=sorted(photo.name for photo in usable))
         raise ReconstructionFailedError(
@@ -223,7 +265,8 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
     if len(registered_names) < needed:
         raise TooFewRegisteredError(
             f"Only {len(registered_names)} of {len(usable)} photos could be placed; {OVERLAP_ADVICE}.",
-            images_registered=len(registered_names), images_used=len(usable),
+            images_registered=len(registered_names),
+            images_used=len(usable),
         )
 
     with run.stage("georeference", "georeferencing with GPS"):
@@ -258,4 +301,3 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
         _replace(work / "undistorted" / "images", out_dir / "images")
         _replace(points_ply, out_dir / "points.ply")
         run.update(1.0, f"placed {len(registered_names)} of {len(usable)} photos, {model.num_points3D()} points")
-

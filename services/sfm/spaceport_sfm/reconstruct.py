@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pycolmap
 
@@ -47,7 +47,9 @@ def choose_matcher(requested: str, num_images: int, num_with_gps: int, exhaustiv
         return MatcherChoice("exhaustive", f"{num_images} photos (at most {exhaustive_max_images}: every pair)")
     if num_with_gps > num_images / 2:
         return MatcherChoice("spatial", f"{num_with_gps} of {num_images} photos have GPS")
-    return MatcherChoice("sequential", f"{num_images} photos, too few with GPS: neighbours in name order plus loop closure")
+    return MatcherChoice(
+        "sequential", f"{num_images} photos, too few with GPS: neighbours in name order plus loop closure"
+    )
 
 
 def _reader_options(camera_params: str) -> pycolmap.ImageReaderOptions:
@@ -58,7 +60,10 @@ def _reader_options(camera_params: str) -> pycolmap.ImageReaderOptions:
 
 
 def extract(
-    database: Path, image_dir: Path, photos: Sequence[Photo], num_threads: int = -1,
+    database: Path,
+    image_dir: Path,
+    photos: Sequence[Photo],
+    num_threads: int = -1,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """SIFT features for every photo, each with a camera whose intrinsics start from its group's.
@@ -84,10 +89,14 @@ def extract(
         f = focal if focal else DEFAULT_FOCAL_FACTOR * max(width, height)
         params = f"{f},{width / 2},{height / 2},0"
         for start in range(0, len(members), chunk):
-            names = [photo.name for photo in members[start:start + chunk]]
+            names = [photo.name for photo in members[start : start + chunk]]
             pycolmap.extract_features(
-                database, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.PER_IMAGE,
-                reader_options=_reader_options(params), extraction_options=extraction,
+                database,
+                image_dir,
+                image_names=names,
+                camera_mode=pycolmap.CameraMode.PER_IMAGE,
+                reader_options=_reader_options(params),
+                extraction_options=extraction,
             )
             done += len(names)
             if on_progress is not None:
@@ -163,11 +172,13 @@ def write_position_priors(database: Path, positions_enu: dict[str, tuple[float, 
         for image in db.read_all_images():
             position = positions_enu.get(image.name)
             if position is not None:
-                db.write_pose_prior(pycolmap.PosePrior(
-                    corr_data_id=image.data_id,
-                    position=list(position),
-                    coordinate_system=pycolmap.PosePriorCoordinateSystem.CARTESIAN,
-                ))
+                db.write_pose_prior(
+                    pycolmap.PosePrior(
+                        corr_data_id=image.data_id,
+                        position=list(position),
+                        coordinate_system=pycolmap.PosePriorCoordinateSystem.CARTESIAN,
+                    )
+                )
 
 
 def _loop_closure_pairs(names: Sequence[str], overlap: int) -> list[tuple[str, str]]:
@@ -177,14 +188,18 @@ def _loop_closure_pairs(names: Sequence[str], overlap: int) -> list[tuple[str, s
     return [
         (a, b)
         for i, a in enumerate(keyframes)
-        for j, b in enumerate(keyframes[i + 1:], start=i + 1)
+        for j, b in enumerate(keyframes[i + 1 :], start=i + 1)
         if (j - i) * period > overlap  # nearer pairs are matched by the sequential pass
     ]
 
 
 def match(
-    database: Path, matcher: str, names: Sequence[str], num_threads: int = -1,
-    sequential_overlap: int = 10, spatial_neighbors: int = 30,
+    database: Path,
+    matcher: str,
+    names: Sequence[str],
+    num_threads: int = -1,
+    sequential_overlap: int = 10,
+    spatial_neighbors: int = 30,
 ) -> None:
     """Match features between the pairs the matcher picks, with geometric verification."""
     matching = pycolmap.FeatureMatchingOptions()
@@ -216,7 +231,12 @@ def match(
 
 
 def map_images(
-    database: Path, image_dir: Path, sparse_dir: Path, mapper: str, num_threads: int = -1, seed: int = 0,
+    database: Path,
+    image_dir: Path,
+    sparse_dir: Path,
+    mapper: str,
+    num_threads: int = -1,
+    seed: int = 0,
     on_registered: Callable[[int], None] | None = None,
 ) -> pycolmap.Reconstruction | None:
     """Build the models and return the one with the most registered photos (None if none)."""

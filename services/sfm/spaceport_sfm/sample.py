@@ -79,7 +79,7 @@ class SampleTruth:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SampleTruth":
+    def from_dict(cls, data: dict) -> SampleTruth:
         cameras = [
             TruthCamera(
                 name=c["name"],
@@ -96,7 +96,7 @@ class SampleTruth:
         return cls(GeoOrigin(**data["origin"]), float(data["scene_extent_m"]), cameras)
 
     @classmethod
-    def load(cls, path: Path) -> "SampleTruth":
+    def load(cls, path: Path) -> SampleTruth:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
@@ -141,9 +141,7 @@ def _value_noise(table: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return top * (1 - fv) + bottom * fv
 
 
-def _texture(
-    table: np.ndarray, u: np.ndarray, v: np.ndarray, footprint: np.ndarray
-) -> np.ndarray:
+def _texture(table: np.ndarray, u: np.ndarray, v: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """Multi-octave colour noise at surface coordinates (metres) -> [M, 3].
 
     Octaves finer than about three pixels fade out (``footprint`` is the pixel size on the
@@ -169,9 +167,7 @@ def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([right, down, forward])
 
 
-def render(
-    K: np.ndarray, R: np.ndarray, centre: np.ndarray, width: int, height: int, seed: int = 0
-) -> np.ndarray:
+def render(K: np.ndarray, R: np.ndarray, centre: np.ndarray, width: int, height: int, seed: int = 0) -> np.ndarray:
     """Ray-cast the scene from one camera -> [H, W, 3] uint8 RGB."""
     table = np.random.default_rng(seed).random((TEXTURE_TABLE, TEXTURE_TABLE, 3), dtype=np.float32)
     boxes = _scene()
@@ -223,8 +219,13 @@ def render(
 
 
 def orbit_cameras(
-    n: int, width: int, height: int, radius: float = 24.0, altitude: float = 26.0,
-    focal_35mm: int = DEFAULT_FOCAL_35MM, origin: GeoOrigin = DEFAULT_ORIGIN,
+    n: int,
+    width: int,
+    height: int,
+    radius: float = 24.0,
+    altitude: float = 26.0,
+    focal_35mm: int = DEFAULT_FOCAL_35MM,
+    origin: GeoOrigin = DEFAULT_ORIGIN,
 ) -> list[TruthCamera]:
     """``n`` cameras on a drone orbit around the lot, looking down at its centre."""
     focal = focal_35mm / FILM_35MM_WIDTH_MM * max(width, height)
@@ -233,11 +234,13 @@ def orbit_cameras(
     for i in range(n):
         angle = 2 * np.pi * i / n
         # A slightly uneven orbit, as flown: altitude and radius wander by a few metres.
-        centre = np.array([
-            radius * np.cos(angle) * (1 + 0.06 * np.sin(3 * angle)),
-            radius * np.sin(angle) * (1 + 0.06 * np.sin(3 * angle)),
-            altitude + 2.0 * np.sin(2 * angle),
-        ])
+        centre = np.array(
+            [
+                radius * np.cos(angle) * (1 + 0.06 * np.sin(3 * angle)),
+                radius * np.sin(angle) * (1 + 0.06 * np.sin(3 * angle)),
+                altitude + 2.0 * np.sin(2 * angle),
+            ]
+        )
         target = np.array([1.5 * np.cos(5 * angle), 1.5 * np.sin(5 * angle), 0.0])
         R = _look_at(centre, target)
         lat_lon_alt = tuple(float(x) for x in origin.to_lat_lon_alt(centre[None])[0])
@@ -251,8 +254,13 @@ def truth_path_for(zip_path: Path) -> Path:
 
 
 def make_sample(
-    out_zip: Path, n: int = 24, seed: int = 0, width: int = 640, height: int = 480,
-    focal_35mm: int = DEFAULT_FOCAL_35MM, origin: GeoOrigin = DEFAULT_ORIGIN,
+    out_zip: Path,
+    n: int = 24,
+    seed: int = 0,
+    width: int = 640,
+    height: int = 480,
+    focal_35mm: int = DEFAULT_FOCAL_35MM,
+    origin: GeoOrigin = DEFAULT_ORIGIN,
     progress: ProgressReporter | None = None,
 ) -> SampleCapture:
     """Render ``n`` views into ``out_zip`` (JPEGs with EXIF) and the truth beside it."""
@@ -298,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--n must be at least 3")
     configure_logging()
     capture = make_sample(
-        args.out_zip, n=args.n, seed=args.seed, width=args.width, height=args.height,
+        args.out_zip,
+        n=args.n,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
         progress=ProgressReporter("sample"),
     )
     print(f"wrote {capture.zip_path} ({args.n} photos) and {capture.truth_path}")

@@ -120,8 +120,7 @@ def _copy_limited(source, target: Path, declared: int, name: str) -> None:
             written += len(chunk)
             if written > declared:
                 raise ZipTooLargeError(
-                    "The ZIP looks like a zip bomb (a file expands beyond its declared size), "
-                    "so it was not unpacked.",
+                    "The ZIP looks like a zip bomb (a file expands beyond its declared size), so it was not unpacked.",
                     entry=name,
                 )
             out.write(chunk)

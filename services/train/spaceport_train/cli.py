@@ -27,20 +27,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spaceport train",
         description="Train a 3D Gaussian splat from a COLMAP reconstruction (the output of `spaceport sfm`). "
-                    "Writes OUT_DIR/splat.ply, metrics.json, config.json and renders/. Restarting with the same "
-                    "OUT_DIR (or --checkpoint-dir) resumes from the last checkpoint. Without positional "
-                    "arguments it runs as a SageMaker training job (channel 'sfm', hyperparameters as settings).")
-    parser.add_argument("sfm_dir", nargs="?", type=Path, metavar="SFM_DIR", help="sparse/0 + images/ from spaceport sfm")
+        "Writes OUT_DIR/splat.ply, metrics.json, config.json and renders/. Restarting with the same "
+        "OUT_DIR (or --checkpoint-dir) resumes from the last checkpoint. Without positional "
+        "arguments it runs as a SageMaker training job (channel 'sfm', hyperparameters as settings).",
+    )
+    parser.add_argument(
+        "sfm_dir", nargs="?", type=Path, metavar="SFM_DIR", help="sparse/0 + images/ from spaceport sfm"
+    )
     parser.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR")
     parser.add_argument("--checkpoint-dir", type=Path, help="checkpoint folder (default OUT_DIR/checkpoints)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     settings = parser.add_argument_group("training settings (override the preset)")
-    settings.add_argument("--preset", choices=PRESETS, default="default", help="named starting point (default: default)")
+    settings.add_argument(
+        "--preset", choices=PRESETS, default="default", help="named starting point (default: default)"
+    )
     for field in dataclasses.fields(TrainConfig):
         if field.name == "preset":
             continue
-        settings.add_argument("--" + field.name.replace("_", "-"), dest=field.name, metavar=field.type.upper(),
-                              help=f"{field.metadata['help']}")
+        settings.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            metavar=field.type.upper(),
+            help=f"{field.metadata['help']}",
+        )
     return parser
 
 
@@ -63,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_job(sagemaker_job, failure_file=paths.failure)
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if f.name != "preset" and getattr(args, f.name) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "preset" and getattr(args, f.name) is not None
+    }
 
     def local_job() -> None:
         config = TrainConfig.from_preset(args.preset, overrides)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from spaceport_train.errors import TrainConfigError
 
@@ -31,26 +32,27 @@ def _doc(text: str, **kwargs: Any) -> Any:
 class TrainConfig:
     preset: str = _doc("named starting point: quick | default | quality", default="default")
     steps: int = _doc("optimisation steps (one training image each)", default=2_000)
-    resolution_scale: float = _doc("scale applied to the SfM images for training and evaluation (1 = as is)",
-                                   default=1.0)
+    resolution_scale: float = _doc(
+        "scale applied to the SfM images for training and evaluation (1 = as is)", default=1.0
+    )
     coarse_resolution_scale: float = _doc("extra scale for the first coarse_fraction of the steps", default=0.5)
-    coarse_fraction: float = _doc("fraction of the steps trained at coarse_resolution_scale (0 = none)",
-                                  default=0.0)
+    coarse_fraction: float = _doc("fraction of the steps trained at coarse_resolution_scale (0 = none)", default=0.0)
     sh_degree: int = _doc("final spherical-harmonics degree (0-3)", default=3)
     sh_degree_interval: int = _doc("steps between SH degree increases", default=1_000)
     ssim_lambda: float = _doc("weight of D-SSIM in the loss (the rest is L1)", default=0.2)
-    means_lr: float = _doc("learning rate of the centres, times the scene scale; decays 100x over the run",
-                           default=1.6e-4)
+    means_lr: float = _doc(
+        "learning rate of the centres, times the scene scale; decays 100x over the run", default=1.6e-4
+    )
     scales_lr: float = _doc("learning rate of the log scales", default=5e-3)
     quats_lr: float = _doc("learning rate of the rotations", default=1e-3)
     opacities_lr: float = _doc("learning rate of the opacity logits", default=5e-2)
     sh0_lr: float = _doc("learning rate of the base colour", default=2.5e-3)
     shN_lr: float = _doc("learning rate of the higher SH bands", default=2.5e-3 / 20)
     init_opacity: float = _doc("opacity of the Gaussians made from SfM points", default=0.1)
-    init_scale: float = _doc("initial size as a multiple of the distance to the 3 nearest SfM points",
-                             default=1.0)
-    strategy: str = _doc("densification strategy: default (gsplat DefaultStrategy) | mcmc (CUDA only)",
-                         default="default")
+    init_scale: float = _doc("initial size as a multiple of the distance to the 3 nearest SfM points", default=1.0)
+    strategy: str = _doc(
+        "densification strategy: default (gsplat DefaultStrategy) | mcmc (CUDA only)", default="default"
+    )
     max_gaussians: int = _doc("cap on the number of Gaussians", default=1_000_000)
     refine_start: int = _doc("first step that densifies or prunes", default=500)
     refine_stop: int = _doc("last step that densifies or prunes", default=15_000)
@@ -62,8 +64,9 @@ class TrainConfig:
     eval_every: int = _doc("steps between held-out evaluations (the last step always evaluates)", default=500)
     checkpoint_every: int = _doc("steps between checkpoints (SIGTERM also writes one)", default=500)
     progress_every: int = _doc("steps between progress lines", default=50)
-    time_budget_s: float = _doc("stop training after this many seconds of steps and write the outputs (0 = none)",
-                                default=0.0)
+    time_budget_s: float = _doc(
+        "stop training after this many seconds of steps and write the outputs (0 = none)", default=0.0
+    )
     device: str = _doc("auto | cuda | cpu (cpu uses Spaceport's own rasteriser)", default="auto")
     threads: int = _doc("torch CPU threads (0 = torch's default)", default=0)
     seed: int = _doc("random seed", default=0)
@@ -86,15 +89,21 @@ class TrainConfig:
             problems.append("time_budget_s must not be negative")
         if not 0 <= self.coarse_fraction < 1:
             problems.append("coarse_fraction must be in [0, 1)")
-        for name in ("sh_degree_interval", "refine_every", "reset_every", "eval_every", "checkpoint_every",
-                     "progress_every"):
+        for name in (
+            "sh_degree_interval",
+            "refine_every",
+            "reset_every",
+            "eval_every",
+            "checkpoint_every",
+            "progress_every",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         if problems:
             raise TrainConfigError("Invalid training configuration: " + "; ".join(problems) + ".")
 
     @classmethod
-    def from_preset(cls, preset: str = "default", overrides: Mapping[str, Any] | None = None) -> "TrainConfig":
+    def from_preset(cls, preset: str = "default", overrides: Mapping[str, Any] | None = None) -> TrainConfig:
         """A preset with ``overrides`` applied; values may be strings (CLI, SageMaker)."""
         if preset not in PRESETS:
             raise TrainConfigError(f"Unknown preset {preset!r}: use one of {', '.join(PRESETS)}.")
@@ -102,12 +111,12 @@ class TrainConfig:
         return base.with_overrides(overrides or {})
 
     @classmethod
-    def from_hyperparameters(cls, hyperparameters: Mapping[str, Any]) -> "TrainConfig":
+    def from_hyperparameters(cls, hyperparameters: Mapping[str, Any]) -> TrainConfig:
         """SageMaker's hyperparameters: ``preset`` picks the preset, the rest override fields."""
         values = {key.replace("-", "_"): value for key, value in hyperparameters.items()}
         return cls.from_preset(str(values.pop("preset", "default")), values)
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":
+    def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
         types = {f.name: f.type for f in dataclasses.fields(self)}
         parsed = {}
         for key, value in overrides.items():
@@ -133,8 +142,9 @@ def _parse(name: str, type_name: str, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise TrainConfigError(f"Training setting {name} must be a{'n' if type_name == 'int' else ''} "
-                               f"{type_name}, not {value!r}.") from None
+        raise TrainConfigError(
+            f"Training setting {name} must be a{'n' if type_name == 'int' else ''} {type_name}, not {value!r}."
+        ) from None
 
 
 # The quick preset trains the generated sample in seconds; default is sized for fern 1/8 on a
@@ -142,13 +152,45 @@ def _parse(name: str, type_name: str, value: Any) -> Any:
 # quick uses one thread: on a busy machine torch's OpenMP threads wait on each other at every
 # small operation and a 2-thread step ran 10x slower than a 1-thread one (measured).
 _PRESET_VALUES: dict[str, dict[str, Any]] = {
-    "quick": dict(steps=150, resolution_scale=0.3, init_scale=0.5, sh_degree=1, sh_degree_interval=75,
-                  max_gaussians=10_000, refine_start=50, refine_stop=120, refine_every=25, reset_every=10_000,
-                  eval_every=75, checkpoint_every=75, progress_every=25, means_lr=4e-4, threads=1),
-    "default": dict(steps=1_200, coarse_fraction=0.5, coarse_resolution_scale=0.5, sh_degree=3,
-                    sh_degree_interval=250, max_gaussians=30_000, refine_start=150, refine_stop=900,
-                    refine_every=100, reset_every=100_000, eval_every=200, checkpoint_every=200,
-                    progress_every=25, time_budget_s=900.0),
-    "quality": dict(steps=30_000, sh_degree_interval=1_000, max_gaussians=3_000_000, eval_every=7_000,
-                    checkpoint_every=2_000, progress_every=100),
+    "quick": dict(
+        steps=150,
+        resolution_scale=0.3,
+        init_scale=0.5,
+        sh_degree=1,
+        sh_degree_interval=75,
+        max_gaussians=10_000,
+        refine_start=50,
+        refine_stop=120,
+        refine_every=25,
+        reset_every=10_000,
+        eval_every=75,
+        checkpoint_every=75,
+        progress_every=25,
+        means_lr=4e-4,
+        threads=1,
+    ),
+    "default": dict(
+        steps=1_200,
+        coarse_fraction=0.5,
+        coarse_resolution_scale=0.5,
+        sh_degree=3,
+        sh_degree_interval=250,
+        max_gaussians=30_000,
+        refine_start=150,
+        refine_stop=900,
+        refine_every=100,
+        reset_every=100_000,
+        eval_every=200,
+        checkpoint_every=200,
+        progress_every=25,
+        time_budget_s=900.0,
+    ),
+    "quality": dict(
+        steps=30_000,
+        sh_degree_interval=1_000,
+        max_gaussians=3_000_000,
+        eval_every=7_000,
+        checkpoint_every=2_000,
+        progress_every=100,
+    ),
 }

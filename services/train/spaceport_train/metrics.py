@@ -27,7 +27,7 @@ def psnr(image: Tensor, target: Tensor) -> float:
 
 def _window(dtype: torch.dtype) -> Tensor:
     x = torch.arange(SSIM_WINDOW, dtype=dtype) - SSIM_WINDOW // 2
-    g = torch.exp(-x * x / (2 * SSIM_SIGMA ** 2))
+    g = torch.exp(-x * x / (2 * SSIM_SIGMA**2))
     g = g / g.sum()
     return (g[:, None] * g[None, :]).expand(3, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()
 
@@ -38,11 +38,11 @@ def ssim(image: Tensor, target: Tensor) -> Tensor:
     window = _window(image.dtype)
     blur = lambda t: F.conv2d(t, window, padding=SSIM_WINDOW // 2, groups=3)  # noqa: E731
     mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.mean()
 
 

@@ -29,7 +29,7 @@ from spaceport_train.errors import BackendUnavailableError
 
 TILE_SIZE = 4
 PAIRS_PER_CHUNK = 1 << 21  # (Gaussian, pixel) pairs evaluated at once: ~8 MB per float tensor
-CACHED_PAIRS = 1 << 25     # pairs kept from the forward pass for the backward pass (~0.7 GB)
+CACHED_PAIRS = 1 << 25  # pairs kept from the forward pass for the backward pass (~0.7 GB)
 EPS2D = 0.3
 NEAR_PLANE = 0.01
 ALPHA_MIN = 1.0 / 255.0
@@ -51,13 +51,13 @@ def resolve_backend(backend: str, device: torch.device | str | None = None) -> s
 
 
 def rasterize(
-    means: Tensor,      # [N, 3]
-    quats: Tensor,      # [N, 4] (w, x, y, z), not necessarily normalised
-    scales: Tensor,     # [N, 3] linear standard deviations
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4] (w, x, y, z), not necessarily normalised
+    scales: Tensor,  # [N, 3] linear standard deviations
     opacities: Tensor,  # [N] in [0, 1]
-    colors: Tensor,     # [N, K, 3] SH coefficients when sh_degree is given, else [N, 3] RGB
-    viewmats: Tensor,   # [C, 4, 4] world-to-camera, OpenCV axes
-    Ks: Tensor,         # [C, 3, 3]
+    colors: Tensor,  # [N, K, 3] SH coefficients when sh_degree is given, else [N, 3] RGB
+    viewmats: Tensor,  # [C, 4, 4] world-to-camera, OpenCV axes
+    Ks: Tensor,  # [C, 3, 3]
     width: int,
     height: int,
     sh_degree: int | None = None,
@@ -74,10 +74,20 @@ def rasterize(
     if backend == "cuda":
         from gsplat import rasterization
 
-        return rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                             sh_degree=sh_degree, backgrounds=backgrounds)
-    return _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                          sh_degree, backgrounds)
+        return rasterization(
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            sh_degree=sh_degree,
+            backgrounds=backgrounds,
+        )
+    return _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds)
 
 
 def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds):
@@ -86,7 +96,8 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
     n_cameras = viewmats.shape[0]
     covars, _ = _quat_scale_to_covar_preci(quats, scales, compute_preci=False)  # [N, 3, 3]
     _, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, viewmats, Ks, width, height, eps2d=EPS2D, near_plane=NEAR_PLANE)
+        means, covars, viewmats, Ks, width, height, eps2d=EPS2D, near_plane=NEAR_PLANE
+    )
     # means2d [C, N, 2], depths [C, N], conics [C, N, 3]
 
     if sh_degree is not None:
@@ -99,8 +110,9 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
 
     images, alphas, radii = [], [], []
     for c in range(n_cameras):
-        tiles = _bin_into_tiles(means2d[c].detach(), conics[c].detach(), opacities.detach(),
-                                depths[c].detach(), width, height)
+        tiles = _bin_into_tiles(
+            means2d[c].detach(), conics[c].detach(), opacities.detach(), depths[c].detach(), width, height
+        )
         image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacities, rgb[c], tiles)
         images.append(image)
         alphas.append(alpha)
@@ -109,9 +121,17 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
     if backgrounds is not None:
         images = images + (1.0 - alphas) * backgrounds[:, None, None, :]
     meta = {
-        "means2d": means2d, "radii": torch.stack(radii), "depths": depths, "conics": conics,
-        "width": width, "height": height, "n_cameras": n_cameras, "n_batches": 1,
-        "gaussian_ids": None, "camera_ids": None, "tile_size": TILE_SIZE,
+        "means2d": means2d,
+        "radii": torch.stack(radii),
+        "depths": depths,
+        "conics": conics,
+        "width": width,
+        "height": height,
+        "n_cameras": n_cameras,
+        "n_batches": 1,
+        "gaussian_ids": None,
+        "camera_ids": None,
+        "tile_size": TILE_SIZE,
     }
     return images, alphas, meta
 
@@ -125,9 +145,9 @@ class _TileLists:
     tiles_x: int
     tiles_y: int
     gaussian_ids: Tensor  # [M] one row per (tile, Gaussian) intersection, grouped by tile, near first
-    tile_ids: Tensor      # [M]
-    tile_starts: Tensor   # [T + 1] first row of each tile
-    radii: Tensor         # [N, 2] int32 pixel extents, 0 where not drawn
+    tile_ids: Tensor  # [M]
+    tile_starts: Tensor  # [T + 1] first row of each tile
+    radii: Tensor  # [N, 2] int32 pixel extents, 0 where not drawn
 
     def chunks(self) -> list[tuple[int, int]]:
         """Consecutive tile ranges holding at most PAIRS_PER_CHUNK pairs (a crowded tile alone may exceed it)."""
@@ -145,8 +165,9 @@ class _TileLists:
         return ranges
 
 
-def _bin_into_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor,
-                    width: int, height: int) -> _TileLists:
+def _bin_into_tiles(
+    means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor, width: int, height: int
+) -> _TileLists:
     """Intersect each Gaussian's opacity-aware bounding box with the tile grid."""
     tiles_x, tiles_y = math.ceil(width / TILE_SIZE), math.ceil(height / TILE_SIZE)
     a, b, c = conics.unbind(-1)
@@ -156,8 +177,18 @@ def _bin_into_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: 
     rx = extent * torch.sqrt((c / det).clamp_min(0.0))
     ry = extent * torch.sqrt((a / det).clamp_min(0.0))
     mx, my = means2d.unbind(-1)
-    drawn = ((depths > NEAR_PLANE) & (opacities >= ALPHA_MIN) & torch.isfinite(rx) & torch.isfinite(ry)
-             & (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height) & (rx > 0) & (ry > 0))
+    drawn = (
+        (depths > NEAR_PLANE)
+        & (opacities >= ALPHA_MIN)
+        & torch.isfinite(rx)
+        & torch.isfinite(ry)
+        & (mx + rx > 0)
+        & (mx - rx < width)
+        & (my + ry > 0)
+        & (my - ry < height)
+        & (rx > 0)
+        & (ry > 0)
+    )
     radii = torch.stack([torch.ceil(rx), torch.ceil(ry)], dim=-1)
     radii = torch.where(drawn[:, None], radii, torch.zeros_like(radii)).to(torch.int32)
 
@@ -182,14 +213,14 @@ def _tiles_to_image(tiled: Tensor, lists: _TileLists) -> Tensor:
     """[T, P, D] per-tile pixels -> [H, W, D] image."""
     d = tiled.shape[-1]
     grid = tiled.reshape(lists.tiles_y, lists.tiles_x, TILE_SIZE, TILE_SIZE, d).permute(0, 2, 1, 3, 4)
-    return grid.reshape(lists.tiles_y * TILE_SIZE, lists.tiles_x * TILE_SIZE, d)[:lists.height, :lists.width]
+    return grid.reshape(lists.tiles_y * TILE_SIZE, lists.tiles_x * TILE_SIZE, d)[: lists.height, : lists.width]
 
 
 def _image_to_tiles(image: Tensor, lists: _TileLists) -> Tensor:
     """[H, W, D] image -> [T, P, D] per-tile pixels (zero padded at the right and bottom edges)."""
     d = image.shape[-1]
     padded = image.new_zeros(lists.tiles_y * TILE_SIZE, lists.tiles_x * TILE_SIZE, d)
-    padded[:lists.height, :lists.width] = image
+    padded[: lists.height, : lists.width] = image
     grid = padded.reshape(lists.tiles_y, TILE_SIZE, lists.tiles_x, TILE_SIZE, d).permute(0, 2, 1, 3, 4)
     return grid.reshape(lists.tiles_y * lists.tiles_x, TILE_SIZE * TILE_SIZE, d)
 
@@ -211,35 +242,49 @@ class _ChunkPairs:
     product with :func:`_pixel_basis`.
     """
 
-    def __init__(self, lists: _TileLists, first_tile: int, end_tile: int,
-                 means2d: Tensor, conics: Tensor, opacities: Tensor, basis: Tensor):
+    def __init__(
+        self,
+        lists: _TileLists,
+        first_tile: int,
+        end_tile: int,
+        means2d: Tensor,
+        conics: Tensor,
+        opacities: Tensor,
+        basis: Tensor,
+    ):
         r0, r1 = int(lists.tile_starts[first_tile]), int(lists.tile_starts[end_tile])
         self.first_tile, self.end_tile = first_tile, end_tile
-        self.gaussians = g = lists.gaussian_ids[r0:r1]                        # [R]
-        self.local_tiles = t = lists.tile_ids[r0:r1] - first_tile             # [R]
-        self.tile_starts = lists.tile_starts[first_tile:end_tile + 1] - r0    # [Tc + 1]
+        self.gaussians = g = lists.gaussian_ids[r0:r1]  # [R]
+        self.local_tiles = t = lists.tile_ids[r0:r1] - first_tile  # [R]
+        self.tile_starts = lists.tile_starts[first_tile : end_tile + 1] - r0  # [Tc + 1]
         tiles = t + first_tile
         dtype = means2d.dtype
         # (ex, ey): from the Gaussian's centre to the first pixel centre of the tile.
         self.ex = ex = ((tiles % lists.tiles_x) * TILE_SIZE).to(dtype) + 0.5 - means2d[g, 0]
         self.ey = ey = ((tiles // lists.tiles_x) * TILE_SIZE).to(dtype) + 0.5 - means2d[g, 1]
-        self.conic = conics[g]                                                # [R, 3]
+        self.conic = conics[g]  # [R, 3]
         a, b, c = self.conic.unbind(-1)
         self.opacity = opacities[g]
         # log(o) - sigma as a quadratic in (u, v); the constant term also carries log(o).
-        coeffs = torch.stack([
-            torch.log(self.opacity) - (0.5 * a * ex * ex + b * ex * ey + 0.5 * c * ey * ey),
-            -(a * ex + b * ey), -(b * ex + c * ey), -0.5 * a, -b, -0.5 * c,
-        ])                                                                    # [6, R]
-        raw_alpha = torch.exp(basis @ coeffs)                                 # o * exp(-sigma), [P, R]
+        coeffs = torch.stack(
+            [
+                torch.log(self.opacity) - (0.5 * a * ex * ex + b * ex * ey + 0.5 * c * ey * ey),
+                -(a * ex + b * ey),
+                -(b * ex + c * ey),
+                -0.5 * a,
+                -b,
+                -0.5 * c,
+            ]
+        )  # [6, R]
+        raw_alpha = torch.exp(basis @ coeffs)  # o * exp(-sigma), [P, R]
         valid = raw_alpha >= ALPHA_MIN
         self.alpha = alpha = raw_alpha.clamp(max=ALPHA_MAX) * valid
         # log T behind each Gaussian: a running sum of log(1 - alpha), restarted at each tile
         # (float64, so the subtraction across many tiles loses nothing).
         log_keep = torch.log1p(-alpha)
         log_after = self.within_tile_cumsum(log_keep).to(dtype)
-        drawn = log_after > math.log(TRANSMITTANCE_MIN)   # gsplat stops before T drops to 1e-4
-        self.transmittance = torch.exp(log_after - log_keep)                 # in front of this Gaussian
+        drawn = log_after > math.log(TRANSMITTANCE_MIN)  # gsplat stops before T drops to 1e-4
+        self.transmittance = torch.exp(log_after - log_keep)  # in front of this Gaussian
         self.weight = alpha * self.transmittance * drawn
         # d(loss)/d(log o - sigma) = d(loss)/d(alpha) * gate: raw alpha where it was drawn unclamped.
         self.gate = raw_alpha * (drawn & valid & (raw_alpha <= ALPHA_MAX))
@@ -278,7 +323,7 @@ class _CompositeTiles(torch.autograd.Function):
         cached = []
         for first, end in lists.chunks():
             pairs = _ChunkPairs(lists, first, end, means2d, conics, opacities, basis)
-            row_colors = colors[pairs.gaussians]                              # [R, D]
+            row_colors = colors[pairs.gaussians]  # [R, D]
             for channel in range(d):
                 tiled[first:end, :, channel] = pairs.tile_sums(pairs.weight * row_colors[:, channel]).T
             tiled[first:end, :, d] = pairs.tile_sums(pairs.weight).T
@@ -299,14 +344,15 @@ class _CompositeTiles(torch.autograd.Function):
         # grad_tiles: [D + 1, P, T]
         g_means2d, g_conics = torch.zeros_like(means2d), torch.zeros_like(conics)
         g_opacities, g_colors = torch.zeros_like(opacities), torch.zeros_like(colors)
-        chunks = ctx.cached or (_ChunkPairs(lists, first, end, means2d, conics, opacities, basis)
-                                for first, end in lists.chunks())
+        chunks = ctx.cached or (
+            _ChunkPairs(lists, first, end, means2d, conics, opacities, basis) for first, end in lists.chunks()
+        )
         for p in chunks:
             first, end = p.first_tile, p.end_tile
             g, t = p.gaussians, p.local_tiles
-            row_colors = colors[g]                                            # [R, D]
+            row_colors = colors[g]  # [R, D]
             # Each pair's "value": how much the loss changes per unit of its weight.
-            value = grad_tiles[d, :, first:end].index_select(1, t)            # [P, R]
+            value = grad_tiles[d, :, first:end].index_select(1, t)  # [P, R]
             g_row_colors = []
             for channel in range(d):
                 grad_pixels = grad_tiles[channel, :, first:end].index_select(1, t)
@@ -318,7 +364,7 @@ class _CompositeTiles(torch.autograd.Function):
             running, at_tile_starts = p.running_sums(weighted)
             behind = (at_tile_starts[:, 1:].index_select(1, t) - running).to(weighted.dtype)
             g_exponent = (p.transmittance * value - behind / (1.0 - p.alpha)) * p.gate
-            g0, gu, gv, guu, guv, gvv = basis.T @ g_exponent                  # [6, R]
+            g0, gu, gv, guu, guv, gvv = basis.T @ g_exponent  # [6, R]
             a, b, c = p.conic.unbind(-1)
             ex, ey = p.ex, p.ey
             g_opacities.index_add_(0, g, g0 / p.opacity)

@@ -95,18 +95,20 @@ def _knn_distance(points: Tensor, k: int = 3, chunk: int = 1024) -> Tensor:
     """Mean distance from each point to its ``k`` nearest neighbours, [P]."""
     out = []
     for start in range(0, len(points), chunk):
-        d = torch.cdist(points[start:start + chunk], points)
+        d = torch.cdist(points[start : start + chunk], points)
         out.append(d.topk(min(k + 1, len(points)), largest=False).values[:, 1:].mean(1))
     return torch.cat(out).nan_to_num(0.01)
 
 
 class Trainer:
-    def __init__(self, scene: Scene, config: TrainConfig, out_dir: Path, checkpoint_dir: Path,
-                 progress: ProgressReporter) -> None:
+    def __init__(
+        self, scene: Scene, config: TrainConfig, out_dir: Path, checkpoint_dir: Path, progress: ProgressReporter
+    ) -> None:
         self.scene, self.config, self.out_dir, self.checkpoint_dir = scene, config, out_dir, checkpoint_dir
         self.progress = progress
-        self.device = torch.device("cuda" if config.device == "cuda" or (
-            config.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.device = torch.device(
+            "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+        )
         self.backend = resolve_backend("cuda" if self.device.type == "cuda" else "cpu", self.device)
         if config.strategy == "mcmc" and self.backend != "cuda":
             raise TrainConfigError("The mcmc strategy needs gsplat's CUDA kernels: use --strategy default on CPU.")
@@ -117,8 +119,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.initial_psnr: float | None = None
         self._stop_requested = False
-        self._coarse_views = {i: v.scaled(config.coarse_resolution_scale) for i, v in enumerate(scene.views)
-                              if config.coarse_fraction > 0}
+        self._coarse_views = {
+            i: v.scaled(config.coarse_resolution_scale) for i, v in enumerate(scene.views) if config.coarse_fraction > 0
+        }
         self._init_params()
 
     # -- state ---------------------------------------------------------------------------------
@@ -126,7 +129,7 @@ class Trainer:
         config, scene = self.config, self.scene
         points, colors = scene.points, scene.point_colors
         if len(points) > config.max_gaussians:
-            keep = torch.randperm(len(points), generator=self.generator)[:config.max_gaussians]
+            keep = torch.randperm(len(points), generator=self.generator)[: config.max_gaussians]
             points, colors = points[keep], colors[keep]
         n = len(points)
         k = (config.sh_degree + 1) ** 2 - 1
@@ -144,12 +147,21 @@ class Trainer:
 
     def _set_params(self, values: dict[str, Tensor], optimizer_states: dict | None = None) -> None:
         c = self.config
-        self.params = torch.nn.ParameterDict({name: torch.nn.Parameter(values[name].to(self.device))
-                                              for name in PARAM_NAMES})
-        lrs = {"means": c.means_lr * self.scene.scene_scale, "scales": c.scales_lr, "quats": c.quats_lr,
-               "opacities": c.opacities_lr, "sh0": c.sh0_lr, "shN": c.shN_lr}
-        self.optimizers = {name: torch.optim.Adam([{"params": self.params[name], "lr": lrs[name], "name": name}],
-                                                  eps=1e-15) for name in PARAM_NAMES}
+        self.params = torch.nn.ParameterDict(
+            {name: torch.nn.Parameter(values[name].to(self.device)) for name in PARAM_NAMES}
+        )
+        lrs = {
+            "means": c.means_lr * self.scene.scene_scale,
+            "scales": c.scales_lr,
+            "quats": c.quats_lr,
+            "opacities": c.opacities_lr,
+            "sh0": c.sh0_lr,
+            "shN": c.shN_lr,
+        }
+        self.optimizers = {
+            name: torch.optim.Adam([{"params": self.params[name], "lr": lrs[name], "name": name}], eps=1e-15)
+            for name in PARAM_NAMES
+        }
         if optimizer_states:
             for name, state in optimizer_states.items():
                 self.optimizers[name].load_state_dict(state)
@@ -158,34 +170,49 @@ class Trainer:
     def _init_strategy(self) -> None:
         c = self.config
         if c.strategy == "mcmc":
-            self.strategy = MCMCStrategy(cap_max=c.max_gaussians, refine_start_iter=c.refine_start,
-                                         refine_stop_iter=c.refine_stop, refine_every=c.refine_every)
+            self.strategy = MCMCStrategy(
+                cap_max=c.max_gaussians,
+                refine_start_iter=c.refine_start,
+                refine_stop_iter=c.refine_stop,
+                refine_every=c.refine_every,
+            )
         else:
             self.strategy = CappedDefaultStrategy(
-                cap_max=c.max_gaussians, refine_start_iter=c.refine_start, refine_stop_iter=c.refine_stop,
-                refine_every=c.refine_every, reset_every=c.reset_every, grow_grad2d=c.grow_grad2d,
-                prune_opa=c.prune_opacity)
+                cap_max=c.max_gaussians,
+                refine_start_iter=c.refine_start,
+                refine_stop_iter=c.refine_stop,
+                refine_every=c.refine_every,
+                reset_every=c.reset_every,
+                grow_grad2d=c.grow_grad2d,
+                prune_opa=c.prune_opacity,
+            )
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(
-            **({} if c.strategy == "mcmc" else {"scene_scale": self.scene.scene_scale}))
+            **({} if c.strategy == "mcmc" else {"scene_scale": self.scene.scene_scale})
+        )
 
     def save_checkpoint(self) -> Path:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = self.checkpoint_dir / CHECKPOINT_NAME
         partial = path.with_name(path.name + ".partial")
-        torch.save({
-            "step": self.step,
-            "wall_time_s": self.wall_time_s,
-            "cpu_time_s": self.cpu_time_s,
-            "fingerprint": self.scene.fingerprint(),
-            "config": self.config.to_dict(),
-            "params": {name: p.detach().cpu() for name, p in self.params.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "strategy_state": {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()},
-            "generator": self.generator.get_state(),
-            "history": self.history,
-            "initial_psnr": self.initial_psnr,
-        }, partial)
+        torch.save(
+            {
+                "step": self.step,
+                "wall_time_s": self.wall_time_s,
+                "cpu_time_s": self.cpu_time_s,
+                "fingerprint": self.scene.fingerprint(),
+                "config": self.config.to_dict(),
+                "params": {name: p.detach().cpu() for name, p in self.params.items()},
+                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+                "strategy_state": {
+                    k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()
+                },
+                "generator": self.generator.get_state(),
+                "history": self.history,
+                "initial_psnr": self.initial_psnr,
+            },
+            partial,
+        )
         partial.replace(path)
         return path
 
@@ -196,12 +223,15 @@ class Trainer:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
             if saved["fingerprint"] != self.scene.fingerprint():
-                raise CheckpointError(f"The checkpoint in {self.checkpoint_dir} belongs to a different image set: "
-                                      "use a new output or checkpoint folder.")
+                raise CheckpointError(
+                    f"The checkpoint in {self.checkpoint_dir} belongs to a different image set: "
+                    "use a new output or checkpoint folder."
+                )
             self._set_params(saved["params"], saved["optimizers"])
             self._init_strategy()
-            self.strategy_state.update({k: (v.to(self.device) if isinstance(v, Tensor) else v)
-                                        for k, v in saved["strategy_state"].items()})
+            self.strategy_state.update(
+                {k: (v.to(self.device) if isinstance(v, Tensor) else v) for k, v in saved["strategy_state"].items()}
+            )
             self.generator.set_state(saved["generator"])
             self.step, self.wall_time_s = int(saved["step"]), float(saved["wall_time_s"])
             self.cpu_time_s = float(saved.get("cpu_time_s", 0.0))
@@ -209,20 +239,30 @@ class Trainer:
         except CheckpointError:
             raise
         except Exception as error:  # a truncated or foreign file
-            raise CheckpointError(f"The checkpoint {path} cannot be resumed ({type(error).__name__}: {error}); "
-                                  "delete it to start over.") from None
+            raise CheckpointError(
+                f"The checkpoint {path} cannot be resumed ({type(error).__name__}: {error}); delete it to start over."
+            ) from None
         for group in self.optimizers["means"].param_groups:
-            group["lr"] = self.config.means_lr * self.scene.scene_scale * self.means_lr_decay ** self.step
+            group["lr"] = self.config.means_lr * self.scene.scene_scale * self.means_lr_decay**self.step
         return True
 
     # -- rendering -----------------------------------------------------------------------------
     def render(self, view: View, sh_degree: int) -> tuple[Tensor, dict]:
         p = self.params
-        coeffs = torch.cat([p["sh0"], p["shN"]], dim=1)[:, :(sh_degree + 1) ** 2]
+        coeffs = torch.cat([p["sh0"], p["shN"]], dim=1)[:, : (sh_degree + 1) ** 2]
         image, _, meta = rasterize(
-            p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]), coeffs,
-            view.viewmat[None].to(self.device), view.K[None].to(self.device), view.width, view.height,
-            sh_degree=sh_degree, backend=self.backend)
+            p["means"],
+            p["quats"],
+            torch.exp(p["scales"]),
+            torch.sigmoid(p["opacities"]),
+            coeffs,
+            view.viewmat[None].to(self.device),
+            view.K[None].to(self.device),
+            view.width,
+            view.height,
+            sh_degree=sh_degree,
+            backend=self.backend,
+        )
         return image[0], meta
 
     @torch.no_grad()
@@ -238,8 +278,11 @@ class Trainer:
                 lpipses.append(lpips(image, target))
             if renders_dir is not None:
                 _save_side_by_side(renders_dir / f"{Path(view.name).stem}.png", image, target)
-        return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
-                "lpips": float(np.mean(lpipses)) if lpipses and None not in lpipses else None}
+        return {
+            "psnr": float(np.mean(psnrs)),
+            "ssim": float(np.mean(ssims)),
+            "lpips": float(np.mean(lpipses)) if lpipses and None not in lpipses else None,
+        }
 
     def current_sh_degree(self) -> int:
         return min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
@@ -269,18 +312,26 @@ class Trainer:
                 self.save_checkpoint()
                 return
             if self.step < self.strategy.refine_stop_iter and refine_window_closed(c, self.wall_time_s):
-                logger.info("%.0f s of the %.0f s budget spent: no densification after step %d",
-                            self.wall_time_s, c.time_budget_s, self.step)
+                logger.info(
+                    "%.0f s of the %.0f s budget spent: no densification after step %d",
+                    self.wall_time_s,
+                    c.time_budget_s,
+                    self.step,
+                )
                 self.strategy.refine_stop_iter = self.step
             if self._stop_requested:
                 self.save_checkpoint()
-                raise TrainingInterrupted(f"Training stopped by SIGTERM at step {self.step} of {c.steps}; the "
-                                          "checkpoint is saved and a restart with the same folders resumes it.",
-                                          step=self.step)
+                raise TrainingInterrupted(
+                    f"Training stopped by SIGTERM at step {self.step} of {c.steps}; the "
+                    "checkpoint is saved and a restart with the same folders resumes it.",
+                    step=self.step,
+                )
             started, cpu_started = time.monotonic(), time.process_time()
             if not order:
-                order = [self.scene.train_ids[i] for i in torch.randperm(len(self.scene.train_ids),
-                                                                         generator=self.generator).tolist()]
+                order = [
+                    self.scene.train_ids[i]
+                    for i in torch.randperm(len(self.scene.train_ids), generator=self.generator).tolist()
+                ]
             index = order.pop()
             coarse = self.step < c.coarse_fraction * c.steps
             view = self._coarse_views[index] if coarse else self.scene.views[index]
@@ -290,13 +341,20 @@ class Trainer:
                 if "out of memory" in str(error).lower() or "can't allocate memory" in str(error).lower():
                     raise OutOfMemoryError(
                         f"Ran out of memory at step {self.step} with {len(self.params['means'])} Gaussians: lower "
-                        "--resolution-scale or --max-gaussians.", step=self.step) from None
+                        "--resolution-scale or --max-gaussians.",
+                        step=self.step,
+                    ) from None
                 raise
             if not math.isfinite(loss):
                 kept = self.checkpoint_dir / CHECKPOINT_NAME
-                where = f"the last good checkpoint ({kept}) is kept" if kept.exists() else "no checkpoint was written yet"
-                raise NaNLossError(f"The loss became NaN at step {self.step}; training stopped and {where}. Try a "
-                                   "lower learning rate or --resolution-scale.", step=self.step)
+                where = (
+                    f"the last good checkpoint ({kept}) is kept" if kept.exists() else "no checkpoint was written yet"
+                )
+                raise NaNLossError(
+                    f"The loss became NaN at step {self.step}; training stopped and {where}. Try a "
+                    "lower learning rate or --resolution-scale.",
+                    step=self.step,
+                )
             self.step += 1
             self.wall_time_s += time.monotonic() - started
             self.cpu_time_s += time.process_time() - cpu_started
@@ -307,16 +365,27 @@ class Trainer:
                 rate = rate_steps / max(now - rate_clock, 1e-9)
                 rate_clock, rate_steps = now, 0
                 n = len(self.params["means"])
-                self.progress.update(self.step / c.steps,
-                                     f"step {self.step}/{c.steps} loss {last_loss:.4f} gaussians {n} {rate:.2f} steps/s",
-                                     step=self.step, loss=round(last_loss, 5), num_gaussians=n,
-                                     steps_per_s=round(rate, 3))
+                self.progress.update(
+                    self.step / c.steps,
+                    f"step {self.step}/{c.steps} loss {last_loss:.4f} gaussians {n} {rate:.2f} steps/s",
+                    step=self.step,
+                    loss=round(last_loss, 5),
+                    num_gaussians=n,
+                    steps_per_s=round(rate, 3),
+                )
             if self.step % c.eval_every == 0 and self.step < c.steps:
                 eval_started = time.monotonic()
                 result = self.evaluate()
-                self.history.append({"step": self.step, "psnr": result["psnr"], "ssim": result["ssim"],
-                                     "wall_time_s": round(self.wall_time_s, 2), "cpu_time_s": round(self.cpu_time_s, 2),
-                                     "num_gaussians": len(self.params["means"])})
+                self.history.append(
+                    {
+                        "step": self.step,
+                        "psnr": result["psnr"],
+                        "ssim": result["ssim"],
+                        "wall_time_s": round(self.wall_time_s, 2),
+                        "cpu_time_s": round(self.cpu_time_s, 2),
+                        "num_gaussians": len(self.params["means"]),
+                    }
+                )
                 logger.info("step %d: held-out PSNR %.2f dB, SSIM %.4f", self.step, result["psnr"], result["ssim"])
                 rate_clock += time.monotonic() - eval_started  # evaluation time is not training speed
             if self.step % c.checkpoint_every == 0 or self.step == c.steps:
@@ -340,17 +409,30 @@ class Trainer:
         for group in self.optimizers["means"].param_groups:
             group["lr"] *= self.means_lr_decay
         if c.strategy == "mcmc":
-            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, meta,
-                                             lr=self.optimizers["means"].param_groups[0]["lr"])
+            self.strategy.step_post_backward(
+                self.params,
+                self.optimizers,
+                self.strategy_state,
+                self.step,
+                meta,
+                lr=self.optimizers["means"].param_groups[0]["lr"],
+            )
         else:
-            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, meta,
-                                             packed=False)
+            self.strategy.step_post_backward(
+                self.params, self.optimizers, self.strategy_state, self.step, meta, packed=False
+            )
         return value
 
     def splats(self) -> Splats:
         p = {name: t.detach().cpu().numpy().astype(np.float32) for name, t in self.params.items()}
-        return Splats(means=p["means"], quats=p["quats"], log_scales=p["scales"], opacity_logits=p["opacities"],
-                      sh0=p["sh0"][:, 0, :], shN=p["shN"])
+        return Splats(
+            means=p["means"],
+            quats=p["quats"],
+            log_scales=p["scales"],
+            opacity_logits=p["opacities"],
+            sh0=p["sh0"][:, 0, :],
+            shN=p["shN"],
+        )
 
 
 def _save_side_by_side(path: Path, image: Tensor, target: Tensor) -> None:
@@ -375,8 +457,13 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def train(sfm_dir: Path, out_dir: Path, config: TrainConfig, checkpoint_dir: Path | None = None,
-          progress_callback: ProgressCallback | None = None) -> dict[str, Any]:
+def train(
+    sfm_dir: Path,
+    out_dir: Path,
+    config: TrainConfig,
+    checkpoint_dir: Path | None = None,
+    progress_callback: ProgressCallback | None = None,
+) -> dict[str, Any]:
     """Train a splat from ``sfm_dir`` into ``out_dir``; resumes from ``checkpoint_dir`` when it holds one.
 
     Writes ``splat.ply``, ``metrics.json``, ``config.json`` and ``renders/`` (held-out render | photo).
@@ -397,20 +484,30 @@ def train(sfm_dir: Path, out_dir: Path, config: TrainConfig, checkpoint_dir: Pat
         if trainer.try_resume():
             progress.update(trainer.step / config.steps, f"resumed from the checkpoint at step {trainer.step}")
         view = scene.views[0]
-        progress.update(trainer.step / config.steps,
-                        f"training {len(trainer.params['means'])} Gaussians on {len(scene.train_ids)} images "
-                        f"({view.width}x{view.height}), {len(scene.eval_ids)} held out, backend {trainer.backend}")
+        progress.update(
+            trainer.step / config.steps,
+            f"training {len(trainer.params['means'])} Gaussians on {len(scene.train_ids)} images "
+            f"({view.width}x{view.height}), {len(scene.eval_ids)} held out, backend {trainer.backend}",
+        )
         trainer.run()
         lpips = LpipsMeter()
         final = trainer.evaluate(lpips, renders_dir=out_dir / "renders")
         if not trainer.history or trainer.history[-1]["step"] != trainer.step:
-            trainer.history.append({"step": trainer.step, "psnr": final["psnr"], "ssim": final["ssim"],
-                                    "wall_time_s": round(trainer.wall_time_s, 2),
-                                    "cpu_time_s": round(trainer.cpu_time_s, 2),
-                                    "num_gaussians": len(trainer.params["means"])})
+            trainer.history.append(
+                {
+                    "step": trainer.step,
+                    "psnr": final["psnr"],
+                    "ssim": final["ssim"],
+                    "wall_time_s": round(trainer.wall_time_s, 2),
+                    "cpu_time_s": round(trainer.cpu_time_s, 2),
+                    "num_gaussians": len(trainer.params["means"]),
+                }
+            )
         write_ply(trainer.splats(), out_dir / "splat.ply")
         metrics = {
-            "psnr": final["psnr"], "ssim": final["ssim"], "lpips": final["lpips"],
+            "psnr": final["psnr"],
+            "ssim": final["ssim"],
+            "lpips": final["lpips"],
             "lpips_note": lpips.reason or None,
             "initial_psnr": trainer.initial_psnr,
             "num_gaussians": len(trainer.params["means"]),
@@ -421,20 +518,28 @@ def train(sfm_dir: Path, out_dir: Path, config: TrainConfig, checkpoint_dir: Pat
             "threads": torch.get_num_threads(),
             "device": trainer.device.type,
             "backend": trainer.backend,
-            "train_images": len(scene.train_ids), "eval_images": len(scene.eval_ids),
-            "width": view.width, "height": view.height,
+            "train_images": len(scene.train_ids),
+            "eval_images": len(scene.eval_ids),
+            "width": view.width,
+            "height": view.height,
             "peak_memory_mb": round(peak_memory_mb(), 1),
             "refine_stop_step": min(trainer.strategy.refine_stop_iter, trainer.step),
             "eval_history": trainer.history,
             "preset": config.preset,
         }
         _write_json(out_dir / "metrics.json", metrics)
-        progress.update(1.0, f"held-out PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.3f}, "
-                             f"{metrics['num_gaussians']} Gaussians, {metrics['wall_time_s']:.0f} s")
+        progress.update(
+            1.0,
+            f"held-out PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.3f}, "
+            f"{metrics['num_gaussians']} Gaussians, {metrics['wall_time_s']:.0f} s",
+        )
         return metrics
     except TrainError as error:
-        payload = {"error": error.to_dict(), "steps": trainer.step if trainer else 0,
-                   "device": trainer.device.type if trainer else None,
-                   "backend": trainer.backend if trainer else None}
+        payload = {
+            "error": error.to_dict(),
+            "steps": trainer.step if trainer else 0,
+            "device": trainer.device.type if trainer else None,
+            "backend": trainer.backend if trainer else None,
+        }
         _write_json(out_dir / "metrics.json", payload)
         raise
