@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 DATASETS ?= $(abspath ../shared/datasets)
 
-.PHONY: help setup test test-fast demo bench clean synth deploy-infra deploy deploy-all deploy-site images push
+.PHONY: help setup lint format test test-fast demo bench clean synth deploy-infra deploy deploy-all deploy-site images push
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/pip install --quiet -e ".[jobs,dev,infra]" "$(TORCH_PIN)"
 	touch $(STAMP)
+
+# What mypy checks: the shared package, every job package, plas and the deploy tooling.
+MYPY_PACKAGES := -p spaceport -p spaceport_sfm -p spaceport_train -p spaceport_compress -p plas -p spaceport_infra
+
+lint: setup ## ruff (lint and format check) and mypy (strict on contracts and adapters)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(MYPY_PACKAGES)
+
+format: setup ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: setup ## Run the test suite (shared datasets are used when present)
 	SPACEPORT_DATASETS="$${SPACEPORT_DATASETS:-$(wildcard $(DATASETS))}" $(BIN)/pytest -q

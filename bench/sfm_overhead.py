@@ -29,7 +29,8 @@ from pathlib import Path
 import pycolmap
 
 from spaceport.progress import ProgressReporter
-from spaceport_sfm.job import SfmOptions, run_sfm
+from spaceport_sfm.job import run_sfm
+from spaceport_sfm.options import SfmOptions
 
 SETS = {"temple_ring": "middlebury_temple_ring/images", "fern_1_8": "llff_fern/images_8"}
 

@@ -47,6 +47,7 @@ from typing import Literal
 
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 JobRunnerKind = Literal["sagemaker", "local"]
 
@@ -58,7 +59,7 @@ class ConfigError(SpaceportError):
     """A setting that is missing or malformed."""
 
     code = "bad_config"
-    exit_code = 71
+    exit_code = ExitCode.BAD_CONFIG
 
 
 @dataclass(frozen=True)

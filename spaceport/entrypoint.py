@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from spaceport.container import write_failure_reason
 from spaceport.errors import SpaceportError
-from spaceport.sagemaker import write_failure_reason
 
 logger = logging.getLogger("spaceport")
 

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
+from spaceport.files import write_json_atomic
 from spaceport_infra.apps import APPS, REPO_ROOT, ChaliceApp, app_named
 from spaceport_infra.imports import import_closure, module_file
 from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, arn_path, env_path
@@ -57,7 +59,7 @@ class DeployStepError(SpaceportError):
     """A deploy step that cannot go on (missing stack parameters, a template placeholder, ...)."""
 
     code = "deploy_step_failed"
-    exit_code = 73
+    exit_code = ExitCode.DEPLOY_STEP_FAILED
 
 
 # --- vendoring the shared package --------------------------------------------------------
@@ -119,13 +121,6 @@ def render_policy(app: ChaliceApp, arns: Mapping[str, str]) -> dict[str, Any]:
     return json.loads(string.Template(policy_template_path(app).read_text()).substitute(arns))
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Write next to the target and rename, so an interrupted deploy never leaves half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    temporary.replace(path)
-
-
 def render_stage(app: ChaliceApp, stage: str, env: Mapping[str, str], arns: Mapping[str, str]) -> None:
     """Write ``stage``'s environment, layer and policy file for ``app``."""
     config = json.loads(config_path(app).read_text())
@@ -134,8 +129,8 @@ def render_stage(app: ChaliceApp, stage: str, env: Mapping[str, str], arns: Mapp
     section["layers"] = [arns["PowertoolsLayerArn"]]
     section["iam_policy_file"] = policy_path(app, stage).name
     section["autogen_policy"] = False
-    _write_json(policy_path(app, stage), render_policy(app, arns))
-    _write_json(config_path(app), config)
+    write_json_atomic(policy_path(app, stage), render_policy(app, arns))
+    write_json_atomic(config_path(app), config)
 
 
 def _parameters_under(ssm: Any, path: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 DEFAULT_INSTANCE: Mapping[Stage, str] = {
     Stage.SFM: "ml.c6i.2xlarge",
@@ -35,7 +36,7 @@ class InfraSettingsError(SpaceportError):
     """A CDK context value that cannot make a valid deployment."""
 
     code = "bad_infra_setting"
-    exit_code = 72
+    exit_code = ExitCode.BAD_INFRA_SETTING
 
 
 @dataclass(frozen=True)

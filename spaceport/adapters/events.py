@@ -12,13 +12,14 @@ from typing import Any
 
 from spaceport.contracts.events import PipelineEvent, to_put_events_entry
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 
 class PublishError(SpaceportError):
     """EventBridge did not take the event (the caller's message is retried)."""
 
     code = "publish_failed"
-    exit_code = 73
+    exit_code = ExitCode.PUBLISH_FAILED
 
 
 class EventBridgePublisher:

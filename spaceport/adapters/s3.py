@@ -20,13 +20,14 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 _MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 
 
 class BadS3UriError(SpaceportError):
     code = "bad_s3_uri"
-    exit_code = 72
+    exit_code = ExitCode.BAD_S3_URI
 
 
 @dataclass(frozen=True)

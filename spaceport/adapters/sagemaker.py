@@ -23,6 +23,7 @@ from spaceport.contracts.launch import JobState, StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey, service
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 PROCESSING_INPUT = "/opt/ml/processing/input"
 PROCESSING_OUTPUT = "/opt/ml/processing/output"
@@ -34,7 +35,7 @@ class LaunchError(SpaceportError):
     """SageMaker refused to start a job for a reason other than its already existing."""
 
     code = "launch_failed"
-    exit_code = 74
+    exit_code = ExitCode.LAUNCH_FAILED
 
 
 def _error_code(error: ClientError) -> str:

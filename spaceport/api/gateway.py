@@ -28,6 +28,7 @@ from spaceport.contracts.events import JobCancelled, JobOptions, JobRequested
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, RunRecord, position, run_number
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 from spaceport.services.jobs import stage_input
 
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,}$")
@@ -41,7 +42,7 @@ UPLOAD_URL_TTL_S = 3600
 class ApiError(SpaceportError):
     """A refused request: ``status`` is its HTTP status, ``code`` says which rule it broke."""
 
-    exit_code = 75
+    exit_code = ExitCode.API_REFUSED
 
     def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
         super().__init__(message, **details)

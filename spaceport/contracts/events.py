@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spaceport.contracts.stages import Stage
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 EVENT_SOURCE = "spaceport.pipeline"
 
@@ -32,7 +33,14 @@ class InvalidEventError(SpaceportError):
     """An event that does not match its contract (unknown type, missing or bad field)."""
 
     code = "invalid_event"
-    exit_code = 70
+    exit_code = ExitCode.INVALID_EVENT
+
+
+# Which photo pairs SfM matches, and how it places them (the SfM job's own options use these).
+Matcher = Literal["auto", "exhaustive", "sequential", "spatial"]
+Mapper = Literal["incremental", "global"]
+MATCHERS: tuple[str, ...] = get_args(Matcher)
+MAPPERS: tuple[str, ...] = get_args(Mapper)
 
 
 class JobOptions(BaseModel):
@@ -40,8 +48,8 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    matcher: Literal["auto", "exhaustive", "sequential", "spatial"] = "auto"
-    mapper: Literal["incremental", "global"] = "incremental"
+    matcher: Matcher = "auto"
+    mapper: Mapper = "incremental"
     preset: Literal["quick", "default", "quality"] = "default"
     steps: int | None = Field(default=None, ge=1, le=200_000)
     sh_bands: int = Field(default=3, ge=0, le=3)

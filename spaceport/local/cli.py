@@ -37,6 +37,8 @@ from spaceport.contracts.job import JobRecord, JobStatus
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, service
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
+from spaceport.files import atomic_path, write_json_atomic
 from spaceport.local.aws import sent_emails
 from spaceport.local.client import GatewayClient
 from spaceport.local.stack import DEFAULT_GATEWAY_PORT, LocalStack, StackOptions
@@ -48,17 +50,17 @@ BAR_WIDTH = 30
 
 class NoStackError(SpaceportError):
     code = "no_local_stack"
-    exit_code = 76
+    exit_code = ExitCode.NO_LOCAL_STACK
 
 
 class JobNotCompletedError(SpaceportError):
     code = "job_not_completed"
-    exit_code = 77
+    exit_code = ExitCode.JOB_NOT_COMPLETED
 
 
 class UnknownJobError(SpaceportError):
     code = "unknown_job"
-    exit_code = 78
+    exit_code = ExitCode.UNKNOWN_JOB
 
 
 # --- spaceport serve
@@ -434,9 +436,8 @@ def _mentions(email: Message, text: str) -> bool:
 
 
 def _download(s3: Any, where: S3Location, target: Path) -> None:
-    partial = target.with_name(target.name + ".partial")
-    s3.download_file(where.bucket, where.key, str(partial))
-    partial.replace(target)
+    with atomic_path(target) as partial:
+        s3.download_file(where.bucket, where.key, str(partial))
 
 
 def _report(record: JobRecord, out_dir: Path) -> int:
@@ -477,10 +478,7 @@ def _use_stack(state: dict[str, Any]) -> None:
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2))
-    partial.chmod(0o600)  # it holds the API key
-    partial.replace(path)
+    write_json_atomic(path, data, mode=0o600)  # it holds the API key
 
 
 def _port_free(port: int) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 from spaceport.local.gateway import API_KEY_HEADER
 
 
@@ -24,7 +25,7 @@ class GatewayRequestError(SpaceportError):
     """The gateway refused a request; ``message`` carries its JSON error."""
 
     code = "gateway_refused"
-    exit_code = 75
+    exit_code = ExitCode.GATEWAY_REFUSED
 
     def __init__(self, message: str, status: int, body: Any = None) -> None:
         super().__init__(message, status=status)

@@ -48,11 +48,13 @@ from typing import Any
 import boto3
 
 from spaceport.adapters.s3 import S3Location
+from spaceport.container import ROOT_ENV, ProcessingPaths, TrainingPaths
 from spaceport.contracts.launch import JobState, StageJobSpec
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, state_change_fields
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
+from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressEvent
-from spaceport.sagemaker import ROOT_ENV, ProcessingPaths, TrainingPaths
 
 # Called with the job's spec and each progress line it prints.
 ProgressSink = Callable[[StageJobSpec, ProgressEvent], None]
@@ -70,7 +72,7 @@ class JobNotFoundError(SpaceportError, LookupError):
     """No job of that name was ever started by this runner."""
 
     code = "job_not_found"
-    exit_code = 71
+    exit_code = ExitCode.LOCAL_JOB_NOT_FOUND
 
 
 class LocalJobRunner:
@@ -91,7 +93,7 @@ class LocalJobRunner:
             job_dir.mkdir()  # atomic: the one caller that creates it runs the job
         except FileExistsError:
             return False
-        _write_json(job_dir / "spec.json", _spec_to_dict(spec))
+        write_json_atomic(job_dir / "spec.json", _spec_to_dict(spec))
         now = _now()
         self._save_state(spec.name, {"status": "InProgress", "pid": None, "created": now, "started": now})
         thread = threading.Thread(target=self._run, args=(spec, job_dir), name=f"job-{spec.name}", daemon=True)
@@ -183,7 +185,7 @@ class LocalJobRunner:
             for channel, uri in spec.inputs.items():
                 paths.channel(channel).mkdir(parents=True, exist_ok=True)
                 _download_uri(s3, uri, paths.channel(channel))
-            _write_json(paths.hyperparameters_file, {k: str(v) for k, v in spec.hyperparameters.items()})
+            write_json_atomic(paths.hyperparameters_file, {k: str(v) for k, v in spec.hyperparameters.items()})
             for folder in (paths.model, paths.checkpoints, ml_root / "output" / "data"):
                 folder.mkdir(parents=True, exist_ok=True)
             if spec.checkpoint_uri:
@@ -270,7 +272,7 @@ class LocalJobRunner:
         return json.loads(path.read_text())
 
     def _save_state(self, name: str, state: dict[str, Any]) -> None:
-        _write_json(self.root / name / "state.json", state)
+        write_json_atomic(self.root / name / "state.json", state)
 
 
 def state_change_entry(
@@ -339,13 +341,6 @@ def _client(name: str):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(json.dumps(data, indent=2))
-    partial.replace(path)  # atomic, so a reader in another thread never sees half a file
 
 
 def _spec_to_dict(spec: StageJobSpec) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from spaceport.config import PipelineConfig
 from spaceport.contracts.launch import StageJobSpec
 from spaceport.contracts.topology import SERVICES, service
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 from spaceport.local.aws import LocalAws, free_port
 from spaceport.local.gateway import GatewayServer, load_chalice_app
 from spaceport.local.provision import Provisioned, provision
@@ -49,7 +50,7 @@ class StackError(SpaceportError):
     """The local stack could not start (a port in use, a missing app)."""
 
     code = "local_stack"
-    exit_code = 74
+    exit_code = ExitCode.LOCAL_STACK
 
 
 @dataclass(frozen=True)

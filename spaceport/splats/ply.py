@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
+from spaceport.files import atomic_path
 from spaceport.splats.model import Splats, sh_degree_for_rest
 
 
@@ -26,7 +28,7 @@ class SplatFileError(SpaceportError):
     """A splat file that cannot be read: empty, truncated, or not a 3DGS PLY."""
 
     code = "bad_splat_file"
-    exit_code = 50
+    exit_code = ExitCode.BAD_SPLAT_FILE
 
 
 REQUIRED = [
@@ -146,8 +148,6 @@ def write_ply(splats: Splats, path: str | Path) -> Path:
     table = np.empty(n, dtype=[(name, "<f4") for name in names])
     for i, name in enumerate(names):
         table[name] = columns[:, i]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    PlyData([PlyElement.describe(table, "vertex")], byte_order="<").write(str(partial))
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        PlyData([PlyElement.describe(table, "vertex")], byte_order="<").write(str(partial))
     return path

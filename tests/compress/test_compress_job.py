@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spaceport.exit_codes import ExitCode
 from spaceport.splats import read_ply, write_ply
 from spaceport_compress.cli import compress_main, decompress_main
 
@@ -82,7 +83,7 @@ def test_sagemaker_failure_writes_the_failure_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SPACEPORT_SAGEMAKER_ROOT", str(tmp_path / "ml"))
     (tmp_path / "ml/processing/input").mkdir(parents=True)
     (tmp_path / "ml/processing/input/splat.ply").write_bytes(b"")
-    assert compress_main(["--fidelity-views", "0"]) == 50
+    assert compress_main(["--fidelity-views", "0"]) == ExitCode.BAD_SPLAT_FILE
     assert "empty" in (tmp_path / "ml/output/failure").read_text()
 
 
@@ -119,9 +120,9 @@ def _zero_splats(tmp_path: Path, make_splats) -> Path:
 @pytest.mark.parametrize(
     "make_bad, exit_code, code",
     [
-        (_empty, 50, "bad_splat_file"),
-        (_truncated, 50, "bad_splat_file"),
-        (_wrong_properties, 50, "bad_splat_file"),
+        (_empty, ExitCode.BAD_SPLAT_FILE, "bad_splat_file"),
+        (_truncated, ExitCode.BAD_SPLAT_FILE, "bad_splat_file"),
+        (_wrong_properties, ExitCode.BAD_SPLAT_FILE, "bad_splat_file"),
         (_zero_splats, 51, "empty_splat"),
         (_all_nan, 52, "no_finite_splats"),
     ],
@@ -133,7 +134,7 @@ def test_bad_input_gives_its_named_error_and_writes_no_bundle(make_bad, exit_cod
     assert compress_main([str(bad), str(tmp_path / "out"), "--fidelity-views", "0"]) == exit_code
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "out" / "scene.sog").exists()
-    assert not list((tmp_path / "out").glob("*.partial"))
+    assert not list((tmp_path / "out").glob("*partial*"))
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["error"]["code"] == code
     assert bad.read_bytes() == before  # the input is never modified
 

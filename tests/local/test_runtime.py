@@ -25,7 +25,7 @@ from spaceport.contracts.topology import SageMakerJobKey
 JOB = """
 import os, pathlib, sys, time
 from spaceport.progress import ProgressReporter
-from spaceport.sagemaker import write_failure_reason
+from spaceport.container import write_failure_reason
 root = pathlib.Path(os.environ["SPACEPORT_SAGEMAKER_ROOT"])
 inputs = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 ProgressReporter("sfm").update(0.5, "half way")

@@ -145,7 +145,8 @@ def test_too_many_files_and_bytes_are_refused(tmp_path, input_dir, capsys):
     photos = _zip(input_dir / "photos.zip", {f"IMG_{i}.jpg": _flat(i) for i in range(6)})
     code, message, _ = _run_failing(tmp_path, photos, capsys)  # well within the defaults: fails later
     assert code == errors.ReconstructionFailedError.exit_code
-    from spaceport_sfm.job import SfmOptions, run_sfm
+    from spaceport_sfm.job import run_sfm
+    from spaceport_sfm.options import SfmOptions
     from spaceport_sfm.unpack import UnpackLimits
 
     for limits, words in [(UnpackLimits(max_files=5), "6 files"), (UnpackLimits(max_total_bytes=1000), "expands to")]:

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from spaceport.contracts.layout import TrainOutputs
 from spaceport.splats import read_ply
 from spaceport_train import trainer as trainer_module
 from spaceport_train.cli import main
 from spaceport_train.config import TrainConfig
 from spaceport_train.errors import NaNLossError, NoPointsError, OutOfMemoryError, TrainConfigError
-from spaceport_train.trainer import CHECKPOINT_NAME, train
+from spaceport_train.trainer import train
 
 # Small and fast: the sample at a quarter of its size (120x90), a few dozen steps.
 FAST = {"resolution_scale": "0.25", "threads": "1"}
@@ -99,7 +100,7 @@ def test_short_cpu_training_run(sample_sfm, tmp_path):
     assert len(vertex.data) == metrics["num_gaussians"]
     splats = read_ply(out / "splat.ply")
     assert np.isfinite(splats.means).all() and splats.sh_degree == 1
-    checkpoint = torch.load(out / "checkpoints" / CHECKPOINT_NAME, weights_only=False)
+    checkpoint = torch.load(out / "checkpoints" / TrainOutputs.CHECKPOINT, weights_only=False)
     np.testing.assert_array_equal(splats.means, checkpoint["params"]["means"].numpy())
     np.testing.assert_array_equal(splats.shN, checkpoint["params"]["shN"].numpy())
 
@@ -167,7 +168,7 @@ def test_sigterm_checkpoints_and_a_restart_resumes(sample_sfm, tmp_path):
     rest = process.stderr.read()
     assert process.wait(timeout=60) == 40, rest
     assert "checkpoint is saved" in rest
-    saved = torch.load(out / "checkpoints" / CHECKPOINT_NAME, weights_only=False)
+    saved = torch.load(out / "checkpoints" / TrainOutputs.CHECKPOINT, weights_only=False)
     assert 10 <= saved["step"] < 40
     assert json.loads((out / "metrics.json").read_text())["error"]["code"] == "interrupted"
 
@@ -192,7 +193,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(sample_sfm, tmp_path, monk
     with pytest.raises(NaNLossError) as error:
         train(sample_sfm, tmp_path / "out", config)
     assert "last good checkpoint" in error.value.message
-    saved = torch.load(tmp_path / "out" / "checkpoints" / CHECKPOINT_NAME, weights_only=False)
+    saved = torch.load(tmp_path / "out" / "checkpoints" / TrainOutputs.CHECKPOINT, weights_only=False)
     assert all(torch.isfinite(t).all() for t in saved["params"].values())
     assert saved["step"] == error.value.details["step"]
 
@@ -224,4 +225,4 @@ def test_sagemaker_training_job_layout(sample_sfm, tmp_path, monkeypatch):
     assert (tmp_path / "model" / "splat.ply").is_file()
     assert json.loads((tmp_path / "model" / "config.json").read_text())["steps"] == 20
     assert json.loads((tmp_path / "model" / "metrics.json").read_text())["steps"] == 20
-    assert (tmp_path / "checkpoints" / CHECKPOINT_NAME).is_file()
+    assert (tmp_path / "checkpoints" / TrainOutputs.CHECKPOINT).is_file()

@@ -1,20 +1,13 @@
-"""``spaceport compress`` and ``spaceport decompress``.
-
-Examples::
-
-    spaceport compress out/train/splat.ply out/compress          # -> out/compress/scene.sog
-    spaceport compress splat.ply out --order morton --sh-bands 1
-    spaceport compress                                          # SageMaker processing job
-    spaceport decompress out/compress/scene.sog decoded.ply
-"""
+"""``spaceport compress`` (also the SageMaker processing entrypoint) and ``spaceport decompress``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from spaceport.container import ProcessingPaths
+from spaceport.contracts.layout import CompressOutputs
 from spaceport.entrypoint import configure_logging, run_job
-from spaceport.sagemaker import ProcessingPaths
 
 
 def _compress_parser() -> argparse.ArgumentParser:
@@ -24,7 +17,7 @@ def _compress_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spaceport compress",
         description="Turn a 3DGS splat PLY (standard, SH degree 0-3, or PlayCanvas compressed) into a "
-        "PlayCanvas SOG bundle OUT_DIR/scene.sog plus OUT_DIR/metrics.json. With no "
+        f"PlayCanvas SOG bundle OUT_DIR/{CompressOutputs.SCENE} plus OUT_DIR/{CompressOutputs.METRICS}. With no "
         "arguments it runs as a SageMaker processing job (/opt/ml/processing/input -> output).",
     )
     parser.add_argument("splat", nargs="?", type=Path, help="input splat .ply")
@@ -111,7 +104,7 @@ def decompress_main(argv: list[str] | None = None) -> int:
         prog="spaceport decompress",
         description="Decode a PlayCanvas SOG bundle (.sog ZIP or a folder with meta.json) into a standard 3DGS PLY.",
     )
-    parser.add_argument("sog", type=Path, help="input scene.sog")
+    parser.add_argument("sog", type=Path, help="input .sog bundle")
     parser.add_argument("out_ply", type=Path, help="output .ply")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)

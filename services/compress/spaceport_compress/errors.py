@@ -11,31 +11,32 @@ Example::
 from __future__ import annotations
 
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 
 class EmptySplatError(SpaceportError):
     """The PLY is well formed but holds zero splats."""
 
     code = "empty_splat"
-    exit_code = 51
+    exit_code = ExitCode.EMPTY_SPLAT
 
 
 class NoFiniteSplatsError(SpaceportError):
     """Every splat has a NaN or infinite attribute, so none is left to compress."""
 
     code = "no_finite_splats"
-    exit_code = 52
+    exit_code = ExitCode.NO_FINITE_SPLATS
 
 
 class SogFileError(SpaceportError):
     """A .sog bundle that cannot be decoded: not a ZIP, no meta.json, wrong version, bad textures."""
 
     code = "bad_sog_file"
-    exit_code = 53
+    exit_code = ExitCode.BAD_SOG_FILE
 
 
 class CompressInputError(SpaceportError):
     """The job's input is not usable: no splat file found, or options out of range."""
 
     code = "bad_compress_input"
-    exit_code = 54
+    exit_code = ExitCode.BAD_COMPRESS_INPUT

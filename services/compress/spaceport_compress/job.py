@@ -1,14 +1,12 @@
-"""The compression job: a splat PLY becomes ``scene.sog`` plus ``metrics.json``.
+"""The compression job: a splat PLY becomes a SOG bundle plus its metrics (:class:`CompressOutputs`).
 
 Phases: read (standard or PlayCanvas compressed PLY; NaN/inf splats dropped and counted),
 prepare (invisible splats dropped and counted; each rotation put in its canonical form),
 order (PLAS or Morton), encode (codebooks, palette, lossless WebP), write (stored ZIP,
 atomically), verify (decode what was written), fidelity (render PSNR against the input).
 
-Example::
-
-    metrics = compress(Path("splat.ply"), Path("out"), CompressConfig(order="morton"))
-    metrics["ratio"], metrics["psnr"]
+``compress(Path("in.ply"), Path("out"), CompressConfig(order="morton"))`` writes both and
+returns the metrics (``ratio``, ``psnr``, ...).
 """
 
 from __future__ import annotations
@@ -21,15 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from spaceport.contracts.layout import CompressOutputs, TrainOutputs
 from spaceport.errors import SpaceportError
+from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport.splats import Splats, read_vertex_table, splats_from_vertex_table
 from spaceport_compress.errors import CompressInputError, EmptySplatError, NoFiniteSplatsError
 
 logger = logging.getLogger("spaceport.compress")
-
-SCENE_NAME = "scene.sog"
-METRICS_NAME = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -85,19 +82,12 @@ def read_splats(path: Path) -> Splats:
     return splats_from_vertex_table(vertex, path.name)
 
 
-def write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2))
-    partial.replace(path)
-
-
 def compress(
     input_path: Path, out_dir: Path, config: CompressConfig = CompressConfig(), progress: ProgressReporter | None = None
 ) -> dict:
-    """Compress ``input_path`` into ``out_dir/scene.sog``; writes and returns the metrics.
+    """Compress ``input_path`` into ``out_dir``'s SOG bundle; writes and returns the metrics.
 
-    On an expected failure ``metrics.json`` records the error, no ``scene.sog`` is written
+    On an expected failure the metrics record the error, no bundle is written
     (an earlier one is left as it was), and the error is raised again.
     """
     progress = progress or ProgressReporter("compress")
@@ -105,10 +95,11 @@ def compress(
         metrics = _compress(Path(input_path), Path(out_dir), config, progress)
     except SpaceportError as error:
         write_json_atomic(
-            {"status": "failed", "input": str(input_path), "error": error.to_dict()}, Path(out_dir) / METRICS_NAME
+            Path(out_dir) / CompressOutputs.METRICS,
+            {"status": "failed", "input": str(input_path), "error": error.to_dict()},
         )
         raise
-    write_json_atomic(metrics, Path(out_dir) / METRICS_NAME)
+    write_json_atomic(Path(out_dir) / CompressOutputs.METRICS, metrics)
     return metrics
 
 
@@ -177,7 +168,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     files = encode_sog(splats, order, options)
     mark = phase("encode", mark)
 
-    scene = write_sog(files, out_dir / SCENE_NAME)
+    scene = write_sog(files, out_dir / CompressOutputs.SCENE)
     mark = phase("write", mark)
 
     progress.update(0.7, "decoding the bundle to check it")
@@ -251,8 +242,8 @@ def prepare_splats(splats: Splats, min_opacity: float = 1 / 255) -> Splats:
 
 
 def find_input_splat(folder: Path) -> Path:
-    """The splat in a SageMaker input folder: ``splat.ply`` if present, else the only ``.ply``."""
-    preferred = folder / "splat.ply"
+    """The splat in a SageMaker input folder: the training stage's splat if present, else the only ``.ply``."""
+    preferred = folder / TrainOutputs.SPLAT
     if preferred.is_file():
         return preferred
     candidates = sorted(folder.rglob("*.ply"))

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from spaceport.files import atomic_path
 from spaceport.splats import Splats
 from spaceport_compress.errors import SogFileError
 from spaceport_compress.kmeans import kmeans, kmeans_1d
@@ -236,12 +237,9 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
 def write_sog(files: dict[str, bytes], path: str | Path) -> Path:
     """Write the bundle as an uncompressed (stored) ZIP, atomically; ``meta.json`` first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+    with atomic_path(path) as partial, zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(files, key=lambda name: name != "meta.json"):
             archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), files[name])
-    partial.replace(path)
     return path
 
 

@@ -18,10 +18,11 @@ import argparse
 import os
 from pathlib import Path
 
+from spaceport.container import ProcessingPaths
+from spaceport.contracts.layout import SfmOutputs
 from spaceport.entrypoint import configure_logging, run_job
 from spaceport.progress import ProgressReporter
-from spaceport.sagemaker import ProcessingPaths
-from spaceport_sfm.job import MAPPERS, MATCHERS, SfmOptions
+from spaceport_sfm.options import MAPPERS, MATCHERS, SfmOptions
 from spaceport_sfm.unpack import looks_like_zip
 
 ENV_PREFIX = "SPACEPORT_SFM_"
@@ -41,8 +42,9 @@ def _env(name: str, default):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spaceport sfm",
-        description="Photos (.zip or folder) -> COLMAP reconstruction: OUT_DIR/sparse/0/*.bin, OUT_DIR/images/ "
-        "(undistorted, PINHOLE), OUT_DIR/points.ply, OUT_DIR/report.json. Without PHOTOS and OUT_DIR it runs as a "
+        description=f"Photos (.zip or folder) -> COLMAP reconstruction: OUT_DIR/{SfmOutputs.SPARSE}/*.bin, "
+        f"OUT_DIR/{SfmOutputs.IMAGES}/ (undistorted, PINHOLE), OUT_DIR/{SfmOutputs.POINTS}, "
+        f"OUT_DIR/{SfmOutputs.REPORT}. Without PHOTOS and OUT_DIR it runs as a "
         "SageMaker processing job (input /opt/ml/processing/input, output /opt/ml/processing/output). Options "
         f"default to the environment variables {ENV_PREFIX}<OPTION>.",
     )

@@ -11,59 +11,60 @@ Example::
 from __future__ import annotations
 
 from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
 
 
 class SfmError(SpaceportError):
     """Base of the SfM stage's failures."""
 
     code = "sfm_failed"
-    exit_code = 10
+    exit_code = ExitCode.SFM_FAILED
 
 
 class PhotosNotFoundError(SfmError):
     code = "photos_not_found"
-    exit_code = 11
+    exit_code = ExitCode.PHOTOS_NOT_FOUND
 
 
 class NotAZipError(SfmError):
     code = "not_a_zip"
-    exit_code = 12
+    exit_code = ExitCode.NOT_A_ZIP
 
 
 class CorruptZipError(SfmError):
     code = "corrupt_zip"
-    exit_code = 13
+    exit_code = ExitCode.CORRUPT_ZIP
 
 
 class UnsafeZipError(SfmError):
     """Path traversal, absolute paths or symlinks inside the ZIP."""
 
     code = "unsafe_zip"
-    exit_code = 14
+    exit_code = ExitCode.UNSAFE_ZIP
 
 
 class ZipTooLargeError(SfmError):
     """Too many files, too many bytes, or a compression ratio only a zip bomb has."""
 
     code = "zip_too_large"
-    exit_code = 15
+    exit_code = ExitCode.ZIP_TOO_LARGE
 
 
 class NoImagesError(SfmError):
     code = "no_images"
-    exit_code = 16
+    exit_code = ExitCode.NO_IMAGES
 
 
 class TooFewImagesError(SfmError):
     code = "too_few_images"
-    exit_code = 17
+    exit_code = ExitCode.SFM_TOO_FEW_IMAGES
 
 
 class ReconstructionFailedError(SfmError):
     code = "reconstruction_failed"
-    exit_code = 18
+    exit_code = ExitCode.RECONSTRUCTION_FAILED
 
 
 class TooFewRegisteredError(SfmError):
     code = "too_few_registered"
-    exit_code = 19
+    exit_code = ExitCode.TOO_FEW_REGISTERED

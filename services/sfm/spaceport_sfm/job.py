@@ -2,18 +2,13 @@
 
 Stages: unpack -> read -> extract -> match -> map -> georeference -> undistort -> export.
 Everything is built in ``OUT_DIR/.work`` and moved into place at the end, so a failed or
-retried run never leaves half an output; ``report.json`` is written last, also on an
-expected failure (with the error). Nothing is written outside ``OUT_DIR``.
-
-Example::
-
-    report = run_sfm(Path("flight.zip"), Path("out"), SfmOptions(matcher="auto"))
-    report["images_registered"], report["mean_reprojection_error_px"]
+retried run never leaves half an output; the report (:attr:`SfmOutputs.REPORT`) is written
+last, also on an expected failure (with the error). Nothing is written outside ``OUT_DIR``.
+``run_sfm(Path("flight.zip"), Path("out"), SfmOptions(matcher="auto"))`` returns that report.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -21,10 +16,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from spaceport.contracts.layout import SfmOutputs
+from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport_sfm.errors import (
     ReconstructionFailedError,
@@ -33,11 +30,10 @@ from spaceport_sfm.errors import (
     TooFewRegisteredError,
 )
 from spaceport_sfm.images import read_images
-from spaceport_sfm.unpack import UnpackLimits, stage_photos
+from spaceport_sfm.options import SfmOptions
+from spaceport_sfm.unpack import stage_photos
 
 MIN_IMAGES = 3
-MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
-MAPPERS = ("incremental", "global")
 OVERLAP_ADVICE = "consecutive photos need about 60-80% overlap"
 
 # The stages and the share of the progress bar each takes.
@@ -51,20 +47,6 @@ _STAGES = {
     "undistort": 0.08,
     "export": 0.03,
 }
-
-
-@dataclass(frozen=True)
-class SfmOptions:
-    """Everything the job can be told; the CLI and the SageMaker environment fill it in."""
-
-    matcher: str = "auto"  # auto | exhaustive | sequential | spatial
-    mapper: str = "incremental"  # incremental | global
-    max_image_size: int = 3200  # long side in pixels; larger photos are downscaled for SfM
-    exhaustive_max_images: int = 50  # auto: at most this many photos are matched pair by pair
-    min_registered_fraction: float = 0.5  # fewer placed photos than this share is a failure
-    num_threads: int = -1  # -1: all cores
-    seed: int = 0  # RANSAC and mapper seed, for repeatable runs
-    limits: UnpackLimits = field(default_factory=UnpackLimits)
 
 
 class _Run:
@@ -109,12 +91,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2))
-    os.replace(partial, path)
-
-
 def _replace(source: Path, target: Path) -> None:
     if target.is_dir():
         shutil.rmtree(target)
@@ -138,9 +114,10 @@ def _camera_summary(model) -> list[dict[str, Any]]:
 
 
 def run_sfm(
-    photos: Path, out_dir: Path, options: SfmOptions = SfmOptions(), progress: ProgressReporter | None = None
+    photos: Path, out_dir: Path, options: SfmOptions | None = None, progress: ProgressReporter | None = None
 ) -> dict[str, Any]:
-    """Reconstruct ``photos`` into ``out_dir``; return the report (also in ``report.json``)."""
+    """Reconstruct ``photos`` into ``out_dir``; return the report (also written to ``out_dir``)."""
+    options = options or SfmOptions()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ".work"
@@ -164,7 +141,7 @@ def run_sfm(
         report["timings_s"] = {**run.timings, "total": round(time.perf_counter() - started, 3)}
         report["versions"] = _versions()
         shutil.rmtree(work, ignore_errors=True)
-        _write_json(out_dir / "report.json", report)
+        write_json_atomic(out_dir / SfmOutputs.REPORT, report)
 
 
 def _options_dict(options: SfmOptions) -> dict[str, Any]:
@@ -295,9 +272,9 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
 
         undistorted = pycolmap.Reconstruction(work / "undistorted" / "sparse")
         report["undistorted_cameras"] = _camera_summary(undistorted)
-        points_ply = work / "points.ply"
+        points_ply = work / SfmOutputs.POINTS
         undistorted.export_PLY(points_ply)
-        _replace(work / "undistorted" / "sparse", out_dir / "sparse" / "0")
-        _replace(work / "undistorted" / "images", out_dir / "images")
-        _replace(points_ply, out_dir / "points.ply")
+        _replace(work / "undistorted" / "sparse", out_dir / SfmOutputs.SPARSE)
+        _replace(work / "undistorted" / "images", out_dir / SfmOutputs.IMAGES)
+        _replace(points_ply, out_dir / SfmOutputs.POINTS)
         run.update(1.0, f"placed {len(registered_names)} of {len(usable)} photos, {model.num_points3D()} points")

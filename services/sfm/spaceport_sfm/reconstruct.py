@@ -26,7 +26,7 @@ from pathlib import Path
 import pycolmap
 
 from spaceport_sfm.images import Photo
-from spaceport_sfm.job import MAPPERS, MATCHERS
+from spaceport_sfm.options import MAPPERS, MATCHERS
 
 CAMERA_MODEL = "SIMPLE_RADIAL"  # one focal, principal point, one radial term: robust for drones
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's guess without EXIF: focal = 1.2 x long side

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from spaceport.entrypoint import configure_logging
+from spaceport.files import atomic_path, write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport_sfm.exif import FILM_35MM_WIDTH_MM, make_exif
 from spaceport_sfm.geo import GeoOrigin
@@ -272,8 +272,7 @@ def make_sample(
     centres = np.stack([c.centre for c in cameras])
     truth = SampleTruth(origin, float(np.linalg.norm(centres.max(0) - centres.min(0))), cameras)
 
-    partial = out_zip.with_name(out_zip.name + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+    with atomic_path(out_zip) as partial, zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
         for i, camera in enumerate(cameras):
             pixels = render(camera.K, camera.R, camera.centre, width, height, seed)
             buffer = io.BytesIO()
@@ -282,11 +281,9 @@ def make_sample(
             archive.writestr(camera.name, buffer.getvalue())
             if progress is not None:
                 progress.update((i + 1) / n, f"rendered {i + 1} of {n} photos")
-    truth_path = truth_path_for(out_zip)
-    truth_partial = truth_path.with_name(truth_path.name + ".partial")
-    truth_partial.write_text(json.dumps(truth.to_dict(), indent=1))
-    os.replace(truth_partial, truth_path)
-    os.replace(partial, out_zip)
+        # The truth lands first: whoever sees the ZIP finds its truth beside it.
+        truth_path = truth_path_for(out_zip)
+        write_json_atomic(truth_path, truth.to_dict())
     return SampleCapture(out_zip, truth_path, truth)
 
 

@@ -15,8 +15,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from spaceport.container import TrainingPaths
+from spaceport.contracts.layout import TrainOutputs
 from spaceport.entrypoint import configure_logging, run_job
-from spaceport.sagemaker import TrainingPaths
 
 SFM_CHANNEL = "sfm"
 
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spaceport train",
         description="Train a 3D Gaussian splat from a COLMAP reconstruction (the output of `spaceport sfm`). "
-        "Writes OUT_DIR/splat.ply, metrics.json, config.json and renders/. Restarting with the same "
+        f"Writes OUT_DIR/{TrainOutputs.SPLAT}, {TrainOutputs.METRICS}, {TrainOutputs.CONFIG} and "
+        f"{TrainOutputs.RENDERS}/. Restarting with the same "
         "OUT_DIR (or --checkpoint-dir) resumes from the last checkpoint. Without positional "
         "arguments it runs as a SageMaker training job (channel 'sfm', hyperparameters as settings).",
     )

@@ -2,7 +2,7 @@
 
 Every field can be set from a CLI flag (``--max-gaussians 20000``) or a SageMaker
 hyperparameter (``{"max_gaussians": "20000"}``: SageMaker passes strings). The effective
-configuration is saved next to the outputs as ``config.json``.
+configuration is saved next to the outputs (:attr:`TrainOutputs.CONFIG`).
 
 Example::
 
@@ -13,12 +13,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spaceport.files import write_json_atomic
 from spaceport_train.errors import TrainConfigError
 
 PRESETS = ("quick", "default", "quality")
@@ -129,9 +129,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        partial.replace(path)
+        write_json_atomic(path, self.to_dict())
 
 
 def _parse(name: str, type_name: str, value: Any) -> Any:

@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import resource
@@ -28,6 +27,8 @@ import torch
 from gsplat.strategy import DefaultStrategy, MCMCStrategy
 from torch import Tensor
 
+from spaceport.contracts.layout import TrainOutputs
+from spaceport.files import atomic_path, write_json_atomic
 from spaceport.progress import ProgressCallback, ProgressReporter
 from spaceport.splats import SH_C0, Splats, write_ply
 from spaceport_train.config import TrainConfig
@@ -38,21 +39,14 @@ from spaceport_train.errors import (
     OutOfMemoryError,
     TrainConfigError,
     TrainError,
+    TrainingInterrupted,
 )
 from spaceport_train.metrics import LpipsMeter, psnr, ssim
 from spaceport_train.rasterize import rasterize, resolve_backend
 
 logger = logging.getLogger("spaceport.train")
 
-CHECKPOINT_NAME = "checkpoint.pt"
 PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN")
-
-
-class TrainingInterrupted(TrainError):
-    """SIGTERM arrived: the state is checkpointed and a restart resumes from it."""
-
-    code = "interrupted"
-    exit_code = 40
 
 
 @dataclass
@@ -193,31 +187,30 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        path = self.checkpoint_dir / CHECKPOINT_NAME
-        partial = path.with_name(path.name + ".partial")
-        torch.save(
-            {
-                "step": self.step,
-                "wall_time_s": self.wall_time_s,
-                "cpu_time_s": self.cpu_time_s,
-                "fingerprint": self.scene.fingerprint(),
-                "config": self.config.to_dict(),
-                "params": {name: p.detach().cpu() for name, p in self.params.items()},
-                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-                "strategy_state": {
-                    k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()
+        path = self.checkpoint_dir / TrainOutputs.CHECKPOINT
+        with atomic_path(path) as partial:
+            torch.save(
+                {
+                    "step": self.step,
+                    "wall_time_s": self.wall_time_s,
+                    "cpu_time_s": self.cpu_time_s,
+                    "fingerprint": self.scene.fingerprint(),
+                    "config": self.config.to_dict(),
+                    "params": {name: p.detach().cpu() for name, p in self.params.items()},
+                    "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+                    "strategy_state": {
+                        k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()
+                    },
+                    "generator": self.generator.get_state(),
+                    "history": self.history,
+                    "initial_psnr": self.initial_psnr,
                 },
-                "generator": self.generator.get_state(),
-                "history": self.history,
-                "initial_psnr": self.initial_psnr,
-            },
-            partial,
-        )
-        partial.replace(path)
+                partial,
+            )
         return path
 
     def try_resume(self) -> bool:
-        path = self.checkpoint_dir / CHECKPOINT_NAME
+        path = self.checkpoint_dir / TrainOutputs.CHECKPOINT
         if not path.is_file():
             return False
         try:
@@ -346,7 +339,7 @@ class Trainer:
                     ) from None
                 raise
             if not math.isfinite(loss):
-                kept = self.checkpoint_dir / CHECKPOINT_NAME
+                kept = self.checkpoint_dir / TrainOutputs.CHECKPOINT
                 where = (
                     f"the last good checkpoint ({kept}) is kept" if kept.exists() else "no checkpoint was written yet"
                 )
@@ -438,18 +431,9 @@ class Trainer:
 def _save_side_by_side(path: Path, image: Tensor, target: Tensor) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     pair = torch.cat([image, target], dim=1).numpy()
-    partial = path.with_name(path.stem + ".partial.png")
-    Image.fromarray((pair * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(partial)
-    partial.replace(path)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n")
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        Image.fromarray((pair * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(partial)
 
 
 def peak_memory_mb() -> float:
@@ -466,12 +450,12 @@ def train(
 ) -> dict[str, Any]:
     """Train a splat from ``sfm_dir`` into ``out_dir``; resumes from ``checkpoint_dir`` when it holds one.
 
-    Writes ``splat.ply``, ``metrics.json``, ``config.json`` and ``renders/`` (held-out render | photo).
-    On an expected failure ``metrics.json`` holds the error and the error is raised again.
+    Writes the :class:`TrainOutputs`: the splat, its metrics, the configuration and held-out renders
+    (render | photo). On an expected failure the metrics hold the error and the error is raised again.
     """
-    out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir or Path(out_dir) / "checkpoints")
+    out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir or Path(out_dir) / TrainOutputs.CHECKPOINTS)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config.save(out_dir / "config.json")
+    config.save(out_dir / TrainOutputs.CONFIG)
     progress = ProgressReporter("train", progress_callback)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -491,7 +475,7 @@ def train(
         )
         trainer.run()
         lpips = LpipsMeter()
-        final = trainer.evaluate(lpips, renders_dir=out_dir / "renders")
+        final = trainer.evaluate(lpips, renders_dir=out_dir / TrainOutputs.RENDERS)
         if not trainer.history or trainer.history[-1]["step"] != trainer.step:
             trainer.history.append(
                 {
@@ -503,7 +487,7 @@ def train(
                     "num_gaussians": len(trainer.params["means"]),
                 }
             )
-        write_ply(trainer.splats(), out_dir / "splat.ply")
+        write_ply(trainer.splats(), out_dir / TrainOutputs.SPLAT)
         metrics = {
             "psnr": final["psnr"],
             "ssim": final["ssim"],
@@ -527,7 +511,7 @@ def train(
             "eval_history": trainer.history,
             "preset": config.preset,
         }
-        _write_json(out_dir / "metrics.json", metrics)
+        write_json_atomic(out_dir / TrainOutputs.METRICS, metrics)
         progress.update(
             1.0,
             f"held-out PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.3f}, "
@@ -541,5 +525,5 @@ def train(
             "device": trainer.device.type if trainer else None,
             "backend": trainer.backend if trainer else None,
         }
-        _write_json(out_dir / "metrics.json", payload)
+        write_json_atomic(out_dir / TrainOutputs.METRICS, payload)
         raise

@@ -1,0 +1,119 @@
+"""The artifact layout: what each stage's job writes, and where every artifact of a job lives.
+
+The stage jobs write their outputs under the names below, the services read them back under
+the same names, and the gateway, the local runtime and the notify service build every URI
+with :class:`ArtifactLayout`. No other module spells an output's file name.
+
+An output folder per stage (what ``spaceport sfm|train|compress OUT_DIR`` fills):
+
+>>> SfmOutputs.REPORT, TrainOutputs.SPLAT, CompressOutputs.SCENE
+('report.json', 'splat.ply', 'scene.sog')
+
+and in S3, one prefix per (stage bucket, job, run):
+
+>>> layout = ArtifactLayout("uploads", {Stage.SFM: "sfm", Stage.TRAIN: "train", Stage.COMPRESS: "out"})
+>>> layout.run_prefix(Stage.SFM, "0a1b2c3d4e5f6a7b", "r1")
+'s3://sfm/0a1b2c3d4e5f6a7b/r1/'
+>>> layout.report(Stage.COMPRESS, "0a1b2c3d4e5f6a7b", "r2")
+'s3://out/0a1b2c3d4e5f6a7b/r2/metrics.json'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Final
+
+from spaceport.contracts.stages import Stage
+
+
+class SfmOutputs:
+    """The SfM job's output folder (COLMAP layout, undistorted to PINHOLE)."""
+
+    REPORT: Final = "report.json"
+    SPARSE: Final = "sparse/0"
+    IMAGES: Final = "images"
+    POINTS: Final = "points.ply"
+
+
+class TrainOutputs:
+    """The training job's output folder (``/opt/ml/model`` in SageMaker) and its checkpoints."""
+
+    SPLAT: Final = "splat.ply"
+    METRICS: Final = "metrics.json"
+    CONFIG: Final = "config.json"
+    RENDERS: Final = "renders"
+    CHECKPOINTS: Final = "checkpoints"
+    CHECKPOINT: Final = "checkpoint.pt"
+
+
+class CompressOutputs:
+    """The compression job's output folder."""
+
+    SCENE: Final = "scene.sog"
+    METRICS: Final = "metrics.json"
+
+
+class TrainingArchives:
+    """What SageMaker makes of a training job's folders, under ``<output>/<job name>/output/``."""
+
+    MODEL: Final = "model.tar.gz"  # /opt/ml/model
+    OUTPUT: Final = "output.tar.gz"  # /opt/ml/output/data
+
+
+# The small JSON each stage's job writes, with its figures or, on an expected failure, its error.
+STAGE_REPORT: Mapping[Stage, str] = {
+    Stage.SFM: SfmOutputs.REPORT,
+    Stage.TRAIN: TrainOutputs.METRICS,
+    Stage.COMPRESS: CompressOutputs.METRICS,
+}
+JOB_REPORT: Final = "job-report.json"
+FLIGHT_PLAN: Final = "flight-plan.csv"
+
+
+def download_name(job_id: str, artifact: str) -> str:
+    """The file name a user's download of ``artifact`` gets: the job id and the artifact's suffix.
+
+    >>> download_name("0a1b", CompressOutputs.SCENE), download_name("0a1b", JOB_REPORT)
+    ('0a1b.sog', '0a1b-report.json')
+    """
+    if artifact == JOB_REPORT:
+        return f"{job_id}-report.json"
+    return f"{job_id}{PurePosixPath(artifact).suffix}"
+
+
+@dataclass(frozen=True)
+class ArtifactLayout:
+    """Every S3 URI of a deployment's artifacts, from its buckets."""
+
+    uploads_bucket: str
+    stage_buckets: Mapping[Stage, str]
+
+    def run_prefix(self, stage: Stage, job_id: str, run_id: str) -> str:
+        """``s3://<stage bucket>/<job>/<run>/``: where one run of a stage writes."""
+        return f"s3://{self.stage_buckets[stage]}/{job_id}/{run_id}/"
+
+    def output(self, stage: Stage, job_id: str, run_id: str, name: str) -> str:
+        """One named output of a run of a stage."""
+        return self.run_prefix(stage, job_id, run_id) + name
+
+    def report(self, stage: Stage, job_id: str, run_id: str) -> str:
+        """The stage's report (:data:`STAGE_REPORT`) for one run."""
+        return self.output(stage, job_id, run_id, STAGE_REPORT[stage])
+
+    def training_archive(self, job_id: str, run_id: str, job_name: str, archive: str) -> str:
+        """Where SageMaker leaves a training job's :class:`TrainingArchives` member."""
+        return f"{self.run_prefix(Stage.TRAIN, job_id, run_id)}{job_name}/output/{archive}"
+
+    def checkpoints(self, job_id: str, run_id: str) -> str:
+        """One checkpoint folder per run: a Spot interruption or a retried attempt resumes from it."""
+        return self.output(Stage.TRAIN, job_id, run_id, TrainOutputs.CHECKPOINTS + "/")
+
+    def flight_plan(self, job_id: str) -> str:
+        """The flight-log CSV a job was submitted with, kept beside its uploads."""
+        return f"s3://{self.uploads_bucket}/jobs/{job_id}/{FLIGHT_PLAN}"
+
+    def job_report(self, job_id: str, run_id: str) -> str:
+        """The whole job's report, written by the notify service beside the compressed scene."""
+        return self.output(Stage.COMPRESS, job_id, run_id, JOB_REPORT)
