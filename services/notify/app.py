@@ -1,14 +1,14 @@
 """The notify service (Lambda): consumes the spaceport-notify queue.
 
 It emails the user once per run's outcome (SES, HTML and text) and records the job's final
-status. The logic is :func:`spaceport.services.handle_notify_message`.
+status. The logic is :func:`spaceport.handlers.handle_notify_message`.
 """
 
 from chalice import Chalice
 
 from spaceport.adapters import default_ports
 from spaceport.contracts import service
-from spaceport.services import handle_notify_message, process_sqs_batch
+from spaceport.handlers import handle_notify_message, process_sqs_batch
 
 SERVICE = service("notify")
 app = Chalice(app_name="spaceport-notify")

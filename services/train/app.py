@@ -2,14 +2,14 @@
 
 It launches the train stage's SageMaker job when its trigger event arrives, follows the job
 through SageMaker's state-change events, and stops it when the job is cancelled. The logic
-is :func:`spaceport.services.handle_stage_message`; this file only wires it to the queue.
+is :func:`spaceport.handlers.handle_stage_message`; this file only wires it to the queue.
 """
 
 from chalice import Chalice
 
 from spaceport.adapters import default_ports
 from spaceport.contracts import Stage, service
-from spaceport.services import handle_stage_message, process_sqs_batch
+from spaceport.handlers import handle_stage_message, process_sqs_batch
 
 SERVICE = service("train")
 app = Chalice(app_name="spaceport-train")

@@ -27,7 +27,7 @@ from spaceport.adapters.ports import (
     default_ports,
 )
 from spaceport.adapters.s3 import BadS3UriError, ObjectHead, S3Location, S3Objects
-from spaceport.adapters.sagemaker import LaunchError, SageMakerLauncher
+from spaceport.adapters.sagemaker_jobs import LaunchError, SageMakerLauncher
 
 __all__ = [
     "BadS3UriError",

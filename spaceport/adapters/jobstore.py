@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, RunRecord, position, run_number
+from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, Phase, RunRecord, position, run_number
 from spaceport.contracts.stages import Stage
 
 EMAIL_INDEX = "by-email"
@@ -168,7 +168,7 @@ class DynamoJobStore:
         options: Any = None,
         artifacts: dict[str, str] | None = None,
         summary: dict[str, Any] | None = None,
-        error: JobError | None | object = _KEEP,
+        error: JobFailure | None | object = _KEEP,
         run_status: tuple[str, JobStatus] | None = None,
         new_run: RunRecord | None = None,
     ) -> bool:

@@ -23,7 +23,7 @@ from spaceport.adapters.s3 import ObjectHead
 from spaceport.config import PipelineConfig
 from spaceport.contracts.events import PipelineEvent
 from spaceport.contracts.job import JobRecord
-from spaceport.contracts.launch import JobLauncher
+from spaceport.contracts.jobspec import JobLauncher
 from spaceport.contracts.stages import Stage
 
 
@@ -88,7 +88,7 @@ def build_ports(config: PipelineConfig, launcher: JobLauncher | None = None, ses
     from spaceport.adapters.jobstore import DynamoJobStore
     from spaceport.adapters.mail import SesMailer
     from spaceport.adapters.s3 import S3Objects
-    from spaceport.adapters.sagemaker import SageMakerLauncher
+    from spaceport.adapters.sagemaker_jobs import SageMakerLauncher
 
     session = session or boto3.session.Session()
     # Presigned links signed with SigV4, which every region accepts.

@@ -8,7 +8,7 @@ Example::
     response = create_job(ports, {"uploadKey": key, "email": "a@b.c", "options": {"preset": "quick"}})
 """
 
-from spaceport.api.gateway import (
+from spaceport.api.endpoints import (
     ApiError,
     ApiResponse,
     cancel_job,

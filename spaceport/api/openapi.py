@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spaceport.api.gateway import PIPELINE_STEPS
+from spaceport.api.endpoints import PIPELINE_STEPS
 from spaceport.contracts.events import JobOptions
 
 _ERROR = {

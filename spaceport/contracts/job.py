@@ -70,7 +70,7 @@ class RunRecord(BaseModel):
     status: JobStatus = JobStatus.QUEUED
 
 
-class JobError(BaseModel):
+class JobFailure(BaseModel):
     stage: Stage
     code: str
     message: str
@@ -97,7 +97,7 @@ class JobRecord(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict)
     # Headline figures for the user: photos used, held-out PSNR, output size, ...
     summary: dict[str, Any] = Field(default_factory=dict)
-    error: JobError | None = None
+    error: JobFailure | None = None
     runs: list[RunRecord] = Field(default_factory=list)
     # (run_id, kind) pairs already emailed, so a replay never sends the same email twice.
     notified: list[str] = Field(default_factory=list)

@@ -18,7 +18,7 @@ from typing import Any
 
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
-from spaceport.local.gateway import API_KEY_HEADER
+from spaceport.local.http_server import API_KEY_HEADER
 
 
 class GatewayRequestError(SpaceportError):

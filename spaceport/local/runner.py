@@ -1,6 +1,6 @@
 """The local job runner: SageMaker's processing and training jobs, run as subprocesses.
 
-It implements the :class:`~spaceport.contracts.launch.JobLauncher` port, so a stage
+It implements the :class:`~spaceport.contracts.jobspec.JobLauncher` port, so a stage
 service launches through it exactly as through the SageMaker adapter. For each job it
 
 1. claims ``<root>/<job name>/`` (the name is the key: a second ``start`` of the same name
@@ -49,7 +49,7 @@ import boto3
 
 from spaceport.adapters.s3 import S3Location
 from spaceport.container import ROOT_ENV, ProcessingPaths, TrainingPaths
-from spaceport.contracts.launch import JobState, StageJobSpec
+from spaceport.contracts.jobspec import JobState, StageJobSpec
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, state_change_fields
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode

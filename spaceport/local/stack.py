@@ -27,12 +27,12 @@ import boto3
 from spaceport.adapters.jobstore import DynamoJobStore
 from spaceport.adapters.ports import default_ports
 from spaceport.config import PipelineConfig
-from spaceport.contracts.launch import StageJobSpec
+from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.topology import SERVICES, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.local.aws import LocalAws, free_port
-from spaceport.local.gateway import GatewayServer, load_chalice_app
+from spaceport.local.http_server import GatewayServer, load_chalice_app
 from spaceport.local.provision import Provisioned, provision
 from spaceport.local.runner import LocalJobRunner, install_shared_runner
 from spaceport.local.workers import QueueWorker

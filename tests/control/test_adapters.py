@@ -10,12 +10,12 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from spaceport.adapters.sagemaker import SageMakerLauncher
+from spaceport.adapters.sagemaker_jobs import SageMakerLauncher
 from spaceport.config import ConfigError, PipelineConfig
 from spaceport.contracts.events import JobOptions
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
-from spaceport.services.jobs import stage_job_spec
+from spaceport.handlers.stage_jobs import stage_job_spec
 
 ROLE = "arn:aws:iam::123456789012:role/spaceport-jobs"
 IMAGES = {Stage.SFM: "sfm:1", Stage.TRAIN: "train:1", Stage.COMPRESS: "compress:1"}

@@ -1,6 +1,6 @@
 from datetime import UTC
 
-from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, RunRecord, position
+from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, Phase, RunRecord, position
 from spaceport.contracts.stages import Stage
 
 
@@ -60,7 +60,7 @@ def test_failure_error_and_notification_claims(world):
         "abc123",
         position("r1", Stage.TRAIN, 2, Phase.FAILED),
         status=JobStatus.FAILED,
-        error=JobError(stage=Stage.TRAIN, code="x", message="broke"),
+        error=JobFailure(stage=Stage.TRAIN, code="x", message="broke"),
     )
     assert store.get("abc123").error.message == "broke"
     assert store.claim_notification("abc123", "r1#failed")

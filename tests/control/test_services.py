@@ -18,9 +18,9 @@ from spaceport.contracts.events import JobOptions
 from spaceport.contracts.job import JobStatus
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
-from spaceport.services import diagnose, handle_notify_message, handle_stage_message, process_sqs_batch
-from spaceport.services.jobs import training_model_uri
-from spaceport.services.stage import _launch
+from spaceport.handlers import diagnose, handle_notify_message, handle_stage_message, process_sqs_batch
+from spaceport.handlers.stage import _launch
+from spaceport.handlers.stage_jobs import training_model_uri
 
 SFM_REPORT = {
     "status": "succeeded",

@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from spaceport.contracts.launch import StageJobSpec
+from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
 
@@ -220,7 +220,7 @@ def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
     from chalice import Chalice
 
     from spaceport.local.aws import free_port
-    from spaceport.local.gateway import GatewayServer
+    from spaceport.local.http_server import GatewayServer
 
     app = Chalice(app_name="test-gateway")
 

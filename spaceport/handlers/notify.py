@@ -23,10 +23,10 @@ from spaceport.adapters.ports import Ports
 from spaceport.contracts.events import CompressionCompleted, InvalidEventError, JobFailed, parse_envelope
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
 from spaceport.contracts.stages import Stage
-from spaceport.services.email import ResultLinks, failure_email, success_email
-from spaceport.services.stage import load_message, record_failure, run_once
+from spaceport.handlers.email import ResultLinks, failure_email, success_email
+from spaceport.handlers.stage import load_message, record_failure, run_once
 
-logger = logging.getLogger("spaceport.services")
+logger = logging.getLogger("spaceport.handlers")
 
 JOB_REPORT = "job-report.json"
 

@@ -46,12 +46,12 @@ from spaceport.contracts.events import (
     StageStarted,
     parse_envelope,
 )
-from spaceport.contracts.job import JobError, JobRecord, JobStatus, Phase, position
+from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, Phase, position
 from spaceport.contracts.stages import Stage, next_stage
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
-from spaceport.services.jobs import collect_outputs, stage_input, stage_job_spec, training_model_uri
+from spaceport.handlers.stage_jobs import collect_outputs, stage_input, stage_job_spec, training_model_uri
 
-logger = logging.getLogger("spaceport.services")
+logger = logging.getLogger("spaceport.handlers")
 
 # Failure reasons SageMaker gives when the machine, not the job, was the problem: worth another attempt.
 TRANSIENT_MARKERS = (
@@ -312,7 +312,7 @@ def record_failure(ports: Ports, job_id: str, run_id: str, stage: Stage, attempt
         job_id,
         position(run_id, stage, attempt, Phase.FAILED),
         status=JobStatus.FAILED,
-        error=JobError(stage=stage, code=code, message=reason),
+        error=JobFailure(stage=stage, code=code, message=reason),
         run_status=(run_id, JobStatus.FAILED),
     )
 

@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-logger = logging.getLogger("spaceport.services")
+logger = logging.getLogger("spaceport.handlers")
 
 
 def process_sqs_batch(event: dict[str, Any], handle: Callable[[str], Any], context: Any = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The SageMaker job launcher: a :class:`~spaceport.contracts.launch.StageJobSpec` becomes
+"""The SageMaker job launcher: a :class:`~spaceport.contracts.jobspec.StageJobSpec` becomes
 ``CreateProcessingJob`` (sfm, compress) or ``CreateTrainingJob`` (train).
 
 Job names are deterministic (:class:`~spaceport.contracts.topology.SageMakerJobKey`), so a
@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spaceport.contracts.launch import JobState, StageJobSpec
+from spaceport.contracts.jobspec import JobState, StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey, service
 from spaceport.errors import SpaceportError

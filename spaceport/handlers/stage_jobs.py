@@ -1,7 +1,7 @@
 """What each stage's job is asked to do, and what it left behind.
 
 :func:`stage_job_spec` turns a stage, a job's key and its options into the
-:class:`~spaceport.contracts.launch.StageJobSpec` any runner launches. :func:`collect_outputs`
+:class:`~spaceport.contracts.jobspec.StageJobSpec` any runner launches. :func:`collect_outputs`
 reads a finished job's report or metrics from S3 and names its artifacts.
 
 Example::
@@ -19,7 +19,7 @@ from typing import Any
 from spaceport.adapters.ports import ObjectStore
 from spaceport.config import PipelineConfig
 from spaceport.contracts.events import JobOptions
-from spaceport.contracts.launch import StageJobSpec
+from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey, service
 

@@ -5,12 +5,12 @@ runtime's workers call the same apps.
 
 Example::
 
-    from spaceport.services import handle_stage_message, handle_notify_message, process_sqs_batch
+    from spaceport.handlers import handle_stage_message, handle_notify_message, process_sqs_batch
     answer = process_sqs_batch(lambda_event, lambda body: handle_stage_message(Stage.TRAIN, body, ports))
 """
 
-from spaceport.services.batch import process_sqs_batch
-from spaceport.services.notify import handle_notify_message
-from spaceport.services.stage import diagnose, handle_stage_message, parse_state_change
+from spaceport.handlers.batch import process_sqs_batch
+from spaceport.handlers.notify import handle_notify_message
+from spaceport.handlers.stage import diagnose, handle_stage_message, parse_state_change
 
 __all__ = ["diagnose", "handle_notify_message", "handle_stage_message", "parse_state_change", "process_sqs_batch"]

@@ -29,7 +29,7 @@ from spaceport.contracts.job import JobRecord, JobStatus, Phase, RunRecord, posi
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
-from spaceport.services.jobs import stage_input
+from spaceport.handlers.stage_jobs import stage_input
 
 EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,}$")
 ZIP_MAGIC = b"PK\x03\x04"
