@@ -14,7 +14,7 @@ help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- deploying to AWS (docs/DEPLOY.md) ------------------------------------------------------
-STAGE ?= prod
+DEPLOYMENT ?= prod
 SERVICE ?=
 CHALICE_APPS := gateway sfm train compress notify
 JOB_IMAGES := sfm train compress
@@ -26,24 +26,24 @@ CDK_ARGS ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 synth: setup ## Synthesise the CDK stack into infra/cdk.out and lint it (offline)
-	cd infra && CDK_OUTDIR=cdk.out CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(BIN)/python app.py
-	$(BIN)/cfn-lint infra/cdk.out/spaceport-$(STAGE).template.json
-	@echo "infra/cdk.out/spaceport-$(STAGE).template.json"
+	cd infra && CDK_OUTDIR=cdk.out CDK_CONTEXT_JSON='{"deployment": "$(DEPLOYMENT)"}' ../$(BIN)/python app.py
+	$(BIN)/cfn-lint infra/cdk.out/spaceport-$(DEPLOYMENT).template.json
+	@echo "infra/cdk.out/spaceport-$(DEPLOYMENT).template.json"
 
-deploy-infra: synth ## Deploy the shared stack (STAGE=prod; needs AWS credentials and cdk bootstrap)
-	cd infra && npx --yes $(CDK_CLI) deploy spaceport-$(STAGE) -c stage=$(STAGE) $(CDK_ARGS) --require-approval broadening
+deploy-infra: synth ## Deploy the shared stack (DEPLOYMENT=prod; needs AWS credentials and cdk bootstrap)
+	cd infra && npx --yes $(CDK_CLI) deploy spaceport-$(DEPLOYMENT) -c deployment=$(DEPLOYMENT) $(CDK_ARGS) --require-approval broadening
 
-deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify [STAGE=prod]
+deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify [DEPLOYMENT=prod]
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=gateway|sfm|train|compress|notify"; exit 2; }
-	$(BIN)/python -m spaceport_infra.chalice_apps prepare $(SERVICE) --stage $(STAGE)
-	cd $$($(BIN)/python -m spaceport_infra.chalice_apps path $(SERVICE)) && $(abspath $(BIN))/chalice deploy --stage $(STAGE)
-	$(BIN)/python -m spaceport_infra.chalice_apps finish $(SERVICE) --stage $(STAGE)
+	$(BIN)/python -m spaceport_infra.chalice_apps prepare $(SERVICE) --deployment $(DEPLOYMENT)
+	cd $$($(BIN)/python -m spaceport_infra.chalice_apps path $(SERVICE)) && $(abspath $(BIN))/chalice deploy --stage $(DEPLOYMENT)
+	$(BIN)/python -m spaceport_infra.chalice_apps finish $(SERVICE) --deployment $(DEPLOYMENT)
 
 deploy-all: ## chalice deploy every app (services first, then the gateway)
-	for app in sfm train compress notify gateway; do $(MAKE) deploy SERVICE=$$app STAGE=$(STAGE) || exit 1; done
+	for app in sfm train compress notify gateway; do $(MAKE) deploy SERVICE=$$app DEPLOYMENT=$(DEPLOYMENT) || exit 1; done
 
 deploy-site: setup web ## Publish web/dist, with /config.json for the gateway, to the site bucket
-	$(BIN)/python -m spaceport_infra.chalice_apps site gateway --stage $(STAGE)
+	$(BIN)/python -m spaceport_infra.chalice_apps site gateway --deployment $(DEPLOYMENT)
 
 images: ## Build the three job images, compress from train (needs Docker; IMAGE_TAG = git commit)
 	for stage in $(JOB_IMAGES); do \

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from spaceport.adapters.jobstore import DynamoJobStore
-    from spaceport.local.cli import latest_email
     from spaceport.local.client import GatewayClient
+    from spaceport.local.results import latest_email
     from spaceport.local.stack import LocalStack, StackOptions
     from spaceport_sfm.sample import make_sample
 

@@ -12,6 +12,8 @@ from chalice import Chalice, CORSConfig, Response
 
 from spaceport.adapters import default_ports
 from spaceport.api import (
+    API_KEY_HEADER,
+    IDEMPOTENCY_HEADER,
     ApiError,
     ApiResponse,
     cancel_job,
@@ -25,9 +27,7 @@ from spaceport.api import (
     start_job,
 )
 from spaceport.config import PipelineConfig
-
-API_KEY_HEADER = "x-api-key"
-IDEMPOTENCY_HEADER = "idempotency-key"
+from spaceport.contracts.topology import GATEWAY
 
 app = Chalice(app_name="spaceport-gateway")
 app.api.cors = CORSConfig(
@@ -38,7 +38,7 @@ app.api.cors = CORSConfig(
 
 
 def _check_api_key() -> None:
-    expected = default_ports().config.api_key
+    expected = default_ports(GATEWAY).config.api_key
     given = app.current_request.headers.get(API_KEY_HEADER)
     if not given:
         raise ApiError(401, "missing_api_key", f"Send your API key in the {API_KEY_HEADER} header.")
@@ -57,7 +57,7 @@ def _respond(handle: Callable[[], ApiResponse], authenticated: bool = True) -> R
 
 
 def _body() -> dict[str, Any]:
-    return parse_body(app.current_request.raw_body, default_ports().config.max_body_bytes)
+    return parse_body(app.current_request.raw_body, default_ports(GATEWAY).config.max_body_bytes)
 
 
 def _idempotency_key() -> str | None:
@@ -66,42 +66,42 @@ def _idempotency_key() -> str | None:
 
 @app.route("/jobs", methods=["POST"])
 def post_jobs():
-    return _respond(lambda: create_job(default_ports(), _body(), _idempotency_key()))
+    return _respond(lambda: create_job(default_ports(GATEWAY), _body(), _idempotency_key()))
 
 
 @app.route("/start-job", methods=["POST"])
 def post_start_job():
-    return _respond(lambda: start_job(default_ports(), _body(), _idempotency_key()))
+    return _respond(lambda: start_job(default_ports(GATEWAY), _body(), _idempotency_key()))
 
 
 @app.route("/uploads", methods=["POST"])
 def post_uploads():
-    return _respond(lambda: create_upload(default_ports(), _body()))
+    return _respond(lambda: create_upload(default_ports(GATEWAY), _body()))
 
 
 @app.route("/jobs", methods=["GET"])
 def get_jobs():
     query = app.current_request.query_params or {}
-    return _respond(lambda: list_jobs(default_ports(), query.get("email")))
+    return _respond(lambda: list_jobs(default_ports(GATEWAY), query.get("email")))
 
 
 @app.route("/jobs/{job_id}", methods=["GET"])
 def get_one_job(job_id):
-    return _respond(lambda: get_job(default_ports(), job_id))
+    return _respond(lambda: get_job(default_ports(GATEWAY), job_id))
 
 
 @app.route("/jobs/{job_id}/cancel", methods=["POST"])
 def post_cancel(job_id):
-    return _respond(lambda: cancel_job(default_ports(), job_id))
+    return _respond(lambda: cancel_job(default_ports(GATEWAY), job_id))
 
 
 @app.route("/jobs/{job_id}/reprocess", methods=["POST"])
 def post_reprocess(job_id):
-    return _respond(lambda: reprocess_job(default_ports(), job_id, _body()))
+    return _respond(lambda: reprocess_job(default_ports(GATEWAY), job_id, _body()))
 
 
 @app.route("/openapi.json", methods=["GET"])
 def get_openapi():
     return _respond(
-        lambda: ApiResponse(200, openapi_document(default_ports().config.public_base_url)), authenticated=False
+        lambda: ApiResponse(200, openapi_document(default_ports(GATEWAY).config.public_base_url)), authenticated=False
     )

@@ -16,5 +16,5 @@ from spaceport_infra.stack import SpaceportStack
 defaults = json.loads((Path(__file__).parent / "cdk.json").read_text())["context"]
 app = cdk.App(context=defaults)
 settings = InfraSettings.from_context(app.node.try_get_context)
-SpaceportStack(app, f"spaceport-{settings.stage}", settings=settings)
+SpaceportStack(app, f"spaceport-{settings.deployment}", settings=settings)
 app.synth()

@@ -3,10 +3,10 @@
 Each ``app.py`` is imported from its file once, under a name of its own (they are all
 called ``app``), so the local runtime calls the very functions the apps register.
 
-Example::
-
-    module = import_app_module(Path("services/sfm/app.py"), "spaceport_local_app_sfm")
-    module.app.event_sources        # what the app consumes
+>>> root = Path(__file__).resolve().parents[1]
+>>> module = import_app_module(root / "services" / "sfm" / "app.py", "spaceport_doctest_app_sfm")
+>>> [source.queue for source in module.app.event_sources]
+['spaceport-sfm']
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The ``spaceport`` command: one entry point, one subcommand per job or tool.
 
 Each subcommand lives in the package that owns it and is imported only when it runs, so
-``spaceport status`` never loads torch or pycolmap. Every subcommand answers ``--help``.
-
-Example::
-
-    spaceport sample demo.zip --n 24
-    spaceport sfm demo.zip out/sfm
+``spaceport status`` never loads torch or pycolmap. Every subcommand answers ``--help``:
+``spaceport sample demo.zip --n 24``, then ``spaceport sfm demo.zip out/sfm``, and so on.
 """
 
 from __future__ import annotations
@@ -22,16 +18,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("spaceport_compress.cli:compress_main", "splat .ply -> PlayCanvas SOG bundle (scene.sog)"),
     "decompress": ("spaceport_compress.cli:decompress_main", "scene.sog -> standard 3DGS .ply"),
     "serve": (
-        "spaceport.local.cli:serve_main",
+        "spaceport.local.commands:serve_main",
         "run the whole stack locally: moto AWS, gateway on :8000, workers, job runner",
     ),
     "run": (
-        "spaceport.local.cli:run_main",
+        "spaceport.local.commands:run_main",
         "photos ZIP -> the whole pipeline on a local stack, with live progress and results",
     ),
-    "status": ("spaceport.local.cli:status_main", "show a job's record (from the running stack or ./spaceport-out)"),
+    "status": (
+        "spaceport.local.commands:status_main",
+        "show a job's record (from the running stack or ./spaceport-out)",
+    ),
     "replay": (
-        "spaceport.local.cli:replay_main",
+        "spaceport.local.commands:replay_main",
         "reprocess a job from a stage, or replay archived events (StartReplay)",
     ),
 }

@@ -1,58 +1,36 @@
 """The control plane's settings: every resource name and knob, read from the environment here only.
 
 Lambda functions, the local runtime and the tests all build their configuration with
-:meth:`PipelineConfig.from_env`; nothing else in Spaceport reads these variables. Defaults
-are the local runtime's names, so a laptop needs no variables at all (boto3 itself reads
-``AWS_ENDPOINT_URL``, the region and the credentials).
+:meth:`PipelineConfig.from_env`; ``infra/`` writes the same variables with
+:meth:`PipelineConfig.to_env`, so a variable's name is spelled once: in the ``env`` of its
+field below. Defaults are the local runtime's names, and the stages' machines come from
+:mod:`spaceport.contracts.deployment`, so a laptop needs no variables at all (boto3 itself
+reads ``AWS_ENDPOINT_URL``, the region and the credentials).
 
-==================================  ==========================================  =====================
-variable                            field                                       default
-==================================  ==========================================  =====================
-SPACEPORT_BUS_NAME                  bus_name                                    spaceport
-SPACEPORT_JOBS_TABLE                jobs_table                                  spaceport-jobs
-SPACEPORT_IDEMPOTENCY_TABLE         idempotency_table                           spaceport-idempotency
-SPACEPORT_UPLOADS_BUCKET            uploads_bucket                              spaceport-uploads
-SPACEPORT_SFM_BUCKET                sfm_bucket                                  spaceport-sfm
-SPACEPORT_TRAIN_BUCKET              train_bucket                                spaceport-train
-SPACEPORT_COMPRESSED_BUCKET         compressed_bucket                           spaceport-compressed
-SPACEPORT_SITE_BUCKET               site_bucket                                 spaceport-site
-SPACEPORT_SENDER_EMAIL              sender_email                                spaceport@example.com
-SPACEPORT_API_KEY                   api_key                                     (empty: every call refused)
-SPACEPORT_PUBLIC_BASE_URL           public_base_url                             http://127.0.0.1:8000
-SPACEPORT_CORS_ORIGIN               cors_origin                                 *
-SPACEPORT_JOB_RUNNER                job_runner (sagemaker | local)              sagemaker
-SPACEPORT_SAGEMAKER_ROLE_ARN        role_arn                                    (empty)
-SPACEPORT_{SFM,TRAIN,COMPRESS}_IMAGE      image URI per stage                   (empty)
-SPACEPORT_{SFM,TRAIN,COMPRESS}_INSTANCE   instance type per stage               ml.c6i.2xlarge / ml.g5.xlarge
-SPACEPORT_{SFM,TRAIN,COMPRESS}_MAX_RUNTIME_S  time limit per stage              4 h / 8 h / 1 h
-SPACEPORT_TRAIN_SPOT                train_spot (1/0)                            1
-SPACEPORT_MAX_ATTEMPTS              max_attempts per stage                      3
-SPACEPORT_MAX_UPLOAD_BYTES          max_upload_bytes                            5 GiB
-SPACEPORT_LINK_TTL_S                link_ttl_s (presigned links)                7 days
-==================================  ==========================================  =====================
-
-Example::
-
-    config = PipelineConfig.from_env()
-    config.stage_bucket(Stage.TRAIN)      # "spaceport-train"
-    config.stage_image(Stage.SFM)         # the container image the sfm job runs
+>>> config = PipelineConfig.from_env({"SPACEPORT_TRAIN_INSTANCE": "ml.g5.4xlarge"})
+>>> config.stages[Stage.TRAIN].instance_type, config.stage_bucket(Stage.TRAIN)
+('ml.g5.4xlarge', 'spaceport-train')
+>>> PipelineConfig.from_env(config.to_env()) == config
+True
+>>> sorted(PipelineConfig.variables())[:3]
+['SPACEPORT_API_KEY', 'SPACEPORT_BUS_NAME', 'SPACEPORT_COMPRESSED_BUCKET']
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
+from spaceport.contracts.deployment import LOCAL_PUBLIC_BASE_URL, STAGE_MACHINES
+from spaceport.contracts.layout import ArtifactLayout
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 
-JobRunnerKind = Literal["sagemaker", "local"]
-
-_DEFAULT_INSTANCE = {Stage.SFM: "ml.c6i.2xlarge", Stage.TRAIN: "ml.g5.xlarge", Stage.COMPRESS: "ml.c6i.2xlarge"}
-_DEFAULT_MAX_RUNTIME_S = {Stage.SFM: 4 * 3600, Stage.TRAIN: 8 * 3600, Stage.COMPRESS: 3600}
+PREFIX = "SPACEPORT_"
 
 
 class ConfigError(SpaceportError):
@@ -62,105 +40,140 @@ class ConfigError(SpaceportError):
     exit_code = ExitCode.BAD_CONFIG
 
 
+def _setting(env: str, default: Any, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "help": help})
+
+
 @dataclass(frozen=True)
 class StageSettings:
-    """How one stage's job runs: its image, machine, and time limit."""
+    """How one stage's job runs: its image, the role it runs as, its machine and time limit."""
 
-    image_uri: str
-    instance_type: str
-    max_runtime_s: int
+    image_uri: str = _setting("IMAGE", "", "the job's container image (by immutable tag or digest)")
+    role_arn: str = _setting("ROLE_ARN", "", "the IAM role the job runs as")
+    instance_type: str = _setting("INSTANCE", "", "the ML instance type")
+    volume_gb: int = _setting("VOLUME_GB", 0, "the job's storage volume")
+    max_runtime_s: int = _setting("MAX_RUNTIME_S", 0, "the job's time limit")
+
+
+def _stage_defaults() -> dict[Stage, StageSettings]:
+    return {
+        stage: StageSettings(
+            instance_type=STAGE_MACHINES[stage].instance_type,
+            volume_gb=STAGE_MACHINES[stage].volume_gb,
+            max_runtime_s=STAGE_MACHINES[stage].max_runtime_s,
+        )
+        for stage in JOB_STAGES
+    }
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    bus_name: str = "spaceport"
-    jobs_table: str = "spaceport-jobs"
-    idempotency_table: str = "spaceport-idempotency"
-    uploads_bucket: str = "spaceport-uploads"
-    sfm_bucket: str = "spaceport-sfm"
-    train_bucket: str = "spaceport-train"
-    compressed_bucket: str = "spaceport-compressed"
-    site_bucket: str = "spaceport-site"
-    sender_email: str = "spaceport@example.com"
-    api_key: str = ""
-    public_base_url: str = "http://127.0.0.1:8000"
-    cors_origin: str = "*"
-    job_runner: JobRunnerKind = "sagemaker"
-    role_arn: str = ""
-    stages: Mapping[Stage, StageSettings] = field(
-        default_factory=lambda: {
-            stage: StageSettings("", _DEFAULT_INSTANCE[stage], _DEFAULT_MAX_RUNTIME_S[stage]) for stage in JOB_STAGES
-        }
+    bus_name: str = _setting("BUS_NAME", "spaceport", "the pipeline's EventBridge bus")
+    jobs_table: str = _setting("JOBS_TABLE", "spaceport-jobs", "the job store's DynamoDB table")
+    idempotency_table: str = _setting("IDEMPOTENCY_TABLE", "spaceport-idempotency", "Powertools' idempotency records")
+    uploads_bucket: str = _setting("UPLOADS_BUCKET", "spaceport-uploads", "photos ZIPs and flight logs")
+    sfm_bucket: str = _setting("SFM_BUCKET", "spaceport-sfm", "the SfM stage's outputs")
+    train_bucket: str = _setting("TRAIN_BUCKET", "spaceport-train", "the training stage's outputs")
+    compressed_bucket: str = _setting("COMPRESSED_BUCKET", "spaceport-compressed", "the compressed scenes")
+    site_bucket: str = _setting("SITE_BUCKET", "spaceport-site", "the web app")
+    sender_email: str = _setting("SENDER_EMAIL", "spaceport@example.com", "SES sender of every email")
+    api_key: str = _setting("API_KEY", "", "the key clients send in x-api-key (empty: every call refused)")
+    public_base_url: str = _setting("PUBLIC_BASE_URL", LOCAL_PUBLIC_BASE_URL, "where the web app is served")
+    cors_origin: str = _setting("CORS_ORIGIN", "*", "the origin browsers may call the API from")
+    train_spot: bool = _setting("TRAIN_SPOT", True, "train on Spot capacity, resuming from checkpoints")
+    max_attempts: int = _setting("MAX_ATTEMPTS", 3, "attempts per stage before a transient failure is final")
+    max_upload_bytes: int = _setting("MAX_UPLOAD_BYTES", 5 * 1024**3, "the largest photos ZIP accepted")
+    max_body_bytes: int = _setting(
+        "MAX_BODY_BYTES", 256 * 1024, "the largest request body the gateway reads (flight logs included)"
     )
-    train_spot: bool = True
-    max_attempts: int = 3
-    max_upload_bytes: int = 5 * 1024**3
-    # The largest request body the gateway reads (CSV flight plans included).
-    max_body_bytes: int = 256 * 1024
-    link_ttl_s: int = 7 * 24 * 3600
+    link_ttl_s: int = _setting("LINK_TTL_S", 7 * 24 * 3600, "how long presigned download links work")
+    stages: Mapping[Stage, StageSettings] = field(default_factory=_stage_defaults)
+
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of the setting ``name`` (a field of this class)."""
+        [item] = [f for f in _settings(cls) if f.name == name]
+        return f"{PREFIX}{item.metadata['env']}"
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Every environment variable read here, with what it sets."""
+        names = {f"{PREFIX}{f.metadata['env']}": f.metadata["help"] for f in _settings(cls)}
+        for stage in JOB_STAGES:
+            for item in _settings(StageSettings):
+                names[_stage_variable(stage, item)] = f"{stage.value}: {item.metadata['help']}"
+        return names
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineConfig:
         """Read every setting from ``environ`` (default ``os.environ``); unset ones keep their default."""
         env = os.environ if environ is None else environ
         base = cls()
-
-        def text(name: str, default: str) -> str:
-            return env.get(f"SPACEPORT_{name}", default) or default
-
-        def number(name: str, default: int) -> int:
-            value = env.get(f"SPACEPORT_{name}")
-            if not value:
-                return default
-            try:
-                return int(value)
-            except ValueError:
-                raise ConfigError(f"SPACEPORT_{name} must be a whole number, not {value!r}.") from None
-
-        runner = text("JOB_RUNNER", base.job_runner)
-        if runner not in ("sagemaker", "local"):
-            raise ConfigError(f"SPACEPORT_JOB_RUNNER must be 'sagemaker' or 'local', not {runner!r}.")
+        values = {f.name: _read(env, f"{PREFIX}{f.metadata['env']}", getattr(base, f.name)) for f in _settings(cls)}
         stages = {
             stage: StageSettings(
-                image_uri=text(f"{stage.name}_IMAGE", ""),
-                instance_type=text(f"{stage.name}_INSTANCE", _DEFAULT_INSTANCE[stage]),
-                max_runtime_s=number(f"{stage.name}_MAX_RUNTIME_S", _DEFAULT_MAX_RUNTIME_S[stage]),
+                **{
+                    item.name: _read(env, _stage_variable(stage, item), getattr(base.stages[stage], item.name))
+                    for item in _settings(StageSettings)
+                }
             )
             for stage in JOB_STAGES
         }
-        return cls(
-            bus_name=text("BUS_NAME", base.bus_name),
-            jobs_table=text("JOBS_TABLE", base.jobs_table),
-            idempotency_table=text("IDEMPOTENCY_TABLE", base.idempotency_table),
-            uploads_bucket=text("UPLOADS_BUCKET", base.uploads_bucket),
-            sfm_bucket=text("SFM_BUCKET", base.sfm_bucket),
-            train_bucket=text("TRAIN_BUCKET", base.train_bucket),
-            compressed_bucket=text("COMPRESSED_BUCKET", base.compressed_bucket),
-            site_bucket=text("SITE_BUCKET", base.site_bucket),
-            sender_email=text("SENDER_EMAIL", base.sender_email),
-            api_key=env.get("SPACEPORT_API_KEY", ""),
-            public_base_url=text("PUBLIC_BASE_URL", base.public_base_url).rstrip("/"),
-            cors_origin=text("CORS_ORIGIN", base.cors_origin),
-            job_runner=runner,  # type: ignore[arg-type]
-            role_arn=text("SAGEMAKER_ROLE_ARN", ""),
-            stages=stages,
-            train_spot=text("TRAIN_SPOT", "1") not in ("0", "false", "no"),
-            max_attempts=max(1, number("MAX_ATTEMPTS", base.max_attempts)),
-            max_upload_bytes=number("MAX_UPLOAD_BYTES", base.max_upload_bytes),
-            max_body_bytes=number("MAX_BODY_BYTES", base.max_body_bytes),
-            link_ttl_s=number("LINK_TTL_S", base.link_ttl_s),
-        )
+        config = cls(**values, stages=stages)
+        if config.max_attempts < 1:
+            raise ConfigError(f"{PREFIX}MAX_ATTEMPTS must be at least 1, not {config.max_attempts}.")
+        return dataclasses.replace(config, public_base_url=config.public_base_url.rstrip("/"))
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that :meth:`from_env` reads back as this configuration."""
+        env = {f"{PREFIX}{f.metadata['env']}": _text(getattr(self, f.name)) for f in _settings(type(self))}
+        for stage, settings in self.stages.items():
+            for item in _settings(StageSettings):
+                env[_stage_variable(stage, item)] = _text(getattr(settings, item.name))
+        return env
 
     def stage_bucket(self, stage: Stage) -> str:
         """The bucket a stage's job writes its outputs to."""
         buckets = {Stage.SFM: self.sfm_bucket, Stage.TRAIN: self.train_bucket, Stage.COMPRESS: self.compressed_bucket}
         return buckets[stage]
 
-    def stage_output_uri(self, stage: Stage, job_id: str, run_id: str) -> str:
-        """``s3://<stage bucket>/<job_id>/<run_id>/``: where one run of a stage writes."""
-        return f"s3://{self.stage_bucket(stage)}/{job_id}/{run_id}/"
+    @property
+    def layout(self) -> ArtifactLayout:
+        """Every artifact's S3 URI in this deployment."""
+        return ArtifactLayout(self.uploads_bucket, {stage: self.stage_bucket(stage) for stage in JOB_STAGES})
 
     @property
     def buckets(self) -> tuple[str, ...]:
         """Every bucket the pipeline uses (what the local runtime creates)."""
         return (self.uploads_bucket, self.sfm_bucket, self.train_bucket, self.compressed_bucket, self.site_bucket)
+
+
+def _settings(cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if "env" in f.metadata]
+
+
+def _stage_variable(stage: Stage, item: dataclasses.Field[Any]) -> str:
+    return f"{PREFIX}{stage.name}_{item.metadata['env']}"
+
+
+def _text(value: Any) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def _read(env: Mapping[str, str], name: str, default: Any) -> Any:
+    """``name``'s value in the type of ``default``; unset or empty keeps ``default``."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes"):
+            return True
+        if raw.lower() in ("0", "false", "no"):
+            return False
+        raise ConfigError(f"{name} must be 1 or 0, not {raw!r}.")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    return raw

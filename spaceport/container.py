@@ -1,14 +1,14 @@
 """SageMaker's container contract: where a job finds its inputs and leaves its outputs.
 
 Every stage job runs the same entrypoint in a SageMaker container and on a laptop. The
-paths below are SageMaker's; the local job runner lays out the same tree in a temporary
-folder and points ``SPACEPORT_SAGEMAKER_ROOT`` at it (default ``/opt/ml``).
+paths below are SageMaker's; the local runtime lays out the same tree in a temporary folder
+and points :data:`ROOT_ENV` at it (default ``/opt/ml``).
 
-Example::
-
-    paths = ProcessingPaths.from_env()
-    photos = paths.input          # /opt/ml/processing/input
-    report = paths.output / "report.json"
+>>> paths = ProcessingPaths(Path("/opt/ml"))
+>>> str(paths.input), str(paths.output), PROCESSING_INPUT
+('/opt/ml/processing/input', '/opt/ml/processing/output', '/opt/ml/processing/input')
+>>> str(TrainingPaths(Path("/opt/ml")).channel("sfm"))
+'/opt/ml/input/data/sfm'
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spaceport.contracts.layout import PROGRESS
+
 ROOT_ENV = "SPACEPORT_SAGEMAKER_ROOT"
+# Where a job keeps its progress file, relative to the SageMaker root: set by the launcher to a
+# folder SageMaker uploads while the job runs (see :func:`progress_path`).
+PROGRESS_FILE_ENV = "SPACEPORT_PROGRESS_FILE"
+SAGEMAKER_ROOT = Path("/opt/ml")
+# SageMaker shows the first 1 KiB of the failure file as the job's FailureReason.
+FAILURE_REASON_LIMIT = 1024
 
 
 def sagemaker_root() -> Path:
-    return Path(os.environ.get(ROOT_ENV, "/opt/ml"))
+    return Path(os.environ.get(ROOT_ENV, str(SAGEMAKER_ROOT)))
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class ProcessingPaths:
 
 @dataclass(frozen=True)
 class TrainingPaths:
-    """A SageMaker training job: channels, hyperparameters, model and checkpoint folders."""
+    """A SageMaker training job: channels, hyperparameters, model, output data and checkpoint folders."""
 
     root: Path
 
@@ -71,6 +79,10 @@ class TrainingPaths:
         return self.root / "model"
 
     @property
+    def output_data(self) -> Path:
+        return self.root / "output" / "data"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
@@ -82,10 +94,33 @@ class TrainingPaths:
         """SageMaker passes every hyperparameter as a string; callers parse the values."""
         if not self.hyperparameters_file.exists():
             return {}
-        return json.loads(self.hyperparameters_file.read_text())
+        value = json.loads(self.hyperparameters_file.read_text())
+        return value if isinstance(value, dict) else {}
+
+
+PROCESSING_INPUT = str(ProcessingPaths(SAGEMAKER_ROOT).input)
+PROCESSING_OUTPUT = str(ProcessingPaths(SAGEMAKER_ROOT).output)
+CHECKPOINTS = str(TrainingPaths(SAGEMAKER_ROOT).checkpoints)
+
+
+def progress_path(kind: str) -> str:
+    """The progress file of a ``processing`` or ``training`` job, relative to the SageMaker root.
+
+    >>> progress_path("processing"), progress_path("training")
+    ('processing/output/progress.json', 'checkpoints/progress.json')
+    """
+    root = Path("/")
+    folder = ProcessingPaths(root).output if kind == "processing" else TrainingPaths(root).checkpoints
+    return (folder / PROGRESS).relative_to(root).as_posix()
+
+
+def progress_file() -> Path | None:
+    """This job's progress file, when its launcher asked for one."""
+    relative = os.environ.get(PROGRESS_FILE_ENV)
+    return sagemaker_root() / relative if relative else None
 
 
 def write_failure_reason(failure_file: Path, message: str) -> None:
-    """Leave the plain reason where SageMaker shows it (``FailureReason``, 1 KiB max)."""
+    """Leave the plain reason where SageMaker shows it (``FailureReason``)."""
     failure_file.parent.mkdir(parents=True, exist_ok=True)
-    failure_file.write_text(message[:1024])
+    failure_file.write_text(message[:FAILURE_REASON_LIMIT])

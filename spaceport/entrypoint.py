@@ -4,11 +4,14 @@
 its plain message on stderr, its exit code, and SageMaker's failure file when the job runs
 under SageMaker's layout. Anything else is a bug and keeps its traceback.
 
-Example::
-
-    def main(argv=None) -> int:
-        args = parser.parse_args(argv)
-        return run_job(lambda: reconstruct(args.photos, args.out), failure_file=args.failure_file)
+>>> from spaceport.errors import SpaceportError
+>>> def body() -> int:
+...     raise SpaceportError("The ZIP holds no photos.")
+>>> import contextlib, io
+>>> with contextlib.redirect_stderr(io.StringIO()) as err:
+...     code = run_job(body)
+>>> code, err.getvalue().strip()
+(1, 'error: The ZIP holds no photos.')
 """
 
 from __future__ import annotations
@@ -40,4 +43,4 @@ def run_job(body: Callable[[], int | None], failure_file: Path | None = None) ->
         print(f"error: {error.message}", file=sys.stderr, flush=True)
         if failure_file is not None:
             write_failure_reason(failure_file, error.message)
-        return error.exit_code
+        return int(error.exit_code)

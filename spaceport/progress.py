@@ -1,10 +1,13 @@
 """Progress reporting for long-running jobs: a fraction done, a short message and an ETA.
 
 A job reports progress through a :class:`ProgressReporter`. Each update is logged as a
-human line, and also as one machine-readable line (prefix :data:`PROGRESS_PREFIX`) that
-whatever runs the job (the local job runner, a log subscription in AWS) can parse, and
-handed to an optional in-process callback. At a terminal only the human line is shown:
-a person reads it, and whatever parses the log never reads a terminal.
+human line, and also as one machine-readable line (prefix :data:`PROGRESS_PREFIX`) for
+whatever reads the job's log, and handed to an optional in-process callback. At a terminal
+only the human line is shown: a person reads it, and whatever parses the log never reads a
+terminal. Inside a SageMaker job whose launcher asked for it
+(:data:`spaceport.container.PROGRESS_FILE_ENV`), the latest update is also kept in a progress
+file that SageMaker uploads as it changes, so the API shows the same progress in AWS as on a
+laptop; it is rewritten at most every :data:`PROGRESS_FILE_INTERVAL_S`, and always at the end.
 
 The ETA assumes the rest goes at the pace so far; it is left out until a job is
 :data:`MIN_FRACTION_FOR_ETA` done, when the pace means something.
@@ -23,14 +26,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from spaceport.container import progress_file
+from spaceport.files import write_json_atomic
 
 PROGRESS_PREFIX = "spaceport-progress "
 MIN_FRACTION_FOR_ETA = 0.02
+PROGRESS_FILE_INTERVAL_S = 2.0
+# The SageMaker job this process is (the launcher sets it), so a stale file of an earlier attempt is told apart.
+JOB_NAME_ENV = "SPACEPORT_JOB_NAME"
 
 logger = logging.getLogger("spaceport")
 
@@ -100,6 +111,8 @@ class ProgressReporter:
         self.stream = stream if stream is not None else sys.stderr
         self._clock = clock
         self._start = clock()
+        self._file = progress_file()
+        self._file_written_at: float | None = None
 
     def update(self, fraction: float, message: str, **metrics: Any) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
@@ -118,6 +131,18 @@ class ProgressReporter:
             print(event.to_line(), file=self.stream, flush=True)
         if self.callback is not None:
             self.callback(event)
+        if self._file is not None:
+            self._keep_in_file(event)
+
+    def _keep_in_file(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if event.fraction < 1.0 and self._file_written_at is not None:
+            if now - self._file_written_at < PROGRESS_FILE_INTERVAL_S:
+                return
+        assert self._file is not None
+        self._file_written_at = now
+        record = {**asdict(event), "job": os.environ.get(JOB_NAME_ENV), "updated_at": datetime.now(UTC).isoformat()}
+        write_json_atomic(self._file, record)
 
 
 def _is_terminal(stream: TextIO) -> bool:

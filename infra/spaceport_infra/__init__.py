@@ -1,7 +1,2 @@
-"""Spaceport's AWS deployment: the CDK stack and the tooling around ``chalice deploy``.
-
-Example::
-
-    from spaceport_infra.stack import SpaceportStack
-    from spaceport_infra.settings import InfraSettings
-"""
+"""Spaceport's AWS deployment: the CDK stack (:mod:`.stack`, configured by :mod:`.settings`)
+and the tooling around ``chalice deploy`` (:mod:`.chalice_apps`)."""

@@ -1,40 +1,22 @@
 """The five Chalice apps: where they live, which queue each consumes, and their Lambda names.
 
-Chalice names a function ``<app_name>-<stage>-<handler>`` (the REST API's handler is
-``<app_name>-<stage>``). The names are read from each ``app.py`` without importing it, so
-the stack can alarm on every function without loading Lambda code.
+Chalice names a function ``<app_name>-<deployment>-<handler>`` (the REST API's handler is
+``<app_name>-<deployment>``). The names are read from each app object, loaded from its
+``app.py`` as Lambda loads it (the apps import no stage-job code, so this is light).
 
-Example::
-
-    sfm = app_named("sfm")
-    sfm.directory                          # <repo>/services/sfm
-    lambda_function_names(sfm, "prod")     # ("spaceport-sfm-prod-consume",) or so
+>>> sfm = app_named("sfm")
+>>> sfm.directory.name, lambda_function_names(sfm, "prod")
+('sfm', ('spaceport-sfm-prod-consume',))
 """
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from spaceport.app_loader import import_app_module
 from spaceport.contracts.topology import SERVICES, ServiceSpec
 from spaceport_infra.imports import REPO_ROOT
-
-# Chalice decorators that each make one Lambda function named after the handler (or name=).
-_FUNCTION_DECORATORS = {
-    "on_sqs_message",
-    "lambda_function",
-    "schedule",
-    "on_s3_event",
-    "on_sns_message",
-    "on_cw_event",
-    "on_kinesis_record",
-    "on_dynamodb_record",
-    "authorizer",
-    "on_ws_connect",
-    "on_ws_message",
-    "on_ws_disconnect",
-}
 
 
 @dataclass(frozen=True)
@@ -66,24 +48,13 @@ def app_named(name: str) -> ChaliceApp:
     raise KeyError(f"no Chalice app named {name!r}; known: {[app.name for app in APPS]}")
 
 
-def lambda_function_names(app: ChaliceApp, stage: str) -> tuple[str, ...]:
-    """The Lambda functions ``chalice deploy --stage STAGE`` creates for ``app`` (none if no app.py yet)."""
+def lambda_function_names(app: ChaliceApp, deployment: str) -> tuple[str, ...]:
+    """The Lambda functions ``chalice deploy --stage DEPLOYMENT`` creates for ``app`` (none if no app.py yet)."""
     if not app.app_file.exists():
         return ()
-    tree = ast.parse(app.app_file.read_text(), filename=str(app.app_file))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        for decorator in node.decorator_list:
-            call = decorator if isinstance(decorator, ast.Call) else None
-            target = call.func if call else decorator
-            if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
-                continue
-            if target.attr == "route":
-                names.add(f"{app.app_name}-{stage}")
-            elif target.attr in _FUNCTION_DECORATORS:
-                explicit = [k.value for k in (call.keywords if call else []) if k.arg == "name"]
-                handler = explicit[0].value if explicit and isinstance(explicit[0], ast.Constant) else node.name
-                names.add(f"{app.app_name}-{stage}-{handler}")
+    chalice_app = import_app_module(app.app_file, f"spaceport_infra_app_{app.name}").app
+    names = {f"{app.app_name}-{deployment}-{source.name}" for source in chalice_app.event_sources}
+    names |= {f"{app.app_name}-{deployment}-{function.name}" for function in chalice_app.pure_lambda_functions}
+    if chalice_app.routes:
+        names.add(f"{app.app_name}-{deployment}")
     return tuple(sorted(names))

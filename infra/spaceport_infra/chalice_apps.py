@@ -4,16 +4,16 @@
     * vendors the shared ``spaceport`` package into ``<app>/vendor/`` (Chalice copies
       ``vendor/`` to the top of the deployment package): only the modules ``app.py`` reaches
       by import, so no stage-job code, numpy, torch or pycolmap travels with a Lambda;
-    * reads the stack's SSM parameters (``/spaceport/<stage>/env/*`` and ``arn/*``) and
-      writes them into ``.chalice/config.json`` (the stage's ``environment_variables`` and
+    * reads the stack's SSM parameters (``/spaceport/<deployment>/env/*`` and ``arn/*``) and
+      writes them into ``.chalice/config.json`` (the Chalice stage's ``environment_variables`` and
       ``layers``): names and ARNs only, nothing secret;
-    * renders ``.chalice/policy-template.json`` into ``.chalice/policy-<stage>.json``.
+    * renders ``.chalice/policy-template.json`` into ``.chalice/policy-<deployment>.json``.
 
 ``finish`` (after ``chalice deploy``)
     Chalice cannot set ``FunctionResponseTypes`` on an SQS event source, so the services'
     partial batch responses would be ignored (a batch with one failure would be deleted
     whole). ``finish`` turns on ``ReportBatchItemFailures`` for every SQS event source that
-    ``.chalice/deployed/<stage>.json`` records, then reads each mapping back and fails loudly
+    ``.chalice/deployed/<deployment>.json`` records, then reads each mapping back and fails loudly
     if it is not on. Chalice's later updates leave the setting alone (it never sends the field);
     a mapping it recreates is fixed by the next ``finish``, which ``make deploy`` always runs.
 
@@ -22,11 +22,8 @@
     the environment, so between the two steps the gateway refuses every call (an empty key
     refuses all): it fails closed.
 
-Example::
-
-    python -m spaceport_infra.chalice_apps prepare sfm --stage prod
-    (cd services/sfm && chalice deploy --stage prod)
-    python -m spaceport_infra.chalice_apps finish sfm --stage prod
+``make deploy SERVICE=sfm DEPLOYMENT=prod`` runs ``prepare``, ``chalice deploy --stage prod`` in
+``services/sfm`` and ``finish``, in that order.
 """
 
 from __future__ import annotations
@@ -44,6 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from spaceport.api.endpoints import API_KEY_HEADER
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
@@ -104,8 +102,8 @@ def policy_template_path(app: ChaliceApp) -> Path:
     return app.directory / ".chalice" / "policy-template.json"
 
 
-def policy_path(app: ChaliceApp, stage: str) -> Path:
-    return app.directory / ".chalice" / f"policy-{stage}.json"
+def policy_path(app: ChaliceApp, deployment: str) -> Path:
+    return app.directory / ".chalice" / f"policy-{deployment}.json"
 
 
 def placeholders(app: ChaliceApp) -> set[str]:
@@ -121,15 +119,15 @@ def render_policy(app: ChaliceApp, arns: Mapping[str, str]) -> dict[str, Any]:
     return json.loads(string.Template(policy_template_path(app).read_text()).substitute(arns))
 
 
-def render_stage(app: ChaliceApp, stage: str, env: Mapping[str, str], arns: Mapping[str, str]) -> None:
-    """Write ``stage``'s environment, layer and policy file for ``app``."""
+def render_deployment(app: ChaliceApp, deployment: str, env: Mapping[str, str], arns: Mapping[str, str]) -> None:
+    """Write ``deployment``'s environment, layer and policy file for ``app``."""
     config = json.loads(config_path(app).read_text())
-    section = config.setdefault("stages", {}).setdefault(stage, {})
+    section = config.setdefault("stages", {}).setdefault(deployment, {})
     section["environment_variables"] = dict(sorted(env.items()))
     section["layers"] = [arns["PowertoolsLayerArn"]]
-    section["iam_policy_file"] = policy_path(app, stage).name
+    section["iam_policy_file"] = policy_path(app, deployment).name
     section["autogen_policy"] = False
-    write_json_atomic(policy_path(app, stage), render_policy(app, arns))
+    write_json_atomic(policy_path(app, deployment), render_policy(app, arns))
     write_json_atomic(config_path(app), config)
 
 
@@ -141,13 +139,13 @@ def _parameters_under(ssm: Any, path: str) -> dict[str, str]:
     return values
 
 
-def fetch_stage_parameters(ssm: Any, stage: str) -> tuple[dict[str, str], dict[str, str]]:
+def fetch_deployment_parameters(ssm: Any, deployment: str) -> tuple[dict[str, str], dict[str, str]]:
     """``(environment, arns)`` as the stack left them in SSM."""
-    env = _parameters_under(ssm, env_path(stage))
-    arns = _parameters_under(ssm, arn_path(stage))
+    env = _parameters_under(ssm, env_path(deployment))
+    arns = _parameters_under(ssm, arn_path(deployment))
     if not env or not arns:
         raise DeployStepError(
-            f"No Spaceport parameters under {env_path(stage)}: run `make deploy-infra STAGE={stage}` "
+            f"No Spaceport parameters under {env_path(deployment)}: run `make deploy-infra DEPLOYMENT={deployment}` "
             "first (and check AWS_REGION / AWS_PROFILE)."
         )
     return env, arns
@@ -156,18 +154,20 @@ def fetch_stage_parameters(ssm: Any, stage: str) -> tuple[dict[str, str], dict[s
 # --- after chalice deploy -----------------------------------------------------------------
 
 
-def deployed_resources(app: ChaliceApp, stage: str, resource_type: str) -> list[dict[str, Any]]:
-    """What Chalice recorded in ``.chalice/deployed/<stage>.json`` of one type (``sqs_event``, ...)."""
-    deployed = app.directory / ".chalice" / "deployed" / f"{stage}.json"
+def deployed_resources(app: ChaliceApp, deployment: str, resource_type: str) -> list[dict[str, Any]]:
+    """What Chalice recorded in ``.chalice/deployed/<deployment>.json`` of one type (``sqs_event``, ...)."""
+    deployed = app.directory / ".chalice" / "deployed" / f"{deployment}.json"
     if not deployed.exists():
-        raise DeployStepError(f"{deployed} is missing: run `chalice deploy --stage {stage}` in {app.directory} first.")
+        raise DeployStepError(
+            f"{deployed} is missing: run `chalice deploy --stage {deployment}` in {app.directory} first."
+        )
     resources = json.loads(deployed.read_text()).get("resources", [])
     return [resource for resource in resources if resource.get("resource_type") == resource_type]
 
 
-def enable_batch_item_failures(app: ChaliceApp, stage: str, lambda_client: Any) -> list[str]:
+def enable_batch_item_failures(app: ChaliceApp, deployment: str, lambda_client: Any) -> list[str]:
     """Turn on ``ReportBatchItemFailures`` for the app's SQS event sources; returns their UUIDs."""
-    sources = deployed_resources(app, stage, "sqs_event")
+    sources = deployed_resources(app, deployment, "sqs_event")
     if app.service is not None and not sources:
         raise DeployStepError(f"{app.name} consumes {app.service.queue_name} but Chalice deployed no SQS event source.")
     done = []
@@ -192,9 +192,9 @@ def _wait_until_settled(lambda_client: Any, uuid: str, timeout_s: float = 120.0)
         time.sleep(2.0)
 
 
-def install_api_key(app: ChaliceApp, stage: str, lambda_client: Any, api_key: str) -> list[str]:
+def install_api_key(app: ChaliceApp, deployment: str, lambda_client: Any, api_key: str) -> list[str]:
     """Add the API key to the environment of each of the app's functions; returns their ARNs."""
-    functions = [resource["lambda_arn"] for resource in deployed_resources(app, stage, "lambda_function")]
+    functions = [resource["lambda_arn"] for resource in deployed_resources(app, deployment, "lambda_function")]
     waiter = lambda_client.get_waiter("function_updated_v2")
     for arn in functions:
         # chalice deploy may still be applying its own update; a second one would be refused.
@@ -209,12 +209,12 @@ def install_api_key(app: ChaliceApp, stage: str, lambda_client: Any, api_key: st
     return functions
 
 
-def read_api_key(ssm: Any, secrets: Any, stage: str) -> str:
-    name = arn_parameter(stage, "ApiKeySecretArn")
+def read_api_key(ssm: Any, secrets: Any, deployment: str) -> str:
+    name = arn_parameter(deployment, "ApiKeySecretArn")
     try:
         secret_arn = ssm.get_parameter(Name=name)["Parameter"]["Value"]
     except ssm.exceptions.ParameterNotFound:
-        raise DeployStepError(f"{name} is missing: run `make deploy-infra STAGE={stage}` first.") from None
+        raise DeployStepError(f"{name} is missing: run `make deploy-infra DEPLOYMENT={deployment}` first.") from None
     return secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
 
 
@@ -224,7 +224,7 @@ def read_api_key(ssm: Any, secrets: Any, stage: str) -> str:
 _ALWAYS_FRESH = {"index.html", "config.json"}
 
 
-def publish_site(gateway: ChaliceApp, stage: str, dist: Path, ssm: Any, secrets: Any, s3: Any) -> str:
+def publish_site(gateway: ChaliceApp, deployment: str, dist: Path, ssm: Any, secrets: Any, s3: Any) -> str:
     """Upload the built viewer (``web/dist``) and its ``/config.json`` to the site bucket.
 
     ``config.json`` tells the page the gateway's URL (from the gateway's Chalice deploy) and the
@@ -232,15 +232,17 @@ def publish_site(gateway: ChaliceApp, stage: str, dist: Path, ssm: Any, secrets:
     """
     if not (dist / "index.html").is_file():
         raise DeployStepError(f"{dist}/index.html is missing: build the site first (make web).")
-    [api] = deployed_resources(gateway, stage, "rest_api") or [None]
+    [api] = deployed_resources(gateway, deployment, "rest_api") or [None]
     if api is None:
-        raise DeployStepError(f"The gateway has no REST API in stage {stage!r}: run `make deploy SERVICE=gateway`.")
-    env, _ = fetch_stage_parameters(ssm, stage)
+        raise DeployStepError(
+            f"The gateway has no REST API in deployment {deployment!r}: run `make deploy SERVICE=gateway`."
+        )
+    env, _ = fetch_deployment_parameters(ssm, deployment)
     bucket = env["SPACEPORT_SITE_BUCKET"]
     site_config = {
         "apiBaseUrl": api["rest_api_url"].rstrip("/"),
-        "apiKey": read_api_key(ssm, secrets, stage),
-        "apiKeyHeader": "x-api-key",
+        "apiKey": read_api_key(ssm, secrets, deployment),
+        "apiKeyHeader": API_KEY_HEADER,
     }
     for path in sorted(p for p in dist.rglob("*") if p.is_file()):
         key = path.relative_to(dist).as_posix()
@@ -273,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "site: publish web/dist and /config.json (app: gateway)",
     )
     parser.add_argument("app", choices=[app.name for app in APPS])
-    parser.add_argument("--stage", default=os.environ.get("STAGE", "prod"))
+    parser.add_argument(
+        "--deployment", default=os.environ.get("DEPLOYMENT", "prod"), help="the deployment (Chalice calls it --stage)"
+    )
     parser.add_argument("--dist", type=Path, default=REPO_ROOT / "web" / "dist", help="the built site (site step)")
     args = parser.parse_args(argv)
     app = app_named(args.app)
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             import boto3
 
             bucket = publish_site(
-                app, args.stage, args.dist, boto3.client("ssm"), boto3.client("secretsmanager"), boto3.client("s3")
+                app, args.deployment, args.dist, boto3.client("ssm"), boto3.client("secretsmanager"), boto3.client("s3")
             )
             print(f"published {args.dist} and /config.json to s3://{bucket}/")
         elif args.step == "path":
@@ -293,21 +297,21 @@ def main(argv: list[str] | None = None) -> int:
             import boto3
 
             modules = vendor_shared_package(app)
-            env, arns = fetch_stage_parameters(boto3.client("ssm"), args.stage)
-            render_stage(app, args.stage, env, arns)
+            env, arns = fetch_deployment_parameters(boto3.client("ssm"), args.deployment)
+            render_deployment(app, args.deployment, env, arns)
             print(
-                f"{app.name}: vendored {len(modules)} modules; wrote stage {args.stage!r} "
-                f"({len(env)} variables) and {policy_path(app, args.stage).name}"
+                f"{app.name}: vendored {len(modules)} modules; wrote deployment {args.deployment!r} "
+                f"({len(env)} variables) and {policy_path(app, args.deployment).name}"
             )
         else:
             import boto3
 
             lambda_client = boto3.client("lambda")
-            uuids = enable_batch_item_failures(app, args.stage, lambda_client)
+            uuids = enable_batch_item_failures(app, args.deployment, lambda_client)
             print(f"{app.name}: {BATCH_ITEM_FAILURES} on for {len(uuids)} SQS event source(s)")
             if app.service is None:
-                api_key = read_api_key(boto3.client("ssm"), boto3.client("secretsmanager"), args.stage)
-                functions = install_api_key(app, args.stage, lambda_client, api_key)
+                api_key = read_api_key(boto3.client("ssm"), boto3.client("secretsmanager"), args.deployment)
+                functions = install_api_key(app, args.deployment, lambda_client, api_key)
                 print(f"{app.name}: API key installed in {len(functions)} function(s)")
     except DeployStepError as error:
         print(f"error: {error.message}", file=sys.stderr)

@@ -6,11 +6,9 @@ reaches are what its Dockerfile must install. Every ``import`` counts, also one 
 function, so the answer is what the program *may* load; an import guarded by
 ``try: ... except ImportError`` (or ``Exception``) is optional and reported apart.
 
-Example::
-
-    reached = import_closure(Path("services/sfm/app.py"))
-    reached.first_party     # {"spaceport", "spaceport.config", ...}
-    reached.third_party     # {"boto3", "pydantic", "aws_lambda_powertools", "chalice"}
+>>> reached = import_closure(REPO_ROOT / "services" / "sfm" / "app.py")
+>>> "spaceport.config" in reached.first_party, sorted(reached.third_party)
+(True, ['aws_lambda_powertools', 'boto3', 'botocore', 'chalice', 'pydantic'])
 """
 
 from __future__ import annotations
@@ -98,6 +96,19 @@ def _imports(path: Path, module: str) -> set[tuple[str, bool]]:
             found.add((source, optional))
             # ``from spaceport.contracts import topology`` imports a module, not only a name.
             found.update((f"{source}.{alias.name}", optional) for alias in node.names)
+    return found
+
+
+def direct_imports(path: Path, module: str) -> set[str]:
+    """The first-party modules ``path`` (the module ``module``) imports itself, optional ones too."""
+    found = set()
+    for name, _ in _imports(path, module):
+        parts = name.split(".")
+        for depth in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:depth])
+            if module_file(candidate) is not None:
+                found.add(candidate)
+                break
     return found
 
 

@@ -1,6 +1,6 @@
 """Where the stack leaves what the Chalice apps and operators read: SSM parameter names.
 
-The stack writes three trees under ``/spaceport/<stage>/``:
+The stack writes three trees under ``/spaceport/<deployment>/``:
 
 * ``env/<VARIABLE>``: one Lambda environment variable each, exactly as
   :meth:`spaceport.config.PipelineConfig.from_env` reads it;
@@ -8,41 +8,40 @@ The stack writes three trees under ``/spaceport/<stage>/``:
 * ``rules/<rule name>``: each EventBridge rule's ARN (what ``spaceport replay --archive``
   passes to StartReplay as filter ARNs).
 
-Example::
-
-    env_path("prod")            # "/spaceport/prod/env/"
-    arn_parameter("prod", "JobsTableArn")  # "/spaceport/prod/arn/JobsTableArn"
+>>> env_path("prod"), arn_parameter("prod", "JobsTableArn")
+('/spaceport/prod/env/', '/spaceport/prod/arn/JobsTableArn')
 """
 
 from __future__ import annotations
 
+from spaceport.config import PipelineConfig
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SERVICES
 
 ROOT = "/spaceport"
 # The API key is a secret: the stack keeps it in Secrets Manager, and the deploy step copies it
 # into the gateway's environment (Lambda encrypts environment variables at rest).
-API_KEY_VARIABLE = "SPACEPORT_API_KEY"
+API_KEY_VARIABLE = PipelineConfig.variable("api_key")
 
 
-def stage_path(stage: str) -> str:
-    return f"{ROOT}/{stage}/"
+def deployment_path(deployment: str) -> str:
+    return f"{ROOT}/{deployment}/"
 
 
-def env_path(stage: str) -> str:
-    return f"{ROOT}/{stage}/env/"
+def env_path(deployment: str) -> str:
+    return f"{ROOT}/{deployment}/env/"
 
 
-def arn_path(stage: str) -> str:
-    return f"{ROOT}/{stage}/arn/"
+def arn_path(deployment: str) -> str:
+    return f"{ROOT}/{deployment}/arn/"
 
 
-def rules_path(stage: str) -> str:
-    return f"{ROOT}/{stage}/rules/"
+def rules_path(deployment: str) -> str:
+    return f"{ROOT}/{deployment}/rules/"
 
 
-def arn_parameter(stage: str, key: str) -> str:
-    return f"{arn_path(stage)}{key}"
+def arn_parameter(deployment: str, key: str) -> str:
+    return f"{arn_path(deployment)}{key}"
 
 
 def queue_arn_key(service_name: str) -> str:

@@ -1,13 +1,12 @@
 """Everything an operator may choose for one deployment, in one dataclass, read from CDK context.
 
-Example::
-
-    settings = InfraSettings.from_context(app.node.try_get_context)
-    settings.stage                      # "prod"
-    settings.instance_type[Stage.TRAIN] # "ml.g5.2xlarge"
-
 ``cdk synth -c sender_email=photos@example.org -c train_instance=ml.g5.4xlarge`` overrides a
-value; ``infra/cdk.json`` holds the defaults an operator edits once.
+value; ``infra/cdk.json`` holds what an operator sets once. Each stage's machine defaults to
+:data:`spaceport.contracts.deployment.STAGE_MACHINES`.
+
+>>> settings = InfraSettings.from_context({"deployment": "dev", "train_instance": "ml.g5.4xlarge"}.get)
+>>> settings.deployment, settings.machines[Stage.TRAIN].instance_type, settings.machines[Stage.SFM].volume_gb
+('dev', 'ml.g5.4xlarge', 50)
 """
 
 from __future__ import annotations
@@ -17,19 +16,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from spaceport.contracts.deployment import STAGE_MACHINES, StageMachine
+from spaceport.contracts.links import is_email_address
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 
-DEFAULT_INSTANCE: Mapping[Stage, str] = {
-    Stage.SFM: "ml.c6i.2xlarge",
-    Stage.TRAIN: "ml.g5.2xlarge",
-    Stage.COMPRESS: "ml.g4dn.xlarge",
-}
-DEFAULT_MAX_RUNTIME_S: Mapping[Stage, int] = {Stage.SFM: 4 * 3600, Stage.TRAIN: 8 * 3600, Stage.COMPRESS: 3600}
-
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+# Per stage, the context keys that override its machine: <stage>_instance, <stage>_volume_gb, ...
+_MACHINE_KEYS = {"instance_type": "instance", "volume_gb": "volume_gb", "max_runtime_s": "max_runtime_s"}
 
 
 class InfraSettingsError(SpaceportError):
@@ -41,8 +36,8 @@ class InfraSettingsError(SpaceportError):
 
 @dataclass(frozen=True)
 class InfraSettings:
-    # Names the SSM parameter tree (/spaceport/<stage>/...) and the Chalice stage that reads it.
-    stage: str = "prod"
+    # Names the SSM parameter tree (/spaceport/<deployment>/...) and the Chalice stage that reads it.
+    deployment: str = "prod"
     sender_email: str = "spaceport@example.com"
     # Operators' address for alarms; empty = subscribe to the SNS topic yourself.
     operator_email: str = ""
@@ -54,15 +49,14 @@ class InfraSettings:
     # reach Lambda through it, so no deployment package carries compiled wheels.
     powertools_layer_version: int = 23
     train_spot: bool = True
-    instance_type: Mapping[Stage, str] = field(default_factory=lambda: dict(DEFAULT_INSTANCE))
-    max_runtime_s: Mapping[Stage, int] = field(default_factory=lambda: dict(DEFAULT_MAX_RUNTIME_S))
+    machines: Mapping[Stage, StageMachine] = field(default_factory=lambda: dict(STAGE_MACHINES))
 
     def __post_init__(self) -> None:
-        if not _STAGE_NAME.match(self.stage):
-            raise InfraSettingsError(f"stage must be 2-16 lowercase letters or digits, not {self.stage!r}.")
-        if not _EMAIL.match(self.sender_email):
+        if not _DEPLOYMENT_NAME.match(self.deployment):
+            raise InfraSettingsError(f"deployment must be 2-16 lowercase letters or digits, not {self.deployment!r}.")
+        if not is_email_address(self.sender_email):
             raise InfraSettingsError(f"sender_email {self.sender_email!r} is not an email address.")
-        if self.operator_email and not _EMAIL.match(self.operator_email):
+        if self.operator_email and not is_email_address(self.operator_email):
             raise InfraSettingsError(f"operator_email {self.operator_email!r} is not an email address.")
         for name in ("archive_retention_days", "uploads_expire_days", "runs_to_infrequent_access_days"):
             if getattr(self, name) < 1:
@@ -77,19 +71,28 @@ class InfraSettings:
         base = cls()
         values: dict[str, Any] = {}
         for item in fields(cls):
-            if item.name in ("instance_type", "max_runtime_s"):
+            if item.name == "machines":
                 continue
             raw = get(item.name)
             if raw is None:
                 continue
             default = getattr(base, item.name)
             values[item.name] = _coerce(item.name, raw, default)
-        instance_type = {s: str(get(f"{s.value}_instance") or DEFAULT_INSTANCE[s]) for s in JOB_STAGES}
-        max_runtime_s = {
-            s: _coerce(f"{s.value}_max_runtime_s", get(f"{s.value}_max_runtime_s") or DEFAULT_MAX_RUNTIME_S[s], 0)
-            for s in JOB_STAGES
-        }
-        return cls(**values, instance_type=instance_type, max_runtime_s=max_runtime_s)
+        machines = {}
+        for stage in JOB_STAGES:
+            default = STAGE_MACHINES[stage]
+            chosen: dict[str, Any] = {}
+            for attribute, suffix in _MACHINE_KEYS.items():
+                key = f"{stage.value}_{suffix}"
+                raw = get(key)
+                chosen[attribute] = (
+                    getattr(default, attribute) if raw is None else _coerce(key, raw, getattr(default, attribute))
+                )
+            try:
+                machines[stage] = StageMachine(**chosen)
+            except ValueError as error:
+                raise InfraSettingsError(f"{stage.value}: {error}.") from None
+        return cls(**values, machines=machines)
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

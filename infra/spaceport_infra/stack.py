@@ -3,12 +3,7 @@
 Queues and EventBridge rules come from :data:`spaceport.contracts.topology.SERVICES`, the
 definition the local runtime provisions from too, so the two cannot drift. What the Chalice
 apps need (names, ARNs) leaves the stack as SSM parameters (see :mod:`.parameters`).
-
-Example::
-
-    app = cdk.App()
-    SpaceportStack(app, "spaceport-prod", settings=InfraSettings(stage="prod"))
-    app.synth()
+``infra/app.py`` makes one ``SpaceportStack(app, "spaceport-<deployment>", settings=...)``.
 """
 
 from __future__ import annotations
@@ -67,6 +62,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
+from spaceport.config import PipelineConfig, StageSettings
 from spaceport.contracts.events import EVENT_SOURCE
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, ServiceSpec, Subscription
@@ -93,10 +89,10 @@ class SpaceportStack(cdk.Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings, **kwargs: Any) -> None:
         super().__init__(
-            scope, construct_id, description=f"Spaceport shared infrastructure ({settings.stage})", **kwargs
+            scope, construct_id, description=f"Spaceport shared infrastructure ({settings.deployment})", **kwargs
         )
         self.settings = settings
-        cdk.Tags.of(self).add("spaceport:deployment", settings.stage)
+        cdk.Tags.of(self).add("spaceport:deployment", settings.deployment)
 
         self.operators = sns.Topic(
             self, "Operators", topic_name="spaceport-operators", display_name="Spaceport operators", enforce_ssl=True
@@ -160,7 +156,7 @@ class SpaceportStack(cdk.Stack):
         self.distribution = cloudfront.Distribution(
             self,
             "Site",
-            comment=f"Spaceport viewer ({self.settings.stage})",
+            comment=f"Spaceport viewer ({self.settings.deployment})",
             default_root_object="index.html",
             default_behavior=cloudfront.BehaviorOptions(
                 origin=origins.S3BucketOrigin.with_origin_access_control(self.site_bucket),
@@ -328,7 +324,7 @@ class SpaceportStack(cdk.Stack):
         role = iam.Role(
             self,
             "SageMakerRole",
-            role_name=f"spaceport-sagemaker-{self.settings.stage}",
+            role_name=f"spaceport-sagemaker-{self.settings.deployment}",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="What Spaceport's SageMaker jobs may touch: the pipeline's buckets only",
         )
@@ -389,7 +385,7 @@ class SpaceportStack(cdk.Stack):
         self.api_key = secretsmanager.Secret(
             self,
             "ApiKey",
-            secret_name=f"spaceport/{self.settings.stage}/api-key",
+            secret_name=f"spaceport/{self.settings.deployment}/api-key",
             description="The key clients send in x-api-key to the Spaceport gateway",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 exclude_punctuation=True, include_space=False, password_length=40
@@ -464,7 +460,7 @@ class SpaceportStack(cdk.Stack):
         )
         self.lambda_errors: dict[str, cloudwatch.Metric] = {}
         for app in APPS:
-            for function_name in lambda_function_names(app, self.settings.stage):
+            for function_name in lambda_function_names(app, self.settings.deployment):
                 metric = cloudwatch.Metric(
                     namespace="AWS/Lambda",
                     metric_name="Errors",
@@ -486,10 +482,10 @@ class SpaceportStack(cdk.Stack):
 
     def _dashboard(self) -> None:
         minute = cdk.Duration.minutes(1)
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"spaceport-{self.settings.stage}")
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"spaceport-{self.settings.deployment}")
         dashboard.add_widgets(
             cloudwatch.TextWidget(
-                markdown=f"# Spaceport ({self.settings.stage})\nRunbook: docs/OPERATIONS.md", width=24, height=2
+                markdown=f"# Spaceport ({self.settings.deployment})\nRunbook: docs/OPERATIONS.md", width=24, height=2
             )
         )
         dashboard.add_widgets(cloudwatch.AlarmStatusWidget(alarms=self.alarms, title="Alarms", width=24))
@@ -536,29 +532,35 @@ class SpaceportStack(cdk.Stack):
     # --- what the apps and operators read --------------------------------------------------
 
     def environment(self) -> dict[str, str]:
-        """Lambda environment variables, named as ``spaceport.config`` reads them."""
+        """Lambda environment variables: this deployment's :class:`~spaceport.config.PipelineConfig`,
+        written as ``PipelineConfig.from_env`` reads it (the API key stays in Secrets Manager)."""
         s = self.settings
-        env = {
-            "SPACEPORT_BUS_NAME": self.bus.event_bus_name,
-            "SPACEPORT_JOBS_TABLE": self.jobs_table.table_name,
-            "SPACEPORT_IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
-            "SPACEPORT_UPLOADS_BUCKET": self.uploads.bucket_name,
-            "SPACEPORT_SFM_BUCKET": self.stage_buckets["sfm"].bucket_name,
-            "SPACEPORT_TRAIN_BUCKET": self.stage_buckets["train"].bucket_name,
-            "SPACEPORT_COMPRESSED_BUCKET": self.stage_buckets["compressed"].bucket_name,
-            "SPACEPORT_SITE_BUCKET": self.site_bucket.bucket_name,
-            "SPACEPORT_SENDER_EMAIL": s.sender_email,
-            "SPACEPORT_PUBLIC_BASE_URL": self.public_base_url,
-            "SPACEPORT_CORS_ORIGIN": self.public_base_url,
-            "SPACEPORT_JOB_RUNNER": "sagemaker",
-            "SPACEPORT_SAGEMAKER_ROLE_ARN": self.sagemaker_role.role_arn,
-            "SPACEPORT_TRAIN_SPOT": "1" if s.train_spot else "0",
-        }
-        for stage, repository in self.repositories.items():
-            prefix = f"SPACEPORT_{stage.name}"
-            env[f"{prefix}_IMAGE"] = repository.repository_uri_for_tag(s.image_tag)
-            env[f"{prefix}_INSTANCE"] = s.instance_type[stage]
-            env[f"{prefix}_MAX_RUNTIME_S"] = str(s.max_runtime_s[stage])
+        config = PipelineConfig(
+            bus_name=self.bus.event_bus_name,
+            jobs_table=self.jobs_table.table_name,
+            idempotency_table=self.idempotency_table.table_name,
+            uploads_bucket=self.uploads.bucket_name,
+            sfm_bucket=self.stage_buckets["sfm"].bucket_name,
+            train_bucket=self.stage_buckets["train"].bucket_name,
+            compressed_bucket=self.stage_buckets["compressed"].bucket_name,
+            site_bucket=self.site_bucket.bucket_name,
+            sender_email=s.sender_email,
+            public_base_url=self.public_base_url,
+            cors_origin=self.public_base_url,
+            train_spot=s.train_spot,
+            stages={
+                stage: StageSettings(
+                    image_uri=repository.repository_uri_for_tag(s.image_tag),
+                    role_arn=self.sagemaker_role.role_arn,
+                    instance_type=s.machines[stage].instance_type,
+                    volume_gb=s.machines[stage].volume_gb,
+                    max_runtime_s=s.machines[stage].max_runtime_s,
+                )
+                for stage, repository in self.repositories.items()
+            },
+        )
+        env = config.to_env()
+        del env[API_KEY_VARIABLE]
         return env
 
     def arns(self) -> dict[str, str]:
@@ -598,15 +600,15 @@ class SpaceportStack(cdk.Stack):
         return values
 
     def _parameters(self) -> None:
-        stage = self.settings.stage
+        deployment = self.settings.deployment
         for name, value in self.environment().items():
-            ssm.StringParameter(self, f"Env-{name}", parameter_name=f"{env_path(stage)}{name}", string_value=value)
+            ssm.StringParameter(self, f"Env-{name}", parameter_name=f"{env_path(deployment)}{name}", string_value=value)
         for key, value in self.arns().items():
-            ssm.StringParameter(self, f"Arn-{key}", parameter_name=arn_parameter(stage, key), string_value=value)
+            ssm.StringParameter(self, f"Arn-{key}", parameter_name=arn_parameter(deployment, key), string_value=value)
             cdk.CfnOutput(self, key, value=value)
         for name, rule in self.rules.items():
             ssm.StringParameter(
-                self, f"RuleArn-{name}", parameter_name=f"{rules_path(stage)}{name}", string_value=rule.rule_arn
+                self, f"RuleArn-{name}", parameter_name=f"{rules_path(deployment)}{name}", string_value=rule.rule_arn
             )
         cdk.CfnOutput(self, "PublicBaseUrl", value=self.public_base_url)
         cdk.CfnOutput(

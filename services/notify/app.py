@@ -1,22 +1,9 @@
-"""The notify service (Lambda): consumes the spaceport-notify queue.
+"""The notify service (Lambda): consumes its queue, emails each run's outcome and records the job's end.
 
-It emails the user once per run's outcome (SES, HTML and text) and records the job's final
-status. The logic is :func:`spaceport.handlers.handle_notify_message`.
+The logic is :func:`spaceport.handlers.handle_notify_message`; :mod:`spaceport.service_apps`
+wires it to the queue the topology names.
 """
 
-from chalice import Chalice
+from spaceport.service_apps import notify_service_app
 
-from spaceport.adapters import default_ports
-from spaceport.contracts import service
-from spaceport.handlers import handle_notify_message, process_sqs_batch
-
-SERVICE = service("notify")
-app = Chalice(app_name="spaceport-notify")
-
-
-@app.on_sqs_message(queue=SERVICE.queue_name, batch_size=SERVICE.batch_size)
-def consume(event):
-    ports = default_ports()
-    return process_sqs_batch(
-        event.to_dict(), lambda body: handle_notify_message(body, ports, event.context), event.context
-    )
+app, consume = notify_service_app()

@@ -1,23 +1,10 @@
-"""The train service (Lambda): consumes the spaceport-train queue.
+"""The train service (Lambda): consumes its queue, launches and follows the train stage's SageMaker job.
 
-It launches the train stage's SageMaker job when its trigger event arrives, follows the job
-through SageMaker's state-change events, and stops it when the job is cancelled. The logic
-is :func:`spaceport.handlers.handle_stage_message`; this file only wires it to the queue.
+The logic is :func:`spaceport.handlers.handle_stage_message`; :mod:`spaceport.service_apps`
+wires it to the queue the topology names.
 """
 
-from chalice import Chalice
+from spaceport.contracts.stages import Stage
+from spaceport.service_apps import stage_service_app
 
-from spaceport.adapters import default_ports
-from spaceport.contracts import Stage, service
-from spaceport.handlers import handle_stage_message, process_sqs_batch
-
-SERVICE = service("train")
-app = Chalice(app_name="spaceport-train")
-
-
-@app.on_sqs_message(queue=SERVICE.queue_name, batch_size=SERVICE.batch_size)
-def consume(event):
-    ports = default_ports()
-    return process_sqs_batch(
-        event.to_dict(), lambda body: handle_stage_message(Stage.TRAIN, body, ports, event.context), event.context
-    )
+app, consume = stage_service_app(Stage.TRAIN)

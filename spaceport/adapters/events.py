@@ -1,9 +1,13 @@
 """Publishing pipeline events on the EventBridge bus.
 
-Example::
-
-    publisher = EventBridgePublisher(boto3.client("events"), bus_name="spaceport")
-    publisher.publish(JobRequested(job_id="j1", run_id="r1", stage=Stage.SFM, input_uri=uri))
+>>> import boto3, moto
+>>> from spaceport.contracts.events import JobRequested
+>>> from spaceport.contracts.stages import Stage
+>>> with moto.mock_aws():
+...     events = boto3.client("events", region_name="us-east-1")
+...     _ = events.create_event_bus(Name="spaceport")
+...     EventBridgePublisher(events, "spaceport").publish(
+...         JobRequested(job_id="j1", run_id="r1", stage=Stage.SFM, input_uri="s3://uploads/photos.zip"))
 """
 
 from __future__ import annotations

@@ -8,11 +8,16 @@ the queue for later. A failed action leaves no record, so its retry runs again.
 The record lives for ``expires_after_s``; after that (an archive replayed days later) the
 job record's forward-only positions are what keep a job from moving backwards.
 
-Example::
-
-    once = OnceOnly(boto3.client("dynamodb"), "spaceport-idempotency")
-    once.run("JobRequested#j1#r1#sfm#1", lambda: launch())      # launches
-    once.run("JobRequested#j1#r1#sfm#1", lambda: launch())      # returns the first answer
+>>> import boto3, moto
+>>> from spaceport.adapters.jobstore import idempotency_table_definition
+>>> with moto.mock_aws():
+...     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+...     _ = dynamodb.create_table(**idempotency_table_definition("spaceport-idempotency"))
+...     once = OnceOnly(dynamodb, "spaceport-idempotency")
+...     launches = []
+...     answers = [once.run("JobRequested#j1#r1#sfm#1", lambda: launches.append(1) or "launched") for _ in range(2)]
+>>> answers, len(launches)
+(['launched', 'launched'], 1)
 """
 
 from __future__ import annotations

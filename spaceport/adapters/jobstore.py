@@ -4,27 +4,34 @@ Every transition names its :func:`~spaceport.contracts.job.position`; DynamoDB w
 when that position is higher than the item's, so an old, duplicate or replayed event never
 moves a job backwards, and two racing consumers cannot both win.
 
-Example::
-
-    store = DynamoJobStore(boto3.resource("dynamodb").Table("spaceport-jobs"))
-    store.create(JobRecord(job_id="j1", email="a@b.c", input_uri="s3://u/p.zip"))
-    moved = store.transition("j1", position("r1", Stage.SFM, 1, Phase.STARTED),
-                             status=JobStatus.RUNNING, stage=Stage.SFM)
-    assert moved and not store.transition("j1", position("r1", Stage.SFM, 1, Phase.REQUESTED))
+>>> import boto3, moto
+>>> from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
+>>> from spaceport.contracts.stages import Stage
+>>> with moto.mock_aws():
+...     dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+...     _ = dynamodb.meta.client.create_table(**jobs_table_definition("jobs"))
+...     store = DynamoJobStore(dynamodb.Table("jobs"))
+...     _ = store.create(JobRecord(job_id="j1", email="a@b.co", input_uri="s3://u/p.zip"))
+...     started = position("r1", Stage.SFM, 1, Phase.STARTED)
+...     moved = store.transition("j1", started, status=JobStatus.RUNNING, stage=Stage.SFM)
+...     back = store.transition("j1", position("r1", Stage.SFM, 1, Phase.REQUESTED))
+>>> moved, back
+(True, False)
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, Phase, RunRecord, position, run_number
+from spaceport.adapters.aws_errors import is_condition_failed
+from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, RunRecord, run_number
 from spaceport.contracts.stages import Stage
+from spaceport.ports import CreateResult
 
 EMAIL_INDEX = "by-email"
 _KEEP = object()
@@ -83,18 +90,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-@dataclass(frozen=True)
-class CreateResult:
-    """``created`` is False when the job already existed; ``fingerprint`` is then the stored one."""
-
-    created: bool
-    fingerprint: str
-
-
 class _Table:
     """A ``Table``'s item calls, made through its client.
 
@@ -134,7 +129,7 @@ class DynamoJobStore:
         try:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         except ClientError as error:
-            if not _condition_failed(error):
+            if not is_condition_failed(error):
                 raise
             existing = self.table.get_item(Key={"job_id": record.job_id}, ConsistentRead=True).get("Item", {})
             return CreateResult(False, str(existing.get("request_fingerprint", "")))
@@ -222,28 +217,7 @@ class DynamoJobStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error_:
-            if _condition_failed(error_):
-                return False
-            raise
-        return True
-
-    def record_progress(self, job_id: str, run_id: str, stage: Stage, attempt: int, percent: float) -> bool:
-        """Set the percent done of the running stage; ignored unless that attempt is the current step."""
-        try:
-            self.table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET stage_percent = :percent, updated_at = :now",
-                ConditionExpression="#position = :position AND #status = :running",
-                ExpressionAttributeNames={"#position": "position", "#status": "status"},
-                ExpressionAttributeValues={
-                    ":percent": _to_item(round(float(percent), 1)),
-                    ":now": _now(),
-                    ":position": position(run_id, stage, attempt, Phase.STARTED),
-                    ":running": JobStatus.RUNNING.value,
-                },
-            )
-        except ClientError as error:
-            if _condition_failed(error):
+            if is_condition_failed(error_):
                 return False
             raise
         return True
@@ -258,7 +232,7 @@ class DynamoJobStore:
                 ExpressionAttributeValues={":marker": [marker], ":marker_value": marker},
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if is_condition_failed(error):
                 return False
             raise
         return True
@@ -277,5 +251,5 @@ class DynamoJobStore:
                 ExpressionAttributeValues={":marker": marker},
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not is_condition_failed(error):
                 raise

@@ -1,34 +1,36 @@
-"""The SageMaker job launcher: a :class:`~spaceport.contracts.jobspec.StageJobSpec` becomes
-``CreateProcessingJob`` (sfm, compress) or ``CreateTrainingJob`` (train).
+"""SageMaker jobs: a :class:`~spaceport.contracts.jobspec.StageJobSpec` becomes ``CreateProcessingJob``
+(sfm, compress) or ``CreateTrainingJob`` (train).
 
 Job names are deterministic (:class:`~spaceport.contracts.topology.SageMakerJobKey`), so a
 duplicate delivery meets SageMaker's ``ResourceInUse`` and starts nothing.
 
-Example::
-
-    launcher = SageMakerLauncher(boto3.client("sagemaker"), role_arn=config.role_arn, image_uris={...})
-    started = launcher.start(spec)          # False: a job of that name already exists
-    launcher.stop(spec.name)
-    launcher.describe(spec.name).status     # "InProgress" | "Completed" | ...
+>>> from spaceport.contracts.stages import Stage
+>>> spec = StageJobSpec(
+...     key=SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"), command=("spaceport", "train"),
+...     inputs={"sfm": "s3://sfm/0a1b2c3d4e5f6a7b/r1/"}, output_uri="s3://train/0a1b2c3d4e5f6a7b/r1/",
+...     instance_type="ml.g5.2xlarge", volume_gb=100, max_runtime_s=3600, role_arn="arn:aws:iam::1:role/r",
+...     image_uri="1.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:abc", use_spot=True,
+... )
+>>> request = training_job_request(spec)
+>>> request["StoppingCondition"], request["ResourceConfig"]["VolumeSizeInGB"]
+({'MaxRuntimeInSeconds': 3600, 'MaxWaitTimeInSeconds': 7200}, 100)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spaceport.contracts.jobspec import JobState, StageJobSpec
-from spaceport.contracts.stages import Stage
-from spaceport.contracts.topology import SageMakerJobKey, service
+from spaceport.adapters.aws_errors import error_code
+from spaceport.container import CHECKPOINTS, PROCESSING_INPUT, PROCESSING_OUTPUT
+from spaceport.contracts.jobspec import StageJobSpec
+from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
+from spaceport.ports import JobState
 
-PROCESSING_INPUT = "/opt/ml/processing/input"
-PROCESSING_OUTPUT = "/opt/ml/processing/output"
-CHECKPOINTS = "/opt/ml/checkpoints"
-VOLUME_GB = 50
+__all__ = ["LaunchError", "SageMakerLauncher", "processing_job_request", "training_job_request"]
 
 
 class LaunchError(SpaceportError):
@@ -38,21 +40,11 @@ class LaunchError(SpaceportError):
     exit_code = ExitCode.LAUNCH_FAILED
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _tags(spec: StageJobSpec) -> list[dict[str, str]]:
-    tags = {
-        "spaceport:job": spec.key.job_id,
-        "spaceport:stage": spec.key.stage.value,
-        "spaceport:run": spec.key.run_id,
-        **spec.tags,
-    }
-    return [{"Key": key, "Value": value} for key, value in tags.items()]
+    return [{"Key": key, "Value": value} for key, value in spec.tags.items()]
 
 
-def processing_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) -> dict[str, Any]:
+def processing_job_request(spec: StageJobSpec) -> dict[str, Any]:
     """The ``CreateProcessingJob`` arguments for ``spec``."""
     single = len(spec.inputs) == 1
     inputs = [
@@ -75,7 +67,12 @@ def processing_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) ->
             "Outputs": [
                 {
                     "OutputName": "output",
-                    "S3Output": {"S3Uri": spec.output_uri, "LocalPath": PROCESSING_OUTPUT, "S3UploadMode": "EndOfJob"},
+                    # Continuous: the job's progress file reaches S3 while the job runs.
+                    "S3Output": {
+                        "S3Uri": spec.output_uri,
+                        "LocalPath": PROCESSING_OUTPUT,
+                        "S3UploadMode": "Continuous",
+                    },
                 }
             ]
         },
@@ -83,12 +80,12 @@ def processing_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) ->
             "ClusterConfig": {
                 "InstanceCount": 1,
                 "InstanceType": spec.instance_type,
-                "VolumeSizeInGB": VOLUME_GB,
+                "VolumeSizeInGB": spec.volume_gb,
             }
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
-        "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": list(spec.command)},
-        "RoleArn": role_arn,
+        "AppSpecification": {"ImageUri": spec.image_uri, "ContainerEntrypoint": list(spec.command)},
+        "RoleArn": spec.role_arn,
         "Tags": _tags(spec),
     }
     if spec.environment:
@@ -96,13 +93,13 @@ def processing_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) ->
     return request
 
 
-def training_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) -> dict[str, Any]:
+def training_job_request(spec: StageJobSpec) -> dict[str, Any]:
     """The ``CreateTrainingJob`` arguments for ``spec`` (Spot with checkpoints when asked)."""
     stopping = {"MaxRuntimeInSeconds": spec.max_runtime_s}
     request: dict[str, Any] = {
         "TrainingJobName": spec.name,
         "AlgorithmSpecification": {
-            "TrainingImage": image_uri,
+            "TrainingImage": spec.image_uri,
             "TrainingInputMode": "File",
             "ContainerEntrypoint": list(spec.command),
         },
@@ -121,9 +118,9 @@ def training_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) -> d
             for name, uri in spec.inputs.items()
         ],
         "OutputDataConfig": {"S3OutputPath": spec.output_uri},
-        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": 1, "VolumeSizeInGB": VOLUME_GB},
+        "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": 1, "VolumeSizeInGB": spec.volume_gb},
         "StoppingCondition": stopping,
-        "RoleArn": role_arn,
+        "RoleArn": spec.role_arn,
         "Tags": _tags(spec),
     }
     if spec.use_spot:
@@ -138,49 +135,41 @@ def training_job_request(spec: StageJobSpec, role_arn: str, image_uri: str) -> d
 
 
 class SageMakerLauncher:
-    """The ``JobLauncher`` for AWS. ``image_uris`` maps each stage to its container image."""
+    """The ``JobLauncher`` adapter. ``client`` is a boto3 SageMaker client."""
 
-    def __init__(self, client: Any, role_arn: str, image_uris: Mapping[Stage, str]) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.role_arn = role_arn
-        self.image_uris = dict(image_uris)
 
     def start(self, spec: StageJobSpec) -> bool:
-        image = self.image_uris.get(spec.key.stage, "")
-        if not image or not self.role_arn:
+        if not spec.image_uri or not spec.role_arn:
             raise LaunchError(f"No container image or role is configured for the {spec.key.stage.value} stage.")
         try:
             if spec.kind == "training":
-                self.client.create_training_job(**training_job_request(spec, self.role_arn, image))
+                self.client.create_training_job(**training_job_request(spec))
             else:
-                self.client.create_processing_job(**processing_job_request(spec, self.role_arn, image))
+                self.client.create_processing_job(**processing_job_request(spec))
         except ClientError as error:
-            if _error_code(error) in ("ResourceInUse", "ResourceInUseException"):
+            if error_code(error) in ("ResourceInUse", "ResourceInUseException"):
                 return False
             raise LaunchError(f"SageMaker did not start {spec.name}: {error}") from error
         return True
 
     def stop(self, name: str) -> None:
-        kind = self._kind(name)
         try:
-            if kind == "training":
+            if SageMakerJobKey.parse(name).kind == "training":
                 self.client.stop_training_job(TrainingJobName=name)
             else:
                 self.client.stop_processing_job(ProcessingJobName=name)
         except ClientError as error:
             # A job that already ended (or never started) cannot be stopped; that is what we wanted.
-            if _error_code(error) not in ("ValidationException", "ResourceNotFound"):
+            if error_code(error) not in ("ValidationException", "ResourceNotFound"):
                 raise
 
     def describe(self, name: str) -> JobState:
-        if self._kind(name) == "training":
+        if SageMakerJobKey.parse(name).kind == "training":
             answer = self.client.describe_training_job(TrainingJobName=name)
             status = answer["TrainingJobStatus"]
         else:
             answer = self.client.describe_processing_job(ProcessingJobName=name)
             status = answer["ProcessingJobStatus"]
-        return JobState(name=name, status=status, failure_reason=answer.get("FailureReason"))
-
-    @staticmethod
-    def _kind(name: str) -> str | None:
-        return service(SageMakerJobKey.parse(name).stage.value).sagemaker_job
+        return JobState(name=name, status=str(status), failure_reason=answer.get("FailureReason"))

@@ -1,14 +1,12 @@
-"""The gateway's logic, as plain functions over :class:`~spaceport.adapters.Ports`.
+"""The gateway's logic, as plain functions over :class:`~spaceport.ports.Ports`.
 
-``gateway/app.py`` (Chalice) only maps routes to these.
-
-Example::
-
-    from spaceport.api import ApiError, create_job
-    response = create_job(ports, {"uploadKey": key, "email": "a@b.c", "options": {"preset": "quick"}})
+``gateway/app.py`` (Chalice) only maps routes to these: for example
+``create_job(ports, {"uploadKey": key, "email": "a@b.co", "options": {"preset": "quick"}})``.
 """
 
 from spaceport.api.endpoints import (
+    API_KEY_HEADER,
+    IDEMPOTENCY_HEADER,
     ApiError,
     ApiResponse,
     cancel_job,
@@ -23,6 +21,8 @@ from spaceport.api.endpoints import (
 from spaceport.api.openapi import openapi_document
 
 __all__ = [
+    "API_KEY_HEADER",
+    "IDEMPOTENCY_HEADER",
     "ApiError",
     "ApiResponse",
     "cancel_job",

@@ -1,13 +1,16 @@
 """The gateway's logic: validate a request, create or change the job, publish its event.
 
-Each function takes the :class:`~spaceport.adapters.Ports` and the request's parsed parts
+Each function takes the :class:`~spaceport.ports.Ports` and the request's parsed parts
 and returns an :class:`ApiResponse`; a refused request raises :class:`ApiError` (a 4xx
 with a stable ``code`` and a plain ``message``) before anything is written.
 
-Example::
-
-    response = create_job(ports, {"s3Url": "s3://spaceport-uploads/u/photos.zip", "email": "a@b.c"})
-    response.status, response.body["jobId"]        # 202, "0a1b2c3d4e5f6a7b"
+>>> validate_options({"preset": "quick", "shBands": 1}).sh_bands
+1
+>>> try:
+...     validate_options({"preset": "fastest"})
+... except ApiError as error:
+...     print(error.status, error.code)
+400 bad_options
 """
 
 from __future__ import annotations
@@ -22,16 +25,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from spaceport.adapters.ports import Ports
-from spaceport.adapters.s3 import S3Location
 from spaceport.contracts.events import JobCancelled, JobOptions, JobRequested
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, RunRecord, position, run_number
+from spaceport.contracts.links import is_email_address, status_url, viewer_url
+from spaceport.contracts.s3_uri import S3Location
 from spaceport.contracts.stages import JOB_STAGES, Stage
+from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
+from spaceport.handlers.results import download_links
 from spaceport.handlers.stage_jobs import stage_input
+from spaceport.ports import Ports
 
-EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[A-Za-z]{2,}$")
+# The headers a client sends: its API key, and a key that makes a repeated POST return the same job.
+API_KEY_HEADER = "x-api-key"
+IDEMPOTENCY_HEADER = "idempotency-key"
 ZIP_MAGIC = b"PK\x03\x04"
 # Which earlier artifact a run starting at a stage needs.
 NEEDS = {Stage.TRAIN: "sfm", Stage.COMPRESS: "train"}
@@ -83,7 +91,7 @@ def _refuse_unknown(body: dict[str, Any], allowed: set[str]) -> None:
 
 
 def validate_email(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value.strip()):
+    if not isinstance(value, str) or not is_email_address(value.strip()):
         raise ApiError(400, "bad_email", "Give the email address the results should go to, like name@example.com.")
     return value.strip()
 
@@ -156,12 +164,8 @@ def _job_id(idempotency_key: str | None, email: str) -> str:
     return hashlib.sha256(f"idempotency:{email.lower()}:{idempotency_key}".encode()).hexdigest()[:16]
 
 
-def status_url(ports: Ports, job_id: str) -> str:
-    return f"{ports.config.public_base_url}/jobs/{job_id}"
-
-
 def _accepted(ports: Ports, job_id: str, **extra: Any) -> ApiResponse:
-    return ApiResponse(202, {"jobId": job_id, "statusUrl": status_url(ports, job_id), **extra})
+    return ApiResponse(202, {"jobId": job_id, "statusUrl": status_url(ports.config.public_base_url, job_id), **extra})
 
 
 def _submit(
@@ -179,7 +183,7 @@ def _submit(
     fingerprint = _fingerprint(email, input_uri, options.model_dump(mode="json"), artifacts, csv_data)
     if csv_data is not None:
         # The flight plan is kept beside the job; writing it again for a repeated request changes nothing.
-        csv_uri = f"s3://{ports.config.uploads_bucket}/jobs/{job_id}/flight-plan.csv"
+        csv_uri = ports.config.layout.flight_plan(job_id)
         ports.objects.put_bytes(csv_uri, csv_data.encode(), "text/csv")
         artifacts["csv"] = csv_uri
     stage = options.from_stage
@@ -242,7 +246,7 @@ def create_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None =
 def start_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = None) -> ApiResponse:
     """The seed frontend's ``POST /start-job``: ``{s3Url, email, pipelineStep, existingColmapUri,
     hyperparameters, csvData}``. ``3dgs`` trains from ``existingColmapUri`` (an SfM output folder);
-    ``compression`` compresses the splat at ``s3Url`` (a ``model.tar.gz`` or ``.ply``)."""
+    ``compression`` compresses the splat at ``s3Url`` (a model archive or a ``.ply``)."""
     _refuse_unknown(body, {"s3Url", "email", "pipelineStep", "existingColmapUri", "hyperparameters", "csvData"})
     email = validate_email(body.get("email"))
     step = body.get("pipelineStep") or "sfm"
@@ -308,20 +312,36 @@ def _find(ports: Ports, job_id: str) -> JobRecord:
 
 
 def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
-    """The job as the API shows it: the record (less bookkeeping), with download links once done."""
+    """The job as the API shows it: the record (less bookkeeping), the running stage's progress,
+    and download links once done."""
     view = record.model_dump(mode="json", exclude={"notified", "position"})
     view["jobId"] = record.job_id
-    view["statusUrl"] = status_url(ports, record.job_id)
+    view["statusUrl"] = status_url(ports.config.public_base_url, record.job_id)
+    progress = running_progress(ports, record)
+    if progress is not None:
+        view["progress"] = progress
+        view["stage_percent"] = round(100 * progress["fraction"], 1)
     if record.status is JobStatus.SUCCEEDED:
-        ttl = ports.config.link_ttl_s
-        files = {"sog": f"{record.job_id}.sog", "ply": f"{record.job_id}.ply", "report": f"{record.job_id}-report.json"}
-        view["links"] = {
-            name: ports.objects.presign_get(record.artifacts[name], ttl, filename)
-            for name, filename in files.items()
-            if name in record.artifacts
-        }
-        view["links"]["viewer"] = f"{ports.config.public_base_url}/view/{record.job_id}"
+        view["links"] = download_links(ports, record.job_id, record.artifacts)
+        view["links"]["viewer"] = viewer_url(ports.config.public_base_url, record.job_id)
     return view
+
+
+def running_progress(ports: Ports, record: JobRecord) -> dict[str, Any] | None:
+    """What the running attempt's job last said of its progress (its progress file), if anything."""
+    if record.status is not JobStatus.RUNNING or record.stage not in JOB_STAGES:
+        return None
+    key = SageMakerJobKey(record.stage, record.job_id, record.run_id, record.attempt)
+    progress = ports.objects.read_json(ports.config.layout.progress(record.stage, record.job_id, record.run_id))
+    if progress is None or progress.get("job") != key.name or not isinstance(progress.get("fraction"), (int, float)):
+        return None  # not started yet, or an earlier attempt's file
+    return {
+        "fraction": float(progress["fraction"]),
+        "message": str(progress.get("message", "")),
+        "elapsedS": progress.get("elapsed_s"),
+        "etaS": progress.get("eta_s"),
+        "updatedAt": progress.get("updated_at"),
+    }
 
 
 def get_job(ports: Ports, job_id: str) -> ApiResponse:
@@ -343,7 +363,7 @@ def list_jobs(ports: Ports, email: Any) -> ApiResponse:
                     "stage": job.stage.value,
                     "runId": job.run_id,
                     "createdAt": job.created_at.isoformat(),
-                    "statusUrl": status_url(ports, job.job_id),
+                    "statusUrl": status_url(ports.config.public_base_url, job.job_id),
                 }
                 for job in jobs
             ]

@@ -1,16 +1,14 @@
 """The gateway's OpenAPI 3.1 description (served at ``GET /openapi.json``).
 
-Example::
-
-    document = openapi_document("https://api.example.com")
-    sorted(document["paths"])      # ["/jobs", "/jobs/{jobId}", ...]
+>>> sorted(openapi_document("https://api.example.com")["paths"])[:2]
+['/jobs', '/jobs/{jobId}']
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from spaceport.api.endpoints import PIPELINE_STEPS
+from spaceport.api.endpoints import API_KEY_HEADER, PIPELINE_STEPS
 from spaceport.contracts.events import JobOptions
 
 _ERROR = {
@@ -52,7 +50,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "servers": [{"url": server_url}],
         "security": [{"apiKey": []}],
         "components": {
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}},
             "schemas": {
                 "JobOptions": options,
                 "Error": {

@@ -1,12 +1,12 @@
-"""Spaceport's domain contracts: stages, events, topology and job state (no AWS, no torch).
+"""Spaceport's domain contracts: stages, events, topology, job state, artifact layout and
+deployment settings. Nothing here touches AWS, torch or pycolmap.
 
-Example::
-
-    from spaceport.contracts import JobRequested, Stage, SERVICES
+>>> from spaceport.contracts import JobRequested, Stage, consumers_of
+>>> consumers_of(JobRequested.detail_type)
+('sfm', 'train', 'compress')
 """
 
 from spaceport.contracts.events import (
-    COMPLETION_EVENTS,
     EVENT_SOURCE,
     EVENT_TYPES,
     CompressionCompleted,
@@ -24,16 +24,28 @@ from spaceport.contracts.events import (
     parse_event,
     to_put_events_entry,
 )
-from spaceport.contracts.stages import JOB_STAGES, STAGE_ORDER, Stage, next_stage
-from spaceport.contracts.topology import SERVICES, SageMakerJobKey, ServiceSpec, Subscription, service
+from spaceport.contracts.stages import JOB_STAGES, STAGE_ORDER, Stage
+from spaceport.contracts.topology import (
+    ROUTES,
+    SERVICES,
+    Action,
+    SageMakerJobKey,
+    ServiceSpec,
+    Subscription,
+    action_for,
+    completion_event,
+    consumers_of,
+    service,
+)
 
 __all__ = [
-    "COMPLETION_EVENTS",
     "EVENT_SOURCE",
     "EVENT_TYPES",
     "JOB_STAGES",
+    "ROUTES",
     "SERVICES",
     "STAGE_ORDER",
+    "Action",
     "CompressionCompleted",
     "InvalidEventError",
     "JobCancelled",
@@ -49,7 +61,9 @@ __all__ = [
     "StageStarted",
     "Subscription",
     "TrainingCompleted",
-    "next_stage",
+    "action_for",
+    "completion_event",
+    "consumers_of",
     "parse_envelope",
     "parse_event",
     "service",

@@ -5,13 +5,10 @@ idempotent on that key, never on the transport's message id (a replay from the a
 carries new ids but the same key). Emails are not carried: the archive keeps every event,
 and the address lives only in the job record.
 
-Example::
-
-    event = JobRequested(job_id="j1", run_id="r1", stage=Stage.SFM,
-                         input_uri="s3://uploads/photos.zip", options=JobOptions())
-    entry = to_put_events_entry(event, bus_name="spaceport")   # for events.put_events
-    again = parse_event(entry["DetailType"], json.loads(entry["Detail"]))
-    assert again == event
+>>> event = JobRequested(job_id="j1", run_id="r1", stage=Stage.SFM, input_uri="s3://uploads/photos.zip")
+>>> entry = to_put_events_entry(event, bus_name="spaceport")   # for events.put_events
+>>> parse_event(entry["DetailType"], json.loads(entry["Detail"])) == event, event.business_key
+(True, 'JobRequested#j1#r1#sfm#1')
 """
 
 from __future__ import annotations
@@ -137,12 +134,6 @@ EVENT_TYPES: dict[str, type[PipelineEvent]] = {
         JobFailed,
         JobCancelled,
     )
-}
-
-COMPLETION_EVENTS: dict[Stage, type[StageCompleted]] = {
-    Stage.SFM: SfmCompleted,
-    Stage.TRAIN: TrainingCompleted,
-    Stage.COMPRESS: CompressionCompleted,
 }
 
 

@@ -7,11 +7,10 @@ requested < started < completed. The job store writes a transition only when its
 is higher than the record's (a DynamoDB conditional write), so an old, duplicate or
 replayed event never moves a job backwards.
 
-Example::
-
-    started = position(run_id="r1", stage=Stage.TRAIN, attempt=1, phase=Phase.STARTED)
-    done_sfm = position(run_id="r1", stage=Stage.SFM, attempt=1, phase=Phase.COMPLETED)
-    assert started > done_sfm
+>>> started = position(run_id="r1", stage=Stage.TRAIN, attempt=1, phase=Phase.STARTED)
+>>> done_sfm = position(run_id="r1", stage=Stage.SFM, attempt=1, phase=Phase.COMPLETED)
+>>> started > done_sfm
+True
 """
 
 from __future__ import annotations

@@ -16,6 +16,12 @@ and in S3, one prefix per (stage bucket, job, run):
 's3://sfm/0a1b2c3d4e5f6a7b/r1/'
 >>> layout.report(Stage.COMPRESS, "0a1b2c3d4e5f6a7b", "r2")
 's3://out/0a1b2c3d4e5f6a7b/r2/metrics.json'
+
+A training job's own files (its checkpoint, progress, splat and metrics) are synced from its
+checkpoint folder to an ``outputs/`` folder of the run, apart from SageMaker's archives:
+
+>>> layout.output(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1", TrainOutputs.SPLAT)
+'s3://train/0a1b2c3d4e5f6a7b/r1/outputs/splat.ply'
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ class TrainingArchives:
     OUTPUT: Final = "output.tar.gz"  # /opt/ml/output/data
 
 
+# What a running job last said of its progress (fraction, message, ETA), uploaded as it changes.
+PROGRESS: Final = "progress.json"
 # The small JSON each stage's job writes, with its figures or, on an expected failure, its error.
 STAGE_REPORT: Mapping[Stage, str] = {
     Stage.SFM: SfmOutputs.REPORT,
@@ -69,6 +77,7 @@ STAGE_REPORT: Mapping[Stage, str] = {
     Stage.COMPRESS: CompressOutputs.METRICS,
 }
 JOB_REPORT: Final = "job-report.json"
+_TRAINING_OUTPUTS = "outputs/"
 FLIGHT_PLAN: Final = "flight-plan.csv"
 
 
@@ -94,21 +103,26 @@ class ArtifactLayout:
         """``s3://<stage bucket>/<job>/<run>/``: where one run of a stage writes."""
         return f"s3://{self.stage_buckets[stage]}/{job_id}/{run_id}/"
 
+    def outputs_prefix(self, stage: Stage, job_id: str, run_id: str) -> str:
+        """Where a run's own output files land: the run prefix, or for training its synced ``outputs/``."""
+        prefix = self.run_prefix(stage, job_id, run_id)
+        return prefix + _TRAINING_OUTPUTS if stage is Stage.TRAIN else prefix
+
     def output(self, stage: Stage, job_id: str, run_id: str, name: str) -> str:
-        """One named output of a run of a stage."""
-        return self.run_prefix(stage, job_id, run_id) + name
+        """One named output file of a run of a stage."""
+        return self.outputs_prefix(stage, job_id, run_id) + name
 
     def report(self, stage: Stage, job_id: str, run_id: str) -> str:
         """The stage's report (:data:`STAGE_REPORT`) for one run."""
         return self.output(stage, job_id, run_id, STAGE_REPORT[stage])
 
+    def progress(self, stage: Stage, job_id: str, run_id: str) -> str:
+        """The running job's :data:`PROGRESS` file."""
+        return self.output(stage, job_id, run_id, PROGRESS)
+
     def training_archive(self, job_id: str, run_id: str, job_name: str, archive: str) -> str:
         """Where SageMaker leaves a training job's :class:`TrainingArchives` member."""
         return f"{self.run_prefix(Stage.TRAIN, job_id, run_id)}{job_name}/output/{archive}"
-
-    def checkpoints(self, job_id: str, run_id: str) -> str:
-        """One checkpoint folder per run: a Spot interruption or a retried attempt resumes from it."""
-        return self.output(Stage.TRAIN, job_id, run_id, TrainOutputs.CHECKPOINTS + "/")
 
     def flight_plan(self, job_id: str) -> str:
         """The flight-log CSV a job was submitted with, kept beside its uploads."""

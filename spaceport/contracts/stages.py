@@ -1,9 +1,10 @@
-"""The pipeline's stages and their order: the one place that says what comes after what.
+"""The pipeline's stages, in the order a job passes through them.
 
-Example::
+The order places a job's transitions (:func:`spaceport.contracts.job.position`); which event
+starts which stage is the topology's (:mod:`spaceport.contracts.topology`).
 
-    assert next_stage(Stage.SFM) is Stage.TRAIN
-    assert next_stage(Stage.COMPRESS) is None
+>>> [stage.value for stage in STAGE_ORDER], Stage.TRAIN.index
+(['sfm', 'train', 'compress', 'notify'], 1)
 """
 
 from __future__ import annotations
@@ -25,9 +26,3 @@ class Stage(StrEnum):
 # The stages that run a SageMaker job, in order; notify follows the last one.
 JOB_STAGES: tuple[Stage, ...] = (Stage.SFM, Stage.TRAIN, Stage.COMPRESS)
 STAGE_ORDER: tuple[Stage, ...] = (*JOB_STAGES, Stage.NOTIFY)
-
-
-def next_stage(stage: Stage) -> Stage | None:
-    """The job stage that consumes ``stage``'s output; ``None`` after the last job stage."""
-    position = JOB_STAGES.index(stage)
-    return JOB_STAGES[position + 1] if position + 1 < len(JOB_STAGES) else None

@@ -1,24 +1,43 @@
-"""Which service listens to which event: defined once, read by ``infra/`` and the local runtime.
+"""Who emits each event and who consumes it: defined once, read by ``infra/``, the handlers and the local runtime.
 
-Each service owns one SQS queue (with a dead-letter queue). EventBridge rules route events
-into it: pipeline events from the Spaceport bus, and SageMaker's job state-change events
-from the account's default bus, filtered by the job-name prefix that service uses.
+:data:`ROUTES` is the whole story of the pipeline's events. Each route names an event, the
+units that emit it, and the services that consume it with what each does on receipt (its
+:class:`Action`); an event nobody consumes says why (``terminal``). Everything else is
+derived from it:
 
-Example::
+* each service's EventBridge rules (:attr:`ServiceSpec.subscriptions`), on the pipeline bus or,
+  for SageMaker's job state changes, the account's default bus;
+* what a service's handler does with a message (:func:`action_for`), so a rule and its handler
+  cannot disagree;
+* which completion event a stage publishes (:func:`completion_event`).
 
-    sfm = service("sfm")
-    for subscription in sfm.subscriptions:
-        print(subscription.rule_name, subscription.bus, subscription.pattern)
+>>> [route.event for route in ROUTES if Action.START in route.actions_of("train")]
+['JobRequested', 'SfmCompleted']
+>>> completion_event(Stage.TRAIN).detail_type, consumers_of("TrainingCompleted")
+('TrainingCompleted', ('compress',))
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
-from spaceport.contracts.events import EVENT_SOURCE
-from spaceport.contracts.stages import Stage
+from spaceport.contracts.events import (
+    EVENT_SOURCE,
+    EVENT_TYPES,
+    CompressionCompleted,
+    JobCancelled,
+    JobFailed,
+    JobRequested,
+    PipelineEvent,
+    SfmCompleted,
+    StageCompleted,
+    StageStarted,
+    TrainingCompleted,
+)
+from spaceport.contracts.stages import JOB_STAGES, Stage
 
 PIPELINE_BUS = "pipeline"
 DEFAULT_BUS = "default"
@@ -26,11 +45,75 @@ SAGEMAKER_SOURCE = "aws.sagemaker"
 SAGEMAKER_FINAL_STATES = ("Completed", "Failed", "Stopped")
 
 SageMakerJobKind = Literal["processing", "training"]
+Bus = Literal["pipeline", "default"]
 
-_STATE_CHANGE = {
+# Units that emit events without consuming any: the API, and SageMaker itself.
+GATEWAY = "gateway"
+SAGEMAKER = "sagemaker"
+
+_STATE_CHANGE: dict[SageMakerJobKind, tuple[str, str, str]] = {
     "processing": ("SageMaker Processing Job State Change", "ProcessingJobName", "ProcessingJobStatus"),
     "training": ("SageMaker Training Job State Change", "TrainingJobName", "TrainingJobStatus"),
 }
+
+
+class Action(StrEnum):
+    """What a consuming service does with an event."""
+
+    START = "start"  # launch attempt 1 of the service's stage
+    FOLLOW = "follow"  # a job of the service's stage reached a final state: complete, retry or fail it
+    STOP = "stop"  # stop the service's running job
+    EMAIL_SUCCESS = "email_success"
+    EMAIL_FAILURE = "email_failure"
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A service consuming an event; ``own_stage``: only the events whose ``stage`` is the service's."""
+
+    service: str
+    action: Action
+    own_stage: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """One event type: where it comes from, who emits it, who consumes it (or why nobody does)."""
+
+    event: str
+    emitted_by: tuple[str, ...]
+    consumers: tuple[Consumer, ...] = ()
+    source: str = EVENT_SOURCE
+    terminal: str | None = None
+
+    def actions_of(self, service: str) -> tuple[Action, ...]:
+        return tuple(consumer.action for consumer in self.consumers if consumer.service == service)
+
+
+def _each_stage_service(action: Action) -> tuple[Consumer, ...]:
+    return tuple(Consumer(stage.value, action, own_stage=True) for stage in JOB_STAGES)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(JobRequested.detail_type, (GATEWAY,), _each_stage_service(Action.START)),
+    Route(
+        StageStarted.detail_type,
+        ("sfm", "train", "compress"),
+        terminal="a record of each launch for the archive and the dashboard; the job store holds the state",
+    ),
+    Route(SfmCompleted.detail_type, ("sfm",), (Consumer("train", Action.START),)),
+    Route(TrainingCompleted.detail_type, ("train",), (Consumer("compress", Action.START),)),
+    Route(CompressionCompleted.detail_type, ("compress",), (Consumer("notify", Action.EMAIL_SUCCESS),)),
+    Route(JobFailed.detail_type, ("sfm", "train", "compress"), (Consumer("notify", Action.EMAIL_FAILURE),)),
+    Route(JobCancelled.detail_type, (GATEWAY,), _each_stage_service(Action.STOP)),
+    Route(
+        _STATE_CHANGE["processing"][0],
+        (SAGEMAKER,),
+        (Consumer("sfm", Action.FOLLOW), Consumer("compress", Action.FOLLOW)),
+        source=SAGEMAKER_SOURCE,
+    ),
+    Route(_STATE_CHANGE["training"][0], (SAGEMAKER,), (Consumer("train", Action.FOLLOW),), source=SAGEMAKER_SOURCE),
+)
 
 
 @dataclass(frozen=True)
@@ -38,21 +121,29 @@ class Subscription:
     """One EventBridge rule: events on ``bus`` matching ``pattern`` go to the service's queue."""
 
     rule_name: str
-    bus: Literal["pipeline", "default"]
+    bus: Bus
     pattern: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A service: its queue, the events it consumes, and the SageMaker job it runs (if any)."""
+    """A service: its queue, the SageMaker job it runs (if any), and its Lambda's batch settings."""
 
     name: str
-    subscriptions: tuple[Subscription, ...]
     sagemaker_job: SageMakerJobKind | None
     # How long one batch may take in the consumer (the Lambda timeout).
     consumer_timeout_s: int = 60
     batch_size: int = 5
     max_receive_count: int = 5
+    subscriptions: tuple[Subscription, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subscriptions", tuple(_subscriptions(self)))
+
+    @property
+    def stage(self) -> Stage | None:
+        """The pipeline stage whose job this service runs; ``None`` for notify."""
+        return Stage(self.name) if self.sagemaker_job is not None else None
 
     @property
     def queue_name(self) -> str:
@@ -72,44 +163,40 @@ class ServiceSpec:
         return f"spaceport-{self.name}-"
 
 
-def _pipeline_rule(service: str, detail_type: str, stage: Stage | None = None) -> Subscription:
-    pattern: dict[str, Any] = {"source": [EVENT_SOURCE], "detail-type": [detail_type]}
-    if stage is not None:
-        pattern["detail"] = {"stage": [stage.value]}
-    return Subscription(f"spaceport-{service}-{detail_type}", PIPELINE_BUS, pattern)
+def _subscriptions(spec: ServiceSpec) -> list[Subscription]:
+    rules: list[Subscription] = []
+    for route in ROUTES:
+        for consumer in route.consumers:
+            if consumer.service != spec.name:
+                continue
+            if route.source == SAGEMAKER_SOURCE:
+                rules.append(_sagemaker_rule(spec, route.event))
+                continue
+            pattern: dict[str, Any] = {"source": [route.source], "detail-type": [route.event]}
+            if consumer.own_stage:
+                pattern["detail"] = {"stage": [spec.name]}
+            rules.append(Subscription(f"spaceport-{spec.name}-{route.event}", PIPELINE_BUS, pattern))
+    return rules
 
 
-def _sagemaker_rule(service: str, kind: SageMakerJobKind) -> Subscription:
-    detail_type, name_field, status_field = _STATE_CHANGE[kind]
+def _sagemaker_rule(spec: ServiceSpec, detail_type: str) -> Subscription:
+    [(name_field, status_field)] = [(n, s) for d, n, s in _STATE_CHANGE.values() if d == detail_type]
     pattern = {
         "source": [SAGEMAKER_SOURCE],
         "detail-type": [detail_type],
         "detail": {
-            name_field: [{"prefix": f"spaceport-{service}-"}],
+            name_field: [{"prefix": spec.sagemaker_job_prefix}],
             status_field: list(SAGEMAKER_FINAL_STATES),
         },
     }
-    return Subscription(f"spaceport-{service}-sagemaker-state", DEFAULT_BUS, pattern)
-
-
-def _stage_service(stage: Stage, trigger: str | None, kind: SageMakerJobKind) -> ServiceSpec:
-    name = stage.value
-    rules = [_pipeline_rule(name, "JobRequested", stage), _pipeline_rule(name, "JobCancelled", stage)]
-    if trigger is not None:
-        rules.insert(0, _pipeline_rule(name, trigger))
-    rules.append(_sagemaker_rule(name, kind))
-    return ServiceSpec(name, tuple(rules), kind)
+    return Subscription(f"spaceport-{spec.name}-sagemaker-state", DEFAULT_BUS, pattern)
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    _stage_service(Stage.SFM, None, "processing"),
-    _stage_service(Stage.TRAIN, "SfmCompleted", "training"),
-    _stage_service(Stage.COMPRESS, "TrainingCompleted", "processing"),
-    ServiceSpec(
-        "notify",
-        (_pipeline_rule("notify", "CompressionCompleted"), _pipeline_rule("notify", "JobFailed")),
-        None,
-    ),
+    ServiceSpec("sfm", "processing"),
+    ServiceSpec("train", "training"),
+    ServiceSpec("compress", "processing"),
+    ServiceSpec("notify", None),
 )
 
 
@@ -120,9 +207,52 @@ def service(name: str) -> ServiceSpec:
     raise KeyError(f"no service named {name!r}; known: {[s.name for s in SERVICES]}")
 
 
+def stage_service(stage: Stage) -> ServiceSpec:
+    """The service that runs ``stage``'s job."""
+    return service(stage.value)
+
+
+def route(event: str) -> Route:
+    for candidate in ROUTES:
+        if candidate.event == event:
+            return candidate
+    raise KeyError(f"no route for the event {event!r}")
+
+
+def consumers_of(event: str) -> tuple[str, ...]:
+    return tuple(consumer.service for consumer in route(event).consumers)
+
+
+def action_for(service_name: str, event: str, event_stage: Stage | None = None) -> Action | None:
+    """What ``service_name`` does with ``event`` (of ``event_stage``); ``None``: it does not consume it."""
+    if event not in _EVENTS:
+        return None
+    for consumer in route(event).consumers:
+        if consumer.service == service_name and (not consumer.own_stage or event_stage == Stage(service_name)):
+            return consumer.action
+    return None
+
+
+def completion_event(stage: Stage) -> type[StageCompleted]:
+    """The event ``stage``'s service publishes when its job completed."""
+    for candidate in ROUTES:
+        cls = EVENT_TYPES.get(candidate.event)
+        if cls is not None and issubclass(cls, StageCompleted) and stage.value in candidate.emitted_by:
+            return cls
+    raise KeyError(f"no completion event is emitted by the {stage.value} stage")
+
+
+def pipeline_event_types() -> tuple[type[PipelineEvent], ...]:
+    """The pipeline's own event classes, in the routes' order."""
+    return tuple(EVENT_TYPES[r.event] for r in ROUTES if r.source == EVENT_SOURCE)
+
+
 def state_change_fields(kind: SageMakerJobKind) -> tuple[str, str, str]:
     """``(detail-type, job-name field, status field)`` of SageMaker's state-change event."""
     return _STATE_CHANGE[kind]
+
+
+_EVENTS = frozenset(r.event for r in ROUTES)
 
 
 # --- SageMaker job names: deterministic, so a duplicate delivery finds the job already there.
@@ -132,7 +262,14 @@ _JOB_NAME = re.compile(r"^spaceport-(?P<stage>[a-z]+)-(?P<job_id>[0-9a-z]+)-(?P<
 
 @dataclass(frozen=True)
 class SageMakerJobKey:
-    """The business key a SageMaker job name encodes."""
+    """The business key a SageMaker job name encodes.
+
+    >>> key = SageMakerJobKey(Stage.SFM, "0a1b2c3d4e5f6a7b", "r1", 2)
+    >>> key.name, SageMakerJobKey.parse(key.name) == key
+    ('spaceport-sfm-0a1b2c3d4e5f6a7b-r1-a2', True)
+    >>> key.tags()
+    {'spaceport:job': '0a1b2c3d4e5f6a7b', 'spaceport:stage': 'sfm', 'spaceport:run': 'r1'}
+    """
 
     stage: Stage
     job_id: str
@@ -152,3 +289,13 @@ class SageMakerJobKey:
         if match is None:
             raise ValueError(f"{name!r} is not a Spaceport SageMaker job name")
         return cls(Stage(match["stage"]), match["job_id"], match["run_id"], int(match["attempt"]))
+
+    @property
+    def kind(self) -> SageMakerJobKind:
+        kind = stage_service(self.stage).sagemaker_job
+        assert kind is not None, "every job stage's service runs a SageMaker job"
+        return kind
+
+    def tags(self) -> dict[str, str]:
+        """The tags every job of this key carries (cost reports and operators find jobs by them)."""
+        return {"spaceport:job": self.job_id, "spaceport:stage": self.stage.value, "spaceport:run": self.run_id}

@@ -1,12 +1,7 @@
-"""The services' logic as plain functions over :class:`~spaceport.adapters.Ports`.
+"""The services' logic as plain functions over :class:`~spaceport.ports.Ports`.
 
-The Chalice apps in ``services/*/app.py`` only wire these to their queues; the local
-runtime's workers call the same apps.
-
-Example::
-
-    from spaceport.handlers import handle_stage_message, handle_notify_message, process_sqs_batch
-    answer = process_sqs_batch(lambda_event, lambda body: handle_stage_message(Stage.TRAIN, body, ports))
+The Chalice apps in ``services/*/app.py`` only wire these to their queues
+(:mod:`spaceport.service_apps`); the local runtime's workers call the same apps.
 """
 
 from spaceport.handlers.batch import process_sqs_batch

@@ -3,11 +3,14 @@
 Lambda (with ``ReportBatchItemFailures``) and the local queue workers delete the records
 that succeeded and leave the failed ones for SQS to redeliver, then dead-letter.
 
-Example::
-
-    @app.on_sqs_message(queue="spaceport-sfm", batch_size=5)
-    def consume(event):
-        return process_sqs_batch(event.to_dict(), lambda body: handle_stage_message(Stage.SFM, body, ports()))
+>>> records = [{"messageId": name, "body": name, "receiptHandle": "h", "attributes": {}, "messageAttributes": {},
+...             "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+...             "awsRegion": "us-east-1"} for name in ("good", "bad")]
+>>> def handle(body):
+...     if body == "bad":
+...         raise ValueError("not an event")
+>>> process_sqs_batch({"Records": records}, handle)
+{'batchItemFailures': [{'itemIdentifier': 'bad'}]}
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 Both are rendered in HTML and plain text from the same facts.
 
-Example::
-
-    email = success_email(record, links, sender="spaceport@example.com", viewer_url=url)
-    email.subject        # "Your 3D scene is ready (job 0a1b2c3d4e5f6a7b)"
+>>> record = JobRecord(job_id="0a1b2c3d4e5f6a7b", email="pilot@example.com", input_uri="s3://u/p.zip")
+>>> links = ResultLinks(viewer="https://spaceport.example.com/view/0a1b2c3d4e5f6a7b", valid_for_s=7 * 86400)
+>>> email = success_email(record, {"train_psnr": 24.5}, links, sender="spaceport@example.com")
+>>> email.subject, "Held-out PSNR: 24.50 dB" in email.text
+('Your 3D scene is ready (job 0a1b2c3d4e5f6a7b)', True)
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from spaceport.adapters.mail import Email
 from spaceport.contracts.job import JobRecord
 from spaceport.contracts.stages import Stage
+from spaceport.ports import Email
 
 WHAT_TO_TRY = {
     Stage.SFM: "Check that the ZIP holds the flight's photos (JPEG, PNG or TIFF) with plenty of overlap "

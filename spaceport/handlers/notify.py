@@ -5,10 +5,7 @@ the viewer link, photos used, held-out PSNR, output size) and ``SUCCEEDED``; ``J
 the failure email (stage, plain reason, what to try) and ``FAILED``. The job record keeps
 which ``(run, outcome)`` pairs were emailed, claimed with a conditional write before
 sending, so a duplicate or replayed event never sends a second email; a new run does.
-
-Example::
-
-    outcome = handle_notify_message(sqs_record_body, ports)     # "emailed", "duplicate", "stale"
+:func:`handle_notify_message` returns what it did (``"emailed"``, ``"duplicate"``, ``"stale"``).
 """
 
 from __future__ import annotations
@@ -18,39 +15,35 @@ import logging
 from functools import partial
 from typing import Any
 
-from spaceport.adapters.mail import Email
-from spaceport.adapters.ports import Ports
 from spaceport.contracts.events import CompressionCompleted, InvalidEventError, JobFailed, parse_envelope
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
+from spaceport.contracts.layout import CompressOutputs
+from spaceport.contracts.links import status_url, viewer_url
 from spaceport.contracts.stages import Stage
+from spaceport.contracts.topology import Action, action_for
 from spaceport.handlers.email import ResultLinks, failure_email, success_email
+from spaceport.handlers.results import download_links
 from spaceport.handlers.stage import load_message, record_failure, run_once
+from spaceport.ports import Email, Ports
 
 logger = logging.getLogger("spaceport.handlers")
 
-JOB_REPORT = "job-report.json"
+NOTIFY = "notify"
 
 
 def handle_notify_message(body: str | dict[str, Any], ports: Ports, lambda_context: Any = None) -> str:
     """Handle one message from the notify queue; returns what was done."""
     event = parse_envelope(load_message(body))
-    if isinstance(event, CompressionCompleted):
+    routed = action_for(NOTIFY, event.detail_type, event.stage)
+    if routed is Action.EMAIL_SUCCESS and isinstance(event, CompressionCompleted):
         action = partial(on_succeeded, event, ports)
-    elif isinstance(event, JobFailed):
+    elif routed is Action.EMAIL_FAILURE and isinstance(event, JobFailed):
         action = partial(on_failed, event, ports)
     else:
         raise InvalidEventError(f"The notify service does not consume {event.detail_type}.")
     outcome = run_once(ports, f"notify#{event.business_key}", action, lambda_context)
     logger.info("notify service: %s for job %s %s", outcome, event.job_id, event.run_id)
     return outcome
-
-
-def viewer_url(ports: Ports, job_id: str) -> str:
-    return f"{ports.config.public_base_url}/view/{job_id}"
-
-
-def status_url(ports: Ports, job_id: str) -> str:
-    return f"{ports.config.public_base_url}/jobs/{job_id}"
 
 
 def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bool:
@@ -80,10 +73,14 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
     if skip:
         return skip
     # The compress service records its artifacts after publishing; take them from the event too.
-    prefix = event.output_uri or ""
-    artifacts = {**record.artifacts, "compress": prefix, "sog": prefix + "scene.sog"}
+    layout = ports.config.layout
+    artifacts = {
+        **record.artifacts,
+        "compress": layout.run_prefix(Stage.COMPRESS, record.job_id, record.run_id),
+        "sog": layout.output(Stage.COMPRESS, record.job_id, record.run_id, CompressOutputs.SCENE),
+    }
     summary = {**record.summary, **event.summary}
-    report_uri = f"{prefix}{JOB_REPORT}"
+    report_uri = layout.job_report(record.job_id, record.run_id)
     report = {
         "job_id": record.job_id,
         "run_id": record.run_id,
@@ -94,18 +91,10 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
     }
     ports.objects.put_bytes(report_uri, json.dumps(report, indent=2).encode(), "application/json")
     artifacts["report"] = report_uri
-    ttl = ports.config.link_ttl_s
-
-    def link(name: str, filename: str) -> str | None:
-        uri = artifacts.get(name)
-        return ports.objects.presign_get(uri, ttl, filename) if uri else None
-
     links = ResultLinks(
-        viewer=viewer_url(ports, record.job_id),
-        valid_for_s=ttl,
-        sog=link("sog", f"{record.job_id}.sog"),
-        ply=link("ply", f"{record.job_id}.ply"),
-        report=link("report", f"{record.job_id}-report.json"),
+        viewer=viewer_url(ports.config.public_base_url, record.job_id),
+        valid_for_s=ports.config.link_ttl_s,
+        **download_links(ports, record.job_id, artifacts),
     )
     sent = _send_once(
         ports, record, f"{record.run_id}#succeeded", success_email(record, summary, links, ports.config.sender_email)
@@ -129,7 +118,12 @@ def on_failed(event: JobFailed, ports: Ports) -> str:
     if skip:
         return skip
     email = failure_email(
-        record, event.stage, event.error_code, event.reason, ports.config.sender_email, status_url(ports, record.job_id)
+        record,
+        event.stage,
+        event.error_code,
+        event.reason,
+        ports.config.sender_email,
+        status_url(ports.config.public_base_url, record.job_id),
     )
     sent = _send_once(ports, record, f"{record.run_id}#failed", email)
     record_failure(ports, event.job_id, event.run_id, event.stage, event.attempt, event.error_code, event.reason)

@@ -2,13 +2,16 @@
 
 A message is an EventBridge event delivered by SQS. :func:`handle_stage_message` accepts
 
-* the trigger: ``JobRequested`` for this stage, or the previous stage's completion event,
-  which launches the stage's job (attempt 1) and publishes ``StageStarted``;
-* SageMaker's job state change for one of this stage's jobs: ``Completed`` reads the job's
-  report and publishes the completion event; ``Failed``/``Stopped`` retries a transient
-  failure as a new attempt (up to ``max_attempts``), else publishes ``JobFailed``; a job
-  stopped because the user cancelled ends quietly;
-* ``JobCancelled`` for this stage, which stops the running job.
+the events the topology (:data:`~spaceport.contracts.topology.ROUTES`) routes to the stage's
+service, and does what the topology names for each (:class:`~spaceport.contracts.topology.Action`):
+
+* ``START`` (``JobRequested`` for this stage, or the completion event of the stage before):
+  launch the stage's job (attempt 1) and publish ``StageStarted``;
+* ``FOLLOW`` (SageMaker's job state change for one of this stage's jobs): ``Completed`` reads
+  the job's report and publishes the stage's completion event; ``Failed``/``Stopped`` retries
+  a transient failure as a new attempt (up to ``max_attempts``), else publishes ``JobFailed``;
+  a job stopped because the user cancelled ends quietly;
+* ``STOP`` (``JobCancelled`` for this stage): stop the running job.
 
 Every handler is idempotent on ``(job_id, run_id, stage, attempt)``: Powertools'
 idempotency utility runs a message's action once per business key (a duplicate delivery
@@ -16,11 +19,8 @@ gets the first answer), the job record's position says whether the step was alre
 (an archive replayed after the idempotency records expired), the deterministic job name
 makes a second launch a no-op, and the store's conditional write decides a race. Anything that
 is not a well-formed event raises, so the batch reports it and SQS retries it, then
-dead-letters it.
-
-Example::
-
-    outcome = handle_stage_message(Stage.SFM, sqs_record_body, ports)   # "launched", "duplicate", ...
+dead-letters it. :func:`handle_stage_message` returns what it did (``"launched"``,
+``"duplicate"``, ``"completed"``, ...), for logs and tests.
 """
 
 from __future__ import annotations
@@ -31,25 +31,32 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeGuard
 
-from spaceport.adapters.ports import Ports
 from spaceport.contracts.events import (
-    COMPLETION_EVENTS,
     EVENT_SOURCE,
     InvalidEventError,
     JobCancelled,
     JobFailed,
     JobOptions,
     JobRequested,
-    StageCompleted,
+    PipelineEvent,
     StageStarted,
     parse_envelope,
 )
 from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, Phase, position
-from spaceport.contracts.stages import Stage, next_stage
-from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
-from spaceport.handlers.stage_jobs import collect_outputs, stage_input, stage_job_spec, training_model_uri
+from spaceport.contracts.stages import Stage
+from spaceport.contracts.topology import (
+    SAGEMAKER_SOURCE,
+    Action,
+    SageMakerJobKey,
+    action_for,
+    completion_event,
+    stage_service,
+    state_change_fields,
+)
+from spaceport.handlers.stage_jobs import collect_outputs, read_stage_report, stage_input, stage_job_spec
+from spaceport.ports import Ports
 
 logger = logging.getLogger("spaceport.handlers")
 
@@ -102,8 +109,10 @@ def load_message(body: str | dict[str, Any]) -> dict[str, Any]:
 
 def parse_state_change(stage: Stage, envelope: dict[str, Any]) -> JobStateChange:
     """Validate SageMaker's state-change event for one of ``stage``'s jobs."""
-    kind = service(stage.value).sagemaker_job
-    detail_type, name_field, status_field = state_change_fields(kind)  # type: ignore[arg-type]
+    kind = stage_service(stage).sagemaker_job
+    if kind is None:
+        raise InvalidEventError(f"The {stage.value} service runs no SageMaker job.")
+    detail_type, name_field, status_field = state_change_fields(kind)
     detail = envelope.get("detail")
     if envelope.get("detail-type") != detail_type or not isinstance(detail, dict):
         raise InvalidEventError(f"The {stage.value} service expects {detail_type!r} events from SageMaker.")
@@ -132,17 +141,18 @@ def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports,
     action: Callable[[], str]
     if envelope.get("source") == SAGEMAKER_SOURCE:
         change = parse_state_change(stage, envelope)
+        if action_for(stage.value, str(envelope.get("detail-type"))) is not Action.FOLLOW:
+            raise InvalidEventError(f"The {stage.value} service does not follow {envelope.get('detail-type')}.")
         key = f"{envelope['detail-type']}#{change.key.name}#{change.status}"
         action = partial(on_state_change, change, ports)
     elif envelope.get("source") == EVENT_SOURCE:
         event = parse_envelope(envelope)
         key = event.business_key
-        if isinstance(event, JobCancelled):
+        routed = action_for(stage.value, event.detail_type, event.stage)
+        if routed is Action.STOP and isinstance(event, JobCancelled):
             action = partial(on_cancelled, stage, event, ports)
-        elif isinstance(event, JobRequested) and event.stage is stage:
-            action = partial(on_trigger, stage, event.job_id, event.run_id, event.input_uri, event.options, ports)
-        elif isinstance(event, StageCompleted) and next_stage(event.stage) is stage:
-            action = partial(on_trigger, stage, event.job_id, event.run_id, event.output_uri, event.options, ports)
+        elif routed is Action.START:
+            action = partial(on_trigger, stage, event.job_id, event.run_id, _input_of(event), event.options, ports)
         else:
             raise InvalidEventError(
                 f"The {stage.value} service does not consume {event.detail_type} for the {event.stage.value} stage."
@@ -154,7 +164,12 @@ def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports,
     return outcome
 
 
-def _is_live(record: JobRecord | None, run_id: str) -> bool:
+def _input_of(event: PipelineEvent) -> str | None:
+    """What the stage an event starts reads: a request's input, or the output of the stage that completed."""
+    return event.input_uri if isinstance(event, JobRequested) else event.output_uri
+
+
+def _is_live(record: JobRecord | None, run_id: str) -> TypeGuard[JobRecord]:
     """Whether ``run_id`` is the job's current run and that run has not ended."""
     return record is not None and record.run_id == run_id and not record.status.is_final
 
@@ -164,7 +179,7 @@ def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, op
     record = ports.store.get(job_id)
     if not _is_live(record, run_id):
         return "stale"
-    if record.position >= position(run_id, stage, 1, Phase.STARTED):  # type: ignore[union-attr]
+    if record.position >= position(run_id, stage, 1, Phase.STARTED):
         return "duplicate"
     if not input_uri:
         raise InvalidEventError(f"The event that starts {stage.value} for job {job_id} names no input.")
@@ -230,7 +245,7 @@ def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
     # Publish before recording: if recording fails the message is retried and publishes again, and the
     # next stage is idempotent on the event's key; the reverse order could lose the event.
     ports.publisher.publish(
-        COMPLETION_EVENTS[key.stage](
+        completion_event(key.stage)(
             job_id=key.job_id,
             run_id=key.run_id,
             stage=key.stage,
@@ -245,18 +260,6 @@ def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
         key.job_id, completed_at, stage_percent=100.0, artifacts=outputs.artifacts, summary=outputs.summary
     )
     return "completed"
-
-
-def _read_report(key: SageMakerJobKey, ports: Ports) -> dict[str, Any] | None:
-    prefix = ports.config.stage_output_uri(key.stage, key.job_id, key.run_id)
-    if key.stage is Stage.SFM:
-        return ports.objects.read_json(prefix + "report.json")
-    if key.stage is Stage.TRAIN:
-        # The training job writes metrics.json (with the error, on an expected failure) beside the model.
-        return ports.objects.read_json_from_tar(
-            f"{prefix}{key.name}/output/output.tar.gz", "metrics.json"
-        ) or ports.objects.read_json_from_tar(training_model_uri(prefix, key.name), "metrics.json")
-    return ports.objects.read_json(prefix + "metrics.json")
 
 
 def diagnose(stage: Stage, status: str, failure_reason: str | None, report: dict[str, Any] | None) -> Diagnosis:
@@ -284,7 +287,9 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
         return "stale"
     if record.position > position(key.run_id, key.stage, key.attempt, Phase.STARTED):
         return "duplicate"
-    diagnosis = diagnose(key.stage, change.status, change.failure_reason, _read_report(key, ports))
+    diagnosis = diagnose(
+        key.stage, change.status, change.failure_reason, read_stage_report(ports.config, ports.objects, key)
+    )
     if diagnosis.transient and key.attempt < ports.config.max_attempts:
         logger.warning("%s failed (%s); retrying as attempt %d", key.name, diagnosis.reason, key.attempt + 1)
         retry = SageMakerJobKey(key.stage, key.job_id, key.run_id, key.attempt + 1)

@@ -1,27 +1,32 @@
 """What each stage's job is asked to do, and what it left behind.
 
 :func:`stage_job_spec` turns a stage, a job's key and its options into the
-:class:`~spaceport.contracts.jobspec.StageJobSpec` any runner launches. :func:`collect_outputs`
-reads a finished job's report or metrics from S3 and names its artifacts.
+:class:`~spaceport.contracts.jobspec.StageJobSpec` a launcher starts. :func:`collect_outputs`
+reads a finished job's report from S3 and names its artifacts. Every URI comes from the
+deployment's :class:`~spaceport.contracts.layout.ArtifactLayout`.
 
-Example::
-
-    spec = stage_job_spec(config, SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"),
-                          input_uri="s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/", options=JobOptions(preset="quick"))
-    spec.kind, spec.hyperparameters["preset"]     # ("training", "quick")
+>>> from spaceport.config import PipelineConfig
+>>> spec = stage_job_spec(PipelineConfig(), SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"),
+...                       input_uri="s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/", options=JobOptions(preset="quick"))
+>>> spec.kind, spec.hyperparameters["preset"], spec.checkpoint_uri
+('training', 'quick', 's3://spaceport-train/0a1b2c3d4e5f6a7b/r1/outputs/')
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spaceport.adapters.ports import ObjectStore
 from spaceport.config import PipelineConfig
+from spaceport.container import PROGRESS_FILE_ENV, progress_path
 from spaceport.contracts.events import JobOptions
 from spaceport.contracts.jobspec import StageJobSpec
+from spaceport.contracts.layout import CompressOutputs, TrainOutputs
 from spaceport.contracts.stages import Stage
-from spaceport.contracts.topology import SageMakerJobKey, service
+from spaceport.contracts.topology import SageMakerJobKey
+from spaceport.ports import ObjectStore
+from spaceport.progress import JOB_NAME_ENV
 
 # The input name (processing) or channel (training) each stage's job reads.
 INPUT_NAMES = {Stage.SFM: "photos", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
@@ -39,8 +44,13 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
     """The job that runs ``key``'s stage on ``input_uri`` with ``options``."""
     stage = key.stage
     settings = config.stages[stage]
-    output_uri = config.stage_output_uri(stage, key.job_id, key.run_id)
-    environment = {"SPACEPORT_JOB_ID": key.job_id, "SPACEPORT_RUN_ID": key.run_id}
+    output_uri = config.layout.run_prefix(stage, key.job_id, key.run_id)
+    environment = {
+        "SPACEPORT_JOB_ID": key.job_id,
+        "SPACEPORT_RUN_ID": key.run_id,
+        JOB_NAME_ENV: key.name,
+        PROGRESS_FILE_ENV: progress_path(key.kind),
+    }
     hyperparameters: dict[str, str] = {}
     command: tuple[str, ...] = ("spaceport", stage.value)
     checkpoint_uri = None
@@ -55,33 +65,35 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
         if options.steps is not None:
             hyperparameters["steps"] = str(options.steps)
         hyperparameters.update(options.hyperparameters)
-        # One checkpoint folder per run: a Spot interruption or a retried attempt resumes from it.
-        checkpoint_uri = f"{output_uri}checkpoints/"
+        # The job's checkpoint folder also holds its progress and final outputs: SageMaker syncs it
+        # to S3 as it changes, one object per file, so nothing large passes through a Lambda.
+        checkpoint_uri = config.layout.outputs_prefix(stage, key.job_id, key.run_id)
     elif fewer_bands:
         command += ("--sh-bands", str(options.sh_bands))
     return StageJobSpec(
         key=key,
-        kind=service(stage.value).sagemaker_job,  # type: ignore[arg-type]
         command=command,
         inputs={INPUT_NAMES[stage]: input_uri},
         output_uri=output_uri,
+        instance_type=settings.instance_type,
+        volume_gb=settings.volume_gb,
+        max_runtime_s=settings.max_runtime_s,
+        role_arn=settings.role_arn,
+        image_uri=settings.image_uri,
         environment=environment,
         hyperparameters=hyperparameters,
         checkpoint_uri=checkpoint_uri,
-        instance_type=settings.instance_type,
-        max_runtime_s=settings.max_runtime_s,
         use_spot=stage is Stage.TRAIN and config.train_spot,
-        tags={"spaceport:job": key.job_id, "spaceport:stage": stage.value, "spaceport:run": key.run_id},
     )
 
 
 @dataclass(frozen=True)
 class StageOutputs:
-    """What a finished job left: the next stage's input (for training, the plain ``splat.ply``
+    """What a finished job left: the next stage's input (for training, the plain splat
     when the model archive held one), named artifacts, headline figures.
 
-    ``report`` is the job's whole report/metrics (``None`` when it wrote none); an expected
-    failure leaves its ``error`` there.
+    ``report`` is the job's whole report (``None`` when it wrote none); an expected failure
+    leaves its ``error`` there.
     """
 
     output_uri: str
@@ -99,48 +111,37 @@ def _summary(stage: Stage, report: dict[str, Any] | None) -> dict[str, Any]:
     return {f"{stage.value}_{name}": value for name, value in figures.items()}
 
 
-def training_model_uri(output_uri: str, job_name: str) -> str:
-    """Where SageMaker leaves a training job's ``/opt/ml/model``."""
-    return f"{output_uri}{job_name}/output/model.tar.gz"
+def read_stage_report(config: PipelineConfig, objects: ObjectStore, key: SageMakerJobKey) -> dict[str, Any] | None:
+    """The report ``key``'s job wrote, with its figures or, after an expected failure, its error."""
+    return objects.read_json(config.layout.report(key.stage, key.job_id, key.run_id))
 
 
 def collect_outputs(config: PipelineConfig, objects: ObjectStore, key: SageMakerJobKey) -> StageOutputs:
-    """Read what ``key``'s job wrote (its report; for training, the splat out of the model archive)."""
-    stage = key.stage
-    prefix = config.stage_output_uri(stage, key.job_id, key.run_id)
-    if stage is Stage.SFM:
-        report = objects.read_json(prefix + "report.json")
-        artifacts = {"sfm": prefix, "sfm_report": prefix + "report.json"}
-        return StageOutputs(prefix, artifacts, _summary(stage, report), report)
-    if stage is Stage.TRAIN:
-        model = training_model_uri(prefix, key.name)
-        small = f"{prefix}{key.name}/output/output.tar.gz"
-        report = objects.read_json_from_tar(small, "metrics.json")
-        # The user downloads the plain .ply; the archive also holds metrics.json when output.tar.gz does not.
-        wanted = {"splat.ply": prefix + "splat.ply"}
-        if report is None:
-            wanted["metrics.json"] = prefix + "metrics.json"
-        found = objects.extract_from_tar(model, wanted)
-        if report is None and "metrics.json" in found:
-            report = objects.read_json(found["metrics.json"])
-        artifacts = {"train": model}
-        summary = _summary(stage, report)
-        if "splat.ply" in found:
-            artifacts["ply"] = found["splat.ply"]
-            head = objects.head(found["splat.ply"])
-            if head is not None:
-                summary["train_ply_bytes"] = head.size
-        return StageOutputs(artifacts.get("ply", model), artifacts, summary, report)
-    report = objects.read_json(prefix + "metrics.json")
-    artifacts = {"compress": prefix, "sog": prefix + "scene.sog", "compress_metrics": prefix + "metrics.json"}
-    head = objects.head(prefix + "scene.sog")
+    """Name what ``key``'s job wrote and read its report (the small JSON; never a large output)."""
+    stage, layout = key.stage, config.layout
+    prefix = layout.run_prefix(stage, key.job_id, key.run_id)
+    report = read_stage_report(config, objects, key)
     summary = _summary(stage, report)
+    reported = layout.report(stage, key.job_id, key.run_id)
+    if stage is Stage.SFM:
+        return StageOutputs(prefix, {"sfm": prefix, "sfm_report": reported}, summary, report)
+    if stage is Stage.TRAIN:
+        splat = layout.output(stage, key.job_id, key.run_id, TrainOutputs.SPLAT)
+        artifacts = {"train": layout.outputs_prefix(stage, key.job_id, key.run_id), "train_metrics": reported}
+        head = objects.head(splat)
+        if head is not None:
+            artifacts["ply"] = splat
+            summary["train_ply_bytes"] = head.size
+        return StageOutputs(splat, artifacts, summary, report)
+    scene = layout.output(stage, key.job_id, key.run_id, CompressOutputs.SCENE)
+    artifacts = {"compress": prefix, "sog": scene, "compress_metrics": reported}
+    head = objects.head(scene)
     if head is not None:
         summary["compress_sog_bytes"] = head.size
     return StageOutputs(prefix, artifacts, summary, report)
 
 
-def stage_input(stage: Stage, input_uri: str, artifacts: dict[str, str]) -> str:
+def stage_input(stage: Stage, input_uri: str, artifacts: Mapping[str, str]) -> str:
     """A stage's input for a job: the photos for sfm, else the previous stage's artifact."""
     if stage is Stage.SFM:
         return input_uri

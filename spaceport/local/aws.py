@@ -9,12 +9,17 @@ Where moto differs from AWS, the smallest workaround lives here and is named:
   ``EventStartTime`` / ``EventEndTime`` and ``Destination.FilterArns``;
   :func:`_replay_like_eventbridge` makes it honour the window (by the events' ``time``)
   and the filter, as EventBridge does.
+* moto's SageMaker records a job as ``Completed`` the moment it is created, overwrites a job
+  of the same name and has no ``StopTrainingJob``; :func:`_sagemaker_runs_jobs` makes it refuse
+  a name in use (``ResourceInUse``) and what :func:`~spaceport.local.runner.check_request`
+  refuses, and hands each job to the local job runner, which runs it and keeps moto's record
+  of it current (``InProgress``, then ``Completed``/``Failed``/``Stopped`` with its reason).
 
-Example::
-
-    with LocalAws() as aws:
-        boto3.client("s3").create_bucket(Bucket="photos")   # goes to the moto server
-        print(aws.endpoint)                                 # http://127.0.0.1:54321
+>>> import boto3
+>>> with LocalAws() as aws:
+...     _ = boto3.client("s3").create_bucket(Bucket="photos")   # goes to the moto server
+...     aws.endpoint.startswith("http://127.0.0.1:")
+True
 """
 
 from __future__ import annotations
@@ -25,12 +30,18 @@ import os
 import socket
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import message_from_string
 from email.message import Message
 from typing import Any
 
+from spaceport.contracts.topology import SageMakerJobKind
+from spaceport.local.runner import LocalJob, LocalJobRunner, RequestRefused, check_request
+
 REGION = "us-east-1"
+# The job runner the moto server in this process hands SageMaker jobs to (one stack at a time).
+_active_runner: LocalJobRunner | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,10 +54,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalAws:
     """A moto server in a thread of this process, and the environment that points boto3 at it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, runner: LocalJobRunner | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self._server = None
+        self.runner = runner
+        self._server: Any = None
+        self._saved_environ: dict[str, str | None] = {}
 
     @property
     def endpoint(self) -> str:
@@ -68,16 +81,33 @@ class LocalAws:
 
         # The server logs every request; the runtime's own output is what the user reads.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        _replay_like_eventbridge()
+        answer_like_aws()
+        global _active_runner
+        _active_runner = self.runner
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
-        os.environ.update(self.environment())
+        # moto keeps its accounts per process: a new local AWS starts as an empty account.
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+        for name, value in self.environment().items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
         return self
 
     def stop(self) -> None:
+        global _active_runner
+        if self.runner is not None:
+            self.runner.stop_all(timeout_s=self.runner.stop_grace_s + 5)
+        if _active_runner is self.runner:
+            _active_runner = None
         if self._server is not None:
             self._server.stop()
             self._server = None
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ.clear()
 
     def __enter__(self) -> LocalAws:
         return self.start()
@@ -96,6 +126,12 @@ def sent_emails(endpoint: str) -> list[Message]:
         data = json.loads(response.read())
     raw = data.get("ses", {}).get("RawMessage", [])
     return [message_from_string(item["raw_data"]) for item in raw]
+
+
+def answer_like_aws() -> None:
+    """Install the workarounds above into moto (once per process; in-process mocks get them too)."""
+    _replay_like_eventbridge()
+    _sagemaker_runs_jobs()
 
 
 def _replay_like_eventbridge() -> None:
@@ -137,3 +173,79 @@ def _epoch(value: Any) -> float:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     return 0.0
+
+
+def _sagemaker_runs_jobs() -> None:
+    """Make moto's SageMaker refuse what SageMaker refuses and hand each job to the active runner."""
+    from moto.sagemaker.exceptions import SagemakerClientError as SageMakerError
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if getattr(SageMakerResponse.create_processing_job, "_spaceport_runs_jobs", False):
+        return
+    create_processing, create_training = SageMakerResponse.create_processing_job, SageMakerResponse.create_training_job
+
+    def create(response: Any, kind: SageMakerJobKind, original: Callable[[Any], Any]) -> Any:
+        request = json.loads(response.body)
+        backend = response.sagemaker_backend
+        records = backend.processing_jobs if kind == "processing" else backend.training_jobs
+        name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
+        if name in records:
+            raise SageMakerError("ResourceInUse", f"Job {name} already exists.")
+        try:
+            check_request(kind, request)
+        except RequestRefused as refused:
+            raise SageMakerError(refused.code, refused.message) from None
+        result = original(response)
+        record = records[name]
+        _keep_record(record, kind, "InProgress", None)
+        record.environment = request.get("Environment") or {}
+        runner = _active_runner
+        if runner is not None:
+            runner.start(kind, request, on_update=lambda job: _keep_record(record, kind, job.status, job))
+        return result
+
+    def create_processing_job(self: Any) -> Any:
+        return create(self, "processing", create_processing)
+
+    def create_training_job(self: Any) -> Any:
+        return create(self, "training", create_training)
+
+    def stop(response: Any, kind: SageMakerJobKind, name: str) -> Any:
+        from moto.core.responses import EmptyResult
+
+        backend = response.sagemaker_backend
+        records = backend.processing_jobs if kind == "processing" else backend.training_jobs
+        if name not in records:
+            raise SageMakerError("ValidationException", f"Could not find job {name}.")
+        status = records[name].processing_job_status if kind == "processing" else records[name].training_job_status
+        if status in ("Completed", "Failed", "Stopped"):
+            raise SageMakerError("ValidationException", f"The job {name} has already ended ({status}).")
+        if _active_runner is not None:
+            _active_runner.stop(name)
+        else:  # nothing runs the job: it stops at once
+            _keep_record(records[name], kind, "Stopped", None)
+        return EmptyResult()
+
+    def stop_processing_job(self: Any) -> Any:
+        return stop(self, "processing", self._get_param("ProcessingJobName"))
+
+    def stop_training_job(self: Any) -> Any:
+        return stop(self, "training", self._get_param("TrainingJobName"))
+
+    for method in (create_processing_job, create_training_job):
+        method._spaceport_runs_jobs = True  # type: ignore[attr-defined]
+    SageMakerResponse.create_processing_job = create_processing_job
+    SageMakerResponse.create_training_job = create_training_job
+    SageMakerResponse.stop_processing_job = stop_processing_job
+    SageMakerResponse.stop_training_job = stop_training_job
+
+
+def _keep_record(record: Any, kind: SageMakerJobKind, status: str, job: LocalJob | None) -> None:
+    """Write a job's state into moto's record of it, as ``Describe*Job`` answers."""
+    if kind == "processing":
+        record.processing_job_status = status
+    else:
+        record.training_job_status = status
+        record.secondary_status = (job.secondary_status if job else None) or status
+    if job is not None and job.failure_reason:
+        record.failure_reason = job.failure_reason

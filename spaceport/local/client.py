@@ -1,24 +1,43 @@
-"""A small client of the gateway's HTTP API, as the web app uses it (standard library only).
+"""Talking to a local stack: finding the running ``spaceport serve``, its HTTP API, and its archive.
 
-Example::
+``spaceport serve`` leaves :data:`STATE_FILE` (the gateway's URL, its API key, the local AWS
+endpoint) in ``OUT/.stack/``, readable by its owner only; the other commands find the stack
+through it. :class:`GatewayClient` calls the API as the web app does (standard library only).
 
-    api = GatewayClient("http://127.0.0.1:8000", api_key="...")
-    s3_url = api.upload(Path("photos.zip"))
-    job_id = api.create_job(s3_url, "a@b.c", {"preset": "quick"})
-    api.get_job(job_id)["status"]
+>>> api = GatewayClient("http://127.0.0.1:1", api_key="k", timeout_s=0.5)
+>>> try:
+...     api.get_job("0a1b")
+... except GatewayRequestError as error:
+...     print(error.status, "Cannot reach the gateway" in error.message)
+0 True
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from spaceport.api.endpoints import API_KEY_HEADER, IDEMPOTENCY_HEADER
+from spaceport.config import PipelineConfig
+from spaceport.contracts.topology import PIPELINE_BUS, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
-from spaceport.local.http_server import API_KEY_HEADER
+from spaceport.files import write_json_atomic
+from spaceport.local.aws import LocalAws
+from spaceport.local.provision import archive_name
+
+STATE_FILE = "serve.json"
 
 
 class GatewayRequestError(SpaceportError):
@@ -31,6 +50,59 @@ class GatewayRequestError(SpaceportError):
         super().__init__(message, status=status)
         self.status = status
         self.body = body
+
+
+class NoStackError(SpaceportError):
+    code = "no_local_stack"
+    exit_code = ExitCode.NO_LOCAL_STACK
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """What another command needs to reach a running ``spaceport serve``."""
+
+    gateway_url: str
+    api_key: str
+    aws_endpoint: str
+    pid: int
+
+    def api(self) -> GatewayClient:
+        return GatewayClient(self.gateway_url, self.api_key)
+
+    def use(self) -> None:
+        """Point this process's boto3 at the stack's local AWS."""
+        os.environ.update({**LocalAws().environment(), "AWS_ENDPOINT_URL": self.aws_endpoint})
+
+
+def state_file(out_root: Path) -> Path:
+    return out_root / ".stack" / STATE_FILE
+
+
+def write_stack_state(out_root: Path, stack: RunningStack) -> Path:
+    """Leave the state file for the other commands (it holds the API key: owner-readable only)."""
+    path = state_file(out_root)
+    write_json_atomic(path, asdict(stack), mode=0o600)
+    return path
+
+
+def running_stack(out_root: Path) -> RunningStack | None:
+    """The ``spaceport serve`` that left its state in ``out_root``, or ``None`` when none is running."""
+    path = state_file(out_root)
+    if not path.exists():
+        return None
+    try:
+        stack = RunningStack(**json.loads(path.read_text()))
+        os.kill(stack.pid, 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return None
+    return stack
+
+
+def require_running_stack(out_root: Path) -> RunningStack:
+    stack = running_stack(out_root)
+    if stack is None:
+        raise NoStackError("No local stack is running: start `spaceport serve` (in another terminal) first.")
+    return stack
 
 
 class GatewayClient:
@@ -57,8 +129,9 @@ class GatewayClient:
             answer = _decode(error.read())
             detail = answer.get("message") or answer.get("Message") or answer if isinstance(answer, dict) else answer
             raise GatewayRequestError(f"{method} {path} answered {error.code}: {detail}", error.code, answer) from None
-        except urllib.error.URLError as error:
-            raise GatewayRequestError(f"Cannot reach the gateway at {self.base_url}: {error.reason}", 0) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise GatewayRequestError(f"Cannot reach the gateway at {self.base_url}: {reason}", 0) from None
 
     def upload(self, zip_path: Path) -> str:
         """``POST /uploads``, then PUT the ZIP to the presigned URL; returns its ``s3Url``."""
@@ -74,24 +147,65 @@ class GatewayClient:
             raise GatewayRequestError(
                 f"The upload of {zip_path.name} was refused ({error.code}).", error.code
             ) from None
-        return answer["s3Url"]
+        return str(answer["s3Url"])
 
     def create_job(self, s3_url: str, email: str, options: dict[str, Any], idempotency_key: str | None = None) -> str:
         """``POST /jobs``; returns the job id."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
         _, answer = self.request("POST", "/jobs", {"s3Url": s3_url, "email": email, "options": options}, headers)
-        return answer["jobId"]
+        return str(answer["jobId"])
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/jobs/{job_id}")[1]
+        """``GET /jobs/{id}``: the job as the API shows it (progress and links included)."""
+        answer: dict[str, Any] = self.request("GET", f"/jobs/{job_id}")[1]
+        return answer
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """``POST /jobs/{id}/cancel``: stop the running stage's job."""
-        return self.request("POST", f"/jobs/{job_id}/cancel", {})[1]
+        answer: dict[str, Any] = self.request("POST", f"/jobs/{job_id}/cancel", {})[1]
+        return answer
 
     def reprocess(self, job_id: str, from_stage: str, options: dict[str, Any]) -> dict[str, Any]:
         """``POST /jobs/{id}/reprocess``: a new run of the job from ``from_stage``."""
-        return self.request("POST", f"/jobs/{job_id}/reprocess", {"fromStage": from_stage, "options": options})[1]
+        body = {"fromStage": from_stage, "options": options}
+        answer: dict[str, Any] = self.request("POST", f"/jobs/{job_id}/reprocess", body)[1]
+        return answer
+
+
+def replay_archive(since: datetime, until: datetime, consumers: Sequence[str] = ()) -> str:
+    """``StartReplay`` of the pipeline archive between ``since`` and ``until``; waits for it; returns its state.
+
+    With ``consumers`` (service names), only those services' rules on the pipeline bus get
+    the events (``FilterArns``); otherwise every rule on the bus does.
+    """
+    events = boto3.client("events")
+    archive = events.describe_archive(ArchiveName=archive_name(PipelineConfig.from_env()))
+    destination: dict[str, Any] = {"Arn": archive["EventSourceArn"]}
+    if consumers:
+        bus = archive["EventSourceArn"].split("/")[-1]
+        rules = [
+            subscription.rule_name
+            for name in consumers
+            for subscription in service(name).subscriptions
+            if subscription.bus == PIPELINE_BUS
+        ]
+        destination["FilterArns"] = [events.describe_rule(Name=rule, EventBusName=bus)["Arn"] for rule in rules]
+    name = f"spaceport-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    events.start_replay(
+        ReplayName=name,
+        EventSourceArn=archive["ArchiveArn"],
+        EventStartTime=since,
+        EventEndTime=until,
+        Destination=destination,
+    )
+    state = "STARTING"
+    for _ in range(600):
+        state = events.describe_replay(ReplayName=name)["State"]
+        if state in ("COMPLETED", "FAILED", "CANCELLED"):
+            break
+        time.sleep(0.5)
+    print(f"replay {name}: {state} ({since.isoformat()} .. {until.isoformat()})")
+    return str(state)
 
 
 def _decode(raw: bytes) -> Any:

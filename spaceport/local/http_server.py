@@ -9,13 +9,8 @@ Besides the API it serves what the web app needs from the same origin:
   loading one of the app's routes such as ``/jobs/<id>`` or ``/view/<job>``); the app's own
   API calls do not ask for HTML, so ``GET /jobs/{id}`` still reaches the API.
 
-Example::
-
-    server = GatewayServer(load_chalice_app(Path("gateway/app.py")), port=8000,
-                           api_key="k", web_dist=Path("web/dist"))
-    server.start()
-    ...
-    server.stop()
+The local stack starts one with ``GatewayServer(load_chalice_app(gateway_app_py), port, api_key,
+web_dist).start()`` and ends it with ``stop()``.
 """
 
 from __future__ import annotations
@@ -28,9 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from spaceport.local.apps import import_app_module
-
-API_KEY_HEADER = "x-api-key"
+from spaceport.api.endpoints import API_KEY_HEADER
+from spaceport.app_loader import import_app_module
 
 
 def load_chalice_app(app_path: Path, module_name: str = "spaceport_local_gateway_app") -> Any:

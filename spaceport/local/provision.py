@@ -9,13 +9,14 @@ What it creates (all through boto3, so it works against any endpoint):
   EventBridge rule per subscription, on the pipeline bus or the default bus (SageMaker's
   state changes), with the queue as target;
 * the jobs and idempotency tables;
-* the verified SES sender.
+* the verified SES sender;
+* one IAM role per stage's SageMaker job (:func:`job_role_arn`), which SageMaker may assume.
 
-Example::
-
-    with LocalAws():
-        resources = provision(PipelineConfig.from_env())
-        resources.queue_urls["sfm"]      # http://127.0.0.1:.../123456789012/spaceport-sfm
+>>> from spaceport.local.aws import LocalAws
+>>> with LocalAws():
+...     resources = provision(PipelineConfig.from_env())
+...     resources.queue_urls["sfm"].endswith("/123456789012/spaceport-sfm")
+True
 """
 
 from __future__ import annotations
@@ -27,7 +28,20 @@ import boto3
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
 from spaceport.config import PipelineConfig
+from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES, ServiceSpec
+
+# moto's account (every local resource lives in it).
+LOCAL_ACCOUNT_ID = "123456789012"
+SAGEMAKER_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def job_role_arn(stage: Stage) -> str:
+    """The role the local SageMaker jobs of ``stage`` run as."""
+    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/spaceport-{stage.value}-job"
 
 
 def archive_name(config: PipelineConfig) -> str:
@@ -61,6 +75,7 @@ def provision(config: PipelineConfig) -> Provisioned:
         _subscribe(spec, queue_url, config)
     _create_tables(config)
     boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
+    _create_job_roles()
     return provisioned
 
 
@@ -126,3 +141,11 @@ def _create_tables(config: PipelineConfig) -> None:
     dynamodb = boto3.client("dynamodb")
     dynamodb.create_table(**jobs_table_definition(config.jobs_table))
     dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))
+
+
+def _create_job_roles() -> None:
+    iam = boto3.client("iam")
+    for stage in JOB_STAGES:
+        iam.create_role(
+            RoleName=job_role_arn(stage).rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST)
+        )

@@ -1,31 +1,28 @@
-"""The local job runner: SageMaker's processing and training jobs, run as subprocesses.
+"""The local runtime's SageMaker: the jobs SageMaker is asked for, run as local subprocesses.
 
-It implements the :class:`~spaceport.contracts.jobspec.JobLauncher` port, so a stage
-service launches through it exactly as through the SageMaker adapter. For each job it
+The local runtime's moto server records every ``CreateProcessingJob`` / ``CreateTrainingJob``
+(:mod:`spaceport.local.aws` hands each request here), so the stage services launch exactly as
+in AWS, through :class:`~spaceport.adapters.sagemaker_jobs.SageMakerLauncher`. For each request
+the runner does what SageMaker does:
 
-1. claims ``<root>/<job name>/`` (the name is the key: a second ``start`` of the same name
-   finds it and starts nothing, as SageMaker answers a duplicate ``CreateProcessingJob``);
-2. lays out SageMaker's tree in ``<root>/<job name>/ml/`` and downloads the inputs from S3
-   (processing: objects into ``processing/input/``; training: each channel's prefix into
-   ``input/data/<channel>/`` and ``input/config/hyperparameters.json``);
-3. runs the container command (``spaceport sfm``...) with ``SPACEPORT_SAGEMAKER_ROOT``
-   pointing at that tree, streaming its log to ``job.log`` and turning every
-   ``spaceport-progress`` line into a progress callback;
-4. uploads the outputs as SageMaker does (processing: the files of ``processing/output``
-   under the output URI; training: ``model.tar.gz`` and ``output.tar.gz`` under
-   ``<output URI>/<job name>/output/``);
-5. puts SageMaker's state-change event (``source: aws.sagemaker``) on the default bus,
-   with ``FailureReason`` taken from ``/opt/ml/output/failure``.
+1. refuses what SageMaker refuses (:func:`check_request`): an unknown instance type, an
+   oversized hyperparameter or environment value, a missing image or role, a name in use;
+2. lays out ``/opt/ml`` in ``<root>/<job name>/ml/`` and downloads the inputs with the job
+   role's credentials (processing inputs to their ``LocalPath``; training channels,
+   ``hyperparameters.json`` and the checkpoints a retried attempt resumes from);
+3. runs the request's ``ContainerEntrypoint`` (from this checkout's installation: no image is
+   built locally) with its ``Environment``, ``SPACEPORT_SAGEMAKER_ROOT`` pointing at that tree
+   and the local thread cap (:data:`spaceport.compute.THREADS_ENV`), its log in ``job.log``;
+4. while the job runs, uploads what SageMaker uploads as it goes: processing outputs in
+   ``Continuous`` mode and the training job's checkpoint folder;
+5. stops the job at its ``MaxRuntimeInSeconds`` (SIGTERM, then SIGKILL after the grace period,
+   as SageMaker does), uploads the outputs (processing outputs; ``model.tar.gz`` and
+   ``output.tar.gz`` for training), and
+6. writes the final status and ``FailureReason`` into moto's record of the job (so
+   ``Describe*Job`` sees them) and puts SageMaker's state-change event on the default bus.
 
-The job's state lives in ``state.json`` beside it, so ``describe`` and ``stop`` work from
-any thread or process that shares the root (``stop`` sends SIGTERM to the job's process
-group, then SIGKILL after a grace period, as SageMaker does).
-
-Example::
-
-    runner = LocalJobRunner(Path("/tmp/spaceport-jobs"))
-    runner.start(spec)                    # returns at once; the job runs in a thread
-    runner.wait(spec.name, timeout_s=600).status     # "Completed"
+The image URI and the instance type are checked, not used: the job runs on this machine's CPU
+(or CUDA when present), at most ``max_concurrent_jobs`` at once.
 """
 
 from __future__ import annotations
@@ -39,33 +36,41 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import boto3
 
-from spaceport.adapters.s3 import S3Location
-from spaceport.container import ROOT_ENV, ProcessingPaths, TrainingPaths
-from spaceport.contracts.jobspec import JobState, StageJobSpec
-from spaceport.contracts.topology import SAGEMAKER_SOURCE, state_change_fields
+from spaceport.adapters.aws_errors import is_not_found
+from spaceport.compute import THREADS_ENV
+from spaceport.container import ROOT_ENV, SAGEMAKER_ROOT
+from spaceport.contracts.deployment import INSTANCE_TYPES
+from spaceport.contracts.layout import TrainingArchives
+from spaceport.contracts.s3_uri import S3Location
+from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKind, state_change_fields
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
-from spaceport.progress import ProgressEvent
-
-# Called with the job's spec and each progress line it prints.
-ProgressSink = Callable[[StageJobSpec, ProgressEvent], None]
 
 FINAL_STATES = ("Completed", "Failed", "Stopped")
 # SageMaker sends SIGTERM, then SIGKILL when the container has not exited after 30 s.
 STOP_GRACE_S = 30.0
 # Files moved to or from S3 at once when a job's inputs or outputs are synced.
 TRANSFER_THREADS = 8
-_REGION_FALLBACK = "us-east-1"
-_ACCOUNT = "123456789012"
+# How often what SageMaker uploads continuously is looked at.
+SYNC_INTERVAL_S = 1.0
+# SageMaker's documented limits on a request.
+MAX_HYPERPARAMETERS = 100
+MAX_HYPERPARAMETER_VALUE = 2500
+MAX_ENVIRONMENT_ENTRIES = 100
+MAX_ENVIRONMENT_VALUE = 256
+
+# A session with the credentials a job's role gives (the runtime assumes the role; tests may not).
+SessionForRole = Callable[[str], boto3.session.Session]
 
 
 class JobNotFoundError(SpaceportError, LookupError):
@@ -75,311 +80,416 @@ class JobNotFoundError(SpaceportError, LookupError):
     exit_code = ExitCode.LOCAL_JOB_NOT_FOUND
 
 
-class LocalJobRunner:
-    """Runs stage jobs as local subprocesses under SageMaker's directory layout."""
+class RequestRefused(Exception):
+    """SageMaker would refuse this request; ``code`` is the error code it answers with."""
 
-    def __init__(self, root: Path, progress: ProgressSink | None = None, stop_grace_s: float = STOP_GRACE_S) -> None:
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class LocalJob:
+    """One job the runner was asked for: the request as SageMaker got it, and what happened to it."""
+
+    name: str
+    kind: SageMakerJobKind
+    request: dict[str, Any]
+    folder: Path
+    status: str = "InProgress"
+    failure_reason: str | None = None
+    secondary_status: str | None = None
+    created: str = field(default_factory=lambda: _now())
+    ended: str | None = None
+    process: subprocess.Popen[str] | None = None
+    command_started: float | None = None
+    command_ended: float | None = None
+    exit_code: int | None = None
+    stop_requested: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    # Called after each change of status, so moto's record of the job says what Describe*Job answers.
+    on_update: Callable[[LocalJob], None] = field(default=lambda job: None, repr=False)
+
+    @property
+    def ml_root(self) -> Path:
+        return self.folder / "ml"
+
+    def local(self, container_path: str) -> Path:
+        """Where a path inside the container (``/opt/ml/...``) lies in this job's tree."""
+        return self.ml_root / PurePosixPath(container_path).relative_to(SAGEMAKER_ROOT.as_posix())
+
+    @property
+    def max_runtime_s(self) -> float:
+        return float(self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
+
+
+def check_request(kind: SageMakerJobKind, request: dict[str, Any]) -> None:
+    """Refuse what SageMaker refuses, with its error code (``ValidationException`` and kin)."""
+    if kind == "processing":
+        image = request.get("AppSpecification", {}).get("ImageUri")
+        instance = request.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceType")
+    else:
+        image = request.get("AlgorithmSpecification", {}).get("TrainingImage")
+        instance = request.get("ResourceConfig", {}).get("InstanceType")
+        hyperparameters = request.get("HyperParameters") or {}
+        if len(hyperparameters) > MAX_HYPERPARAMETERS:
+            raise RequestRefused("ValidationException", f"At most {MAX_HYPERPARAMETERS} hyperparameters are allowed.")
+        for key, value in hyperparameters.items():
+            if len(str(value)) > MAX_HYPERPARAMETER_VALUE:
+                raise RequestRefused(
+                    "ValidationException",
+                    f"The value of hyperparameter '{key}' is longer than {MAX_HYPERPARAMETER_VALUE} characters.",
+                )
+    environment = request.get("Environment") or {}
+    if len(environment) > MAX_ENVIRONMENT_ENTRIES:
+        raise RequestRefused("ValidationException", f"At most {MAX_ENVIRONMENT_ENTRIES} environment entries.")
+    for key, value in environment.items():
+        if len(str(value)) > MAX_ENVIRONMENT_VALUE:
+            raise RequestRefused("ValidationException", f"Environment value of '{key}' is too long.")
+    if not image:
+        raise RequestRefused("ValidationException", "The job names no container image.")
+    if instance not in INSTANCE_TYPES:
+        raise RequestRefused("ValidationException", f"{instance!r} is not a supported instance type.")
+    if not request.get("RoleArn"):
+        raise RequestRefused("ValidationException", "The job names no role.")
+
+
+class LocalJobRunner:
+    """Runs the jobs moto's SageMaker records, as local subprocesses under SageMaker's layout."""
+
+    def __init__(
+        self,
+        root: Path,
+        session_for_role: SessionForRole | None = None,
+        job_threads: int | None = None,
+        max_concurrent_jobs: int = 1,
+        stop_grace_s: float = STOP_GRACE_S,
+    ) -> None:
         self.root = Path(root).resolve()  # the job runs in its own folder; its paths must not be relative
         self.root.mkdir(parents=True, exist_ok=True)
-        self.progress = progress
+        self.session_for_role = session_for_role or (lambda role_arn: boto3.session.Session())
+        self.job_threads = job_threads
         self.stop_grace_s = stop_grace_s
-        self._threads: dict[str, threading.Thread] = {}
+        self._jobs: dict[str, LocalJob] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_concurrent_jobs)
 
-    # --- the JobLauncher port
+    # --- what moto's SageMaker calls
 
-    def start(self, spec: StageJobSpec) -> bool:
-        job_dir = self.root / spec.name
-        try:
-            job_dir.mkdir()  # atomic: the one caller that creates it runs the job
-        except FileExistsError:
-            return False
-        write_json_atomic(job_dir / "spec.json", _spec_to_dict(spec))
-        now = _now()
-        self._save_state(spec.name, {"status": "InProgress", "pid": None, "created": now, "started": now})
-        thread = threading.Thread(target=self._run, args=(spec, job_dir), name=f"job-{spec.name}", daemon=True)
-        self._threads[spec.name] = thread
-        thread.start()
-        return True
+    def start(
+        self, kind: SageMakerJobKind, request: dict[str, Any], on_update: Callable[[LocalJob], None] | None = None
+    ) -> LocalJob:
+        """Take a job request (already checked with :func:`check_request`) and run it in a thread."""
+        name = request["ProcessingJobName" if kind == "processing" else "TrainingJobName"]
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        job = LocalJob(name=name, kind=kind, request=request, folder=folder)
+        if on_update is not None:
+            job.on_update = on_update
+        with self._lock:
+            if name in self._jobs:
+                raise RequestRefused("ResourceInUse", f"A job named {name} already exists.")
+            self._jobs[name] = job
+        write_json_atomic(folder / "request.json", request)
+        threading.Thread(target=self._run, args=(job,), name=f"job-{name}", daemon=True).start()
+        return job
 
     def stop(self, name: str) -> None:
-        state = self._load_state(name)
-        if state["status"] in FINAL_STATES:
+        """Stop a running job (SIGTERM to its process group, SIGKILL after the grace period)."""
+        job = self._job(name)
+        if job.status in FINAL_STATES:
             return
-        self._save_state(name, {**state, "status": "Stopping"})
-        pid = state.get("pid")
-        if pid:
-            _signal_group(pid, signal.SIGTERM)
-            kill = threading.Timer(self.stop_grace_s, _signal_group, args=(pid, signal.SIGKILL))
-            kill.daemon = True
-            kill.start()
+        job.stop_requested = True
+        job.status = "Stopping"
+        job.on_update(job)
+        if job.process is not None:
+            self._terminate(job)
 
-    def describe(self, name: str) -> JobState:
-        state = self._load_state(name)
-        return JobState(name=name, status=state["status"], failure_reason=state.get("failure_reason"))
+    # --- what the runtime and tests read
 
-    # --- helpers for the runtime and tests
+    def describe(self, name: str) -> LocalJob:
+        return self._job(name)
 
-    def wait(self, name: str, timeout_s: float) -> JobState:
-        """Block until the job ends (or ``timeout_s`` passes) and return its state."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            state = self.describe(name)
-            if state.status in FINAL_STATES:
-                thread = self._threads.get(name)
-                if thread is not None:
-                    thread.join(timeout=max(0.0, deadline - time.monotonic()))
-                return state
-            time.sleep(0.1)
-        return self.describe(name)
+    def wait(self, name: str, timeout_s: float) -> LocalJob:
+        """Block until the job ends (or ``timeout_s`` passes) and return it."""
+        job = self._job(name)
+        job.done.wait(timeout_s)
+        return job
 
     def log_path(self, name: str) -> Path:
         return self.root / name / "job.log"
 
     def running(self) -> list[str]:
-        """Names of the jobs this runner started that have not ended."""
-        return [name for name, thread in self._threads.items() if thread.is_alive()]
+        with self._lock:
+            return [name for name, job in self._jobs.items() if not job.done.is_set()]
 
-    def timings(self, name: str) -> dict[str, Any]:
-        """When the job's command started and ended (epoch seconds), read from its state."""
-        return self._load_state(name)
+    def stop_all(self, timeout_s: float) -> None:
+        for name in self.running():
+            self.stop(name)
+        for name in self.running():
+            self.wait(name, timeout_s)
 
     # --- the job's life
 
-    def _run(self, spec: StageJobSpec, job_dir: Path) -> None:
-        ml_root = job_dir / "ml"
-        status, reason = "Failed", None
-        try:
-            self._download_inputs(spec, ml_root)
-            returncode = self._execute(spec, job_dir, ml_root)
-            stopping = self._load_state(spec.name)["status"] == "Stopping"
-            if stopping:
-                status = "Stopped"
-            elif returncode == 0:
-                status = "Completed"
-            else:
-                failure = ml_root / "output" / "failure"
-                reason = failure.read_text().strip() if failure.exists() else None
-                reason = reason or f"AlgorithmError: the job exited with code {returncode}; see {job_dir / 'job.log'}"
-            if status != "Stopped":
-                # SageMaker uploads what the job left even when it failed, so the report
-                # that explains the failure is readable beside it.
-                self._upload_outputs(spec, ml_root)
-        except Exception as error:  # a runner fault fails the job as SageMaker's InternalServerError would
-            reason = f"InternalServerError: the local job runner failed: {error}"
-            with (job_dir / "job.log").open("a") as log:
-                log.write(f"\n{reason}\n")
-        state = self._load_state(spec.name)
-        self._save_state(spec.name, {**state, "status": status, "failure_reason": reason, "pid": None, "ended": _now()})
-        self._emit_state_change(spec, status, reason, state)
+    def _job(self, name: str) -> LocalJob:
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is None:
+            raise JobNotFoundError(f"No local job named {name!r} was started.")
+        return job
 
-    def _download_inputs(self, spec: StageJobSpec, ml_root: Path) -> None:
-        s3 = _client("s3")
-        if spec.kind == "processing":
-            target = ProcessingPaths(ml_root).input
-            target.mkdir(parents=True, exist_ok=True)
-            for uri in spec.inputs.values():
-                _download_uri(s3, uri, target)
-            ProcessingPaths(ml_root).output.mkdir(parents=True, exist_ok=True)
-        else:
-            paths = TrainingPaths(ml_root)
-            for channel, uri in spec.inputs.items():
-                paths.channel(channel).mkdir(parents=True, exist_ok=True)
-                _download_uri(s3, uri, paths.channel(channel))
-            write_json_atomic(paths.hyperparameters_file, {k: str(v) for k, v in spec.hyperparameters.items()})
-            for folder in (paths.model, paths.checkpoints, ml_root / "output" / "data"):
-                folder.mkdir(parents=True, exist_ok=True)
-            if spec.checkpoint_uri:
-                # A first attempt has no checkpoints yet; a retried one resumes from them.
-                _download_uri(s3, spec.checkpoint_uri, paths.checkpoints, missing_ok=True)
+    def _run(self, job: LocalJob) -> None:
+        with self._slots:
+            try:
+                session = self.session_for_role(job.request["RoleArn"])
+                s3 = session.client("s3")
+                self._download_inputs(job, s3)
+                if not job.stop_requested:
+                    self._execute(job, s3)
+                self._finish(job, s3)
+            except Exception as error:  # a runner fault fails the job as SageMaker's InternalServerError would
+                job.status, job.failure_reason = "Failed", f"InternalServerError: the local job runner failed: {error}"
+                with (job.folder / "job.log").open("a") as log:
+                    log.write(f"\n{job.failure_reason}\n")
+            job.ended = _now()
+            job.on_update(job)
+            try:
+                _put_state_change(job)
+            finally:
+                job.done.set()
 
-    def _execute(self, spec: StageJobSpec, job_dir: Path, ml_root: Path) -> int:
-        env = {**os.environ, **spec.environment, ROOT_ENV: str(ml_root), "PYTHONUNBUFFERED": "1"}
-        command = [_resolve_executable(spec.command[0]), *spec.command[1:]]
-        with (job_dir / "job.log").open("w") as log:
-            process = subprocess.Popen(
+    def _download_inputs(self, job: LocalJob, s3: Any) -> None:
+        if job.kind == "processing":
+            for item in job.request.get("ProcessingInputs", []):
+                source = item["S3Input"]
+                _download(s3, source["S3Uri"], job.local(source["LocalPath"]))
+            for output in _processing_outputs(job):
+                job.local(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+            return
+        for channel in job.request.get("InputDataConfig", []):
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            _download(s3, uri, job.ml_root / "input" / "data" / channel["ChannelName"])
+        hyperparameters = {key: str(value) for key, value in (job.request.get("HyperParameters") or {}).items()}
+        write_json_atomic(job.ml_root / "input" / "config" / "hyperparameters.json", hyperparameters)
+        for folder in ("model", "output/data"):
+            (job.ml_root / folder).mkdir(parents=True, exist_ok=True)
+        checkpoints = job.request.get("CheckpointConfig")
+        if checkpoints:
+            # A first attempt finds nothing; a retried or Spot-restarted one resumes from what is there.
+            _download(s3, checkpoints["S3Uri"], job.local(checkpoints["LocalPath"]), missing_ok=True)
+
+    def _execute(self, job: LocalJob, s3: Any) -> None:
+        spec = job.request.get("AppSpecification") or job.request.get("AlgorithmSpecification") or {}
+        entrypoint = list(spec.get("ContainerEntrypoint") or [])
+        if not entrypoint:
+            raise RuntimeError("the request names no ContainerEntrypoint")
+        env = {**os.environ, **(job.request.get("Environment") or {}), ROOT_ENV: str(job.ml_root)}
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.job_threads is not None:
+            env[THREADS_ENV] = str(self.job_threads)
+        command = [_resolve_executable(entrypoint[0]), *entrypoint[1:]]
+        syncing = _ContinuousSync(s3, self._continuous_folders(job))
+        with (job.folder / "job.log").open("w") as log:
+            job.process = subprocess.Popen(
                 command,
-                stdout=subprocess.PIPE,
+                stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                cwd=job_dir,
+                cwd=job.folder,
                 text=True,
-                bufsize=1,
                 start_new_session=True,
             )
-            state = self._load_state(spec.name)
-            self._save_state(spec.name, {**state, "pid": process.pid, "command_started": time.time()})
-            if state["status"] == "Stopping":  # stopped while its inputs were downloading
-                _signal_group(process.pid, signal.SIGTERM)
-            assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                log.flush()
-                event = ProgressEvent.from_line(line)
-                if event is not None and self.progress is not None:
-                    try:
-                        self.progress(spec, event)
-                    except Exception as error:  # progress is best effort; the job goes on
-                        log.write(f"(progress not recorded: {error})\n")
-            returncode = process.wait()
-        state = self._load_state(spec.name)
-        self._save_state(spec.name, {**state, "command_ended": time.time(), "exit_code": returncode})
-        return returncode
+            job.command_started = time.time()
+            if job.stop_requested:  # stopped while its inputs were downloading
+                self._terminate(job)
+            deadline = time.monotonic() + job.max_runtime_s
+            while job.process.poll() is None:
+                if time.monotonic() >= deadline and not job.stop_requested:
+                    job.secondary_status = "MaxRuntimeExceeded"
+                    job.stop_requested = True
+                    self._terminate(job)
+                syncing.once()
+                time.sleep(0.2)
+            job.exit_code = job.process.returncode
+            job.command_ended = time.time()
+        syncing.once()
 
-    def _upload_outputs(self, spec: StageJobSpec, ml_root: Path) -> None:
-        s3 = _client("s3")
-        bucket, prefix = _split_s3(spec.output_uri)
-        if spec.kind == "processing":
-            output = ProcessingPaths(ml_root).output
-            files = sorted(p for p in output.rglob("*") if p.is_file())
-            _in_parallel(
-                lambda path: s3.upload_file(str(path), bucket, _join_key(prefix, path.relative_to(output).as_posix())),
-                files,
+    def _continuous_folders(self, job: LocalJob) -> list[tuple[Path, str]]:
+        """The folders SageMaker uploads while the job runs, and where to."""
+        if job.kind == "processing":
+            return [
+                (job.local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
+                for output in _processing_outputs(job)
+                if output["S3Output"].get("S3UploadMode") == "Continuous"
+            ]
+        checkpoints = job.request.get("CheckpointConfig")
+        return [(job.local(checkpoints["LocalPath"]), checkpoints["S3Uri"])] if checkpoints else []
+
+    def _finish(self, job: LocalJob, s3: Any) -> None:
+        if job.stop_requested:
+            job.status = "Stopped"
+            if job.secondary_status == "MaxRuntimeExceeded":
+                job.failure_reason = f"The job ran past its limit of {job.max_runtime_s:.0f} s (MaxRuntimeInSeconds)."
+        elif job.exit_code == 0:
+            job.status = "Completed"
+        else:
+            failure = job.ml_root / "output" / "failure"
+            reason = failure.read_text().strip() if failure.exists() else None
+            job.status = "Failed"
+            job.failure_reason = reason or (
+                f"AlgorithmError: the job exited with code {job.exit_code}; see {job.folder / 'job.log'}"
             )
+        if job.status == "Stopped" and job.secondary_status != "MaxRuntimeExceeded":
+            return  # a job stopped on request uploads nothing more
+        # SageMaker uploads what the job left even when it failed, so the report that explains
+        # the failure is readable beside it.
+        if job.kind == "processing":
+            for output in _processing_outputs(job):
+                _upload_folder(s3, job.local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"])
             return
-        paths = TrainingPaths(ml_root)
-        archive_prefix = _join_key(prefix, f"{spec.name}/output")
-        for folder, archive in ((paths.model, "model.tar.gz"), (ml_root / "output" / "data", "output.tar.gz")):
-            tarball = ml_root.parent / archive
+        archive_prefix = f"{job.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job.name}/output/"
+        for folder, archive in (
+            (job.ml_root / "model", TrainingArchives.MODEL),
+            (job.ml_root / "output" / "data", TrainingArchives.OUTPUT),
+        ):
+            tarball = job.folder / archive
             with tarfile.open(tarball, "w:gz") as tar:
                 for path in sorted(folder.rglob("*")):
                     tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
-            s3.upload_file(str(tarball), bucket, f"{archive_prefix}/{archive}")
-        if spec.checkpoint_uri:
-            checkpoint_bucket, checkpoint_prefix = _split_s3(spec.checkpoint_uri)
-            files = sorted(p for p in paths.checkpoints.rglob("*") if p.is_file())
-            _in_parallel(
-                lambda path: s3.upload_file(
-                    str(path),
-                    checkpoint_bucket,
-                    _join_key(checkpoint_prefix, path.relative_to(paths.checkpoints).as_posix()),
-                ),
-                files,
-            )
+            where = S3Location.parse(archive_prefix + archive)
+            s3.upload_file(str(tarball), where.bucket, where.key)
+        for local, uri in self._continuous_folders(job):
+            _upload_folder(s3, local, uri)
 
-    def _emit_state_change(self, spec: StageJobSpec, status: str, reason: str | None, state: dict) -> None:
-        entry = state_change_entry(spec, status, reason, state.get("created"), _now())
-        response = _client("events").put_events(Entries=[entry])
-        if response.get("FailedEntryCount"):
-            raise RuntimeError(f"could not put the state change of {spec.name}: {response['Entries']}")
-
-    # --- state.json
-
-    def _load_state(self, name: str) -> dict[str, Any]:
-        path = self.root / name / "state.json"
-        if not path.exists():
-            raise JobNotFoundError(f"No local job named {name!r} was started.")
-        return json.loads(path.read_text())
-
-    def _save_state(self, name: str, state: dict[str, Any]) -> None:
-        write_json_atomic(self.root / name / "state.json", state)
+    def _terminate(self, job: LocalJob) -> None:
+        assert job.process is not None
+        _signal_group(job.process.pid, signal.SIGTERM)
+        kill = threading.Timer(self.stop_grace_s, _signal_group, args=(job.process.pid, signal.SIGKILL))
+        kill.daemon = True
+        kill.start()
 
 
-def state_change_entry(
-    spec: StageJobSpec, status: str, failure_reason: str | None, created: str | None, ended: str | None
-) -> dict[str, Any]:
-    """The ``PutEvents`` entry of SageMaker's state-change event for ``spec`` in ``status``."""
-    detail_type, name_field, status_field = state_change_fields(spec.kind)
-    region = boto3.session.Session().region_name or _REGION_FALLBACK
-    kind_arn = "processing-job" if spec.kind == "processing" else "training-job"
-    arn = f"arn:aws:sagemaker:{region}:{_ACCOUNT}:{kind_arn}/{spec.name}"
-    tags = [{"Key": key, "Value": value} for key, value in spec.tags.items()]
+def _processing_outputs(job: LocalJob) -> list[dict[str, Any]]:
+    return list(job.request.get("ProcessingOutputConfig", {}).get("Outputs", []))
+
+
+class _ContinuousSync:
+    """Uploads the files that changed in some folders since the last look (SageMaker's Continuous mode)."""
+
+    def __init__(self, s3: Any, folders: Iterable[tuple[Path, str]]) -> None:
+        self.s3 = s3
+        self.folders = list(folders)
+        self.seen: dict[Path, float] = {}
+        self.last = 0.0
+
+    def once(self) -> None:
+        now = time.monotonic()
+        if not self.folders or now - self.last < SYNC_INTERVAL_S:
+            return
+        self.last = now
+        for folder, uri in self.folders:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".partial" not in p.name):
+                try:
+                    stamp = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # replaced while we looked
+                if self.seen.get(path) == stamp:
+                    continue
+                self.seen[path] = stamp
+                where = S3Location.parse(uri).child(path.relative_to(folder).as_posix())
+                self.s3.upload_file(str(path), where.bucket, where.key)
+
+
+def _put_state_change(job: LocalJob) -> None:
+    entry = state_change_entry(job)
+    # SageMaker puts its events on the account's default bus itself (no role of ours is involved).
+    response = boto3.session.Session().client("events").put_events(Entries=[entry])
+    if response.get("FailedEntryCount"):
+        raise RuntimeError(f"could not put the state change of {job.name}: {response['Entries']}")
+
+
+def job_arn(kind: SageMakerJobKind, name: str) -> str:
+    region = boto3.session.Session().region_name or "us-east-1"
+    account = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
+    return f"arn:aws:sagemaker:{region}:{account}:{'processing-job' if kind == 'processing' else 'training-job'}/{name}"
+
+
+def state_change_entry(job: LocalJob) -> dict[str, Any]:
+    """The ``PutEvents`` entry of SageMaker's state-change event for ``job`` in its current state."""
+    detail_type, name_field, status_field = state_change_fields(job.kind)
+    arn = job_arn(job.kind, job.name)
+    request = job.request
     detail: dict[str, Any] = {
-        name_field: spec.name,
-        status_field: status,
-        "CreationTime": created,
-        "LastModifiedTime": ended,
-        "Tags": tags,
+        name_field: job.name,
+        status_field: job.status,
+        "CreationTime": job.created,
+        "LastModifiedTime": job.ended or _now(),
+        "StoppingCondition": request.get("StoppingCondition", {}),
+        "Tags": request.get("Tags", []),
+        "RoleArn": request.get("RoleArn"),
     }
-    if failure_reason:
-        detail["FailureReason"] = failure_reason
-    if spec.kind == "processing":
+    if job.failure_reason:
+        detail["FailureReason"] = job.failure_reason
+    final = job.status in FINAL_STATES
+    if job.kind == "processing":
         detail.update(
             ProcessingJobArn=arn,
-            ProcessingStartTime=created,
-            ProcessingEndTime=ended if status in FINAL_STATES else None,
-            AppSpecification={"ContainerEntrypoint": list(spec.command)},
-            ProcessingInputs=[
-                {"InputName": name, "S3Input": {"S3Uri": uri, "LocalPath": "/opt/ml/processing/input"}}
-                for name, uri in spec.inputs.items()
-            ],
-            ProcessingOutputConfig={
-                "Outputs": [
-                    {
-                        "OutputName": "output",
-                        "S3Output": {"S3Uri": spec.output_uri, "LocalPath": "/opt/ml/processing/output"},
-                    }
-                ]
-            },
-            Environment=dict(spec.environment),
+            ProcessingStartTime=job.created,
+            ProcessingEndTime=job.ended if final else None,
+            AppSpecification=request.get("AppSpecification"),
+            ProcessingInputs=request.get("ProcessingInputs", []),
+            ProcessingOutputConfig=request.get("ProcessingOutputConfig"),
+            ProcessingResources=request.get("ProcessingResources"),
+            Environment=request.get("Environment", {}),
         )
+        if job.secondary_status:
+            detail["ExitMessage"] = job.secondary_status
     else:
-        output = spec.output_uri.rstrip("/")
+        output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         detail.update(
             TrainingJobArn=arn,
-            SecondaryStatus=status,
-            TrainingStartTime=created,
-            TrainingEndTime=ended if status in FINAL_STATES else None,
-            HyperParameters={k: str(v) for k, v in spec.hyperparameters.items()},
-            InputDataConfig=[
-                {"ChannelName": name, "DataSource": {"S3DataSource": {"S3Uri": uri}}}
-                for name, uri in spec.inputs.items()
-            ],
-            OutputDataConfig={"S3OutputPath": spec.output_uri},
-            ModelArtifacts={"S3ModelArtifacts": f"{output}/{spec.name}/output/model.tar.gz"},
+            SecondaryStatus=job.secondary_status or job.status,
+            TrainingStartTime=job.created,
+            TrainingEndTime=job.ended if final else None,
+            HyperParameters=request.get("HyperParameters", {}),
+            InputDataConfig=request.get("InputDataConfig", []),
+            OutputDataConfig=request.get("OutputDataConfig"),
+            ResourceConfig=request.get("ResourceConfig"),
+            ModelArtifacts={"S3ModelArtifacts": f"{output}/{job.name}/output/{TrainingArchives.MODEL}"},
         )
-    return {"Source": SAGEMAKER_SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "Resources": [arn]}
+    return {
+        "Source": SAGEMAKER_SOURCE,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
+        "Resources": [arn],
+    }
 
 
 # --- small helpers
-
-
-def _client(name: str):
-    """A client from a session of its own: boto3's default session is not safe to share across threads."""
-    return boto3.session.Session().client(name)
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _spec_to_dict(spec: StageJobSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "kind": spec.kind,
-        "command": list(spec.command),
-        "inputs": spec.inputs,
-        "output_uri": spec.output_uri,
-        "hyperparameters": spec.hyperparameters,
-        "tags": spec.tags,
-        "environment": spec.environment,
-        "checkpoint_uri": spec.checkpoint_uri,
-    }
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    where = S3Location.parse(uri)
-    return where.bucket, where.key
-
-
-def _join_key(prefix: str, name: str) -> str:
-    return f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
-
-
-def _download_uri(s3, uri: str, target: Path, missing_ok: bool = False) -> None:
+def _download(s3: Any, uri: str, target: Path, missing_ok: bool = False) -> None:
     """An object keeps its file name in ``target``; a prefix keeps its relative layout."""
-    bucket, key = _split_s3(uri)
+    where = S3Location.parse(uri)
+    target.mkdir(parents=True, exist_ok=True)
+    key = where.key
     if key and not key.endswith("/"):
         try:
-            s3.head_object(Bucket=bucket, Key=key)
-            s3.download_file(bucket, key, str(target / Path(key).name))
+            s3.head_object(Bucket=where.bucket, Key=key)
+            s3.download_file(where.bucket, key, str(target / PurePosixPath(key).name))
             return
         except s3.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            if not is_not_found(error):
                 raise
         key += "/"
     transfers: list[tuple[str, Path]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=key):
         for item in page.get("Contents", []):
             relative = item["Key"][len(key) :]
             if not relative or relative.endswith("/"):
@@ -389,7 +499,18 @@ def _download_uri(s3, uri: str, target: Path, missing_ok: bool = False) -> None:
             transfers.append((item["Key"], destination))
     if not transfers and not missing_ok:
         raise FileNotFoundError(f"nothing at {uri}")
-    _in_parallel(lambda transfer: s3.download_file(bucket, transfer[0], str(transfer[1])), transfers)
+    _in_parallel(lambda transfer: s3.download_file(where.bucket, transfer[0], str(transfer[1])), transfers)
+
+
+def _upload_folder(s3: Any, folder: Path, uri: str) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    base = S3Location.parse(uri)
+
+    def upload(path: Path) -> None:
+        where = base.child(path.relative_to(folder).as_posix())
+        s3.upload_file(str(path), where.bucket, where.key)
+
+    _in_parallel(upload, files)
 
 
 def _in_parallel(transfer: Callable[[Any], None], items: list[Any]) -> None:
@@ -415,31 +536,3 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-# --- the one runner of this process
-
-_shared: LocalJobRunner | None = None
-_shared_lock = threading.Lock()
-
-
-def install_shared_runner(runner: LocalJobRunner | None) -> None:
-    """Make ``runner`` the one :func:`shared_runner` returns (the local stack installs its own)."""
-    global _shared
-    with _shared_lock:
-        _shared = runner
-
-
-def shared_runner() -> LocalJobRunner:
-    """The process's local job runner: what a service launches through when ``job_runner`` is ``local``.
-
-    The local stack installs one wired to the job store (progress) and its own job folder;
-    without a stack, one is made over ``$TMPDIR/spaceport-jobs`` with no progress sink.
-    """
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            import tempfile
-
-            _shared = LocalJobRunner(Path(tempfile.gettempdir()) / "spaceport-jobs")
-        return _shared

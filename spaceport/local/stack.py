@@ -1,15 +1,14 @@
 """The whole stack on one machine: local AWS, the topology, the gateway, the workers, the job runner.
 
-Everything runs in this process (threads) except the stage jobs (subprocesses). The
-gateway and the services run the same code as in Lambda; the only local choice is
-``SPACEPORT_JOB_RUNNER=local``, which makes the services launch through this stack's
-:class:`~spaceport.local.runner.LocalJobRunner` instead of SageMaker.
+Everything runs in this process (threads) except the stage jobs (subprocesses). The gateway
+and the services run the same code as in Lambda, launching through the same SageMaker
+adapter: the local moto server hands each job to :class:`~spaceport.local.runner.LocalJobRunner`.
+What differs from AWS is the endpoint, the credentials and the machine the jobs run on.
 
-Example::
-
-    with LocalStack(workdir=Path(".spaceport")) as stack:
-        print(stack.gateway_url, stack.api_key)
-        stack.wait_until_idle()
+>>> import tempfile
+>>> with LocalStack(StackOptions(workdir=Path(tempfile.mkdtemp()), gateway_port=0, web_dist=None)) as stack:
+...     stack.gateway_url.startswith("http://127.0.0.1:"), sorted(stack.workers)
+(True, ['compress', 'notify', 'sfm', 'train'])
 """
 
 from __future__ import annotations
@@ -24,26 +23,24 @@ from pathlib import Path
 
 import boto3
 
-from spaceport.adapters.jobstore import DynamoJobStore
-from spaceport.adapters.ports import default_ports
+from spaceport.adapters import reset_default_ports
 from spaceport.config import PipelineConfig
-from spaceport.contracts.jobspec import StageJobSpec
+from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SERVICES, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.local.aws import LocalAws, free_port
 from spaceport.local.http_server import GatewayServer, load_chalice_app
-from spaceport.local.provision import Provisioned, provision
-from spaceport.local.runner import LocalJobRunner, install_shared_runner
+from spaceport.local.provision import Provisioned, job_role_arn, provision
+from spaceport.local.runner import LocalJobRunner
 from spaceport.local.workers import QueueWorker
-from spaceport.progress import ProgressEvent
 
 logger = logging.getLogger("spaceport.local")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_GATEWAY_PORT = 8000
-# Write a job's percent at most this often; the last update of a stage is always written.
-PROGRESS_INTERVAL_S = 0.5
+# The image each local job request names; the runner checks that one is named and runs this checkout.
+LOCAL_IMAGE_TAG = "local"
 
 
 class StackError(SpaceportError):
@@ -56,12 +53,15 @@ class StackError(SpaceportError):
 @dataclass(frozen=True)
 class StackOptions:
     workdir: Path
-    gateway_port: int = DEFAULT_GATEWAY_PORT
+    gateway_port: int = LOCAL_GATEWAY_PORT
     api_key: str | None = None
     web_dist: Path | None = REPO_ROOT / "web" / "dist"
     # None: the queues' own visibility timeout (6x the consumer timeout), as in AWS.
     visibility_timeout_s: int | None = None
     stop_grace_s: float = 30.0
+    # How many jobs run at once, and the CPU threads each may use (None: every core, for one job at a time).
+    max_concurrent_jobs: int = 1
+    job_threads: int | None = None
 
 
 class LocalStack:
@@ -76,15 +76,19 @@ class LocalStack:
         # Port 0: any free port (tests, and `spaceport run` beside a running `serve`).
         self.gateway_port = options.gateway_port or free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
-        self.aws = LocalAws()
+        cores = len(os.sched_getaffinity(0))
+        self.runner = LocalJobRunner(
+            options.workdir / "jobs",
+            job_threads=options.job_threads or max(1, cores // options.max_concurrent_jobs),
+            max_concurrent_jobs=options.max_concurrent_jobs,
+            stop_grace_s=options.stop_grace_s,
+        )
+        self.aws = LocalAws(runner=self.runner)
         self.workers: dict[str, QueueWorker] = {}
-        self.runner: LocalJobRunner | None = None
         self.config: PipelineConfig | None = None
         self.resources: Provisioned | None = None
         self._gateway: GatewayServer | None = None
         self._saved_environ: dict[str, str | None] = {}
-        self._last_progress: dict[str, float] = {}
-        self._progress_lock = threading.Lock()
         self._log_handler: logging.Handler | None = None
         self._paused: set[str] = set()
         self._workers_lock = threading.Lock()
@@ -105,23 +109,22 @@ class LocalStack:
     def _start(self) -> None:
         self._log_to_file()
         self.aws.start()
+        stage_settings = {}
+        for stage in JOB_STAGES:
+            prefix = f"SPACEPORT_{stage.name}"
+            stage_settings[f"{prefix}_IMAGE"] = f"spaceport-{stage.value}:{LOCAL_IMAGE_TAG}"
+            stage_settings[f"{prefix}_ROLE_ARN"] = job_role_arn(stage)
         self._set_environ(
             {
-                **self.aws.environment(),
-                "SPACEPORT_JOB_RUNNER": "local",
+                **stage_settings,
                 "SPACEPORT_API_KEY": self.api_key,
                 "SPACEPORT_PUBLIC_BASE_URL": self.gateway_url,
             }
         )
-        # The apps build their ports once per process; this stack's endpoint and runner are new.
-        default_ports.cache_clear()
+        # The apps build their ports once per process; this stack's endpoint is new.
+        reset_default_ports()
         self.config = PipelineConfig.from_env()
         self.resources = provision(self.config)
-        self._job_store = DynamoJobStore(boto3.resource("dynamodb").Table(self.config.jobs_table))
-        self.runner = LocalJobRunner(
-            self.options.workdir / "jobs", progress=self._record_progress, stop_grace_s=self.options.stop_grace_s
-        )
-        install_shared_runner(self.runner)
         for spec in SERVICES:
             self._start_worker(spec.name)
         self._supervisor.start()
@@ -144,18 +147,12 @@ class LocalStack:
             self._supervisor.join()
         for worker in self.workers.values():
             worker.stop()
-        if self.runner is not None:
-            for name in self.runner.running():
-                self.runner.stop(name)
-            for name in self.runner.running():
-                self.runner.wait(name, timeout_s=self.options.stop_grace_s + 5)
-            install_shared_runner(None)
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
-        self.aws.stop()
+        self.aws.stop()  # stops the running jobs first
         self._restore_environ()
-        default_ports.cache_clear()
+        reset_default_ports()
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler.close()
@@ -175,7 +172,7 @@ class LocalStack:
         deadline = time.monotonic() + timeout_s
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            busy = bool(self.runner and self.runner.running())
+            busy = bool(self.runner.running())
             for url in self.resources.queue_urls.values() if self.resources else ():
                 attributes = sqs.get_queue_attributes(
                     QueueUrl=url,
@@ -191,16 +188,16 @@ class LocalStack:
             time.sleep(0.2)
         return False
 
-    def pause_worker(self, service: str) -> None:
+    def pause_worker(self, service_name: str) -> None:
         """Stop consuming a service's queue (like disabling its event source mapping)."""
         with self._workers_lock:
-            self._paused.add(service)
-            self.workers[service].stop()
+            self._paused.add(service_name)
+            self.workers[service_name].stop()
 
-    def resume_worker(self, service: str) -> None:
+    def resume_worker(self, service_name: str) -> None:
         with self._workers_lock:
-            self._start_worker(service)
-            self._paused.discard(service)
+            self._start_worker(service_name)
+            self._paused.discard(service_name)
 
     # --- internals
 
@@ -221,16 +218,6 @@ class LocalStack:
                     if not worker.is_alive() and name not in self._paused and not self._stopping.is_set():
                         logger.warning("worker %s died; starting a new one", name)
                         self._start_worker(name)
-
-    def _record_progress(self, spec: StageJobSpec, event: ProgressEvent) -> None:
-        """A job's ``spaceport-progress`` line -> the job record's ``stage_percent``."""
-        now = time.monotonic()
-        with self._progress_lock:  # also serialises the store: a boto3 resource is not thread-safe
-            if event.fraction < 1.0 and now - self._last_progress.get(spec.name, 0.0) < PROGRESS_INTERVAL_S:
-                return
-            self._last_progress[spec.name] = now
-            key = spec.key
-            self._job_store.record_progress(key.job_id, key.run_id, key.stage, key.attempt, event.fraction * 100)
 
     def _log_to_file(self) -> None:
         """Handlers' log lines go to ``stack.log``, so the terminal shows only the progress."""

@@ -12,12 +12,8 @@ visible again after ``retry_delay_s`` (1 s) instead of waiting out the queue's v
 timeout (6x the Lambda timeout, minutes). A worker that dies mid-batch deletes nothing and
 changes nothing, so its messages wait for the visibility timeout, as in AWS.
 
-Example::
-
-    worker = QueueWorker.for_app(service("sfm"), Path("services/sfm/app.py"))
-    worker.start()
-    ...
-    worker.stop()
+The local stack runs one per service: ``QueueWorker.for_app(service("sfm"), sfm_app_py)``,
+``start()`` and, at the end, ``stop()``.
 """
 
 from __future__ import annotations
@@ -34,8 +30,8 @@ from typing import Any
 
 import boto3
 
+from spaceport.app_loader import import_app_module
 from spaceport.contracts.topology import ServiceSpec
-from spaceport.local.apps import import_app_module
 
 logger = logging.getLogger("spaceport.local")
 

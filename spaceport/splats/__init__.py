@@ -1,10 +1,11 @@
 """Gaussian splats in memory and in the standard 3DGS PLY layout (numpy only, no torch).
 
-Example::
-
-    from spaceport.splats import read_ply, write_ply
-    splats = read_ply("splat.ply")
-    write_ply(splats.subset(splats.finite_mask()), "clean.ply")
+>>> import tempfile
+>>> from pathlib import Path
+>>> path = Path(tempfile.mkdtemp()) / "empty.ply"
+>>> _ = write_ply(Splats.empty(0), path)
+>>> len(read_ply(path))
+0
 """
 
 from spaceport.splats.model import SH_C0, Splats, sh_degree_for_rest

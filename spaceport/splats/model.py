@@ -13,10 +13,9 @@ field              shape           meaning
 ``shN``            ``[N, K, 3]``   higher SH bands, K = (degree + 1)^2 - 1 (0..15)
 =================  ==============  ==============================================
 
-Example::
-
-    splats = Splats.empty(0)
-    assert splats.sh_degree == 0 and len(splats) == 0
+>>> splats = Splats.empty(0)
+>>> splats.sh_degree, len(splats)
+(0, 0)
 """
 
 from __future__ import annotations

@@ -6,10 +6,8 @@ channel-major (all of red's higher bands, then green's, then blue's), opacity as
 scales as logs and rotations as (w, x, y, z). Writers include zero normals because some
 viewers expect them; readers accept them absent.
 
-Example::
-
-    write_ply(splats, "scene.ply")
-    again = read_ply("scene.ply")
+``write_ply(splats, path)`` writes atomically and returns ``path``; ``read_ply(path)`` reads it
+back (named errors for anything that is not a 3DGS PLY).
 """
 
 from __future__ import annotations

@@ -3,14 +3,12 @@ import json
 import pytest
 
 from spaceport.contracts import (
-    SERVICES,
     InvalidEventError,
     JobOptions,
     JobRequested,
     SageMakerJobKey,
     SfmCompleted,
     Stage,
-    next_stage,
     parse_envelope,
     parse_event,
     to_put_events_entry,
@@ -75,12 +73,3 @@ def test_sagemaker_job_names_are_valid_and_reversible():
     assert SageMakerJobKey.parse(key.name) == key
     with pytest.raises(ValueError):
         SageMakerJobKey.parse("someone-elses-job")
-
-
-def test_topology_chains_the_stages():
-    consumed = {s.name: {sub.pattern["detail-type"][0] for sub in s.subscriptions} for s in SERVICES}
-    assert "SfmCompleted" in consumed["train"] and "TrainingCompleted" in consumed["compress"]
-    assert {"CompressionCompleted", "JobFailed"} <= consumed["notify"]
-    assert next_stage(Stage.SFM) is Stage.TRAIN and next_stage(Stage.COMPRESS) is None
-    for spec in SERVICES:
-        assert spec.visibility_timeout_s >= 6 * spec.consumer_timeout_s

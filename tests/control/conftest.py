@@ -6,16 +6,18 @@ import pytest
 from control_helpers import API_KEY, REGION, World
 from moto import mock_aws
 
-from spaceport.adapters import default_ports
+from spaceport.adapters import reset_default_ports
 from spaceport.config import PipelineConfig
+from spaceport.local.aws import answer_like_aws
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "SPACEPORT_API_KEY": API_KEY,
-    "SPACEPORT_JOB_RUNNER": "sagemaker",
-    "SPACEPORT_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-jobs",
+    "SPACEPORT_SFM_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-sfm-job",
+    "SPACEPORT_TRAIN_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-train-job",
+    "SPACEPORT_COMPRESS_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-compress-job",
     "SPACEPORT_SFM_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm:1",
     "SPACEPORT_TRAIN_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:1",
     "SPACEPORT_COMPRESS_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-compress:1",
@@ -34,10 +36,11 @@ def _account():
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         for name, value in ENV.items():
             patch.setenv(name, value)
-        default_ports.cache_clear()
+        reset_default_ports()
+        answer_like_aws()
         with mock_aws():
             yield World(PipelineConfig.from_env())
-        default_ports.cache_clear()
+        reset_default_ports()
 
 
 @pytest.fixture

@@ -1,10 +1,7 @@
-"""Adapters against AWS: the SageMaker launcher's requests (botocore Stubber: moto does not refuse duplicate
-names), the config, and S3 archive streaming (moto)."""
+"""Adapters against AWS: the SageMaker launcher's requests (botocore Stubber, to see each request whole),
+the config, idempotency and the shared ports (moto)."""
 
 from __future__ import annotations
-
-import hashlib
-import os
 
 import boto3
 import pytest
@@ -17,8 +14,15 @@ from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.handlers.stage_jobs import stage_job_spec
 
-ROLE = "arn:aws:iam::123456789012:role/spaceport-jobs"
-IMAGES = {Stage.SFM: "sfm:1", Stage.TRAIN: "train:1", Stage.COMPRESS: "compress:1"}
+ROLE = "arn:aws:iam::123456789012:role/spaceport-train-job"
+JOB_ENV = {
+    "SPACEPORT_TRAIN_IMAGE": "train:1",
+    "SPACEPORT_TRAIN_ROLE_ARN": ROLE,
+    "SPACEPORT_COMPRESS_IMAGE": "compress:1",
+    "SPACEPORT_COMPRESS_ROLE_ARN": ROLE,
+    "SPACEPORT_SFM_IMAGE": "sfm:1",
+    "SPACEPORT_SFM_ROLE_ARN": ROLE,
+}
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def sagemaker():
 
 def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
     client, stubber = sagemaker
-    config = PipelineConfig.from_env({"SPACEPORT_TRAIN_MAX_RUNTIME_S": "7200"})
+    config = PipelineConfig.from_env({**JOB_ENV, "SPACEPORT_TRAIN_MAX_RUNTIME_S": "7200"})
     key = SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r2", 3)
     spec = stage_job_spec(config, key, "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/", JobOptions(preset="quick", steps=900))
     expected = {
@@ -55,14 +59,19 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
             }
         ],
         "OutputDataConfig": {"S3OutputPath": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/"},
-        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "ResourceConfig": {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
         "StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400},
         "EnableManagedSpotTraining": True,
         "CheckpointConfig": {
-            "S3Uri": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/checkpoints/",
+            "S3Uri": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/outputs/",
             "LocalPath": "/opt/ml/checkpoints",
         },
-        "Environment": {"SPACEPORT_JOB_ID": "0a1b2c3d4e5f6a7b", "SPACEPORT_RUN_ID": "r2"},
+        "Environment": {
+            "SPACEPORT_JOB_ID": "0a1b2c3d4e5f6a7b",
+            "SPACEPORT_RUN_ID": "r2",
+            "SPACEPORT_JOB_NAME": "spaceport-train-0a1b2c3d4e5f6a7b-r2-a3",
+            "SPACEPORT_PROGRESS_FILE": "checkpoints/progress.json",
+        },
         "RoleArn": ROLE,
         "Tags": [
             {"Key": "spaceport:job", "Value": "0a1b2c3d4e5f6a7b"},
@@ -71,22 +80,23 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
         ],
     }
     stubber.add_response("create_training_job", {"TrainingJobArn": "arn:x"}, expected)
-    assert SageMakerLauncher(client, ROLE, IMAGES).start(spec) is True
+    assert SageMakerLauncher(client).start(spec) is True
 
 
 def test_a_job_that_exists_already_starts_nothing(sagemaker):
     client, stubber = sagemaker
-    spec = stage_job_spec(PipelineConfig(), SageMakerJobKey(Stage.SFM, "abc", "r1"), "s3://u/p.zip", JobOptions())
+    config = PipelineConfig.from_env(JOB_ENV)
+    spec = stage_job_spec(config, SageMakerJobKey(Stage.SFM, "abc", "r1"), "s3://u/p.zip", JobOptions())
     stubber.add_client_error(
         "create_processing_job", service_error_code="ResourceInUse", service_message="Job name must be unique"
     )
-    assert SageMakerLauncher(client, ROLE, IMAGES).start(spec) is False
+    assert SageMakerLauncher(client).start(spec) is False
 
 
 def test_processing_job_and_stop_of_an_ended_job(sagemaker):
     client, stubber = sagemaker
     spec = stage_job_spec(
-        PipelineConfig(),
+        PipelineConfig.from_env(JOB_ENV),
         SageMakerJobKey(Stage.COMPRESS, "abc", "r1"),
         "s3://spaceport-train/abc/r1/j/output/model.tar.gz",
         JobOptions(sh_bands=1),
@@ -114,7 +124,12 @@ def test_processing_job_and_stop_of_an_ended_job(sagemaker):
                 "ImageUri": "compress:1",
                 "ContainerEntrypoint": ["spaceport", "compress", "--sh-bands", "1"],
             },
-            "Environment": {"SPACEPORT_JOB_ID": "abc", "SPACEPORT_RUN_ID": "r1"},
+            "Environment": {
+                "SPACEPORT_JOB_ID": "abc",
+                "SPACEPORT_RUN_ID": "r1",
+                "SPACEPORT_JOB_NAME": "spaceport-compress-abc-r1-a1",
+                "SPACEPORT_PROGRESS_FILE": "processing/output/progress.json",
+            },
             "RoleArn": ROLE,
             "Tags": ANY,
         },
@@ -122,7 +137,7 @@ def test_processing_job_and_stop_of_an_ended_job(sagemaker):
     stubber.add_client_error(
         "stop_processing_job", service_error_code="ValidationException", service_message="The job is not in progress"
     )
-    launcher = SageMakerLauncher(client, ROLE, IMAGES)
+    launcher = SageMakerLauncher(client)
     assert launcher.start(spec) is True
     launcher.stop(spec.name)  # already ended: nothing to do, no error
 
@@ -131,22 +146,16 @@ def test_config_reads_the_environment_once():
     config = PipelineConfig.from_env(
         {
             "SPACEPORT_UPLOADS_BUCKET": "u",
-            "SPACEPORT_JOB_RUNNER": "local",
             "SPACEPORT_PUBLIC_BASE_URL": "https://x.example/",
             "SPACEPORT_TRAIN_SPOT": "0",
             "SPACEPORT_SFM_INSTANCE": "ml.c6i.4xlarge",
         }
     )
-    assert (config.uploads_bucket, config.job_runner, config.public_base_url, config.train_spot) == (
-        "u",
-        "local",
-        "https://x.example",
-        False,
-    )
+    assert (config.uploads_bucket, config.public_base_url, config.train_spot) == ("u", "https://x.example", False)
     assert config.stages[Stage.SFM].instance_type == "ml.c6i.4xlarge"
-    assert config.stage_output_uri(Stage.COMPRESS, "j", "r2") == "s3://spaceport-compressed/j/r2/"
+    assert config.layout.run_prefix(Stage.COMPRESS, "j", "r2") == "s3://spaceport-compressed/j/r2/"
     with pytest.raises(ConfigError):
-        PipelineConfig.from_env({"SPACEPORT_JOB_RUNNER": "kubernetes"})
+        PipelineConfig.from_env({"SPACEPORT_TRAIN_SPOT": "maybe"})
     with pytest.raises(ConfigError):
         PipelineConfig.from_env({"SPACEPORT_MAX_ATTEMPTS": "three"})
 
@@ -181,28 +190,17 @@ def test_once_only_runs_an_action_once_and_a_failed_one_again(world):
 def test_default_ports_serve_every_thread(world):
     import threading
 
-    from spaceport.adapters import default_ports
+    from spaceport.adapters import default_ports, reset_default_ports
 
-    mine = default_ports()
+    mine = default_ports("gateway")
     theirs = []
-    threads = [threading.Thread(target=lambda: theirs.append(default_ports().store.get("none"))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: theirs.append(default_ports("gateway").store.get("none"))) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert theirs == [None] * 4 and default_ports() is mine
-    default_ports.cache_clear()
-    assert default_ports() is not mine
-
-
-def test_a_large_archive_member_streams_to_s3_in_parts(world):
-    # Over boto3's 8 MB multipart threshold, read once, front to back, from a gzip stream.
-    splat = os.urandom(12 * 1024**2)
-    world.put_tar("s3://spaceport-train/j1/r1/model.tar.gz", {"model/splat.ply": splat, "metrics.json": b"{}"})
-    found = world.ports.objects.extract_from_tar(
-        "s3://spaceport-train/j1/r1/model.tar.gz",
-        {"splat.ply": "s3://spaceport-train/j1/r1/splat.ply", "absent.txt": "s3://spaceport-train/j1/r1/absent.txt"},
-    )
-    assert found == {"splat.ply": "s3://spaceport-train/j1/r1/splat.ply"}
-    copied = boto3.client("s3").get_object(Bucket="spaceport-train", Key="j1/r1/splat.ply")["Body"].read()
-    assert hashlib.sha256(copied).digest() == hashlib.sha256(splat).digest()
+    assert theirs == [None] * 4 and default_ports("gateway") is mine
+    reset_default_ports()
+    assert default_ports("gateway") is not mine

@@ -9,6 +9,8 @@ import requests
 from chalice.test import Client
 from control_helpers import API_KEY, load_app
 
+from spaceport.contracts.stages import Stage
+
 
 @pytest.fixture
 def client(world):
@@ -204,3 +206,26 @@ def test_openapi_describes_every_route(world, client):
     assert described == served
     assert document["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
     assert "preset" in document["components"]["schemas"]["JobOptions"]["properties"]
+
+
+def test_progress_shows_only_the_running_attempts_progress_file(world, client):
+    """The job writes progress.json where SageMaker uploads it as it changes; the API shows it, for the
+    running attempt only: the same path in AWS as on a laptop."""
+    from spaceport.api import create_job
+    from spaceport.handlers import handle_stage_message
+
+    photos = world.put_zip()
+    job_id = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com"}).body["jobId"]
+    progress_uri = f"s3://spaceport-sfm/{job_id}/r1/progress.json"
+    running = {"fraction": 0.4, "message": "matching", "elapsed_s": 30.0, "eta_s": 45.0}
+    world.put_json(progress_uri, {**running, "job": f"spaceport-sfm-{job_id}-r1-a1"})
+    _, queued = get(client, f"/jobs/{job_id}")
+    assert "progress" not in queued and queued["stage_percent"] == 0  # not started yet
+    [requested] = [e for e in world.published() if e["detail-type"] == "JobRequested"]
+    assert handle_stage_message(Stage.SFM, json.dumps(requested), world.ports) == "launched"
+    _, view = get(client, f"/jobs/{job_id}")
+    assert view["stage_percent"] == 40.0
+    assert view["progress"]["etaS"] == 45.0 and view["progress"]["message"] == "matching"
+    world.put_json(progress_uri, {**running, "job": f"spaceport-sfm-{job_id}-r1-a2"})  # another attempt's file
+    _, view = get(client, f"/jobs/{job_id}")
+    assert "progress" not in view and view["stage_percent"] == 0

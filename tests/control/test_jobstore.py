@@ -43,16 +43,6 @@ def test_transitions_only_move_forward(world):
     assert not store.transition("nope", started)
 
 
-def test_progress_only_for_the_running_attempt(world):
-    store = world.ports.store
-    store.create(_record())
-    assert not store.record_progress("abc123", "r1", Stage.SFM, 1, 40)  # not started yet
-    store.transition("abc123", position("r1", Stage.SFM, 1, Phase.STARTED), status=JobStatus.RUNNING)
-    assert store.record_progress("abc123", "r1", Stage.SFM, 1, 40)
-    assert not store.record_progress("abc123", "r1", Stage.TRAIN, 1, 50)
-    assert store.get("abc123").stage_percent == 40
-
-
 def test_failure_error_and_notification_claims(world):
     store = world.ports.store
     store.create(_record())

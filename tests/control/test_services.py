@@ -20,7 +20,6 @@ from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.handlers import diagnose, handle_notify_message, handle_stage_message, process_sqs_batch
 from spaceport.handlers.stage import _launch
-from spaceport.handlers.stage_jobs import training_model_uri
 
 SFM_REPORT = {
     "status": "succeeded",
@@ -69,16 +68,11 @@ def complete_sfm(world, job_id, run_id="r1", attempt=1, ports=None) -> str:
 
 def complete_train(world, job_id, run_id="r1", attempt=1) -> str:
     key = SageMakerJobKey(Stage.TRAIN, job_id, run_id, attempt)
-    prefix = f"s3://spaceport-train/{job_id}/{run_id}/"
-    # The training job writes metrics.json beside splat.ply in /opt/ml/model (so into model.tar.gz).
-    world.put_tar(
-        training_model_uri(prefix, key.name),
-        {
-            "splat.ply": b"ply\nformat binary_little_endian 1.0\n" + bytes(500),
-            "metrics.json": json.dumps(TRAIN_METRICS).encode(),
-            "renders/0.png": b"\x89PNG",
-        },
-    )
+    # The training job writes its splat and metrics into its checkpoint folder, which SageMaker
+    # syncs file by file to the run's outputs/ folder.
+    outputs = f"s3://spaceport-train/{job_id}/{run_id}/outputs/"
+    world.ports.objects.put_bytes(outputs + "splat.ply", b"ply\nformat binary_little_endian 1.0\n" + bytes(500))
+    world.put_json(outputs + "metrics.json", TRAIN_METRICS)
     return run_stage(world, Stage.TRAIN, state_change(key, "Completed"))
 
 
@@ -124,7 +118,10 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     assert complete_train(world, job_id) == "completed"
     assert run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted")) == "launched"
     compress_input = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-compress-{job_id}-r1-a1")
-    assert compress_input["ProcessingInputs"][0]["S3Input"]["S3Uri"] == f"s3://spaceport-train/{job_id}/r1/splat.ply"
+    assert (
+        compress_input["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+        == f"s3://spaceport-train/{job_id}/r1/outputs/splat.ply"
+    )
     assert complete_compress(world, job_id) == "completed"
 
     completion = last(world, "CompressionCompleted")
@@ -146,7 +143,7 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     record = world.ports.store.get(job_id)
     assert record.status is JobStatus.SUCCEEDED and record.runs[0].status is JobStatus.SUCCEEDED
     assert record.summary["sfm_images_registered"] == 23 and record.summary["train_psnr"] == 27.31
-    assert record.artifacts["ply"] == f"s3://spaceport-train/{job_id}/r1/splat.ply"
+    assert record.artifacts["ply"] == f"s3://spaceport-train/{job_id}/r1/outputs/splat.ply"
     assert world.ports.objects.head(record.artifacts["ply"]).size > 500
 
     [raw] = world.sent_emails()
@@ -279,7 +276,7 @@ def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     assert handle_notify_message(last(world, "CompressionCompleted"), world.ports) == "emailed"
     record = world.ports.store.get(job_id)
     assert record.run_id == "r2" and record.status is JobStatus.SUCCEEDED and len(world.sent_emails()) == 2
-    assert world.ports.objects.head(f"s3://spaceport-train/{job_id}/r1/splat.ply") is not None
+    assert world.ports.objects.head(f"s3://spaceport-train/{job_id}/r1/outputs/splat.ply") is not None
 
 
 def test_lambda_apps_import_no_heavy_modules():
@@ -349,17 +346,14 @@ def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world)
     assert world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Stopped"
 
 
-def test_a_training_failure_is_explained_by_the_metrics_in_the_model_archive(world):
+def test_a_training_failure_is_explained_by_the_metrics_it_left(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
     complete_sfm(world, job_id)
     run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
     key = SageMakerJobKey(Stage.TRAIN, job_id, "r1", 1)
     error = {"code": "too_few_points", "message": "The reconstruction has too few points to train from."}
-    world.put_tar(
-        training_model_uri(f"s3://spaceport-train/{job_id}/r1/", key.name),
-        {"metrics.json": json.dumps({"error": error}).encode()},
-    )
+    world.put_json(f"s3://spaceport-train/{job_id}/r1/outputs/metrics.json", {"error": error})
     assert run_stage(world, Stage.TRAIN, state_change(key, "Failed", "AlgorithmError: exit 31")) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert (failed["stage"], failed["error_code"], failed["reason"]) == ("train", "too_few_points", error["message"])

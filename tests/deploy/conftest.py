@@ -38,7 +38,7 @@ def synthesised(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
     stack = SpaceportStack(
         app,
         "spaceport-test",
-        settings=InfraSettings(stage="test", sender_email="ops@example.org", operator_email="oncall@example.org"),
+        settings=InfraSettings(deployment="test", sender_email="ops@example.org", operator_email="oncall@example.org"),
     )
     assembly = app.synth()
     template_file = Path(assembly.get_stack_by_name("spaceport-test").template_full_path)

@@ -28,12 +28,12 @@ from spaceport_infra.chalice_apps import (
     BATCH_ITEM_FAILURES,
     DeployStepError,
     enable_batch_item_failures,
-    fetch_stage_parameters,
+    fetch_deployment_parameters,
     install_api_key,
     placeholders,
     publish_site,
+    render_deployment,
     render_policy,
-    render_stage,
     vendor_shared_package,
 )
 from spaceport_infra.imports import import_closure
@@ -152,9 +152,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             continue
         copy = _copy_app(app, tmp_path_factory.mktemp(app.name) / app.name)
         vendor_shared_package(copy)
-        render_stage(
-            copy, "test", {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_JOB_RUNNER": "sagemaker"}, fake_arns()
-        )
+        render_deployment(copy, "test", {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_MAX_ATTEMPTS": "3"}, fake_arns())
         out = copy.directory.parent / "package"
         command = [str(chalice), "package", "--stage", "test", str(out)]
         merge = copy.directory / ".chalice" / "batch-item-failures.json"
@@ -321,10 +319,10 @@ def test_finish_installs_the_api_key_without_dropping_the_environment(aws, tmp_p
 def test_prepare_reads_the_stacks_parameters(aws):
     ssm = boto3.client("ssm")
     with pytest.raises(DeployStepError, match="deploy-infra"):
-        fetch_stage_parameters(ssm, "test")
+        fetch_deployment_parameters(ssm, "test")
     ssm.put_parameter(Name=f"{env_path('test')}SPACEPORT_BUS_NAME", Value="spaceport", Type="String")
     ssm.put_parameter(Name=arn_parameter("test", "JobsTableArn"), Value="arn:aws:dynamodb:x", Type="String")
-    env, arns = fetch_stage_parameters(ssm, "test")
+    env, arns = fetch_deployment_parameters(ssm, "test")
     assert env == {"SPACEPORT_BUS_NAME": "spaceport"} and arns == {"JobsTableArn": "arn:aws:dynamodb:x"}
 
 
@@ -403,7 +401,7 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
         )["LayerVersionArn"]
         app = _copy_app(sfm, tmp_path / "sfm")
         vendor_shared_package(app)
-        render_stage(app, "test", {"SPACEPORT_BUS_NAME": "spaceport"}, arns)
+        render_deployment(app, "test", {"SPACEPORT_BUS_NAME": "spaceport"}, arns)
         chalice = [str(Path(sys.executable).with_name("chalice")), "deploy", "--stage", "test"]
 
         def deploy() -> None:

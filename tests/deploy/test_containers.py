@@ -245,9 +245,10 @@ def test_train_entrypoint_runs_as_a_training_job(sample_sfm, tmp_path):
     )
     result = _run(root, "train")
     assert result.returncode == 0, result.stderr[-3000:]
-    splats = read_ply(root / "model" / "splat.ply")
+    # Everything lands in the checkpoint folder, which SageMaker syncs to S3 file by file.
+    splats = read_ply(root / "checkpoints" / "splat.ply")
     assert splats.means.shape[0] > 0
-    assert json.loads((root / "model" / "metrics.json").read_text())
+    assert json.loads((root / "checkpoints" / "metrics.json").read_text())
     assert not (root / "output" / "failure").exists()
 
 

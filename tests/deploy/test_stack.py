@@ -242,7 +242,6 @@ def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised):
     assert recording.asked - tuning <= env, (recording.asked - tuning) - env
     assert parameters[env_path("test") + "SPACEPORT_TRAIN_INSTANCE"] == "ml.g5.2xlarge"
     assert parameters[env_path("test") + "SPACEPORT_COMPRESS_INSTANCE"] == "ml.g4dn.xlarge"
-    assert parameters[env_path("test") + "SPACEPORT_JOB_RUNNER"] == "sagemaker"
     arns = {name.removeprefix(arn_path("test")) for name in parameters if name.startswith(arn_path("test"))}
     assert arns == set(ARN_KEYS)
     rules = {name.removeprefix(rules_path("test")) for name in parameters if name.startswith(rules_path("test"))}
@@ -278,12 +277,17 @@ def test_template_passes_cfn_lint(synthesised):
 def test_settings_refuse_what_cannot_deploy():
     from spaceport_infra.settings import InfraSettings, InfraSettingsError
 
-    context = {"stage": "dev", "archive_retention_days": "30", "train_spot": "false", "train_instance": "ml.g5.4xlarge"}
+    context = {
+        "deployment": "dev",
+        "archive_retention_days": "30",
+        "train_spot": "false",
+        "train_instance": "ml.g5.4xlarge",
+    }
     settings = InfraSettings.from_context(context.get)
-    assert (settings.stage, settings.archive_retention_days, settings.train_spot) == ("dev", 30, False)
-    assert settings.instance_type[next(s for s in settings.instance_type if s.value == "train")] == "ml.g5.4xlarge"
+    assert (settings.deployment, settings.archive_retention_days, settings.train_spot) == ("dev", 30, False)
+    assert settings.machines[next(s for s in settings.machines if s.value == "train")].instance_type == "ml.g5.4xlarge"
     for bad in (
-        {"stage": "Prod!"},
+        {"deployment": "Prod!"},
         {"sender_email": "nobody"},
         {"runs_to_infrequent_access_days": 7},
         {"uploads_expire_days": 0},

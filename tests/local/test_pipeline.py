@@ -83,11 +83,17 @@ def stack_record(stack, job_id: str) -> JobRecord:
 
 
 def _follow(stack, job_id: str, run_id: str, timeout_s: float) -> tuple[JobRecord, list]:
+    """The job's steps as observed: the record's position, and the percent the API shows (from the
+    running job's progress file, as in AWS)."""
+    from spaceport.local.client import GatewayClient
+
+    api = GatewayClient(stack.gateway_url, stack.api_key)
     seen: list[tuple[str, str, int, float]] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         record = stack_record(stack, job_id)
-        step = (record.status.value, record.stage.value, record.position, record.stage_percent)
+        view = api.get_job(job_id)
+        step = (record.status.value, record.stage.value, record.position, float(view["stage_percent"]))
         if not seen or seen[-1] != step:
             seen.append(step)
         if record.run_id == run_id and record.status.is_final:
@@ -209,7 +215,8 @@ def test_a_worker_killed_mid_job_is_redelivered_and_the_job_runs_once(stack, obs
 
 
 def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_path, capsys):
-    from spaceport.local.cli import save_outputs, status_main
+    from spaceport.local.commands import status_main
+    from spaceport.local.results import save_outputs
 
     out_dir = save_outputs(first_run.record, tmp_path, stack.aws.endpoint)
     assert out_dir == tmp_path / first_run.job_id
@@ -222,20 +229,23 @@ def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_pat
 
 
 def test_archive_replay_sends_the_window_again_and_changes_nothing(stack, observer, first_run):
-    from spaceport.local.cli import replay_archive
+    from spaceport.local.client import replay_archive
 
     jobs_before = job_names(stack.options.workdir, "spaceport-")
     emails_before = len(stack.aws.sent_emails())
     position_before = stack_record(stack, first_run.job_id).position
     # A window before the job replays none of its events (moto needs the runtime's window fix for this).
-    assert replay_archive(first_run.posted_at - timedelta(hours=2), first_run.posted_at - timedelta(hours=1)) == 0
+    assert (
+        replay_archive(first_run.posted_at - timedelta(hours=2), first_run.posted_at - timedelta(hours=1))
+        == "COMPLETED"
+    )
     assert observer.pipeline_events(first_run.job_id, replayed=True) == []
     # The job's window replays all of it; every consumer sees a duplicate and does nothing.
-    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(UTC)) == 0
+    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(UTC)) == "COMPLETED"
     replayed = observer.pipeline_events(first_run.job_id, replayed=True)
     assert [e["detail-type"] for e in replayed] == PIPELINE_ORDER
     # Replayed to notify's rules only (FilterArns): the observer's rule is not among them.
-    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(UTC), ["notify"]) == 0
+    assert replay_archive(first_run.posted_at - timedelta(seconds=2), datetime.now(UTC), ["notify"]) == "COMPLETED"
     assert len(observer.pipeline_events(first_run.job_id, replayed=True)) == len(replayed)
     assert stack.wait_until_idle(timeout_s=30)
     assert job_names(stack.options.workdir, "spaceport-") == jobs_before

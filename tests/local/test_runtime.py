@@ -1,7 +1,8 @@
-"""The local runtime's own parts, on a moto server: job runner, gateway server, replay window.
+"""The local runtime's own parts, on a moto server: its SageMaker, the gateway server, the replay window.
 
-Fast (seconds): the jobs here are small Python commands run exactly as the stage jobs are,
-in a subprocess under SageMaker's layout.
+Fast (seconds): the jobs here are small Python commands, launched through the same SageMaker
+adapter the stage services use and run as the stage jobs are, in a subprocess under
+SageMaker's layout.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from spaceport.adapters.sagemaker_jobs import LaunchError, SageMakerLauncher
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
+from spaceport.local.runner import LocalJobRunner
 
 # A stand-in job: reports progress, writes an output (and a model for training), then ends as asked.
 JOB = """
@@ -43,10 +47,11 @@ if mode == "slow":
 
 
 @pytest.fixture(scope="module")
-def aws():
+def aws(tmp_path_factory):
     from spaceport.local.aws import LocalAws
 
-    with LocalAws() as local:
+    runner = LocalJobRunner(tmp_path_factory.mktemp("jobs"), stop_grace_s=5)
+    with LocalAws(runner=runner) as local:
         s3, sqs, events = boto3.client("s3"), boto3.client("sqs"), boto3.client("events")
         for bucket in ("in-bucket", "out-bucket"):
             s3.create_bucket(Bucket=bucket)
@@ -69,32 +74,43 @@ def _state_changes(aws) -> list[dict]:
     return found
 
 
-def _spec(stage: Stage, kind: str, mode: str, attempt: int = 1) -> StageJobSpec:
-    inputs = {"photos": "s3://in-bucket/u/photos.zip"} if kind == "processing" else {"sfm": "s3://in-bucket/u/"}
-    return StageJobSpec(
-        key=SageMakerJobKey(stage, "job1", "r1", attempt),
-        kind=kind,  # type: ignore[arg-type]
+def _spec(stage: Stage, mode: str, attempt: int = 1, **changes) -> StageJobSpec:
+    key = SageMakerJobKey(stage, "job1", "r1", attempt)
+    inputs = {"photos": "s3://in-bucket/u/photos.zip"} if key.kind == "processing" else {"sfm": "s3://in-bucket/u/"}
+    fields = dict(
+        key=key,
         command=(Path(sys.executable).name, "-c", JOB, mode),
         inputs=inputs,
         output_uri=f"s3://out-bucket/job1/r1/{stage.value}/",
-        hyperparameters={"steps": "5"},
-        tags={"spaceport:job": "job1"},
+        instance_type="ml.c6i.2xlarge",
+        volume_gb=10,
+        max_runtime_s=600,
+        role_arn="arn:aws:iam::123456789012:role/test-job",
+        image_uri="test:1",
+        hyperparameters={"steps": "5"} if key.kind == "training" else {},
+        environment={"SPACEPORT_JOB_NAME": key.name, "SPACEPORT_PROGRESS_FILE": "processing/output/progress.json"}
+        if key.kind == "processing"
+        else {},
     )
+    return StageJobSpec(**{**fields, **changes})
 
 
-def test_a_processing_job_runs_under_sagemakers_layout_and_reports_completion(aws, tmp_path):
-    from spaceport.local.runner import LocalJobRunner
+def _launcher() -> SageMakerLauncher:
+    return SageMakerLauncher(boto3.client("sagemaker"))
 
-    progress = []
-    runner = LocalJobRunner(tmp_path, progress=lambda spec, event: progress.append(event.fraction))
-    spec = _spec(Stage.SFM, "processing", "ok")
-    assert runner.start(spec) is True
-    assert runner.start(spec) is False, "a second start of the same name starts nothing"
-    assert runner.wait(spec.name, timeout_s=60).status == "Completed"
-    assert progress == [0.5]
+
+def test_a_processing_job_runs_under_sagemakers_layout_and_reports_completion(aws):
+    spec = _spec(Stage.SFM, "ok")
+    launcher = _launcher()
+    assert launcher.start(spec) is True
+    assert launcher.start(spec) is False, "a second start of the same name starts nothing (ResourceInUse)"
+    assert aws.runner.wait(spec.name, timeout_s=60).status == "Completed"
+    assert launcher.describe(spec.name).status == "Completed"
     s3 = boto3.client("s3")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="out-bucket", Prefix="job1/r1/sfm/")["Contents"])
-    assert keys == ["job1/r1/sfm/report.json", "job1/r1/sfm/sub/extra.txt"]
+    assert keys == ["job1/r1/sfm/progress.json", "job1/r1/sfm/report.json", "job1/r1/sfm/sub/extra.txt"]
+    progress = json.loads(s3.get_object(Bucket="out-bucket", Key="job1/r1/sfm/progress.json")["Body"].read())
+    assert (progress["fraction"], progress["job"]) == (0.5, spec.name), "uploaded while it ran (Continuous mode)"
     report = s3.get_object(Bucket="out-bucket", Key="job1/r1/sfm/report.json")["Body"].read().decode()
     assert "processing/input/photos.zip" in report
     [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
@@ -103,16 +119,13 @@ def test_a_processing_job_runs_under_sagemakers_layout_and_reports_completion(aw
     assert event["resources"] == [event["detail"]["ProcessingJobArn"]]
 
 
-def test_a_training_job_uploads_model_and_output_archives(aws, tmp_path):
+def test_a_training_job_uploads_model_and_output_archives(aws):
     import io
     import tarfile
 
-    from spaceport.local.runner import LocalJobRunner
-
-    runner = LocalJobRunner(tmp_path)
-    spec = _spec(Stage.TRAIN, "training", "ok")
-    runner.start(spec)
-    assert runner.wait(spec.name, timeout_s=60).status == "Completed"
+    spec = _spec(Stage.TRAIN, "ok", instance_type="ml.g5.2xlarge")
+    _launcher().start(spec)
+    assert aws.runner.wait(spec.name, timeout_s=60).status == "Completed"
     body = (
         boto3.client("s3")
         .get_object(Bucket="out-bucket", Key=f"job1/r1/train/{spec.name}/output/model.tar.gz")["Body"]
@@ -128,40 +141,62 @@ def test_a_training_job_uploads_model_and_output_archives(aws, tmp_path):
     assert event["detail"]["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"{spec.name}/output/model.tar.gz")
 
 
-def test_a_failed_job_carries_its_failure_reason(aws, tmp_path):
-    from spaceport.local.runner import LocalJobRunner
-
-    runner = LocalJobRunner(tmp_path)
-    spec = _spec(Stage.SFM, "processing", "fail", attempt=2)
-    runner.start(spec)
-    state = runner.wait(spec.name, timeout_s=60)
-    assert (state.status, state.failure_reason) == ("Failed", "Only 2 photos could be placed.")
+def test_a_failed_job_carries_its_failure_reason(aws):
+    spec = _spec(Stage.SFM, "fail", attempt=2)
+    _launcher().start(spec)
+    job = aws.runner.wait(spec.name, timeout_s=60)
+    assert (job.status, job.failure_reason) == ("Failed", "Only 2 photos could be placed.")
+    assert _launcher().describe(spec.name).failure_reason == "Only 2 photos could be placed."
     [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
     assert event["detail"]["FailureReason"] == "Only 2 photos could be placed."
 
 
-def test_stop_ends_a_running_job_as_stopped(aws, tmp_path):
-    from spaceport.local.runner import LocalJobRunner
-
-    runner = LocalJobRunner(tmp_path, stop_grace_s=5)
-    spec = _spec(Stage.SFM, "processing", "slow", attempt=3)
-    runner.start(spec)
+def test_stop_ends_a_running_job_as_stopped(aws):
+    spec = _spec(Stage.SFM, "slow", attempt=3)
+    launcher = _launcher()
+    launcher.start(spec)
     deadline = time.monotonic() + 30
-    while not runner.log_path(spec.name).exists() or "half way" not in runner.log_path(spec.name).read_text():
+    log = aws.runner.log_path(spec.name)
+    while not log.exists() or "half way" not in log.read_text():
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.1)
     started = time.monotonic()
-    runner.stop(spec.name)
-    assert runner.wait(spec.name, timeout_s=20).status == "Stopped"
+    launcher.stop(spec.name)
+    assert aws.runner.wait(spec.name, timeout_s=20).status == "Stopped"
     assert time.monotonic() - started < 10, "SIGTERM, not the 60 s sleep, ended the job"
-    runner.stop(spec.name)  # stopping an ended job leaves it as it is
-    assert runner.describe(spec.name).status == "Stopped"
+    launcher.stop(spec.name)  # stopping an ended job leaves it as it is
+    assert launcher.describe(spec.name).status == "Stopped"
     [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
     assert event["detail"]["ProcessingJobStatus"] == "Stopped"
 
 
+def test_a_job_past_its_time_limit_is_stopped_and_says_so(aws):
+    spec = _spec(Stage.COMPRESS, "slow", max_runtime_s=1)
+    _launcher().start(spec)
+    job = aws.runner.wait(spec.name, timeout_s=30)
+    assert (job.status, job.secondary_status) == ("Stopped", "MaxRuntimeExceeded")
+    [event] = [e for e in _state_changes(aws) if e["detail"].get("ProcessingJobName") == spec.name]
+    assert "MaxRuntimeInSeconds" in event["detail"]["FailureReason"]
+
+
+@pytest.mark.parametrize(
+    "changes, refusal",
+    [
+        ({"instance_type": "ml.p9.mega"}, "not a supported instance type"),
+        ({"hyperparameters": {"notes": "x" * 2501}}, "longer than 2500"),
+        ({"image_uri": ""}, "No container image"),
+    ],
+)
+def test_requests_sagemaker_refuses_are_refused_locally_too(aws, changes, refusal):
+    spec = _spec(Stage.TRAIN, "ok", attempt=7, **changes)
+    with pytest.raises(LaunchError, match=refusal):
+        _launcher().start(spec)
+    with pytest.raises(ClientError):
+        boto3.client("sagemaker").describe_training_job(TrainingJobName=spec.name)
+
+
 def test_describe_of_an_unknown_job_is_a_named_error(tmp_path):
-    from spaceport.local.runner import JobNotFoundError, LocalJobRunner
+    from spaceport.local.runner import JobNotFoundError
 
     with pytest.raises(JobNotFoundError):
         LocalJobRunner(tmp_path).describe("spaceport-sfm-nope-r1-a1")

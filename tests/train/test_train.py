@@ -222,7 +222,7 @@ def test_sagemaker_training_job_layout(sample_sfm, tmp_path, monkeypatch):
         json.dumps({"preset": "quick", "steps": "20", "resolution_scale": "0.25", "eval_every": "10"})
     )
     assert main([]) == 0
-    assert (tmp_path / "model" / "splat.ply").is_file()
-    assert json.loads((tmp_path / "model" / "config.json").read_text())["steps"] == 20
-    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["steps"] == 20
+    assert (tmp_path / "checkpoints" / "splat.ply").is_file()
+    assert json.loads((tmp_path / "checkpoints" / "config.json").read_text())["steps"] == 20
+    assert json.loads((tmp_path / "checkpoints" / "metrics.json").read_text())["steps"] == 20
     assert (tmp_path / "checkpoints" / TrainOutputs.CHECKPOINT).is_file()

@@ -19,7 +19,7 @@ from web_browser import console_errors, run_browser, skip_unless_served_as_page
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("spaceport_sfm.cli") is None or importlib.util.find_spec("spaceport.local.cli") is None,
+    pytest.mark.skipif(importlib.util.find_spec("spaceport_sfm.cli") is None or importlib.util.find_spec("spaceport.local.commands") is None,
                        reason="needs the SfM job and the local runtime (spaceport serve)"),
 ]
 

@@ -17,7 +17,7 @@ import pytest
 from web_browser import console_errors, pixel_spread, run_browser, skip_unless_served_as_page
 
 # The modules a job needs to go from photos to a .sog (checked before any fixture does work).
-PIPELINE_MODULES = ("spaceport_sfm.cli", "spaceport_train.cli", "spaceport_compress.cli", "spaceport.local.cli")
+PIPELINE_MODULES = ("spaceport_sfm.cli", "spaceport_train.cli", "spaceport_compress.cli", "spaceport.local.commands")
 MISSING = [module for module in PIPELINE_MODULES if importlib.util.find_spec(module) is None]
 
 pytestmark = [

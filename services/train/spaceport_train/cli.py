@@ -1,12 +1,9 @@
 """``spaceport train``: SfM output -> trained 3D Gaussian splat; also the SageMaker training entrypoint.
 
-With ``SFM_DIR OUT_DIR`` it runs locally; with no positional arguments it runs as a SageMaker
-training job: the ``sfm`` channel in, hyperparameters as overrides, ``/opt/ml/model`` out,
-``/opt/ml/checkpoints`` for checkpoints (SageMaker syncs it, so a Spot restart resumes).
-
-Example::
-
-    spaceport train out/sfm out/train --preset quick --max-gaussians 20000
+With ``SFM_DIR OUT_DIR`` it runs locally (``spaceport train out/sfm out/train --preset quick``);
+with no positional arguments it runs as a SageMaker training job: the ``sfm`` channel in,
+hyperparameters as overrides, and everything out into ``/opt/ml/checkpoints``, which SageMaker
+syncs to S3 as it changes (so a Spot restart resumes, and each output is an object of its own).
 """
 
 from __future__ import annotations
@@ -70,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def sagemaker_job() -> None:
             config = TrainConfig.from_hyperparameters(paths.hyperparameters())
-            train(paths.channel(SFM_CHANNEL), paths.model, config, checkpoint_dir=paths.checkpoints)
+            # Into the checkpoint folder, which SageMaker syncs to S3 file by file as it changes:
+            # the splat, metrics and progress land as objects of their own, beside the checkpoint.
+            train(paths.channel(SFM_CHANNEL), paths.checkpoints, config, checkpoint_dir=paths.checkpoints)
 
         return run_job(sagemaker_job, failure_file=paths.failure)
 

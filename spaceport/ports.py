@@ -1,0 +1,130 @@
+"""The ports the gateway and the services work through, and the values that cross them.
+
+Handlers take a :class:`Ports` bundle, never boto3 clients; :mod:`spaceport.adapters` holds
+the boto3 adapters behind each port, and a test may put any object of the same shape in its
+place. Dependencies point one way: :mod:`spaceport.contracts` <- this module <- the adapters
+and the handlers <- the apps.
+
+>>> Email("a@b.co", "spaceport@example.com", "Hi", "text", "<p>html</p>").to_mime()[:5]
+b'From:'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any, Protocol
+
+from spaceport.config import PipelineConfig
+from spaceport.contracts.events import PipelineEvent
+from spaceport.contracts.job import JobRecord
+from spaceport.contracts.jobspec import StageJobSpec
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """``created`` is False when the job already existed; ``fingerprint`` is then the stored one."""
+
+    created: bool
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a launcher knows of a launched job."""
+
+    name: str
+    status: str  # SageMaker's: InProgress | Completed | Failed | Stopping | Stopped
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Email:
+    """One message in HTML and plain text; its MIME bytes are what SES sends and ``.eml`` keeps."""
+
+    to: str
+    sender: str
+    subject: str
+    text: str
+    html: str
+
+    def to_mime(self) -> bytes:
+        """The message as ``multipart/alternative`` MIME (text first, HTML preferred)."""
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = self.to
+        message["Subject"] = self.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain=self.sender.rsplit("@", 1)[-1])
+        message.set_content(self.text)
+        message.add_alternative(self.html, subtype="html")
+        return message.as_bytes()
+
+
+class JobStore(Protocol):
+    def create(self, record: JobRecord, fingerprint: str = "") -> CreateResult: ...
+    def get(self, job_id: str) -> JobRecord | None: ...
+    def list_by_email(self, email: str, limit: int = 50) -> list[JobRecord]: ...
+    def transition(self, job_id: str, to_position: int, **changes: Any) -> bool: ...
+    def claim_notification(self, job_id: str, marker: str) -> bool: ...
+    def release_notification(self, job_id: str, marker: str) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, event: PipelineEvent) -> None: ...
+
+
+class ObjectStore(Protocol):
+    def head(self, uri: str) -> ObjectHead | None: ...
+    def read_prefix(self, uri: str, length: int) -> bytes: ...
+    def read_json(self, uri: str) -> dict[str, Any] | None: ...
+    def put_bytes(self, uri: str, data: bytes, content_type: str = ...) -> None: ...
+    def has_prefix(self, uri: str) -> bool: ...
+    def presign_get(self, uri: str, expires_s: int, filename: str | None = None) -> str: ...
+    def presign_put(self, uri: str, expires_s: int) -> str: ...
+
+
+class Mailer(Protocol):
+    def send(self, email: Email) -> str: ...
+
+
+class Idempotency(Protocol):
+    def run(self, key: str, action: Callable[[], str], lambda_context: Any = None) -> str: ...
+
+
+class JobLauncher(Protocol):
+    """How a stage service starts, stops and looks at its job (SageMaker, or whatever stands in for it)."""
+
+    def start(self, spec: StageJobSpec) -> bool:
+        """Start the job; ``False`` when a job of that name already exists (nothing started)."""
+        ...
+
+    def stop(self, name: str) -> None:
+        """Ask a running job to stop; a job that already ended is left as it is."""
+        ...
+
+    def describe(self, name: str) -> JobState:
+        """The job's current state."""
+        ...
+
+
+@dataclass
+class Ports:
+    """Everything a handler talks to. ``launcher`` is only needed by the stage services;
+    without ``idempotency`` the job record's positions alone keep handlers idempotent."""
+
+    config: PipelineConfig
+    store: JobStore
+    publisher: EventPublisher
+    objects: ObjectStore
+    mailer: Mailer
+    launcher: JobLauncher | None = None
+    idempotency: Idempotency | None = None

@@ -1,0 +1,48 @@
+"""The Chalice app of every queue-consuming service, made one way: each ``services/*/app.py`` is one call.
+
+An app consumes its service's queue (named by the topology), builds the process's ports once
+(:func:`~spaceport.adapters.default_ports`) and hands each SQS record to the service's plain
+handler through Powertools' batch processor, which reports failed records back to SQS.
+``app.py`` must keep both names at module level: Chalice's deployment points Lambda at
+``app.consume``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from chalice import Chalice
+from chalice.app import SQSEvent
+
+from spaceport.adapters import default_ports
+from spaceport.contracts.stages import Stage
+from spaceport.contracts.topology import service
+from spaceport.handlers import handle_notify_message, handle_stage_message, process_sqs_batch
+from spaceport.ports import Ports
+
+MessageHandler = Callable[[str, Ports, Any], str]
+
+
+def queue_service_app(name: str, handle: MessageHandler) -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]:
+    """``(app, consume)`` for the service ``name``: ``consume`` handles one batch of its queue."""
+    spec = service(name)
+    app = Chalice(app_name=f"spaceport-{name}")
+
+    @app.on_sqs_message(queue=spec.queue_name, batch_size=spec.batch_size)
+    def consume(event: SQSEvent) -> dict[str, Any]:
+        ports = default_ports(name)
+        return process_sqs_batch(event.to_dict(), lambda body: handle(body, ports, event.context), event.context)
+
+    return app, consume
+
+
+def stage_service_app(stage: Stage) -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]:
+    """The app of the service that runs ``stage``'s SageMaker job."""
+    return queue_service_app(stage.value, partial(handle_stage_message, stage))
+
+
+def notify_service_app() -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]:
+    """The app that emails each run's outcome."""
+    return queue_service_app("notify", handle_notify_message)
