@@ -7,7 +7,8 @@
     * reads the stack's SSM parameters (``/spaceport/<deployment>/env/*`` and ``arn/*``) and
       writes them into ``.chalice/config.json`` (the Chalice stage's ``environment_variables`` and
       ``layers``): names and ARNs only, nothing secret;
-    * renders ``.chalice/policy-template.json`` into ``.chalice/policy-<deployment>.json``.
+    * writes the app's IAM policy (its unit's grants in :mod:`spaceport.contracts.units`, with the
+      stack's ARNs) into ``.chalice/policy-<deployment>.json``.
 
 ``finish`` (after ``chalice deploy``)
     Chalice cannot set ``FunctionResponseTypes`` on an SQS event source, so the services'
@@ -33,7 +34,6 @@ import json
 import mimetypes
 import os
 import shutil
-import string
 import sys
 import tempfile
 import time
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from spaceport.api.endpoints import API_KEY_HEADER
+from spaceport.contracts.units import UNITS
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
@@ -51,6 +52,8 @@ from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, arn_path
 
 SHARED_PACKAGE = "spaceport"
 BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+# For `chalice package --merge-template`: the same setting in the SAM template, for every service.
+BATCH_ITEM_FAILURES_TEMPLATE = REPO_ROOT / "infra" / "chalice" / "batch-item-failures.json"
 
 
 class DeployStepError(SpaceportError):
@@ -98,25 +101,17 @@ def config_path(app: ChaliceApp) -> Path:
     return app.directory / ".chalice" / "config.json"
 
 
-def policy_template_path(app: ChaliceApp) -> Path:
-    return app.directory / ".chalice" / "policy-template.json"
-
-
 def policy_path(app: ChaliceApp, deployment: str) -> Path:
     return app.directory / ".chalice" / f"policy-{deployment}.json"
 
 
-def placeholders(app: ChaliceApp) -> set[str]:
-    """The ``${Key}`` names the app's policy template uses."""
-    return set(string.Template(policy_template_path(app).read_text()).get_identifiers())
-
-
 def render_policy(app: ChaliceApp, arns: Mapping[str, str]) -> dict[str, Any]:
-    """The app's IAM policy with the stack's ARNs filled in."""
-    missing = placeholders(app) - set(arns)
+    """The app's IAM policy (its unit's grants, :mod:`spaceport.contracts.units`) with the stack's ARNs filled in."""
+    unit = UNITS[app.name]
+    missing = unit.placeholders() - set(arns)
     if missing:
-        raise DeployStepError(f"{policy_template_path(app)} names {sorted(missing)}, which the stack does not output.")
-    return json.loads(string.Template(policy_template_path(app).read_text()).substitute(arns))
+        raise DeployStepError(f"The {app.name} policy names {sorted(missing)}, which the stack does not output.")
+    return unit.policy(arns)
 
 
 def render_deployment(app: ChaliceApp, deployment: str, env: Mapping[str, str], arns: Mapping[str, str]) -> None:

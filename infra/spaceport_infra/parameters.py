@@ -17,6 +17,7 @@ from __future__ import annotations
 from spaceport.config import PipelineConfig
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SERVICES
+from spaceport.contracts.units import job_role_key, queue_arn_key, repository_key
 
 ROOT = "/spaceport"
 # The API key is a secret: the stack keeps it in Secrets Manager, and the deploy step copies it
@@ -44,12 +45,7 @@ def arn_parameter(deployment: str, key: str) -> str:
     return f"{arn_path(deployment)}{key}"
 
 
-def queue_arn_key(service_name: str) -> str:
-    """``"sfm"`` -> ``"SfmQueueArn"``."""
-    return f"{service_name.capitalize()}QueueArn"
-
-
-# Every key the stack writes under arn/; policy templates may use exactly these.
+# Every key the stack writes under arn/; the units' policies may use exactly these.
 ARN_KEYS: tuple[str, ...] = (
     "Partition",
     "Region",
@@ -63,11 +59,11 @@ ARN_KEYS: tuple[str, ...] = (
     "IdempotencyTableArn",
     "EventBusArn",
     "ArchiveArn",
-    "SageMakerRoleArn",
+    *(job_role_key(stage) for stage in JOB_STAGES),
     "SenderIdentityArn",
     "SenderEmail",
     "PowertoolsLayerArn",
     "ApiKeySecretArn",
     *(queue_arn_key(spec.name) for spec in SERVICES),
-    *(f"{stage.value.capitalize()}RepositoryArn" for stage in JOB_STAGES),
+    *(repository_key(stage) for stage in JOB_STAGES),
 )

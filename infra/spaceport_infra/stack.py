@@ -66,8 +66,9 @@ from spaceport.config import PipelineConfig, StageSettings
 from spaceport.contracts.events import EVENT_SOURCE
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, ServiceSpec, Subscription
+from spaceport.contracts.units import job_role_key, job_unit, queue_arn_key, repository_key
 from spaceport_infra.apps import APPS, lambda_function_names
-from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, env_path, queue_arn_key, rules_path
+from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, env_path, rules_path
 from spaceport_infra.settings import InfraSettings
 
 BUS_NAME = "spaceport"
@@ -104,9 +105,10 @@ class SpaceportStack(cdk.Stack):
         self._site()
         self._event_plumbing()
         self._tables()
-        self._images_and_role()
+        self._images_and_roles()
         self._identity_and_secret()
         self._alarms_and_dashboard()
+        self._job_policies()
         self._parameters()
 
     # --- storage -------------------------------------------------------------------------
@@ -308,7 +310,7 @@ class SpaceportStack(cdk.Stack):
 
     # --- images and the SageMaker role -----------------------------------------------------
 
-    def _images_and_role(self) -> None:
+    def _images_and_roles(self) -> None:
         self.repositories = {
             stage: ecr.Repository(
                 self,
@@ -321,59 +323,23 @@ class SpaceportStack(cdk.Stack):
             )
             for stage in JOB_STAGES
         }
-        role = iam.Role(
-            self,
-            "SageMakerRole",
-            role_name=f"spaceport-sagemaker-{self.settings.deployment}",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="What Spaceport's SageMaker jobs may touch: the pipeline's buckets only",
-        )
-        # Inputs: photos (sfm), the SfM tree (train), the model archive (compress); and the Spot
-        # checkpoints a resumed training job reads back (<job>/<run>/checkpoints/ in the train bucket).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadInputs",
-                actions=["s3:GetObject"],
-                resources=[
-                    self.uploads.arn_for_objects("*"),
-                    *(self.stage_buckets[name].arn_for_objects("*") for name in ("sfm", "train")),
-                ],
+        # One role per stage's job, holding only what its unit grants (attached once every ARN exists).
+        self.job_roles = {
+            stage: iam.Role(
+                self,
+                f"{stage.value.capitalize()}JobRole",
+                role_name=job_unit(stage).role_name(self.settings.deployment),
+                assumed_by=iam.ServicePrincipal(job_unit(stage).service_principal),
+                description=f"What the {stage.value} stage's SageMaker job may touch",
             )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOutputs",
-                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                resources=[bucket.arn_for_objects("*") for bucket in self.stage_buckets.values()],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListPipelineBuckets",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
-                resources=[self.uploads.bucket_arn, *(b.bucket_arn for b in self.stage_buckets.values())],
-            )
-        )
-        for repository in self.repositories.values():
-            repository.grant_pull(role)
-        log_groups = f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
-            )
-        )
-        # PutMetricData has no resource type; the condition keeps it to SageMaker's namespaces.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
-        self.sagemaker_role = role
+            for stage in JOB_STAGES
+        }
+
+    def _job_policies(self) -> None:
+        arns = self.arns()
+        for stage, role in self.job_roles.items():
+            document = iam.PolicyDocument.from_json(job_unit(stage).policy(arns))
+            iam.Policy(self, f"{stage.value.capitalize()}JobPolicy", document=document, roles=[role])
 
     def _identity_and_secret(self) -> None:
         self.sender_identity = ses.EmailIdentity(
@@ -551,7 +517,7 @@ class SpaceportStack(cdk.Stack):
             stages={
                 stage: StageSettings(
                     image_uri=repository.repository_uri_for_tag(s.image_tag),
-                    role_arn=self.sagemaker_role.role_arn,
+                    role_arn=self.job_roles[stage].role_arn,
                     instance_type=s.machines[stage].instance_type,
                     volume_gb=s.machines[stage].volume_gb,
                     max_runtime_s=s.machines[stage].max_runtime_s,
@@ -564,7 +530,7 @@ class SpaceportStack(cdk.Stack):
         return env
 
     def arns(self) -> dict[str, str]:
-        """What the Chalice apps' policy templates name as ``${Key}`` (see ``parameters.ARN_KEYS``)."""
+        """What the units' policies name as ``${Key}`` (see ``parameters.ARN_KEYS``)."""
         values = {
             "Partition": cdk.Aws.PARTITION,
             "Region": cdk.Aws.REGION,
@@ -578,7 +544,6 @@ class SpaceportStack(cdk.Stack):
             "IdempotencyTableArn": self.idempotency_table.table_arn,
             "EventBusArn": self.bus.event_bus_arn,
             "ArchiveArn": self.archive.archive_arn,
-            "SageMakerRoleArn": self.sagemaker_role.role_arn,
             "SenderIdentityArn": self.sender_identity_arn,
             # The notify policy sends only From this address (any recipient: the SES sandbox
             # authorises the verified recipients' identities too).
@@ -591,12 +556,8 @@ class SpaceportStack(cdk.Stack):
             "ApiKeySecretArn": self.api_key.secret_arn,
         }
         values.update({queue_arn_key(name): queue.queue_arn for name, queue in self.queues.items()})
-        values.update(
-            {
-                f"{stage.value.capitalize()}RepositoryArn": repository.repository_arn
-                for stage, repository in self.repositories.items()
-            }
-        )
+        values.update({job_role_key(stage): role.role_arn for stage, role in self.job_roles.items()})
+        values.update({repository_key(stage): repo.repository_arn for stage, repo in self.repositories.items()})
         return values
 
     def _parameters(self) -> None:

@@ -87,7 +87,9 @@ class LocalAws:
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         # moto keeps its accounts per process: a new local AWS starts as an empty account.
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
+        ).close()
         for name, value in self.environment().items():
             self._saved_environ.setdefault(name, os.environ.get(name))
             os.environ[name] = value

@@ -22,15 +22,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES
+from spaceport.contracts.units import UNITS, job_unit
 from spaceport_infra.apps import APPS, ChaliceApp
 from spaceport_infra.chalice_apps import (
     BATCH_ITEM_FAILURES,
+    BATCH_ITEM_FAILURES_TEMPLATE,
     DeployStepError,
     enable_batch_item_failures,
     fetch_deployment_parameters,
     install_api_key,
-    placeholders,
     publish_site,
     render_deployment,
     render_policy,
@@ -94,7 +96,7 @@ def test_config_turns_autogen_off_and_keeps_timeouts_within_the_queue_contract(a
 
 @pytest.mark.parametrize("app", APPS, ids=lambda app: app.name)
 def test_policy_is_least_privilege(app: ChaliceApp):
-    assert placeholders(app) <= set(ARN_KEYS)
+    assert UNITS[app.name].placeholders() <= set(ARN_KEYS)
     policy = render_policy(app, fake_arns())
     for statement in _statements(policy):
         actions = _as_list(statement["Action"])
@@ -114,6 +116,29 @@ def test_policy_is_least_privilege(app: ChaliceApp):
     assert consumes == (app.service is not None)
 
 
+@pytest.mark.parametrize("stage", JOB_STAGES, ids=lambda stage: stage.value)
+def test_each_stage_job_reads_only_its_inputs_and_writes_only_its_outputs(stage):
+    unit = job_unit(stage)
+    assert unit.placeholders() <= set(ARN_KEYS)
+    arns = fake_arns()
+    policy = unit.policy(arns)
+    buckets = {
+        Stage.SFM: arns["SfmBucketArn"],
+        Stage.TRAIN: arns["TrainBucketArn"],
+        Stage.COMPRESS: arns["CompressedBucketArn"],
+    }
+    for statement in _statements(policy):
+        actions = _as_list(statement["Action"])
+        assert not [a for a in actions if a == "*" or a.endswith(":*")], statement
+        if "s3:PutObject" in actions:
+            assert _as_list(statement["Resource"]) == [f"{buckets[stage]}/*"]
+        if _as_list(statement["Resource"]) == ["*"]:
+            assert actions == ["ecr:GetAuthorizationToken"], "only the action AWS grants on no resource"
+    assert not [
+        a for s in _statements(policy) for a in _as_list(s["Action"]) if a.startswith(("sqs:", "dynamodb:", "events:"))
+    ]
+
+
 def test_rendering_refuses_a_placeholder_the_stack_does_not_output():
     arns = fake_arns()
     del arns["JobsTableArn"]
@@ -129,7 +154,6 @@ def _copy_app(app: ChaliceApp, destination: Path) -> ChaliceApp:
         destination / ".chalice",
         ignore=shutil.ignore_patterns("deployed", "deployments", "policy-*.json"),
     )
-    shutil.copy2(app.directory / ".chalice" / "policy-template.json", destination / ".chalice")
     return ChaliceApp(app.name, destination, app.service)
 
 
@@ -155,9 +179,8 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         render_deployment(copy, "test", {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_MAX_ATTEMPTS": "3"}, fake_arns())
         out = copy.directory.parent / "package"
         command = [str(chalice), "package", "--stage", "test", str(out)]
-        merge = copy.directory / ".chalice" / "batch-item-failures.json"
-        if merge.exists():
-            command[2:2] = ["--merge-template", str(merge)]
+        if app.service is not None:
+            command[2:2] = ["--merge-template", str(BATCH_ITEM_FAILURES_TEMPLATE)]
         result = subprocess.run(command, cwd=copy.directory, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         outputs[app.name] = out

@@ -142,20 +142,28 @@ def test_no_statement_grants_wildcard_actions_or_wildcard_resources_on_data(synt
             assert set(actions) <= RESOURCELESS_ACTIONS, (owner, statement)
 
 
-def test_sagemaker_role_reaches_only_the_pipeline_buckets(synthesised):
+def test_each_stage_job_has_a_role_of_its_own_reaching_only_the_pipeline_buckets(synthesised):
     buckets = {key for key in synthesised.of_type("AWS::S3::Bucket")}
     site = next(k for k in buckets if k.startswith("SiteBucket"))
-    [role] = synthesised.of_type("AWS::IAM::Role").values()
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "sagemaker.amazonaws.com"
-    }
-    [(_, policy)] = synthesised.of_type("AWS::IAM::Policy").items()
-    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-        if not any(a.startswith("s3:") for a in _as_list(statement["Action"])):
-            continue
-        for resource in _as_list(statement["Resource"]):
-            text = json.dumps(resource)
-            assert any(b in text for b in buckets - {site}) and site not in text, statement
+    roles = synthesised.of_type("AWS::IAM::Role")
+    assert sorted(r["Properties"]["RoleName"] for r in roles.values()) == [
+        "spaceport-compress-job-test",
+        "spaceport-sfm-job-test",
+        "spaceport-train-job-test",
+    ]
+    for role in roles.values():
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+            "Service": "sagemaker.amazonaws.com"
+        }
+    policies = synthesised.of_type("AWS::IAM::Policy")
+    assert len(policies) == len(roles) and all(len(p["Properties"]["Roles"]) == 1 for p in policies.values())
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if not any(a.startswith("s3:") for a in _as_list(statement["Action"])):
+                continue
+            for resource in _as_list(statement["Resource"]):
+                text = json.dumps(resource)
+                assert any(b in text for b in buckets - {site}) and site not in text, statement
 
 
 def test_alarms_watch_dead_letter_queues_failed_jobs_and_lambda_errors(synthesised):
