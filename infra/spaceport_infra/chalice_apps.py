@@ -46,8 +46,8 @@ from spaceport.contracts.units import UNITS
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
-from spaceport_infra.apps import APPS, REPO_ROOT, ChaliceApp, app_named
-from spaceport_infra.imports import import_closure, module_file
+from spaceport_infra.apps import APPS, ChaliceApp, app_named
+from spaceport_infra.imports import REPO_ROOT, import_closure, module_file
 from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, arn_path, env_path
 
 SHARED_PACKAGE = "spaceport"
@@ -210,7 +210,7 @@ def read_api_key(ssm: Any, secrets: Any, deployment: str) -> str:
         secret_arn = ssm.get_parameter(Name=name)["Parameter"]["Value"]
     except ssm.exceptions.ParameterNotFound:
         raise DeployStepError(f"{name} is missing: run `make deploy-infra DEPLOYMENT={deployment}` first.") from None
-    return secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
+    return str(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
 
 
 # --- the viewer site ------------------------------------------------------------------------
@@ -227,15 +227,15 @@ def publish_site(gateway: ChaliceApp, deployment: str, dist: Path, ssm: Any, sec
     """
     if not (dist / "index.html").is_file():
         raise DeployStepError(f"{dist}/index.html is missing: build the site first (make web).")
-    [api] = deployed_resources(gateway, deployment, "rest_api") or [None]
-    if api is None:
+    apis = deployed_resources(gateway, deployment, "rest_api")
+    if not apis:
         raise DeployStepError(
             f"The gateway has no REST API in deployment {deployment!r}: run `make deploy SERVICE=gateway`."
         )
     env, _ = fetch_deployment_parameters(ssm, deployment)
     bucket = env["SPACEPORT_SITE_BUCKET"]
     site_config = {
-        "apiBaseUrl": api["rest_api_url"].rstrip("/"),
+        "apiBaseUrl": apis[0]["rest_api_url"].rstrip("/"),
         "apiKey": read_api_key(ssm, secrets, deployment),
         "apiKeyHeader": API_KEY_HEADER,
     }

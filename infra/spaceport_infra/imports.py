@@ -62,7 +62,7 @@ def _guarded(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Try):
             continue
-        caught = set()
+        caught: set[str] = set()
         for handler in node.handlers:
             types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
             caught.update(t.id if isinstance(t, ast.Name) else "BaseException" for t in types)

@@ -274,7 +274,7 @@ class SpaceportStack(cdk.Stack):
         }
         types = {a["AttributeName"]: scalar[a["AttributeType"]] for a in definition["AttributeDefinitions"]}
 
-        def keys(schema: list[dict[str, str]]) -> dict[str, dynamodb.Attribute]:
+        def keys(schema: list[dict[str, str]]) -> dict[str, Any]:
             roles = {"HASH": "partition_key", "RANGE": "sort_key"}
             return {
                 roles[k["KeyType"]]: dynamodb.Attribute(name=k["AttributeName"], type=types[k["AttributeName"]])
@@ -497,7 +497,7 @@ class SpaceportStack(cdk.Stack):
 
     # --- what the apps and operators read --------------------------------------------------
 
-    def environment(self) -> dict[str, str]:
+    def lambda_environment(self) -> dict[str, str]:
         """Lambda environment variables: this deployment's :class:`~spaceport.config.PipelineConfig`,
         written as ``PipelineConfig.from_env`` reads it (the API key stays in Secrets Manager)."""
         s = self.settings
@@ -562,7 +562,7 @@ class SpaceportStack(cdk.Stack):
 
     def _parameters(self) -> None:
         deployment = self.settings.deployment
-        for name, value in self.environment().items():
+        for name, value in self.lambda_environment().items():
             ssm.StringParameter(self, f"Env-{name}", parameter_name=f"{env_path(deployment)}{name}", string_value=value)
         for key, value in self.arns().items():
             ssm.StringParameter(self, f"Arn-{key}", parameter_name=arn_parameter(deployment, key), string_value=value)

@@ -64,10 +64,10 @@ class OnceOnly:
             event_key_jmespath="key", expires_after_seconds=self.expires_after_s, lambda_context=lambda_context
         )
 
-        @idempotent_function(
-            data_keyword_argument="message", persistence_store=self.layer, config=config, key_prefix="spaceport-message"
-        )
         def once(message: dict[str, str]) -> str:
             return action()
 
-        return once(message={"key": key})
+        idempotent: Callable[..., str] = idempotent_function(
+            data_keyword_argument="message", persistence_store=self.layer, config=config, key_prefix="spaceport-message"
+        )(once)
+        return str(idempotent(message={"key": key}))

@@ -103,16 +103,20 @@ class _Table:
         self.name = table.name
 
     def put_item(self, **arguments: Any) -> dict[str, Any]:
-        return self.client.put_item(TableName=self.name, **arguments)
+        answer: dict[str, Any] = self.client.put_item(TableName=self.name, **arguments)
+        return answer
 
     def get_item(self, **arguments: Any) -> dict[str, Any]:
-        return self.client.get_item(TableName=self.name, **arguments)
+        answer: dict[str, Any] = self.client.get_item(TableName=self.name, **arguments)
+        return answer
 
     def update_item(self, **arguments: Any) -> dict[str, Any]:
-        return self.client.update_item(TableName=self.name, **arguments)
+        answer: dict[str, Any] = self.client.update_item(TableName=self.name, **arguments)
+        return answer
 
     def query(self, **arguments: Any) -> dict[str, Any]:
-        return self.client.query(TableName=self.name, **arguments)
+        answer: dict[str, Any] = self.client.query(TableName=self.name, **arguments)
+        return answer
 
 
 class DynamoJobStore:
@@ -191,7 +195,7 @@ class DynamoJobStore:
                 put(field, value.value if hasattr(value, "value") else value)
         if options is not None:
             put("options", options.model_dump(mode="json"))
-        if error is not _KEEP:
+        if isinstance(error, JobFailure) or error is None:
             put("error", error.model_dump(mode="json") if error is not None else None)
         for group, entries in (("artifacts", artifacts or {}), ("summary", summary or {})):
             if entries:

@@ -42,7 +42,8 @@ class S3Objects:
         """The first ``length`` bytes of an object (e.g. its magic number)."""
         where = S3Location.parse(uri)
         answer = self.client.get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{length - 1}")
-        return answer["Body"].read()
+        data: bytes = answer["Body"].read()
+        return data
 
     def read_json(self, uri: str) -> dict[str, Any] | None:
         """A JSON object, or ``None`` when there is none at ``uri``."""
@@ -72,20 +73,22 @@ class S3Objects:
             if is_not_found(error):
                 return False
             raise
-        return answer.get("KeyCount", 0) > 0
+        return int(answer.get("KeyCount", 0)) > 0
 
     def presign_get(self, uri: str, expires_s: int, filename: str | None = None) -> str:
         where = S3Location.parse(uri)
         params: dict[str, str] = {"Bucket": where.bucket, "Key": where.key}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+        return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
 
     def presign_put(self, uri: str, expires_s: int) -> str:
         """A URL a browser can PUT the object to (any Content-Type) until it expires."""
         where = S3Location.parse(uri)
-        return self.client.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": where.bucket, "Key": where.key},
-            ExpiresIn=expires_s,
+        return str(
+            self.client.generate_presigned_url(
+                "put_object",
+                Params={"Bucket": where.bucket, "Key": where.key},
+                ExpiresIn=expires_s,
+            )
         )

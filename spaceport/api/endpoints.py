@@ -103,7 +103,8 @@ def validate_options(value: Any, base: JobOptions | None = None, **fixed: Any) -
     if not isinstance(value, dict):
         raise ApiError(400, "bad_options", "options must be a JSON object.")
     names = {"fromStage": "from_stage", "shBands": "sh_bands"}
-    merged = {**(base.model_dump() if base else {}), **{names.get(k, k): v for k, v in value.items()}, **fixed}
+    given: dict[str, Any] = {names.get(str(k), str(k)): v for k, v in value.items()}
+    merged = {**(base.model_dump() if base else {}), **given, **fixed}
     try:
         return JobOptions.model_validate(merged)
     except ValidationError as error:

@@ -56,7 +56,7 @@ def position(run_id: str, stage: Stage, attempt: int, phase: Phase) -> int:
     if phase in (Phase.FAILED, Phase.CANCELLED):
         # Terminal for the run: above any stage or attempt of the same run, below the next run.
         return run_number(run_id) * 1_000_000 + 990_000 + int(phase)
-    return run_number(run_id) * 1_000_000 + stage.index * 10_000 + min(attempt, 999) * 10 + int(phase)
+    return run_number(run_id) * 1_000_000 + stage.order * 10_000 + min(attempt, 999) * 10 + int(phase)
 
 
 class RunRecord(BaseModel):

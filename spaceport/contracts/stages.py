@@ -3,7 +3,7 @@
 The order places a job's transitions (:func:`spaceport.contracts.job.position`); which event
 starts which stage is the topology's (:mod:`spaceport.contracts.topology`).
 
->>> [stage.value for stage in STAGE_ORDER], Stage.TRAIN.index
+>>> [stage.value for stage in STAGE_ORDER], Stage.TRAIN.order
 (['sfm', 'train', 'compress', 'notify'], 1)
 """
 
@@ -19,7 +19,8 @@ class Stage(StrEnum):
     NOTIFY = "notify"
 
     @property
-    def index(self) -> int:
+    def order(self) -> int:
+        """Where the stage comes in :data:`STAGE_ORDER` (0 for the first)."""
         return STAGE_ORDER.index(self)
 
 

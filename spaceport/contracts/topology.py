@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from spaceport.contracts.events import (
     EVENT_SOURCE,
@@ -39,8 +39,8 @@ from spaceport.contracts.events import (
 )
 from spaceport.contracts.stages import JOB_STAGES, Stage
 
-PIPELINE_BUS = "pipeline"
-DEFAULT_BUS = "default"
+PIPELINE_BUS: Final = "pipeline"
+DEFAULT_BUS: Final = "default"
 SAGEMAKER_SOURCE = "aws.sagemaker"
 SAGEMAKER_FINAL_STATES = ("Completed", "Failed", "Stopped")
 
@@ -175,7 +175,7 @@ def _subscriptions(spec: ServiceSpec) -> list[Subscription]:
             pattern: dict[str, Any] = {"source": [route.source], "detail-type": [route.event]}
             if consumer.own_stage:
                 pattern["detail"] = {"stage": [spec.name]}
-            rules.append(Subscription(f"spaceport-{spec.name}-{route.event}", PIPELINE_BUS, pattern))
+            rules.append(Subscription(f"spaceport-{spec.name}-{route.event}", "pipeline", pattern))
     return rules
 
 
@@ -189,7 +189,7 @@ def _sagemaker_rule(spec: ServiceSpec, detail_type: str) -> Subscription:
             status_field: list(SAGEMAKER_FINAL_STATES),
         },
     }
-    return Subscription(f"spaceport-{spec.name}-sagemaker-state", DEFAULT_BUS, pattern)
+    return Subscription(f"spaceport-{spec.name}-sagemaker-state", "default", pattern)
 
 
 SERVICES: tuple[ServiceSpec, ...] = (

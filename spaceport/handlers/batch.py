@@ -35,5 +35,6 @@ def process_sqs_batch(event: dict[str, Any], handle: Callable[[str], Any], conte
 
     answer = process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
     for failed in processor.fail_messages:
-        logger.warning("message %s failed: %s", failed.message_id, failed.body[:200])
+        if isinstance(failed, SQSRecord):
+            logger.warning("message %s failed: %s", failed.message_id, failed.body[:200])
     return dict(answer)

@@ -58,9 +58,9 @@ def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bo
     return True
 
 
-def _nothing_to_send(record: JobRecord | None, run_id: str) -> str | None:
+def _nothing_to_send(record: JobRecord, run_id: str) -> str | None:
     """Why no email goes out for ``run_id``: an older run's event ("stale"), or a cancelled job."""
-    if record is None or record.run_id != run_id:
+    if record.run_id != run_id:
         return "stale"
     if record.status is JobStatus.CANCELLED:
         return "cancelled"
@@ -69,6 +69,8 @@ def _nothing_to_send(record: JobRecord | None, run_id: str) -> str | None:
 
 def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
     record = ports.store.get(event.job_id)
+    if record is None:
+        return "stale"
     skip = _nothing_to_send(record, event.run_id)
     if skip:
         return skip
@@ -114,6 +116,8 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
 
 def on_failed(event: JobFailed, ports: Ports) -> str:
     record = ports.store.get(event.job_id)
+    if record is None:
+        return "stale"
     skip = _nothing_to_send(record, event.run_id)
     if skip:
         return skip

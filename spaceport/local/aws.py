@@ -48,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 class LocalAws:
@@ -154,14 +154,13 @@ def _replay_like_eventbridge() -> None:
         for event in list(archive.events):
             if start <= _epoch(event.get("time")) <= end:
                 for rule in rules:
-                    rule.send_to_targets(
-                        dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name}), transform_input=False
-                    )
+                    replayed: Any = dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name})
+                    rule.send_to_targets(replayed, transform_input=False)
         self.state = models.ReplayState.COMPLETED
         self.end_time = unix_time()
 
-    replay_events._spaceport_eventbridge = True  # type: ignore[attr-defined]
-    models.Replay.replay_events = replay_events
+    setattr(replay_events, "_spaceport_eventbridge", True)  # noqa: B010
+    setattr(models.Replay, "replay_events", replay_events)  # noqa: B010
 
 
 def _epoch(value: Any) -> float:
@@ -234,12 +233,9 @@ def _sagemaker_runs_jobs() -> None:
     def stop_training_job(self: Any) -> Any:
         return stop(self, "training", self._get_param("TrainingJobName"))
 
-    for method in (create_processing_job, create_training_job):
-        method._spaceport_runs_jobs = True  # type: ignore[attr-defined]
-    SageMakerResponse.create_processing_job = create_processing_job
-    SageMakerResponse.create_training_job = create_training_job
-    SageMakerResponse.stop_processing_job = stop_processing_job
-    SageMakerResponse.stop_training_job = stop_training_job
+    setattr(create_processing_job, "_spaceport_runs_jobs", True)  # noqa: B010
+    for method in (create_processing_job, create_training_job, stop_processing_job, stop_training_job):
+        setattr(SageMakerResponse, method.__name__, method)
 
 
 def _keep_record(record: Any, kind: SageMakerJobKind, status: str, job: LocalJob | None) -> None:

@@ -80,7 +80,8 @@ def load_sqs_handler(app_path: Path, queue_name: str) -> LambdaHandler:
     app = module.app
     for source in app.event_sources:
         if getattr(source, "queue", None) == queue_name:
-            return getattr(module, source.handler_string.rsplit(".", 1)[-1])
+            handler: LambdaHandler = getattr(module, source.handler_string.rsplit(".", 1)[-1])
+            return handler
     raise LookupError(f"{app_path} registers no on_sqs_message handler for queue {queue_name!r}")
 
 

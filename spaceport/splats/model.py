@@ -58,7 +58,10 @@ class Splats:
     @classmethod
     def empty(cls, n: int, sh_degree: int = 0) -> Splats:
         k = (sh_degree + 1) ** 2 - 1
-        zeros = lambda *shape: np.zeros(shape, dtype=np.float32)  # noqa: E731
+
+        def zeros(*shape: int) -> np.ndarray:
+            return np.zeros(shape, dtype=np.float32)
+
         quats = zeros(n, 4)
         quats[:, 0] = 1.0
         return cls(zeros(n, 3), quats, zeros(n, 3), zeros(n), zeros(n, 3), zeros(n, k, 3))
@@ -72,11 +75,13 @@ class Splats:
 
     @property
     def opacities(self) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.opacity_logits))
+        opacities: np.ndarray = 1.0 / (1.0 + np.exp(-self.opacity_logits))
+        return opacities
 
     @property
     def scales(self) -> np.ndarray:
-        return np.exp(self.log_scales)
+        scales: np.ndarray = np.exp(self.log_scales)
+        return scales
 
     @property
     def colors(self) -> np.ndarray:

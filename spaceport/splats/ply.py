@@ -65,7 +65,10 @@ def splats_from_vertex_table(vertex: np.ndarray, source: str) -> Splats:
         degree = -1
     if degree < 0:
         raise SplatFileError(f"{source} has {len(rest)} f_rest properties, which matches no SH degree 0-3.")
-    col = lambda *ns: np.stack([np.asarray(vertex[n], dtype=np.float32) for n in ns], axis=1)  # noqa: E731
+
+    def col(*names: str) -> np.ndarray:
+        return np.stack([np.asarray(vertex[name], dtype=np.float32) for name in names], axis=1)
+
     n = len(vertex)
     k = (degree + 1) ** 2 - 1
     shN = col(*rest).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
@@ -90,7 +93,7 @@ def read_vertex_table(path: str | Path) -> np.ndarray:
         raise SplatFileError(f"{path.name} is empty.")
     try:
         ply = PlyData.read(str(path))
-        vertex = ply["vertex"].data
+        vertex: np.ndarray = ply["vertex"].data
     except KeyError:
         raise SplatFileError(f"{path.name} has no vertex element, so it holds no splats.") from None
     except Exception as error:  # plyfile raises several unrelated types for damaged files
