@@ -15,7 +15,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from spaceport.contracts.events import CompressionCompleted, InvalidEventError, JobFailed, parse_envelope
+from spaceport.contracts.events import CompressionCompleted, InvalidEventError, JobFailed, PipelineEvent, parse_envelope
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
 from spaceport.contracts.layout import CompressOutputs
 from spaceport.contracts.links import status_url, viewer_url
@@ -58,22 +58,21 @@ def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bo
     return True
 
 
-def _nothing_to_send(record: JobRecord, run_id: str) -> str | None:
-    """Why no email goes out for ``run_id``: an older run's event ("stale"), or a cancelled job."""
-    if record.run_id != run_id:
+def _emailable(ports: Ports, event: PipelineEvent) -> JobRecord | str:
+    """The job's record when this run's outcome is to be emailed; else why not: an older run's
+    event ("stale"), or a cancelled job."""
+    record = ports.store.get(event.job_id)
+    if record is None or record.run_id != event.run_id:
         return "stale"
     if record.status is JobStatus.CANCELLED:
         return "cancelled"
-    return None
+    return record
 
 
 def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
-    record = ports.store.get(event.job_id)
-    if record is None:
-        return "stale"
-    skip = _nothing_to_send(record, event.run_id)
-    if skip:
-        return skip
+    record = _emailable(ports, event)
+    if isinstance(record, str):
+        return record
     # The compress service records its artifacts after publishing; take them from the event too.
     layout = ports.config.layout
     artifacts = {
@@ -115,12 +114,9 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
 
 
 def on_failed(event: JobFailed, ports: Ports) -> str:
-    record = ports.store.get(event.job_id)
-    if record is None:
-        return "stale"
-    skip = _nothing_to_send(record, event.run_id)
-    if skip:
-        return skip
+    record = _emailable(ports, event)
+    if isinstance(record, str):
+        return record
     email = failure_email(
         record,
         event.stage,

@@ -169,6 +169,18 @@ def _input_of(event: PipelineEvent) -> str | None:
     return event.input_uri if isinstance(event, JobRequested) else event.output_uri
 
 
+def _about(key: SageMakerJobKey, record: JobRecord) -> dict[str, Any]:
+    """The fields an event about ``key``'s job carries: its business key, input and options."""
+    return {
+        "job_id": key.job_id,
+        "run_id": key.run_id,
+        "stage": key.stage,
+        "attempt": key.attempt,
+        "input_uri": stage_input(key.stage, record.input_uri, record.artifacts),
+        "options": record.options,
+    }
+
+
 def _is_live(record: JobRecord | None, run_id: str) -> TypeGuard[JobRecord]:
     """Whether ``run_id`` is the job's current run and that run has not ended."""
     return record is not None and record.run_id == run_id and not record.status.is_final
@@ -245,16 +257,7 @@ def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
     # Publish before recording: if recording fails the message is retried and publishes again, and the
     # next stage is idempotent on the event's key; the reverse order could lose the event.
     ports.publisher.publish(
-        completion_event(key.stage)(
-            job_id=key.job_id,
-            run_id=key.run_id,
-            stage=key.stage,
-            attempt=key.attempt,
-            input_uri=stage_input(key.stage, record.input_uri, record.artifacts),
-            output_uri=outputs.output_uri,
-            options=record.options,
-            summary=outputs.summary,
-        )
+        completion_event(key.stage)(**_about(key, record), output_uri=outputs.output_uri, summary=outputs.summary)
     )
     ports.store.transition(
         key.job_id, completed_at, stage_percent=100.0, artifacts=outputs.artifacts, summary=outputs.summary
@@ -295,18 +298,7 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
         retry = SageMakerJobKey(key.stage, key.job_id, key.run_id, key.attempt + 1)
         _launch(retry, stage_input(key.stage, record.input_uri, record.artifacts), record.options, ports)
         return "retried"
-    ports.publisher.publish(
-        JobFailed(
-            job_id=key.job_id,
-            run_id=key.run_id,
-            stage=key.stage,
-            attempt=key.attempt,
-            input_uri=stage_input(key.stage, record.input_uri, record.artifacts),
-            options=record.options,
-            error_code=diagnosis.code,
-            reason=diagnosis.reason,
-        )
-    )
+    ports.publisher.publish(JobFailed(**_about(key, record), error_code=diagnosis.code, reason=diagnosis.reason))
     record_failure(ports, key.job_id, key.run_id, key.stage, key.attempt, diagnosis.code, diagnosis.reason)
     return "failed"
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import urllib.request
 import uuid
@@ -37,6 +36,7 @@ from email.message import Message
 from typing import Any
 
 from spaceport.contracts.topology import SageMakerJobKind
+from spaceport.local.environ import EnvironmentOverlay
 from spaceport.local.runner import LocalJob, LocalJobRunner, RequestRefused, check_request
 
 REGION = "us-east-1"
@@ -59,7 +59,7 @@ class LocalAws:
         self.port = port or free_port(host)
         self.runner = runner
         self._server: Any = None
-        self._saved_environ: dict[str, str | None] = {}
+        self._environ = EnvironmentOverlay()
 
     @property
     def endpoint(self) -> str:
@@ -90,9 +90,7 @@ class LocalAws:
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
         ).close()
-        for name, value in self.environment().items():
-            self._saved_environ.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
+        self._environ.set(self.environment())
         return self
 
     def stop(self) -> None:
@@ -104,12 +102,7 @@ class LocalAws:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        for name, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_environ.clear()
+        self._environ.restore()
 
     def __enter__(self) -> LocalAws:
         return self.start()

@@ -31,6 +31,7 @@ from spaceport.contracts.topology import SERVICES, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.local.aws import LocalAws, free_port
+from spaceport.local.environ import EnvironmentOverlay
 from spaceport.local.http_server import GatewayServer, load_chalice_app
 from spaceport.local.provision import Provisioned, job_role_arn, provision
 from spaceport.local.runner import LocalJobRunner
@@ -88,7 +89,7 @@ class LocalStack:
         self.config: PipelineConfig | None = None
         self.resources: Provisioned | None = None
         self._gateway: GatewayServer | None = None
-        self._saved_environ: dict[str, str | None] = {}
+        self._environ = EnvironmentOverlay()
         self._log_handler: logging.Handler | None = None
         self._paused: set[str] = set()
         self._workers_lock = threading.Lock()
@@ -114,7 +115,7 @@ class LocalStack:
             prefix = f"SPACEPORT_{stage.name}"
             stage_settings[f"{prefix}_IMAGE"] = f"spaceport-{stage.value}:{LOCAL_IMAGE_TAG}"
             stage_settings[f"{prefix}_ROLE_ARN"] = job_role_arn(stage)
-        self._set_environ(
+        self._environ.set(
             {
                 **stage_settings,
                 "SPACEPORT_API_KEY": self.api_key,
@@ -151,7 +152,7 @@ class LocalStack:
             self._gateway.stop()
             self._gateway = None
         self.aws.stop()  # stops the running jobs first
-        self._restore_environ()
+        self._environ.restore()
         reset_default_ports()
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
@@ -236,16 +237,3 @@ class LocalStack:
         batch.setLevel(logging.DEBUG)
         self._log_handler.addFilter(lambda r: r.levelno >= logging.INFO or r.name.startswith(batch.name))
         self._log_handler.setLevel(logging.DEBUG)
-
-    def _set_environ(self, values: dict[str, str]) -> None:
-        for name, value in values.items():
-            self._saved_environ.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-
-    def _restore_environ(self) -> None:
-        for name, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_environ.clear()

@@ -29,22 +29,12 @@ class SplatFileError(SpaceportError):
     exit_code = ExitCode.BAD_SPLAT_FILE
 
 
-REQUIRED = [
-    "x",
-    "y",
-    "z",
-    "f_dc_0",
-    "f_dc_1",
-    "f_dc_2",
-    "opacity",
-    "scale_0",
-    "scale_1",
-    "scale_2",
-    "rot_0",
-    "rot_1",
-    "rot_2",
-    "rot_3",
-]
+POSITION = ["x", "y", "z"]
+NORMALS = ["nx", "ny", "nz"]
+BASE_COLOUR = ["f_dc_0", "f_dc_1", "f_dc_2"]
+SCALES = ["scale_0", "scale_1", "scale_2"]
+ROTATION = ["rot_0", "rot_1", "rot_2", "rot_3"]
+REQUIRED = [*POSITION, *BASE_COLOUR, "opacity", *SCALES, *ROTATION]
 
 
 def _rest_names(names: list[str]) -> list[str]:
@@ -114,26 +104,7 @@ def write_ply(splats: Splats, path: str | Path) -> Path:
     path = Path(path)
     n, k = len(splats), splats.shN.shape[1]
     rest = [f"f_rest_{i}" for i in range(3 * k)]
-    names = [
-        "x",
-        "y",
-        "z",
-        "nx",
-        "ny",
-        "nz",
-        "f_dc_0",
-        "f_dc_1",
-        "f_dc_2",
-        *rest,
-        "opacity",
-        "scale_0",
-        "scale_1",
-        "scale_2",
-        "rot_0",
-        "rot_1",
-        "rot_2",
-        "rot_3",
-    ]
+    names = [*POSITION, *NORMALS, *BASE_COLOUR, *rest, "opacity", *SCALES, *ROTATION]
     columns = np.concatenate(
         [
             splats.means,
