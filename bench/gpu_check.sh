@@ -25,7 +25,7 @@ from spaceport_train.data import load_scene
 from spaceport_train.rasterize import rasterize
 out = Path(sys.argv[1])
 splats = read_ply(out / "sample_cuda" / "splat.ply")
-config = json.loads((out / "sample_cuda" / "config.json").read_text())
+config = json.loads((out / "sample_cuda" / "train-config.json").read_text())
 scene = load_scene(out / "sample_sfm", config["resolution_scale"])
 t = lambda a: torch.from_numpy(a).float()
 args = [t(splats.means), t(splats.quats), t(splats.scales), t(splats.opacities),

@@ -106,8 +106,8 @@ CHECKPOINTS = str(TrainingPaths(SAGEMAKER_ROOT).checkpoints)
 def progress_path(kind: str) -> str:
     """The progress file of a ``processing`` or ``training`` job, relative to the SageMaker root.
 
-    >>> progress_path("processing"), progress_path("training")
-    ('processing/output/progress.json', 'checkpoints/progress.json')
+    >>> progress_path("processing") == f"processing/output/{PROGRESS}", progress_path("training").split("/")[0]
+    (True, 'checkpoints')
     """
     root = Path("/")
     folder = ProcessingPaths(root).output if kind == "processing" else TrainingPaths(root).checkpoints

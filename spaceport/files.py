@@ -5,13 +5,13 @@ half a file, and a write that fails leaves the previous file as it was.
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
->>> write_json_atomic(folder / "report.json", {"status": "succeeded"})
->>> (folder / "report.json").read_text()
+>>> write_json_atomic(folder / "answer.json", {"status": "succeeded"})
+>>> (folder / "answer.json").read_text()
 '{\\n  "status": "succeeded"\\n}\\n'
 >>> with atomic_path(folder / "scene.bin") as partial:
 ...     _ = partial.write_bytes(b"all of it")
 >>> sorted(path.name for path in folder.iterdir())
-['report.json', 'scene.bin']
+['answer.json', 'scene.bin']
 """
 
 from __future__ import annotations

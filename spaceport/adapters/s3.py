@@ -5,8 +5,8 @@
 ...     client = boto3.client("s3", region_name="us-east-1")
 ...     _ = client.create_bucket(Bucket="photos")
 ...     objects = S3Objects(client)
-...     objects.put_bytes("s3://photos/a/report.json", b'{"ok": true}', "application/json")
-...     objects.read_json("s3://photos/a/report.json"), objects.head("s3://photos/a/missing.zip")
+...     objects.put_bytes("s3://photos/a/answer.json", b'{"ok": true}', "application/json")
+...     objects.read_json("s3://photos/a/answer.json"), objects.head("s3://photos/a/missing.zip")
 ({'ok': True}, None)
 """
 

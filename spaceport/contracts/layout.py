@@ -48,7 +48,7 @@ class TrainOutputs:
 
     SPLAT: Final = "splat.ply"
     METRICS: Final = "metrics.json"
-    CONFIG: Final = "config.json"
+    CONFIG: Final = "train-config.json"
     RENDERS: Final = "renders"
     CHECKPOINTS: Final = "checkpoints"
     CHECKPOINT: Final = "checkpoint.pt"

@@ -16,8 +16,8 @@ the runner does what SageMaker does:
 4. while the job runs, uploads what SageMaker uploads as it goes: processing outputs in
    ``Continuous`` mode and the training job's checkpoint folder;
 5. stops the job at its ``MaxRuntimeInSeconds`` (SIGTERM, then SIGKILL after the grace period,
-   as SageMaker does), uploads the outputs (processing outputs; ``model.tar.gz`` and
-   ``output.tar.gz`` for training), and
+   as SageMaker does), uploads the outputs (processing outputs; for training, the
+   :class:`~spaceport.contracts.layout.TrainingArchives`), and
 6. writes the final status and ``FailureReason`` into moto's record of the job (so
    ``Describe*Job`` sees them) and puts SageMaker's state-change event on the default bus.
 

@@ -82,7 +82,7 @@ def test_short_cpu_training_run(sample_sfm, tmp_path):
     on_disk = json.loads((out / "metrics.json").read_text())
     for key in ("psnr", "ssim", "lpips", "num_gaussians", "steps", "wall_time_s", "device", "backend"):
         assert key in on_disk
-    assert json.loads((out / "config.json").read_text())["steps"] == 60
+    assert json.loads((out / TrainOutputs.CONFIG).read_text())["steps"] == 60
     renders = sorted((out / "renders").glob("*.png"))
     assert len(renders) == metrics["eval_images"] >= 1
 
@@ -223,6 +223,6 @@ def test_sagemaker_training_job_layout(sample_sfm, tmp_path, monkeypatch):
     )
     assert main([]) == 0
     assert (tmp_path / "checkpoints" / "splat.ply").is_file()
-    assert json.loads((tmp_path / "checkpoints" / "config.json").read_text())["steps"] == 20
+    assert json.loads((tmp_path / "checkpoints" / TrainOutputs.CONFIG).read_text())["steps"] == 20
     assert json.loads((tmp_path / "checkpoints" / "metrics.json").read_text())["steps"] == 20
     assert (tmp_path / "checkpoints" / TrainOutputs.CHECKPOINT).is_file()

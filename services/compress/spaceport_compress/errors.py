@@ -5,7 +5,7 @@ empty, truncated, not a PLY, or missing the 3DGS properties.
 
 Example::
 
-    raise EmptySplatError("splat.ply holds no splats, so there is nothing to compress.")
+    raise EmptySplatError("in.ply holds no splats, so there is nothing to compress.")
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ the rest of the last row is padding.
 Example::
 
     files = encode_sog(splats, order=np.arange(len(splats)))
-    write_sog(files, "scene.sog")
-    again = read_sog("scene.sog")
+    write_sog(files, "out.sog")
+    again = read_sog("out.sog")
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def read_sog_files(path: str | Path) -> dict[str, bytes]:
         raise SogFileError(f"{path.name} is not a SOG bundle: it is not a readable ZIP ({error}).") from None
 
 
-def decode_sog(files: dict[str, bytes], source: str = "scene.sog") -> Splats:
+def decode_sog(files: dict[str, bytes], source: str = "the bundle") -> Splats:
     """Decode the files of a SOG version 2 bundle into splats in the standard parameterisation."""
     try:
         meta = json.loads(files["meta.json"])
