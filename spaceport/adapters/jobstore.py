@@ -22,18 +22,28 @@ moves a job backwards, and two racing consumers cannot both win.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from spaceport.adapters.aws_errors import is_condition_failed
-from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, RunRecord, run_number
+from spaceport.contracts.job import (
+    FINAL_STATUSES,
+    JobFailure,
+    JobRecord,
+    JobStatus,
+    NotificationState,
+    RunRecord,
+    run_number,
+    run_of,
+)
 from spaceport.contracts.stages import Stage
 from spaceport.ports import CreateResult
 
 EMAIL_INDEX = "by-email"
+_FINAL = sorted(FINAL_STATUSES)
 _KEEP = object()
 
 
@@ -212,11 +222,17 @@ class DynamoJobStore:
             names["#runs"] = "runs"
             values[":new_run"] = [_to_item(new_run.model_dump(mode="json"))]
             sets.append("#runs = list_append(#runs, :new_run)")
+        # A run that ended stays ended: only a later run moves the job again.
+        names.update({"#status": "status", "#run_id": "run_id"})
+        values.update({":moving_run": run_of(to_position), **{f":final{i}": s.value for i, s in enumerate(_FINAL)}})
+        still_open = f"NOT #status IN ({', '.join(f':final{i}' for i in range(len(_FINAL)))})"
         try:
             self.table.update_item(
                 Key={"job_id": job_id},
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(job_id) AND #position < :position",
+                ConditionExpression=(
+                    f"attribute_exists(job_id) AND #position < :position AND ({still_open} OR #run_id <> :moving_run)"
+                ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -226,14 +242,30 @@ class DynamoJobStore:
             raise
         return True
 
-    def claim_notification(self, job_id: str, marker: str) -> bool:
-        """Record that ``marker`` (``"<run_id>#<kind>"``) is being emailed; ``False`` if it already was."""
+    def claim_notification(self, job_id: str, marker: str, stale_after_s: float) -> bool:
+        """Claim the email ``marker`` (``"<run_id>#<outcome>"``) before sending it.
+
+        ``False`` when it was sent, or another invocation claimed it less than ``stale_after_s``
+        ago and may still be sending it; a claim older than that belongs to an invocation that
+        died before it could confirm, so it is taken over and the email goes out after all.
+        """
+        now = datetime.now(UTC)
+        stale = (now - timedelta(seconds=stale_after_s)).isoformat()
+        names = {"#notifications": "notifications", "#marker": marker, "#state": "state", "#since": "since"}
         try:
             self.table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression="SET notified = list_append(notified, :marker)",
-                ConditionExpression="attribute_exists(job_id) AND NOT contains(notified, :marker_value)",
-                ExpressionAttributeValues={":marker": [marker], ":marker_value": marker},
+                UpdateExpression="SET #notifications.#marker = :claim",
+                ConditionExpression=(
+                    "attribute_exists(job_id) AND (attribute_not_exists(#notifications.#marker) OR "
+                    "(#notifications.#marker.#state = :sending AND #notifications.#marker.#since < :stale))"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={
+                    ":claim": {"state": NotificationState.SENDING.value, "since": now.isoformat()},
+                    ":sending": NotificationState.SENDING.value,
+                    ":stale": stale,
+                },
             )
         except ClientError as error:
             if is_condition_failed(error):
@@ -241,18 +273,25 @@ class DynamoJobStore:
             raise
         return True
 
+    def confirm_notification(self, job_id: str, marker: str, message_id: str) -> None:
+        """Record that the email ``marker`` went out (SES's ``message_id``)."""
+        sent = {"state": NotificationState.SENT.value, "since": _now(), "message_id": message_id}
+        self.table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET #notifications.#marker = :sent",
+            ExpressionAttributeNames={"#notifications": "notifications", "#marker": marker},
+            ExpressionAttributeValues={":sent": sent},
+        )
+
     def release_notification(self, job_id: str, marker: str) -> None:
-        """Undo :meth:`claim_notification` after the email could not be sent, so a retry sends it."""
-        record = self.get(job_id)
-        if record is None or marker not in record.notified:
-            return
-        index = record.notified.index(marker)
+        """Give a claim back after the email could not be sent, so that a retry sends it at once."""
         try:
             self.table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression=f"REMOVE notified[{index}]",
-                ConditionExpression=f"notified[{index}] = :marker",
-                ExpressionAttributeValues={":marker": marker},
+                UpdateExpression="REMOVE #notifications.#marker",
+                ConditionExpression="#notifications.#marker.#state = :sending",
+                ExpressionAttributeNames={"#notifications": "notifications", "#marker": marker, "#state": "state"},
+                ExpressionAttributeValues={":sending": NotificationState.SENDING.value},
             )
         except ClientError as error:
             if not is_condition_failed(error):

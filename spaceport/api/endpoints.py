@@ -315,7 +315,7 @@ def _find(ports: Ports, job_id: str) -> JobRecord:
 def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
     """The job as the API shows it: the record (less bookkeeping), the running stage's progress,
     and download links once done."""
-    view = record.model_dump(mode="json", exclude={"notified", "position"})
+    view = record.model_dump(mode="json", exclude={"notifications", "position"})
     view["jobId"] = record.job_id
     view["statusUrl"] = status_url(ports.config.public_base_url, record.job_id)
     progress = running_progress(ports, record)
@@ -385,7 +385,15 @@ def cancel_job(ports: Ports, job_id: str) -> ApiResponse:
         status=JobStatus.CANCELLED,
         run_status=(record.run_id, JobStatus.CANCELLED),
     )
-    if moved and record.stage in JOB_STAGES:
+    if not moved:
+        # The run ended (or moved on) since we read it: say how it stands now.
+        now = _find(ports, job_id)
+        if now.status is JobStatus.CANCELLED:
+            return ApiResponse(202, {"jobId": job_id, "status": now.status.value})
+        if now.status.is_final:
+            raise ApiError(409, "job_ended", f"Job {job_id} already ended ({now.status.value}).")
+        raise ApiError(409, "cancel_conflict", f"Job {job_id} changed while cancelling; try again.")
+    if record.stage in JOB_STAGES:
         ports.publisher.publish(
             JobCancelled(
                 job_id=job_id,

@@ -5,7 +5,8 @@ the things that can happen to a job: a later run beats an earlier one, a later s
 an earlier one, a retry beats the attempt it retries, and within one attempt
 requested < started < completed. The job store writes a transition only when its position
 is higher than the record's (a DynamoDB conditional write), so an old, duplicate or
-replayed event never moves a job backwards.
+replayed event never moves a job backwards; and a run that ended (succeeded, failed or was
+cancelled) stays ended: only a new run moves the job again.
 
 >>> started = position(run_id="r1", stage=Stage.TRAIN, attempt=1, phase=Phase.STARTED)
 >>> done_sfm = position(run_id="r1", stage=Stage.SFM, attempt=1, phase=Phase.COMPLETED)
@@ -34,7 +35,10 @@ class JobStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class Phase(IntEnum):
@@ -44,6 +48,11 @@ class Phase(IntEnum):
     # Ends the run whatever stage it reached.
     FAILED = 8
     CANCELLED = 9
+
+
+def run_of(at_position: int) -> str:
+    """The run a position belongs to: ``run_of(position("r3", ...)) == "r3"``."""
+    return f"r{at_position // 1_000_000}"
 
 
 def run_number(run_id: str) -> int:
@@ -75,6 +84,19 @@ class JobFailure(BaseModel):
     message: str
 
 
+class NotificationState(StrEnum):
+    SENDING = "sending"  # claimed by an invocation that may still be sending it
+    SENT = "sent"
+
+
+class Notification(BaseModel):
+    """One email of a run's outcome: claimed before it is sent, confirmed with SES's id after."""
+
+    state: NotificationState
+    since: datetime
+    message_id: str | None = None
+
+
 class JobRecord(BaseModel):
     """What ``GET /jobs/{id}`` and ``spaceport status`` show, and what the job store keeps."""
 
@@ -98,5 +120,5 @@ class JobRecord(BaseModel):
     summary: dict[str, Any] = Field(default_factory=dict)
     error: JobFailure | None = None
     runs: list[RunRecord] = Field(default_factory=list)
-    # (run_id, kind) pairs already emailed, so a replay never sends the same email twice.
-    notified: list[str] = Field(default_factory=list)
+    # "<run_id>#<outcome>" -> its email, so a replay never sends the same email twice.
+    notifications: dict[str, Notification] = Field(default_factory=dict)

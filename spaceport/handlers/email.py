@@ -3,7 +3,8 @@
 Both are rendered in HTML and plain text from the same facts.
 
 >>> record = JobRecord(job_id="0a1b2c3d4e5f6a7b", email="pilot@example.com", input_uri="s3://u/p.zip")
->>> links = ResultLinks(viewer="https://spaceport.example.com/view/0a1b2c3d4e5f6a7b", valid_for_s=7 * 86400)
+>>> links = ResultLinks(viewer="https://spaceport.example.com/view/0a1b2c3d4e5f6a7b",
+...                     job_page="https://spaceport.example.com/jobs/0a1b2c3d4e5f6a7b")
 >>> email = success_email(record, {"train_psnr": 24.5}, links, sender="spaceport@example.com")
 >>> email.subject, "Held-out PSNR: 24.50 dB" in email.text
 ('Your 3D scene is ready (job 0a1b2c3d4e5f6a7b)', True)
@@ -33,13 +34,19 @@ TEMPORARY_CODES = ("infrastructure", "job_crashed", "job_stopped")
 
 @dataclass(frozen=True)
 class ResultLinks:
-    """Presigned download links (``None`` where the artifact is missing) and the viewer page."""
+    """Where the user goes from the email: the viewer, and the job page with fresh download links.
+
+    The email carries no presigned link: one signed by the notify Lambda would die with its
+    temporary credentials, hours before a user might open the email. The job page signs fresh
+    links at every visit.
+    """
 
     viewer: str
-    valid_for_s: int
-    sog: str | None = None
-    ply: str | None = None
-    report: str | None = None
+    job_page: str
+
+
+# A failure reason is the job's own words; the email shows at most this much of it.
+MAX_REASON_CHARS = 500
 
 
 def human_size(size: float) -> str:
@@ -66,12 +73,6 @@ def result_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return facts
 
 
-def _duration(seconds: int) -> str:
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400} days"
-    return f"{max(1, seconds // 3600)} hours"
-
-
 def _page(title: str, body: str) -> str:
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title></head>'
@@ -80,30 +81,24 @@ def _page(title: str, body: str) -> str:
 
 
 def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks, sender: str) -> Email:
-    """Your scene is ready: links, viewer, figures."""
+    """Your scene is ready: the viewer, the job page with the downloads, the figures."""
     title = "Your 3D scene is ready"
-    downloads = [
-        (label, url)
-        for label, url in (
-            ("Compressed scene (.sog)", links.sog),
-            ("Full Gaussian splat (.ply)", links.ply),
-            ("Report (.json)", links.report),
-        )
-        if url
-    ]
     facts = result_facts(summary)
-    text = [f"{title} (job {record.job_id}, run {record.run_id}).", "", f"View it in your browser: {links.viewer}", ""]
-    text += [f"{label}: {url}" for label, url in downloads]
-    text += [""] + [f"{label}: {value}" for label, value in facts]
-    validity = _duration(links.valid_for_s)
-    text += ["", f"The download links work for {validity}."]
+    text = [
+        f"{title} (job {record.job_id}, run {record.run_id}).",
+        "",
+        f"View it in your browser: {links.viewer}",
+        f"Download the scene, the full splat and the report from the job page: {links.job_page}",
+        "",
+        *(f"{label}: {value}" for label, value in facts),
+    ]
     html = (
         f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) finished.</p>"
-        f'<p><a href="{escape(links.viewer)}">View it in your browser</a></p><ul>'
-        + "".join(f'<li><a href="{escape(url)}">{escape(label)}</a></li>' for label, url in downloads)
-        + "</ul><table>"
+        f'<p><a href="{escape(links.viewer)}">View it in your browser</a></p>'
+        f'<p><a href="{escape(links.job_page)}">Download the scene, the full splat and the report</a> '
+        "from the job page.</p><table>"
         + "".join(f'<tr><th align="left">{escape(label)}</th><td>{escape(value)}</td></tr>' for label, value in facts)
-        + f"</table><p>The download links work for {validity}.</p>"
+        + "</table>"
     )
     return Email(
         to=record.email,
@@ -118,6 +113,8 @@ def failure_email(record: JobRecord, stage: Stage, code: str, reason: str, sende
     """We could not finish: which stage, why, what to try."""
     title = "We could not finish your 3D scene"
     advice = TRY_AGAIN_LATER if code in TEMPORARY_CODES else WHAT_TO_TRY.get(stage, TRY_AGAIN_LATER)
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 1] + "…"
     text = (
         f"{title} (job {record.job_id}, run {record.run_id}).\n\n"
         f"Stage: {stage.value}\nReason: {reason}\n\nWhat to try: {advice}\n\nStatus: {status_url}\n"

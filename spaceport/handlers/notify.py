@@ -1,10 +1,12 @@
 """The notify service: one email per run's outcome, and the job's final status.
 
-``CompressionCompleted`` -> the success email (presigned ``.sog``, ``.ply`` and report links,
-the viewer link, photos used, held-out PSNR, output size) and ``SUCCEEDED``; ``JobFailed`` ->
-the failure email (stage, plain reason, what to try) and ``FAILED``. The job record keeps
-which ``(run, outcome)`` pairs were emailed, claimed with a conditional write before
-sending, so a duplicate or replayed event never sends a second email; a new run does.
+``CompressionCompleted`` -> ``SUCCEEDED``, then the success email (the viewer and the job
+page, photos used, held-out PSNR, output size); ``JobFailed`` -> ``FAILED``, then the failure
+email (stage, plain reason, what to try). The outcome is recorded first, with the store's
+conditional write that keeps an ended run ended, so a success that a cancel beat is never
+emailed, and an emailed success is never overwritten. The job record keeps each
+``(run, outcome)`` email, claimed before sending and confirmed after, so a duplicate or
+replayed event sends nothing more; a new run does.
 :func:`handle_notify_message` returns what it did (``"emailed"``, ``"duplicate"``, ``"stale"``).
 """
 
@@ -20,15 +22,16 @@ from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
 from spaceport.contracts.layout import CompressOutputs
 from spaceport.contracts.links import status_url, viewer_url
 from spaceport.contracts.stages import Stage
-from spaceport.contracts.topology import Action, action_for
+from spaceport.contracts.topology import Action, action_for, service
 from spaceport.handlers.email import ResultLinks, failure_email, success_email
-from spaceport.handlers.results import download_links
 from spaceport.handlers.stage import load_message, record_failure, run_once
 from spaceport.ports import Email, Ports
 
 logger = logging.getLogger("spaceport.handlers")
 
 NOTIFY = "notify"
+# A claim older than this belongs to an invocation that died (Lambda would have stopped it by then).
+_CLAIM_STALE_AFTER_S = 2 * service(NOTIFY).consumer_timeout_s
 
 
 def handle_notify_message(body: str | dict[str, Any], ports: Ports, lambda_context: Any = None) -> str:
@@ -47,14 +50,21 @@ def handle_notify_message(body: str | dict[str, Any], ports: Ports, lambda_conte
 
 
 def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bool:
-    """Send ``email`` unless ``marker`` was already emailed; a failed send is released for the retry."""
-    if not ports.store.claim_notification(record.job_id, marker):
+    """Send ``email`` unless ``marker`` was sent already (or is being sent by a live invocation).
+
+    The claim comes first: a duplicate delivery finds it and sends nothing. A send that fails
+    gives the claim back for the retry; an invocation that dies before confirming leaves a
+    claim that goes stale after twice the Lambda's timeout, before SQS hands the message out
+    again, so the retry sends the email after all.
+    """
+    if not ports.store.claim_notification(record.job_id, marker, stale_after_s=_CLAIM_STALE_AFTER_S):
         return False
     try:
-        ports.mailer.send(email)
+        message_id = ports.mailer.send(email)
     except Exception:
         ports.store.release_notification(record.job_id, marker)
         raise
+    ports.store.confirm_notification(record.job_id, marker, message_id)
     return True
 
 
@@ -69,10 +79,18 @@ def _emailable(ports: Ports, event: PipelineEvent) -> JobRecord | str:
     return record
 
 
+def _ended_as(ports: Ports, job_id: str, run_id: str, status: JobStatus) -> JobRecord | None:
+    """The record if run ``run_id`` ended as ``status`` (by this message or an earlier delivery of it)."""
+    record = ports.store.get(job_id)
+    return record if record is not None and record.run_id == run_id and record.status is status else None
+
+
 def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
-    record = _emailable(ports, event)
-    if isinstance(record, str):
-        return record
+    """Mark the run SUCCEEDED, then email it: once the run ended another way, no success email goes."""
+    found = _emailable(ports, event)
+    if isinstance(found, str):
+        return found
+    record = found
     # The compress service records its artifacts after publishing; take them from the event too.
     layout = ports.config.layout
     artifacts = {
@@ -92,14 +110,6 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
     }
     ports.objects.put_bytes(report_uri, json.dumps(report, indent=2).encode(), "application/json")
     artifacts["report"] = report_uri
-    links = ResultLinks(
-        viewer=viewer_url(ports.config.public_base_url, record.job_id),
-        valid_for_s=ports.config.link_ttl_s,
-        **download_links(ports, record.job_id, artifacts),
-    )
-    sent = _send_once(
-        ports, record, f"{record.run_id}#succeeded", success_email(record, summary, links, ports.config.sender_email)
-    )
     ports.store.transition(
         record.job_id,
         position(record.run_id, Stage.NOTIFY, 1, Phase.COMPLETED),
@@ -110,13 +120,23 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
         summary=event.summary,
         run_status=(record.run_id, JobStatus.SUCCEEDED),
     )
-    return "emailed" if sent else "duplicate"
+    if _ended_as(ports, record.job_id, record.run_id, JobStatus.SUCCEEDED) is None:
+        return "ended"  # cancelled or failed before it could succeed: that outcome stands
+    base = ports.config.public_base_url
+    links = ResultLinks(viewer=viewer_url(base, record.job_id), job_page=status_url(base, record.job_id))
+    email = success_email(record, summary, links, ports.config.sender_email)
+    return "emailed" if _send_once(ports, record, f"{record.run_id}#succeeded", email) else "duplicate"
 
 
 def on_failed(event: JobFailed, ports: Ports) -> str:
-    record = _emailable(ports, event)
-    if isinstance(record, str):
-        return record
+    """Mark the run FAILED, then email why: a run that succeeded or was cancelled first stays so."""
+    found = _emailable(ports, event)
+    if isinstance(found, str):
+        return found
+    record_failure(ports, event.job_id, event.run_id, event.stage, event.attempt, event.error_code, event.reason)
+    record = _ended_as(ports, event.job_id, event.run_id, JobStatus.FAILED)
+    if record is None:
+        return "ended"
     email = failure_email(
         record,
         event.stage,
@@ -125,6 +145,4 @@ def on_failed(event: JobFailed, ports: Ports) -> str:
         ports.config.sender_email,
         status_url(ports.config.public_base_url, record.job_id),
     )
-    sent = _send_once(ports, record, f"{record.run_id}#failed", email)
-    record_failure(ports, event.job_id, event.run_id, event.stage, event.attempt, event.error_code, event.reason)
-    return "emailed" if sent else "duplicate"
+    return "emailed" if _send_once(ports, record, f"{record.run_id}#failed", email) else "duplicate"

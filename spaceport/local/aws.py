@@ -9,6 +9,9 @@ Where moto differs from AWS, the smallest workaround lives here and is named:
   ``EventStartTime`` / ``EventEndTime`` and ``Destination.FilterArns``;
   :func:`_replay_like_eventbridge` makes it honour the window (by the events' ``time``)
   and the filter, as EventBridge does.
+* moto's DynamoDB evaluates a write's condition and applies it in two steps, so two threads'
+  conditional writes can both pass; :func:`_dynamodb_writes_atomically` serialises its
+  requests, as DynamoDB makes each conditional write atomic.
 * moto's SageMaker records a job as ``Completed`` the moment it is created, overwrites a job
   of the same name and has no ``StopTrainingJob``; :func:`_sagemaker_runs_jobs` makes it refuse
   a name in use (``ResourceInUse``) and what :func:`~spaceport.local.runner.check_request`
@@ -27,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -126,7 +130,24 @@ def sent_emails(endpoint: str) -> list[Message]:
 def answer_like_aws() -> None:
     """Install the workarounds above into moto (once per process; in-process mocks get them too)."""
     _replay_like_eventbridge()
+    _dynamodb_writes_atomically()
     _sagemaker_runs_jobs()
+
+
+def _dynamodb_writes_atomically() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_spaceport_atomic", False):
+        return
+    original = DynamoHandler.call_action
+    lock = threading.Lock()
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    setattr(call_action, "_spaceport_atomic", True)  # noqa: B010
+    setattr(DynamoHandler, "call_action", call_action)  # noqa: B010
 
 
 def _replay_like_eventbridge() -> None:

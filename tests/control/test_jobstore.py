@@ -53,11 +53,32 @@ def test_failure_error_and_notification_claims(world):
         error=JobFailure(stage=Stage.TRAIN, code="x", message="broke"),
     )
     assert store.get("abc123").error.message == "broke"
-    assert store.claim_notification("abc123", "r1#failed")
-    assert not store.claim_notification("abc123", "r1#failed")
-    store.release_notification("abc123", "r1#failed")
-    assert store.claim_notification("abc123", "r1#failed")
-    assert store.get("abc123").notified == ["r1#failed"]
+    assert store.claim_notification("abc123", "r1#failed", stale_after_s=120)
+    assert not store.claim_notification("abc123", "r1#failed", stale_after_s=120), "claimed by a live sender"
+    store.release_notification("abc123", "r1#failed")  # its send failed: a retry may send at once
+    assert store.claim_notification("abc123", "r1#failed", stale_after_s=120)
+    # The claimant died before confirming: once its claim is stale, a redelivery takes it over.
+    assert store.claim_notification("abc123", "r1#failed", stale_after_s=0)
+    store.confirm_notification("abc123", "r1#failed", "ses-message-1")
+    assert not store.claim_notification("abc123", "r1#failed", stale_after_s=0), "sent: never again"
+    store.release_notification("abc123", "r1#failed")  # a late release does not undo a sent email
+    notification = store.get("abc123").notifications["r1#failed"]
+    assert (notification.state.value, notification.message_id) == ("sent", "ses-message-1")
+
+
+def test_an_ended_run_stays_ended_until_a_new_run(world):
+    store = world.ports.store
+    store.create(_record())
+    succeeded = position("r1", Stage.NOTIFY, 1, Phase.COMPLETED)
+    assert store.transition("abc123", succeeded, status=JobStatus.SUCCEEDED)
+    # A cancel or a failure of the same run sits higher in the order, yet cannot change its end.
+    assert not store.transition("abc123", position("r1", Stage.SFM, 1, Phase.CANCELLED), status=JobStatus.CANCELLED)
+    assert not store.transition("abc123", position("r1", Stage.TRAIN, 1, Phase.FAILED), status=JobStatus.FAILED)
+    assert store.get("abc123").status is JobStatus.SUCCEEDED
+    # A reprocess is a new run, which moves the job again.
+    assert store.transition(
+        "abc123", position("r2", Stage.TRAIN, 1, Phase.REQUESTED), status=JobStatus.QUEUED, run_id="r2"
+    )
 
 
 def test_list_by_email_newest_first(world):

@@ -156,7 +156,8 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     }
     text, html = parts["text/plain"], parts["text/html"]
     assert f"https://spaceport.example.com/view/{job_id}" in text and "23 of 24" in text and "27.31 dB" in text
-    assert "scene.sog" in text and "splat.ply" in text and "job-report.json" in text
+    # No presigned link (it would die with the notify Lambda's credentials): the job page signs fresh ones.
+    assert f"https://spaceport.example.com/jobs/{job_id}" in text and "X-Amz-" not in text + html
     assert "<a href=" in html and "Held-out PSNR" in html
 
 
@@ -357,3 +358,61 @@ def test_a_training_failure_is_explained_by_the_metrics_it_left(world):
     assert run_stage(world, Stage.TRAIN, state_change(key, "Failed", "AlgorithmError: exit 31")) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert (failed["stage"], failed["error_code"], failed["reason"]) == ("train", "too_few_points", error["message"])
+
+
+def test_a_success_that_was_emailed_stands_against_a_racing_cancel_and_a_stray_failure(world):
+    """Three deliveries race at the end of a job: the success, a user's cancel, a stray JobFailed."""
+    import threading
+    import time
+
+    from spaceport.contracts.events import JobFailed
+
+    outcomes = []
+    # The cancel and the stray failure start together with the success, or a little after it.
+    for head_start_s in (0.0, 0.0, 0.02, 0.05, 0.1, 0.5):
+        job_id = new_job(world)
+        run_stage(world, Stage.SFM, requested(world, job_id))
+        complete_sfm(world, job_id)
+        run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+        complete_train(world, job_id)
+        run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+        complete_compress(world, job_id)
+        success = last(world, "CompressionCompleted")
+        stray = JobFailed(job_id=job_id, run_id="r1", stage=Stage.COMPRESS, error_code="job_failed", reason="stray")
+        stray_body = json.dumps(
+            {"source": "spaceport.pipeline", "detail-type": "JobFailed", "detail": json.loads(stray.model_dump_json())}
+        )
+        barrier = threading.Barrier(3)
+        answers: dict[str, object] = {}
+
+        def race(name, call, delay_s=0.0):
+            barrier.wait()
+            time.sleep(delay_s)
+            try:
+                answers[name] = call()
+            except Exception as error:  # the cancel may be refused with 409
+                answers[name] = error
+
+        threads = [
+            threading.Thread(target=race, args=("success", lambda b=success: handle_notify_message(b, world.ports))),
+            threading.Thread(target=race, args=("cancel", lambda j=job_id: cancel_job(world.ports, j), head_start_s)),
+            threading.Thread(
+                target=race, args=("stray", lambda b=stray_body: handle_notify_message(b, world.ports), head_start_s)
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        record = world.ports.store.get(job_id)
+        mails = [email.message_from_bytes(raw)["Subject"] for raw in world.sent_emails() if job_id.encode() in raw]
+        outcomes.append(answers["success"])
+        assert record.status.is_final
+        if answers["success"] == "emailed":
+            assert record.status is JobStatus.SUCCEEDED, "an emailed success is never overwritten"
+            assert mails == [f"Your 3D scene is ready (job {job_id})"]
+        else:
+            assert not any("ready" in subject for subject in mails), "no success email for a run that ended otherwise"
+        if record.status is JobStatus.CANCELLED:
+            assert mails == []
+    assert "emailed" in outcomes, "the success won some races, and then it stood"
