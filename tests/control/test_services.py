@@ -385,7 +385,7 @@ def test_a_success_that_was_emailed_stands_against_a_racing_cancel_and_a_stray_f
         barrier = threading.Barrier(3)
         answers: dict[str, object] = {}
 
-        def race(name, call, delay_s=0.0):
+        def race(name, call, delay_s=0.0, barrier=barrier, answers=answers):
             barrier.wait()
             time.sleep(delay_s)
             try:
