@@ -21,6 +21,24 @@ from spaceport.config import PipelineConfig
 from spaceport.contracts.events import PipelineEvent
 from spaceport.contracts.job import JobRecord
 from spaceport.contracts.jobspec import StageJobSpec
+from spaceport.errors import SpaceportError
+from spaceport.exit_codes import ExitCode
+
+
+class LaunchError(SpaceportError):
+    """SageMaker refused to start a job for a reason other than its already existing.
+
+    ``aws_code`` is SageMaker's error code; ``retryable`` says whether the same request may
+    succeed later (throttling, a service fault), so the message should be delivered again.
+    """
+
+    code = "launch_failed"
+    exit_code = ExitCode.LAUNCH_FAILED
+
+    def __init__(self, message: str, aws_code: str = "", retryable: bool = False) -> None:
+        super().__init__(message, aws_code=aws_code)
+        self.aws_code = aws_code
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,10 @@ class JobLauncher(Protocol):
     """How a stage service starts, stops and looks at its job (SageMaker, or whatever stands in for it)."""
 
     def start(self, spec: StageJobSpec) -> bool:
-        """Start the job; ``False`` when a job of that name already exists (nothing started)."""
+        """Start the job; ``False`` when a job of that name already exists (nothing started).
+
+        Raises :class:`LaunchError` when the job cannot be started.
+        """
         ...
 
     def stop(self, name: str) -> None:

@@ -8,8 +8,9 @@ from spaceport.adapters.idempotency import OnceOnly
 from spaceport.adapters.jobstore import DynamoJobStore, idempotency_table_definition, jobs_table_definition
 from spaceport.adapters.mail import SesMailer
 from spaceport.adapters.s3 import S3Objects
-from spaceport.adapters.sagemaker_jobs import LaunchError, SageMakerLauncher
+from spaceport.adapters.sagemaker_jobs import SageMakerLauncher
 from spaceport.adapters.wiring import build_ports, default_ports, reset_default_ports
+from spaceport.ports import LaunchError
 
 __all__ = [
     "DynamoJobStore",

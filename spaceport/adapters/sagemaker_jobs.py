@@ -26,18 +26,13 @@ from spaceport.adapters.aws_errors import error_code
 from spaceport.container import CHECKPOINTS, PROCESSING_INPUT, PROCESSING_OUTPUT
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.topology import SageMakerJobKey
-from spaceport.errors import SpaceportError
-from spaceport.exit_codes import ExitCode
-from spaceport.ports import JobState
+from spaceport.ports import JobState, LaunchError
 
-__all__ = ["LaunchError", "SageMakerLauncher", "processing_job_request", "training_job_request"]
+__all__ = ["LaunchError", "SageMakerLauncher", "processing_job_request", "refusal_reason", "training_job_request"]
 
 
-class LaunchError(SpaceportError):
-    """SageMaker refused to start a job for a reason other than its already existing."""
-
-    code = "launch_failed"
-    exit_code = ExitCode.LAUNCH_FAILED
+# SageMaker's codes for a refusal that the same request may not meet again.
+RETRYABLE_CODES = frozenset({"ThrottlingException", "Throttling", "InternalFailure", "ServiceUnavailable"})
 
 
 def _tags(spec: StageJobSpec) -> list[dict[str, str]]:
@@ -134,6 +129,22 @@ def training_job_request(spec: StageJobSpec) -> dict[str, Any]:
     return request
 
 
+def refusal_reason(spec: StageJobSpec, code: str, detail: str) -> str:
+    """SageMaker's refusal of ``spec`` in words a user (and the operator) can act on."""
+    stage, kind = spec.key.stage.value, spec.kind
+    if code == "ResourceLimitExceeded":
+        return (
+            f"SageMaker would not start the {stage} job: this AWS account's quota of {spec.instance_type} "
+            f"{kind} jobs is used up (a new account's GPU quota is 0). Ask AWS for a higher quota "
+            "(Service Quotas, Amazon SageMaker), then reprocess the job."
+        )
+    if code in ("AccessDenied", "AccessDeniedException"):
+        return f"SageMaker refused the {stage} job: the pipeline is not allowed to start it ({detail})."
+    if code == "ValidationException":
+        return f"SageMaker refused the {stage} job's settings: {detail}"
+    return f"SageMaker did not start the {stage} job ({code}: {detail})."
+
+
 class SageMakerLauncher:
     """The ``JobLauncher`` adapter. ``client`` is a boto3 SageMaker client."""
 
@@ -149,9 +160,13 @@ class SageMakerLauncher:
             else:
                 self.client.create_processing_job(**processing_job_request(spec))
         except ClientError as error:
-            if error_code(error) in ("ResourceInUse", "ResourceInUseException"):
+            code = error_code(error)
+            if code in ("ResourceInUse", "ResourceInUseException"):
                 return False
-            raise LaunchError(f"SageMaker did not start {spec.name}: {error}") from error
+            detail = str(error.response.get("Error", {}).get("Message", "")) or str(error)
+            raise LaunchError(
+                refusal_reason(spec, code, detail), aws_code=code, retryable=code in RETRYABLE_CODES
+            ) from error
         return True
 
     def stop(self, name: str) -> None:

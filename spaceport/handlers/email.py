@@ -29,6 +29,14 @@ WHAT_TO_TRY = {
     Stage.COMPRESS: "Reprocess from the compress stage; the trained .ply is kept, so training does not run again.",
 }
 TRY_AGAIN_LATER = "This looks like a temporary problem on our side: reprocess the job in a few minutes."
+# Advice for failures that are not about the photos or the stage's work.
+ADVICE_BY_CODE = {
+    "launch_refused": "Nothing is wrong with your photos: the job could not be started. Once the cause above "
+    "is fixed, reprocess the job from that stage.",
+    "time_limit": "A capture this large needs more time than the limit allows: reprocess with the quick preset "
+    '(options {"preset": "quick"}) or fewer photos, or ask the operator for a longer limit.',
+    "stalled": "We lost track of the job: reprocess it from that stage.",
+}
 TEMPORARY_CODES = ("infrastructure", "job_crashed", "job_stopped")
 
 
@@ -112,7 +120,10 @@ def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks
 def failure_email(record: JobRecord, stage: Stage, code: str, reason: str, sender: str, status_url: str) -> Email:
     """We could not finish: which stage, why, what to try."""
     title = "We could not finish your 3D scene"
-    advice = TRY_AGAIN_LATER if code in TEMPORARY_CODES else WHAT_TO_TRY.get(stage, TRY_AGAIN_LATER)
+    if code in ADVICE_BY_CODE:
+        advice = ADVICE_BY_CODE[code]
+    else:
+        advice = TRY_AGAIN_LATER if code in TEMPORARY_CODES else WHAT_TO_TRY.get(stage, TRY_AGAIN_LATER)
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"
     text = (

@@ -56,7 +56,8 @@ from spaceport.contracts.topology import (
     state_change_fields,
 )
 from spaceport.handlers.stage_jobs import collect_outputs, read_stage_report, stage_input, stage_job_spec
-from spaceport.ports import Ports
+from spaceport.ports import LaunchError, Ports
+from spaceport.progress import format_duration
 
 logger = logging.getLogger("spaceport.handlers")
 
@@ -73,6 +74,9 @@ TRANSIENT_MARKERS = (
     "requestlimitexceeded",
     "timed out waiting",
 )
+# Error codes of failures the service itself names (beside those the jobs report).
+LAUNCH_REFUSED = "launch_refused"
+TIME_LIMIT = "time_limit"
 _REASON_PREFIX = re.compile(r"^(AlgorithmError|ClientError|InternalServerError|CapacityError)\s*:\s*", re.I)
 
 
@@ -83,6 +87,8 @@ class JobStateChange:
     key: SageMakerJobKey
     status: str
     failure_reason: str | None = None
+    # The job ran into its MaxRuntimeInSeconds (SageMaker stops it and says so); then its limit.
+    time_limit_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,11 @@ def parse_state_change(stage: Stage, envelope: dict[str, Any]) -> JobStateChange
     status = detail.get(status_field)
     if not isinstance(status, str):
         raise InvalidEventError(f"{key.name}: the state change has no {status_field}.")
-    return JobStateChange(key, status, detail.get("FailureReason"))
+    limit = (detail.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    # Training jobs say it in SecondaryStatus, processing jobs in ExitMessage.
+    said = {str(detail.get("SecondaryStatus")), str(detail.get("ExitMessage"))}
+    hit = status == "Stopped" and "MaxRuntimeExceeded" in said
+    return JobStateChange(key, status, detail.get("FailureReason"), int(limit) if hit and limit else None)
 
 
 def run_once(ports: Ports, key: str, action: Callable[[], str], lambda_context: Any = None) -> str:
@@ -202,7 +212,18 @@ def _launch(key: SageMakerJobKey, input_uri: str, options: JobOptions, ports: Po
     if ports.launcher is None:
         raise RuntimeError("The stage services need a JobLauncher in their ports.")
     spec = stage_job_spec(ports.config, key, input_uri, options)
-    launched = ports.launcher.start(spec)
+    try:
+        launched = ports.launcher.start(spec)
+    except LaunchError as refused:
+        if refused.retryable:
+            raise  # throttled: the message comes back later and tries again
+        # Refused for good: the job ends now, in plain words, instead of waiting forever.
+        record = ports.store.get(key.job_id)
+        if record is None:
+            return "stale"
+        ports.publisher.publish(JobFailed(**_about(key, record), error_code=LAUNCH_REFUSED, reason=refused.message))
+        record_failure(ports, key.job_id, key.run_id, key.stage, key.attempt, LAUNCH_REFUSED, refused.message)
+        return "refused"
     moved = ports.store.transition(
         key.job_id,
         position(key.run_id, key.stage, key.attempt, Phase.STARTED),
@@ -265,8 +286,22 @@ def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
     return "completed"
 
 
-def diagnose(stage: Stage, status: str, failure_reason: str | None, report: dict[str, Any] | None) -> Diagnosis:
-    """Plain words for a failed job, from its report first, then SageMaker's failure reason."""
+def diagnose(
+    stage: Stage,
+    status: str,
+    failure_reason: str | None,
+    report: dict[str, Any] | None,
+    time_limit_s: int | None = None,
+) -> Diagnosis:
+    """Plain words for a failed job, from its report first, then SageMaker's failure reason.
+
+    A job that ran into its time limit is not retried: another attempt would run as long again.
+    """
+    if time_limit_s is not None:
+        limit = format_duration(time_limit_s)
+        return Diagnosis(
+            TIME_LIMIT, f"The {stage.value} job reached its time limit of {limit} before it finished.", False
+        )
     error = (report or {}).get("error")
     if isinstance(error, dict) and error.get("message"):
         # An expected failure the job explained (bad photos, too few placed images): retrying won't help.
@@ -290,9 +325,8 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
         return "stale"
     if record.position > position(key.run_id, key.stage, key.attempt, Phase.STARTED):
         return "duplicate"
-    diagnosis = diagnose(
-        key.stage, change.status, change.failure_reason, read_stage_report(ports.config, ports.objects, key)
-    )
+    report = read_stage_report(ports.config, ports.objects, key)
+    diagnosis = diagnose(key.stage, change.status, change.failure_reason, report, change.time_limit_s)
     if diagnosis.transient and key.attempt < ports.config.max_attempts:
         logger.warning("%s failed (%s); retrying as attempt %d", key.name, diagnosis.reason, key.attempt + 1)
         retry = SageMakerJobKey(key.stage, key.job_id, key.run_id, key.attempt + 1)

@@ -44,6 +44,9 @@ from spaceport.local.environ import EnvironmentOverlay
 from spaceport.local.runner import LocalJob, LocalJobRunner, RequestRefused, check_request
 
 REGION = "us-east-1"
+# The account's SageMaker quotas: instance type -> jobs of it that may run at once (absent: no
+# limit). A new AWS account's GPU quota is 0; tests set it to see what a user then gets.
+SAGEMAKER_QUOTAS: dict[str, int] = {}
 # The job runner the moto server in this process hands SageMaker jobs to (one stack at a time).
 _active_runner: LocalJobRunner | None = None
 
@@ -210,10 +213,18 @@ def _sagemaker_runs_jobs() -> None:
             check_request(kind, request)
         except RequestRefused as refused:
             raise SageMakerError(refused.code, refused.message) from None
+        instance = _instance_type(kind, request)
+        if instance in SAGEMAKER_QUOTAS and _running(backend, instance) >= SAGEMAKER_QUOTAS[instance]:
+            raise SageMakerError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit for {instance} for {kind} job usage is "
+                f"{SAGEMAKER_QUOTAS[instance]} Instances.",
+            )
         result = original(response)
         record = records[name]
         _keep_record(record, kind, "InProgress", None)
         record.environment = request.get("Environment") or {}
+        record.spaceport_instance = instance
         runner = _active_runner
         if runner is not None:
             runner.start(kind, request, on_update=lambda job: _keep_record(record, kind, job.status, job))
@@ -250,6 +261,26 @@ def _sagemaker_runs_jobs() -> None:
     setattr(create_processing_job, "_spaceport_runs_jobs", True)  # noqa: B010
     for method in (create_processing_job, create_training_job, stop_processing_job, stop_training_job):
         setattr(SageMakerResponse, method.__name__, method)
+
+
+def _instance_type(kind: SageMakerJobKind, request: dict[str, Any]) -> str:
+    if kind == "processing":
+        return str(request.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceType"))
+    return str(request.get("ResourceConfig", {}).get("InstanceType"))
+
+
+def _running(backend: Any, instance: str) -> int:
+    """Jobs of ``instance`` that hold an instance now (moto keeps their requests' resources)."""
+    count = 0
+    for job in backend.processing_jobs.values():
+        resources = getattr(job, "spaceport_instance", None)
+        count += job.processing_job_status in ("InProgress", "Stopping") and resources == instance
+    for job in backend.training_jobs.values():
+        count += (
+            job.training_job_status in ("InProgress", "Stopping")
+            and job.resource_config.get("InstanceType") == instance
+        )
+    return count
 
 
 def _keep_record(record: Any, kind: SageMakerJobKind, status: str, job: LocalJob | None) -> None:

@@ -416,3 +416,40 @@ def test_a_success_that_was_emailed_stands_against_a_racing_cancel_and_a_stray_f
         if record.status is JobStatus.CANCELLED:
             assert mails == []
     assert "emailed" in outcomes, "the success won some races, and then it stood"
+
+
+def test_a_launch_sagemaker_refuses_ends_the_job_with_the_reason_in_the_email(world):
+    from spaceport.local.aws import SAGEMAKER_QUOTAS
+
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    complete_sfm(world, job_id)
+    SAGEMAKER_QUOTAS["ml.g5.2xlarge"] = 0  # a new account's GPU quota
+    try:
+        assert run_stage(world, Stage.TRAIN, last(world, "SfmCompleted")) == "refused"
+    finally:
+        SAGEMAKER_QUOTAS.clear()
+    failed = json.loads(last(world, "JobFailed"))["detail"]
+    assert (failed["stage"], failed["error_code"]) == ("train", "launch_refused")
+    assert "quota of ml.g5.2xlarge training jobs" in failed["reason"]
+    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
+    record = world.ports.store.get(job_id)
+    assert record.status is JobStatus.FAILED and record.error.code == "launch_refused"
+    [raw] = world.sent_emails()
+    text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "Service Quotas" in text and "Nothing is wrong with your photos" in text
+
+
+def test_a_job_stopped_by_its_time_limit_is_not_retried_and_the_email_names_the_limit(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    key = SageMakerJobKey(Stage.SFM, job_id, "r1", 1)
+    change = json.loads(state_change(key, "Stopped"))
+    change["detail"].update(ExitMessage="MaxRuntimeExceeded", StoppingCondition={"MaxRuntimeInSeconds": 7200})
+    assert run_stage(world, Stage.SFM, json.dumps(change)) == "failed"
+    assert world.processing_jobs() == [key.name], "no second attempt"
+    failed = json.loads(last(world, "JobFailed"))["detail"]
+    assert failed["error_code"] == "time_limit" and "time limit of 2 h 0 min" in failed["reason"]
+    handle_notify_message(last(world, "JobFailed"), world.ports)
+    [raw] = world.sent_emails()
+    assert b"time limit of 2 h 0 min" in raw

@@ -19,11 +19,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from spaceport.adapters.sagemaker_jobs import LaunchError, SageMakerLauncher
+from spaceport.adapters.sagemaker_jobs import SageMakerLauncher
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.local.runner import LocalJobRunner
+from spaceport.ports import LaunchError
 
 # A stand-in job: reports progress, writes an output (and a model for training), then ends as asked.
 JOB = """
