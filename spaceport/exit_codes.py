@@ -78,6 +78,7 @@ class ExitCode(IntEnum):
     PUBLISH_FAILED = 73
     LAUNCH_FAILED = 74
     API_REFUSED = 75
+    BAD_OPTIONS = 76
     # local runtime
     LOCAL_STACK = 80
     NO_LOCAL_STACK = 81

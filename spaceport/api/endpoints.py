@@ -31,6 +31,7 @@ from spaceport.contracts.links import is_email_address, status_url, viewer_url
 from spaceport.contracts.s3_uri import S3Location
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SageMakerJobKey
+from spaceport.contracts.training import BadTrainingSettings, check_hyperparameters
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.handlers.results import download_links
@@ -44,6 +45,8 @@ ZIP_MAGIC = b"PK\x03\x04"
 # Which earlier artifact a run starting at a stage needs.
 NEEDS = {Stage.TRAIN: "sfm", Stage.COMPRESS: "train"}
 PIPELINE_STEPS = {"sfm": Stage.SFM, "3dgs": Stage.TRAIN, "compression": Stage.COMPRESS}
+# The seed frontend's names for training settings, and ours.
+SEED_SETTING_NAMES = {"max_steps": "steps"}
 UPLOAD_URL_TTL_S = 3600
 
 
@@ -106,7 +109,7 @@ def validate_options(value: Any, base: JobOptions | None = None, **fixed: Any) -
     given: dict[str, Any] = {names.get(str(k), str(k)): v for k, v in value.items()}
     merged = {**(base.model_dump() if base else {}), **given, **fixed}
     try:
-        return JobOptions.model_validate(merged)
+        options = JobOptions.model_validate(merged)
     except ValidationError as error:
         problems = [
             {"option": ".".join(str(part) for part in problem["loc"]), "problem": problem["msg"]}
@@ -114,6 +117,15 @@ def validate_options(value: Any, base: JobOptions | None = None, **fixed: Any) -
         ]
         listing = "; ".join(f"{p['option']}: {p['problem']}" for p in problems)
         raise ApiError(400, "bad_options", f"Some options are not valid: {listing}.", problems=problems) from None
+    try:
+        # What the training job accepts, checked now rather than after SfM was paid for.
+        check_hyperparameters(options.hyperparameters)
+    except BadTrainingSettings as error:
+        problems = [{"option": "hyperparameters", "problem": problem} for problem in error.problems]
+        raise ApiError(
+            400, "bad_options", f"Some training settings are not valid: {error.message}.", problems=problems
+        ) from None
+    return options
 
 
 def _in_buckets(uri: Any, buckets: tuple[str, ...], what: str) -> S3Location:
@@ -262,9 +274,8 @@ def start_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = 
     if csv_data is not None and not isinstance(csv_data, str):
         raise ApiError(400, "bad_csv", "csvData must be the flight plan CSV as text.")
     stage = PIPELINE_STEPS[step]
-    options = validate_options(
-        {}, from_stage=stage, hyperparameters={str(k): str(v) for k, v in hyperparameters.items()}
-    )
+    settings = {SEED_SETTING_NAMES.get(str(k), str(k)): str(v) for k, v in hyperparameters.items()}
+    options = validate_options({}, from_stage=stage, hyperparameters=settings)
     config = ports.config
     artifacts: dict[str, str] = {}
     if stage is Stage.SFM:

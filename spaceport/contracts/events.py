@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spaceport.contracts.stages import Stage
+from spaceport.contracts.training import TRAINING_SETTINGS, Preset
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 
@@ -37,6 +38,7 @@ class InvalidEventError(SpaceportError):
 Matcher = Literal["auto", "exhaustive", "sequential", "spatial"]
 Mapper = Literal["incremental", "global"]
 MATCHERS: tuple[str, ...] = get_args(Matcher)
+_STEPS = TRAINING_SETTINGS["steps"]
 MAPPERS: tuple[str, ...] = get_args(Mapper)
 
 
@@ -47,12 +49,12 @@ class JobOptions(BaseModel):
 
     matcher: Matcher = "auto"
     mapper: Mapper = "incremental"
-    preset: Literal["quick", "default", "quality"] = "default"
-    steps: int | None = Field(default=None, ge=1, le=200_000)
+    preset: Preset = "default"
+    steps: int | None = Field(default=None, ge=_STEPS.minimum, le=_STEPS.maximum)
     sh_bands: int = Field(default=3, ge=0, le=3)
     from_stage: Stage = Stage.SFM
-    # Free-form training overrides (`spaceport replay --set steps=...`), passed to the job as
-    # SageMaker hyperparameters; the training job validates them against its config.
+    # Training settings (`spaceport replay --set steps=...`), passed to the job as SageMaker
+    # hyperparameters; the gateway checks them against spaceport.contracts.training first.
     hyperparameters: dict[str, str] = Field(default_factory=dict)
 
 

@@ -52,6 +52,7 @@ from spaceport.contracts.deployment import INSTANCE_TYPES
 from spaceport.contracts.layout import TrainingArchives
 from spaceport.contracts.s3_uri import S3Location
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKind, state_change_fields
+from spaceport.contracts.training import MAX_HYPERPARAMETER_CHARS, MAX_HYPERPARAMETERS
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
@@ -63,9 +64,7 @@ STOP_GRACE_S = 30.0
 TRANSFER_THREADS = 8
 # How often what SageMaker uploads continuously is looked at.
 SYNC_INTERVAL_S = 1.0
-# SageMaker's documented limits on a request.
-MAX_HYPERPARAMETERS = 100
-MAX_HYPERPARAMETER_VALUE = 2500
+# SageMaker's documented limits on a request (the hyperparameters' are a contract: the gateway checks them).
 MAX_ENVIRONMENT_ENTRIES = 100
 MAX_ENVIRONMENT_VALUE = 256
 
@@ -136,10 +135,10 @@ def check_request(kind: SageMakerJobKind, request: dict[str, Any]) -> None:
         if len(hyperparameters) > MAX_HYPERPARAMETERS:
             raise RequestRefused("ValidationException", f"At most {MAX_HYPERPARAMETERS} hyperparameters are allowed.")
         for key, value in hyperparameters.items():
-            if len(str(value)) > MAX_HYPERPARAMETER_VALUE:
+            if len(str(value)) > MAX_HYPERPARAMETER_CHARS:
                 raise RequestRefused(
                     "ValidationException",
-                    f"The value of hyperparameter '{key}' is longer than {MAX_HYPERPARAMETER_VALUE} characters.",
+                    f"The value of hyperparameter '{key}' is longer than {MAX_HYPERPARAMETER_CHARS} characters.",
                 )
     environment = request.get("Environment") or {}
     if len(environment) > MAX_ENVIRONMENT_ENTRIES:

@@ -137,7 +137,7 @@ def test_seed_start_job_contract(world, client):
     )
     assert status == 202, body
     record = world.ports.store.get(body["jobId"])
-    assert record.options.hyperparameters == {"max_steps": "3000"}
+    assert record.options.hyperparameters == {"steps": "3000"}  # the seed's name for it
     stored = world.s3.get_object(Bucket="spaceport-uploads", Key=record.artifacts["csv"].split("/", 3)[3])
     assert stored["Body"].read().decode() == csv
 
@@ -229,3 +229,21 @@ def test_progress_shows_only_the_running_attempts_progress_file(world, client):
     world.put_json(progress_uri, {**running, "job": f"spaceport-sfm-{job_id}-r1-a2"})  # another attempt's file
     _, view = get(client, f"/jobs/{job_id}")
     assert "progress" not in view and view["stage_percent"] == 0
+
+
+@pytest.mark.parametrize(
+    "hyperparameters, problem",
+    [
+        ({"steps": "0"}, "steps must be from 1"),
+        ({"sh_degree": "four"}, "sh_degree must be a whole number"),
+        ({"colour": "blue"}, "colour is not a training setting"),
+        ({"strategy": "magic"}, "strategy must be one of"),
+        ({"strategy": "x" * 2501}, "longer than 2500 characters"),
+    ],
+)
+def test_training_settings_the_job_would_refuse_are_refused_at_post_time(world, client, hyperparameters, problem):
+    photos = world.put_zip()
+    body = {"s3Url": photos, "email": "pilot@example.com", "options": {"hyperparameters": hyperparameters}}
+    status, answer, _ = post(client, "/jobs", body)
+    assert status == 400 and answer["error"]["code"] == "bad_options" and problem in answer["error"]["message"]
+    assert world.job_count() == 0 and world.published() == []
