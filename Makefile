@@ -16,7 +16,7 @@ help: ## List the commands
 # --- deploying to AWS (docs/DEPLOY.md) ------------------------------------------------------
 DEPLOYMENT ?= prod
 SERVICE ?=
-CHALICE_APPS := gateway sfm train compress notify
+CHALICE_APPS := gateway sfm train compress notify sweeper
 JOB_IMAGES := sfm train compress
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
 CDK_CLI := aws-cdk@2.1148.1
@@ -33,14 +33,14 @@ synth: setup ## Synthesise the CDK stack into infra/cdk.out and lint it (offline
 deploy-infra: synth ## Deploy the shared stack (DEPLOYMENT=prod; needs AWS credentials and cdk bootstrap)
 	cd infra && npx --yes $(CDK_CLI) deploy spaceport-$(DEPLOYMENT) -c deployment=$(DEPLOYMENT) $(CDK_ARGS) --require-approval broadening
 
-deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify [DEPLOYMENT=prod]
-	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=gateway|sfm|train|compress|notify"; exit 2; }
+deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify|sweeper [DEPLOYMENT=prod]
+	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=gateway|sfm|train|compress|notify|sweeper"; exit 2; }
 	$(BIN)/python -m spaceport_infra.chalice_apps prepare $(SERVICE) --deployment $(DEPLOYMENT)
 	cd $$($(BIN)/python -m spaceport_infra.chalice_apps path $(SERVICE)) && $(abspath $(BIN))/chalice deploy --stage $(DEPLOYMENT)
 	$(BIN)/python -m spaceport_infra.chalice_apps finish $(SERVICE) --deployment $(DEPLOYMENT)
 
 deploy-all: ## chalice deploy every app (services first, then the gateway)
-	for app in sfm train compress notify gateway; do $(MAKE) deploy SERVICE=$$app DEPLOYMENT=$(DEPLOYMENT) || exit 1; done
+	for app in sfm train compress notify sweeper gateway; do $(MAKE) deploy SERVICE=$$app DEPLOYMENT=$(DEPLOYMENT) || exit 1; done
 
 deploy-site: setup web ## Publish web/dist, with /config.json for the gateway, to the site bucket
 	$(BIN)/python -m spaceport_infra.chalice_apps site gateway --deployment $(DEPLOYMENT)

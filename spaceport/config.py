@@ -87,6 +87,9 @@ class PipelineConfig:
         "MAX_BODY_BYTES", 256 * 1024, "the largest request body the gateway reads (flight logs included)"
     )
     link_ttl_s: int = _setting("LINK_TTL_S", 7 * 24 * 3600, "how long presigned download links work")
+    stall_margin_s: int = _setting(
+        "STALL_MARGIN_S", 1800, "how much longer than its stage may run a job may sit still before the sweeper fails it"
+    )
     stages: Mapping[Stage, StageSettings] = field(default_factory=_stage_defaults)
 
     @classmethod

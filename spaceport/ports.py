@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 
 from spaceport.config import PipelineConfig
 from spaceport.contracts.events import PipelineEvent
-from spaceport.contracts.job import JobRecord
+from spaceport.contracts.job import JobRecord, JobStatus
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
@@ -91,6 +92,7 @@ class JobStore(Protocol):
     def create(self, record: JobRecord, fingerprint: str = "") -> CreateResult: ...
     def get(self, job_id: str) -> JobRecord | None: ...
     def list_by_email(self, email: str, limit: int = 50) -> list[JobRecord]: ...
+    def list_unchanged_since(self, status: JobStatus, before: datetime) -> list[JobRecord]: ...
     def transition(self, job_id: str, to_position: int, **changes: Any) -> bool: ...
     def claim_notification(self, job_id: str, marker: str, stale_after_s: float) -> bool: ...
     def confirm_notification(self, job_id: str, marker: str, message_id: str) -> None: ...

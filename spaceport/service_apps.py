@@ -13,15 +13,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from chalice.app import Chalice, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
 from spaceport.adapters import default_ports
 from spaceport.contracts.stages import Stage
-from spaceport.contracts.topology import service
+from spaceport.contracts.topology import SWEEPER, service
 from spaceport.handlers import handle_notify_message, handle_stage_message, process_sqs_batch
+from spaceport.handlers.sweeper import sweep as sweep_stalled_jobs
 from spaceport.ports import Ports
 
 MessageHandler = Callable[[str, Ports, Any], str]
+SWEEP_EVERY_MINUTES = 15
 
 
 def queue_service_app(name: str, handle: MessageHandler) -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]:
@@ -45,3 +47,14 @@ def stage_service_app(stage: Stage) -> tuple[Chalice, Callable[[SQSEvent], dict[
 def notify_service_app() -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]:
     """The app that emails each run's outcome."""
     return queue_service_app("notify", handle_notify_message)
+
+
+def sweeper_app() -> tuple[Chalice, Callable[[CloudWatchEvent], list[str]]]:
+    """``(app, sweep)``: every :data:`SWEEP_EVERY_MINUTES`, fail the jobs nothing moved for too long."""
+    app = Chalice(app_name=f"spaceport-{SWEEPER}")
+
+    @app.schedule(Rate(SWEEP_EVERY_MINUTES, unit=Rate.MINUTES))
+    def sweep(event: CloudWatchEvent) -> list[str]:
+        return sweep_stalled_jobs(default_ports(SWEEPER))
+
+    return app, sweep

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spaceport.app_loader import import_app_module
-from spaceport.contracts.topology import SERVICES, ServiceSpec
+from spaceport.contracts.topology import GATEWAY, SERVICES, SWEEPER, ServiceSpec
 from spaceport_infra.imports import REPO_ROOT
 
 
@@ -23,8 +23,13 @@ from spaceport_infra.imports import REPO_ROOT
 class ChaliceApp:
     name: str
     directory: Path
-    # The topology service whose queue this app consumes; None for the gateway.
+    # The topology service whose queue this app consumes; None for the gateway and the sweeper.
     service: ServiceSpec | None
+
+    @property
+    def is_api(self) -> bool:
+        """The gateway: the one app behind API Gateway (the others are event handlers)."""
+        return self.name == GATEWAY
 
     @property
     def app_name(self) -> str:
@@ -36,8 +41,9 @@ class ChaliceApp:
 
 
 APPS: tuple[ChaliceApp, ...] = (
-    ChaliceApp("gateway", REPO_ROOT / "gateway", None),
+    ChaliceApp(GATEWAY, REPO_ROOT / "gateway", None),
     *(ChaliceApp(spec.name, REPO_ROOT / "services" / spec.name, spec) for spec in SERVICES),
+    ChaliceApp(SWEEPER, REPO_ROOT / "services" / SWEEPER, None),
 )
 
 

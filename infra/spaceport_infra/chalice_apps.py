@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda_client = boto3.client("lambda")
             uuids = enable_batch_item_failures(app, args.deployment, lambda_client)
             print(f"{app.name}: {BATCH_ITEM_FAILURES} on for {len(uuids)} SQS event source(s)")
-            if app.service is None:
+            if app.is_api:
                 api_key = read_api_key(boto3.client("ssm"), boto3.client("secretsmanager"), args.deployment)
                 functions = install_api_key(app, args.deployment, lambda_client, api_key)
                 print(f"{app.name}: API key installed in {len(functions)} function(s)")

@@ -43,6 +43,8 @@ from spaceport.contracts.stages import Stage
 from spaceport.ports import CreateResult
 
 EMAIL_INDEX = "by-email"
+# Jobs by status, oldest change first: how the sweeper finds the ones nothing moved for long.
+STATUS_INDEX = "by-status"
 _FINAL = sorted(FINAL_STATUSES)
 _KEEP = object()
 
@@ -56,6 +58,8 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "job_id", "AttributeType": "S"},
             {"AttributeName": "email", "AttributeType": "S"},
             {"AttributeName": "created_at", "AttributeType": "S"},
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "updated_at", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [
             {
@@ -65,7 +69,15 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
                     {"AttributeName": "created_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
@@ -163,6 +175,22 @@ class DynamoJobStore:
             Limit=limit,
         )
         return [JobRecord.model_validate(_from_item(item)) for item in answer.get("Items", [])]
+
+    def list_unchanged_since(self, status: JobStatus, before: datetime) -> list[JobRecord]:
+        """The jobs in ``status`` whose record last changed before ``before``, oldest first."""
+        found: list[JobRecord] = []
+        arguments: dict[str, Any] = {
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#status = :status AND updated_at < :before",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":status": status.value, ":before": before.isoformat()},
+        }
+        while True:
+            answer = self.table.query(**arguments)
+            found += [JobRecord.model_validate(_from_item(item)) for item in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                return found
+            arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def transition(
         self,

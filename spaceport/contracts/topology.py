@@ -47,8 +47,9 @@ SAGEMAKER_FINAL_STATES = ("Completed", "Failed", "Stopped")
 SageMakerJobKind = Literal["processing", "training"]
 Bus = Literal["pipeline", "default"]
 
-# Units that emit events without consuming any: the API, and SageMaker itself.
+# Units that emit events without consuming any: the API, the sweeper, and SageMaker itself.
 GATEWAY = "gateway"
+SWEEPER = "sweeper"
 SAGEMAKER = "sagemaker"
 
 _STATE_CHANGE: dict[SageMakerJobKind, tuple[str, str, str]] = {
@@ -104,7 +105,7 @@ ROUTES: tuple[Route, ...] = (
     Route(SfmCompleted.detail_type, ("sfm",), (Consumer("train", Action.START),)),
     Route(TrainingCompleted.detail_type, ("train",), (Consumer("compress", Action.START),)),
     Route(CompressionCompleted.detail_type, ("compress",), (Consumer("notify", Action.EMAIL_SUCCESS),)),
-    Route(JobFailed.detail_type, ("sfm", "train", "compress"), (Consumer("notify", Action.EMAIL_FAILURE),)),
+    Route(JobFailed.detail_type, ("sfm", "train", "compress", SWEEPER), (Consumer("notify", Action.EMAIL_FAILURE),)),
     Route(JobCancelled.detail_type, (GATEWAY,), _each_stage_service(Action.STOP)),
     Route(
         _STATE_CHANGE["processing"][0],

@@ -264,6 +264,18 @@ UNITS: Mapping[str, Unit] = {
         ),
         *(_stage_service(stage) for stage in JOB_STAGES),
         Unit(
+            "sweeper",
+            (
+                _own_logs("sweeper"),
+                Grant("StalledJobs", Port.STORE, ("dynamodb:Query",), ("${JobsTableArn}/index/*",)),
+                _job_records("GetItem", "UpdateItem"),
+                _PUBLISH,
+                _objects("ReadProgress", ("GetObject",), *(f"{bucket}/*{PROGRESS}" for bucket in BUCKET_ARN.values())),
+                # Without it S3 answers a job without a progress file with 403, not 404.
+                _objects("TellMissingProgress", ("ListBucket",), *BUCKET_ARN.values()),
+            ),
+        ),
+        Unit(
             "notify",
             (
                 _own_logs("notify"),
@@ -287,7 +299,7 @@ UNITS: Mapping[str, Unit] = {
     )
 }
 
-LAMBDA_UNITS: tuple[str, ...] = ("gateway", *(spec.name for spec in SERVICES))
+LAMBDA_UNITS: tuple[str, ...] = ("gateway", *(spec.name for spec in SERVICES), "sweeper")
 
 
 def job_unit(stage: Stage) -> Unit:

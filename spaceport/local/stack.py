@@ -24,18 +24,19 @@ from pathlib import Path
 import boto3
 
 from spaceport.adapters import reset_default_ports
+from spaceport.app_loader import import_app_module
 from spaceport.config import PipelineConfig
 from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT
 from spaceport.contracts.stages import JOB_STAGES
-from spaceport.contracts.topology import SERVICES, service
+from spaceport.contracts.topology import SERVICES, SWEEPER, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.local.aws import LocalAws, free_port
 from spaceport.local.environ import EnvironmentOverlay
 from spaceport.local.http_server import GatewayServer, load_chalice_app
-from spaceport.local.provision import Provisioned, job_role_arn, provision
+from spaceport.local.provision import LOCAL_ACCOUNT_ID, Provisioned, job_role_arn, provision
 from spaceport.local.runner import LocalJobRunner
-from spaceport.local.workers import QueueWorker
+from spaceport.local.workers import LambdaContext, QueueWorker
 
 logger = logging.getLogger("spaceport.local")
 
@@ -63,6 +64,8 @@ class StackOptions:
     # How many jobs run at once, and the CPU threads each may use (None: every core, for one job at a time).
     max_concurrent_jobs: int = 1
     job_threads: int | None = None
+    # How often the sweeper runs (AWS: every SWEEP_EVERY_MINUTES).
+    sweep_interval_s: float = 60.0
 
 
 class LocalStack:
@@ -95,6 +98,7 @@ class LocalStack:
         self._workers_lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._sweeper = threading.Thread(target=self._sweep, name="sweeper", daemon=True)
 
     # --- lifecycle
 
@@ -129,6 +133,7 @@ class LocalStack:
         for spec in SERVICES:
             self._start_worker(spec.name)
         self._supervisor.start()
+        self._sweeper.start()
         try:
             app = load_chalice_app(REPO_ROOT / "gateway" / "app.py")
             self._gateway = GatewayServer(app, self.gateway_port, self.api_key, self.options.web_dist).start()
@@ -144,8 +149,9 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._supervisor.is_alive():
-            self._supervisor.join()
+        for thread in (self._supervisor, self._sweeper):
+            if thread.is_alive():
+                thread.join()
         for worker in self.workers.values():
             worker.stop()
         if self._gateway is not None:
@@ -219,6 +225,26 @@ class LocalStack:
                     if not worker.is_alive() and name not in self._paused and not self._stopping.is_set():
                         logger.warning("worker %s died; starting a new one", name)
                         self._start_worker(name)
+
+    def _sweep(self) -> None:
+        """Run the sweeper app's scheduled function, as EventBridge Scheduler would."""
+        module = import_app_module(REPO_ROOT / "services" / SWEEPER / "app.py", "spaceport_local_app_sweeper")
+        event = {
+            "version": "0",
+            "id": "local",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": LOCAL_ACCOUNT_ID,
+            "time": "",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {},
+        }
+        while not self._stopping.wait(self.options.sweep_interval_s):
+            try:
+                module.sweep(event, LambdaContext(f"spaceport-{SWEEPER}", 300))
+            except Exception:  # a failed sweep is logged and tried again, as a scheduled Lambda is
+                logger.exception("sweeper failed")
 
     def _log_to_file(self) -> None:
         """Handlers' log lines go to ``stack.log``, so the terminal shows only the progress."""

@@ -14,6 +14,7 @@ from spaceport.contracts.topology import (
     ROUTES,
     SAGEMAKER,
     SERVICES,
+    SWEEPER,
     Action,
     action_for,
     completion_event,
@@ -27,13 +28,14 @@ EMITTING_MODULES = {
     GATEWAY: ("spaceport/api/endpoints.py",),
     "stage services": ("spaceport/handlers/stage.py",),
     "notify": ("spaceport/handlers/notify.py",),
+    SWEEPER: ("spaceport/handlers/sweeper.py",),
 }
 
 
 def test_every_event_has_a_route_naming_its_emitters_and_consumers_or_why_none():
     routed = {route.event for route in ROUTES}
     assert set(EVENT_TYPES) <= routed, "every pipeline event is in the table"
-    units = {spec.name for spec in SERVICES} | {GATEWAY, SAGEMAKER}
+    units = {spec.name for spec in SERVICES} | {GATEWAY, SWEEPER, SAGEMAKER}
     for route in ROUTES:
         assert route.emitted_by and set(route.emitted_by) <= units, route
         assert bool(route.consumers) != bool(route.terminal), f"{route.event}: consumed, or terminal with a reason"
@@ -81,6 +83,7 @@ def test_each_unit_publishes_only_what_the_table_says_it_emits():
             route.event for route in ROUTES if set(route.emitted_by) & {stage.value for stage in JOB_STAGES}
         },
         "notify": {route.event for route in ROUTES if "notify" in route.emitted_by},
+        SWEEPER: {route.event for route in ROUTES if SWEEPER in route.emitted_by},
     }
     for unit, modules in EMITTING_MODULES.items():
         published = {names[name] for module in modules for name in _published_event_classes(REPO / module)}

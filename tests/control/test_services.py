@@ -453,3 +453,33 @@ def test_a_job_stopped_by_its_time_limit_is_not_retried_and_the_email_names_the_
     handle_notify_message(last(world, "JobFailed"), world.ports)
     [raw] = world.sent_emails()
     assert b"time limit of 2 h 0 min" in raw
+
+
+def test_the_sweeper_fails_a_job_nothing_moved_for_longer_than_its_stage_may_run(world):
+    from datetime import UTC, datetime, timedelta
+
+    from spaceport.handlers.sweeper import sweep
+
+    stuck, lively = new_job(world), new_job(world)
+    for job_id in (stuck, lively):
+        run_stage(world, Stage.SFM, requested(world, job_id))
+    limit = world.config.stages[Stage.SFM].max_runtime_s + world.config.stall_margin_s
+    later = datetime.now(UTC) + timedelta(seconds=limit + 60)
+    # The lively job's SfM keeps writing progress; the stuck one's SageMaker event was lost.
+    world.put_json(
+        f"s3://spaceport-sfm/{lively}/r1/progress.json",
+        {
+            "fraction": 0.5,
+            "job": f"spaceport-sfm-{lively}-r1-a1",
+            "updated_at": (later - timedelta(minutes=5)).isoformat(),
+        },
+    )
+    assert sweep(world.ports, now=datetime.now(UTC)) == [], "nothing is overdue yet"
+    assert sweep(world.ports, now=later) == [stuck]
+    record = world.ports.store.get(stuck)
+    assert record.status is JobStatus.FAILED and record.error.code == "stalled"
+    assert world.ports.store.get(lively).status is JobStatus.RUNNING
+    [failed] = [e["detail"] for e in world.published() if e["detail-type"] == "JobFailed"]
+    assert failed["job_id"] == stuck and "showed no progress for" in failed["reason"]
+    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
+    assert sweep(world.ports, now=later) == [], "a failed job is not failed twice"

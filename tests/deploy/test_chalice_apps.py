@@ -88,9 +88,9 @@ def test_config_turns_autogen_off_and_keeps_timeouts_within_the_queue_contract(a
     assert config["automatic_layer"] is False
     for stage in config["stages"].values():
         assert stage["autogen_policy"] is False and stage["iam_policy_file"].startswith("policy-")
-    if app.service is None:
+    if app.is_api:
         assert config["lambda_timeout"] <= 29  # API Gateway's integration limit
-    else:
+    elif app.service is not None:
         assert config["lambda_timeout"] <= app.service.consumer_timeout_s
 
 
@@ -330,7 +330,7 @@ def test_finish_refuses_a_service_without_its_queue_or_a_missing_deploy(aws, tmp
 
 
 def test_finish_installs_the_api_key_without_dropping_the_environment(aws, tmp_path):
-    gateway = next(app for app in APPS if app.service is None)
+    gateway = next(app for app in APPS if app.is_api)
     app = ChaliceApp(gateway.name, tmp_path / gateway.name, None)
     arn = _function("spaceport-gateway-test", {"SPACEPORT_BUS_NAME": "spaceport"})
     _deployed(app, [{"name": "api_handler", "resource_type": "lambda_function", "lambda_arn": arn}])
@@ -350,7 +350,7 @@ def test_prepare_reads_the_stacks_parameters(aws):
 
 
 def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
-    gateway = next(app for app in APPS if app.service is None)
+    gateway = next(app for app in APPS if app.is_api)
     app = ChaliceApp(gateway.name, tmp_path / gateway.name, None)
     _deployed(
         app,
