@@ -483,3 +483,35 @@ def test_the_sweeper_fails_a_job_nothing_moved_for_longer_than_its_stage_may_run
     assert failed["job_id"] == stuck and "showed no progress for" in failed["reason"]
     assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
     assert sweep(world.ports, now=later) == [], "a failed job is not failed twice"
+
+
+def test_a_300_mb_model_never_passes_through_the_train_service(world):
+    """The training job's outputs are objects of their own; the service reads only the small report."""
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    complete_sfm(world, job_id)
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    outputs = f"spaceport-train/{job_id}/r1/outputs"
+    size = 300 * 1024**2
+    # Straight into moto's store: the test is of the service, not of an upload.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object("spaceport-train", f"{job_id}/r1/outputs/splat.ply", bytes(size))
+    world.put_json(f"s3://{outputs}/metrics.json", TRAIN_METRICS)
+    read: list[int] = []
+
+    def count(response, **_):
+        if response.get("Body") is not None and hasattr(response["Body"], "_content_length"):
+            read.append(int(response["Body"]._content_length or 0))
+
+    client = world.ports.objects.client
+    client.meta.events.register("after-call.s3.GetObject", lambda parsed, **kw: count(parsed))
+    try:
+        key = SageMakerJobKey(Stage.TRAIN, job_id, "r1", 1)
+        assert run_stage(world, Stage.TRAIN, state_change(key, "Completed")) == "completed"
+    finally:
+        client.meta.events.unregister("after-call.s3.GetObject")
+    record = world.ports.store.get(job_id)
+    assert record.summary["train_ply_bytes"] == size and record.artifacts["ply"].endswith("outputs/splat.ply")
+    assert sum(read) < 64 * 1024, f"the service downloaded {sum(read)} bytes"
