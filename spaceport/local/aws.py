@@ -12,6 +12,10 @@ Where moto differs from AWS, the smallest workaround lives here and is named:
 * moto's DynamoDB evaluates a write's condition and applies it in two steps, so two threads'
   conditional writes can both pass; :func:`_dynamodb_writes_atomically` serialises its
   requests, as DynamoDB makes each conditional write atomic.
+* moto's server parses an S3 ``PUT`` whose body is sent as
+  ``application/x-www-form-urlencoded`` (what ``curl --data-binary`` and Python's ``urllib``
+  send by default) as a form, and hangs; S3 stores the body. :func:`_bodies_are_bodies` hands
+  moto such a body as ``application/octet-stream``, so it stores it.
 * moto's SageMaker records a job as ``Completed`` the moment it is created, overwrites a job
   of the same name and has no ``StopTrainingJob``; :func:`_sagemaker_runs_jobs` makes it refuse
   a name in use (``ResourceInUse``) and what :func:`~spaceport.local.runner.check_request`
@@ -93,6 +97,9 @@ class LocalAws:
         _active_runner = self.runner
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
+        wsgi = self._server._server
+        assert wsgi is not None
+        wsgi.app = _bodies_are_bodies(wsgi.app)
         # moto keeps its accounts per process: a new local AWS starts as an empty account.
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
@@ -128,6 +135,21 @@ def sent_emails(endpoint: str) -> list[Message]:
         data = json.loads(response.read())
     raw = data.get("ses", {}).get("RawMessage", [])
     return [message_from_string(item["raw_data"]) for item in raw]
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _bodies_are_bodies(app: WsgiApp) -> WsgiApp:
+    """A PUT's body is the object, whatever content type the client named (S3 stores it as sent)."""
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") == "PUT" and environ.get("CONTENT_TYPE", "").startswith(_FORM):
+            environ["CONTENT_TYPE"] = "application/octet-stream"
+        return app(environ, start_response)
+
+    return middleware
 
 
 def answer_like_aws() -> None:

@@ -292,3 +292,48 @@ def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
         assert get("/%2e%2e/secret.txt")[0] != 200
     finally:
         server.stop()
+
+
+def test_a_presigned_put_stores_the_body_whatever_content_type_the_client_sends(aws, tmp_path):
+    """``curl --data-binary`` and ``urllib`` send application/x-www-form-urlencoded; S3 stores the bytes."""
+    import os
+    import shutil
+    import subprocess
+    import zipfile
+
+    from botocore.config import Config
+
+    photos = tmp_path / "photos.zip"
+    with zipfile.ZipFile(photos, "w") as archive:
+        archive.writestr("a.jpg", os.urandom(300_000))  # not text: a form parser chokes on it
+    body = photos.read_bytes()
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+
+    def put_url(key: str) -> str:
+        return s3.generate_presigned_url("put_object", Params={"Bucket": "in-bucket", "Key": key}, ExpiresIn=600)
+
+    with urllib.request.urlopen(
+        urllib.request.Request(put_url("urllib.zip"), data=body, method="PUT"), timeout=30
+    ) as answer:
+        assert answer.status == 200
+    stored = s3.get_object(Bucket="in-bucket", Key="urllib.zip")["Body"].read()
+    assert stored == body
+    if shutil.which("curl"):
+        done = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                "30",
+                "-X",
+                "PUT",
+                "--data-binary",
+                f"@{photos}",
+                put_url("curl.zip"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert s3.get_object(Bucket="in-bucket", Key="curl.zip")["Body"].read() == body
