@@ -18,20 +18,21 @@ DEPLOYMENT ?= prod
 SERVICE ?=
 CHALICE_APPS := gateway sfm train compress notify sweeper
 JOB_IMAGES := sfm train compress
-IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
+# The job images' tag: the commit, marked -dirty when the tree has changes (ECR tags are immutable).
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 CDK_CLI := aws-cdk@2.1148.1
-# Extra CDK context for deploy-infra, e.g. CDK_ARGS="-c image_tag=1a2b3c4 -c operator_email=ops@example.org"
+# Extra CDK context for deploy-infra, e.g. CDK_ARGS="-c operator_email=ops@example.org"
 CDK_ARGS ?=
 # jsii (aws-cdk-lib) warns loudly on node 20; the synthesised template is the same.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 synth: setup ## Synthesise the CDK stack into infra/cdk.out and lint it (offline)
-	cd infra && CDK_OUTDIR=cdk.out CDK_CONTEXT_JSON='{"deployment": "$(DEPLOYMENT)"}' ../$(BIN)/python app.py
+	cd infra && CDK_OUTDIR=cdk.out CDK_CONTEXT_JSON='{"deployment": "$(DEPLOYMENT)", "image_tag": "$(IMAGE_TAG)"}' ../$(BIN)/python app.py
 	$(BIN)/cfn-lint infra/cdk.out/spaceport-$(DEPLOYMENT).template.json
 	@echo "infra/cdk.out/spaceport-$(DEPLOYMENT).template.json"
 
 deploy-infra: synth ## Deploy the shared stack (DEPLOYMENT=prod; needs AWS credentials and cdk bootstrap)
-	cd infra && npx --yes $(CDK_CLI) deploy spaceport-$(DEPLOYMENT) -c deployment=$(DEPLOYMENT) $(CDK_ARGS) --require-approval broadening
+	cd infra && npx --yes $(CDK_CLI) deploy spaceport-$(DEPLOYMENT) -c deployment=$(DEPLOYMENT) -c image_tag=$(IMAGE_TAG) $(CDK_ARGS) --require-approval broadening
 
 deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify|sweeper [DEPLOYMENT=prod]
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=gateway|sfm|train|compress|notify|sweeper"; exit 2; }
@@ -47,18 +48,17 @@ deploy-site: setup web ## Publish web/dist, with /config.json for the gateway, t
 
 images: ## Build the three job images, compress from train (needs Docker; IMAGE_TAG = git commit)
 	for stage in $(JOB_IMAGES); do \
-	  docker build -f services/$$stage/Dockerfile --build-arg TRAIN_IMAGE=spaceport-train:$(IMAGE_TAG) \
-	    -t spaceport-$$stage:$(IMAGE_TAG) -t spaceport-$$stage:latest . || exit 1; \
+	  docker build -f services/$$stage/Dockerfile --build-arg TRAIN_IMAGE=spaceport-$(DEPLOYMENT)-train:$(IMAGE_TAG) \
+	    -t spaceport-$(DEPLOYMENT)-$$stage:$(IMAGE_TAG) . || exit 1; \
 	done
 
-push: ## Push the job images to ECR as IMAGE_TAG and latest (needs Docker, the AWS CLI and the stack)
+push: ## Push the job images to ECR as IMAGE_TAG (needs Docker, the AWS CLI and the stack)
 	region=$${AWS_REGION:-$$(aws configure get region)} && \
 	registry=$$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$$region.amazonaws.com && \
 	aws ecr get-login-password --region $$region | docker login --username AWS --password-stdin $$registry && \
 	for stage in $(JOB_IMAGES); do \
-	  for tag in $(IMAGE_TAG) latest; do \
-	    docker tag spaceport-$$stage:$(IMAGE_TAG) $$registry/spaceport-$$stage:$$tag && docker push $$registry/spaceport-$$stage:$$tag || exit 1; \
-	  done; \
+	  image=spaceport-$(DEPLOYMENT)-$$stage:$(IMAGE_TAG); \
+	  docker tag $$image $$registry/$$image && docker push $$registry/$$image || exit 1; \
 	done
 
 # PlayCanvas' splat-transform (pinned in package-lock.json) for the SOG interop test and the

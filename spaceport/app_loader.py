@@ -6,7 +6,7 @@ called ``app``), so the local runtime calls the very functions the apps register
 >>> root = Path(__file__).resolve().parents[1]
 >>> module = import_app_module(root / "services" / "sfm" / "app.py", "spaceport_doctest_app_sfm")
 >>> [source.queue for source in module.app.event_sources]
-['spaceport-sfm']
+['spaceport-local-sfm']
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ reads ``AWS_ENDPOINT_URL``, the region and the credentials).
 
 >>> config = PipelineConfig.from_env({"SPACEPORT_TRAIN_INSTANCE": "ml.g5.4xlarge"})
 >>> config.stages[Stage.TRAIN].instance_type, config.stage_bucket(Stage.TRAIN)
-('ml.g5.4xlarge', 'spaceport-train')
+('ml.g5.4xlarge', 'spaceport-local-train')
 >>> PipelineConfig.from_env(config.to_env()) == config
 True
 >>> sorted(PipelineConfig.variables())[:3]
@@ -24,7 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spaceport.contracts.deployment import LOCAL_PUBLIC_BASE_URL, STAGE_MACHINES
+from spaceport.contracts.deployment import (
+    LOCAL_DEPLOYMENT,
+    LOCAL_PUBLIC_BASE_URL,
+    STAGE_MACHINES,
+    check_deployment,
+    resource_name,
+)
 from spaceport.contracts.layout import ArtifactLayout
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
@@ -66,16 +72,31 @@ def _stage_defaults() -> dict[Stage, StageSettings]:
     }
 
 
+# Resource fields whose default is the deployment's own name for them: field -> name suffix.
+_NAMED_BY_DEPLOYMENT = {
+    "bus_name": "",
+    "jobs_table": "jobs",
+    "idempotency_table": "idempotency",
+    "uploads_bucket": "uploads",
+    "sfm_bucket": "sfm",
+    "train_bucket": "train",
+    "compressed_bucket": "compressed",
+    "site_bucket": "site",
+}
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    bus_name: str = _setting("BUS_NAME", "spaceport", "the pipeline's EventBridge bus")
-    jobs_table: str = _setting("JOBS_TABLE", "spaceport-jobs", "the job store's DynamoDB table")
-    idempotency_table: str = _setting("IDEMPOTENCY_TABLE", "spaceport-idempotency", "Powertools' idempotency records")
-    uploads_bucket: str = _setting("UPLOADS_BUCKET", "spaceport-uploads", "photos ZIPs and flight logs")
-    sfm_bucket: str = _setting("SFM_BUCKET", "spaceport-sfm", "the SfM stage's outputs")
-    train_bucket: str = _setting("TRAIN_BUCKET", "spaceport-train", "the training stage's outputs")
-    compressed_bucket: str = _setting("COMPRESSED_BUCKET", "spaceport-compressed", "the compressed scenes")
-    site_bucket: str = _setting("SITE_BUCKET", "spaceport-site", "the web app")
+    deployment: str = _setting("DEPLOYMENT", LOCAL_DEPLOYMENT, "the deployment: in every resource's name")
+    # Empty: the deployment's own name (spaceport-<deployment>-<what>); infra sets the real ones.
+    bus_name: str = _setting("BUS_NAME", "", "the pipeline's EventBridge bus")
+    jobs_table: str = _setting("JOBS_TABLE", "", "the job store's DynamoDB table")
+    idempotency_table: str = _setting("IDEMPOTENCY_TABLE", "", "Powertools' idempotency records")
+    uploads_bucket: str = _setting("UPLOADS_BUCKET", "", "photos ZIPs and flight logs")
+    sfm_bucket: str = _setting("SFM_BUCKET", "", "the SfM stage's outputs")
+    train_bucket: str = _setting("TRAIN_BUCKET", "", "the training stage's outputs")
+    compressed_bucket: str = _setting("COMPRESSED_BUCKET", "", "the compressed scenes")
+    site_bucket: str = _setting("SITE_BUCKET", "", "the web app")
     sender_email: str = _setting("SENDER_EMAIL", "spaceport@example.com", "SES sender of every email")
     api_key: str = _setting("API_KEY", "", "the key clients send in x-api-key (empty: every call refused)")
     public_base_url: str = _setting("PUBLIC_BASE_URL", LOCAL_PUBLIC_BASE_URL, "where the web app is served")
@@ -91,6 +112,21 @@ class PipelineConfig:
         "STALL_MARGIN_S", 1800, "how much longer than its stage may run a job may sit still before the sweeper fails it"
     )
     stages: Mapping[Stage, StageSettings] = field(default_factory=_stage_defaults)
+
+    def __post_init__(self) -> None:
+        try:
+            check_deployment(self.deployment)
+        except ValueError as error:
+            raise ConfigError(f"{PREFIX}DEPLOYMENT: {error}.") from None
+        for name, suffix in _NAMED_BY_DEPLOYMENT.items():
+            if not getattr(self, name):
+                parts = (suffix,) if suffix else ()
+                object.__setattr__(self, name, resource_name(self.deployment, *parts))
+
+    @property
+    def archive_name(self) -> str:
+        """The archive that keeps every event of the pipeline bus (``spaceport replay --archive``)."""
+        return f"{self.bus_name}-archive"
 
     @classmethod
     def variable(cls, name: str) -> str:

@@ -53,6 +53,11 @@ class ProcessingPaths:
         return self.root / "processing" / "output"
 
     @property
+    def progress(self) -> Path:
+        """Uploaded while the job runs (``Continuous``); the outputs only when it ends."""
+        return self.root / "processing" / "progress"
+
+    @property
     def failure(self) -> Path:
         return self.root / "output" / "failure"
 
@@ -100,17 +105,18 @@ class TrainingPaths:
 
 PROCESSING_INPUT = str(ProcessingPaths(SAGEMAKER_ROOT).input)
 PROCESSING_OUTPUT = str(ProcessingPaths(SAGEMAKER_ROOT).output)
+PROCESSING_PROGRESS = str(ProcessingPaths(SAGEMAKER_ROOT).progress)
 CHECKPOINTS = str(TrainingPaths(SAGEMAKER_ROOT).checkpoints)
 
 
 def progress_path(kind: str) -> str:
     """The progress file of a ``processing`` or ``training`` job, relative to the SageMaker root.
 
-    >>> progress_path("processing") == f"processing/output/{PROGRESS}", progress_path("training").split("/")[0]
+    >>> progress_path("processing") == f"processing/progress/{PROGRESS}", progress_path("training").split("/")[0]
     (True, 'checkpoints')
     """
     root = Path("/")
-    folder = ProcessingPaths(root).output if kind == "processing" else TrainingPaths(root).checkpoints
+    folder = ProcessingPaths(root).progress if kind == "processing" else TrainingPaths(root).checkpoints
     return (folder / PROGRESS).relative_to(root).as_posix()
 
 

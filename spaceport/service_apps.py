@@ -16,6 +16,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
 from spaceport.adapters import default_ports
+from spaceport.contracts.deployment import deployment_from_env
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SWEEPER, service
 from spaceport.handlers import handle_notify_message, handle_stage_message, process_sqs_batch
@@ -31,7 +32,9 @@ def queue_service_app(name: str, handle: MessageHandler) -> tuple[Chalice, Calla
     spec = service(name)
     app = Chalice(app_name=f"spaceport-{name}")
 
-    @app.on_sqs_message(queue=spec.queue_name, batch_size=spec.batch_size)
+    # Chalice reads the queue when it loads the app, with the deployment's environment (its stage's
+    # environment_variables when deploying, the Lambda's when running).
+    @app.on_sqs_message(queue=spec.queue_name(deployment_from_env()), batch_size=spec.batch_size)
     def consume(event: SQSEvent) -> dict[str, Any]:
         ports = default_ports(name)
         return process_sqs_batch(event.to_dict(), lambda body: handle(body, ports, event.context), event.context)

@@ -47,6 +47,7 @@ def arn_parameter(deployment: str, key: str) -> str:
 
 # Every key the stack writes under arn/; the units' policies may use exactly these.
 ARN_KEYS: tuple[str, ...] = (
+    "Deployment",
     "Partition",
     "Region",
     "AccountId",

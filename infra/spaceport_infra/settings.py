@@ -4,7 +4,8 @@
 value; ``infra/cdk.json`` holds what an operator sets once. Each stage's machine defaults to
 :data:`spaceport.contracts.deployment.STAGE_MACHINES`.
 
->>> settings = InfraSettings.from_context({"deployment": "dev", "train_instance": "ml.g5.4xlarge"}.get)
+>>> context = {"deployment": "dev", "image_tag": "1a2b3c4d5e6f", "train_instance": "ml.g5.4xlarge"}
+>>> settings = InfraSettings.from_context(context.get)
 >>> settings.deployment, settings.machines[Stage.TRAIN].instance_type, settings.machines[Stage.SFM].volume_gb
 ('dev', 'ml.g5.4xlarge', 50)
 """
@@ -16,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from spaceport.contracts.deployment import STAGE_MACHINES, StageMachine
+from spaceport.contracts.deployment import STAGE_MACHINES, StageMachine, check_deployment
 from spaceport.contracts.links import is_email_address
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 
-_DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+# ECR's rule for a tag; "latest" is refused: a deployment runs the image it names, for good.
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 # Per stage, the context keys that override its machine: <stage>_instance, <stage>_volume_gb, ...
 _MACHINE_KEYS = {"instance_type": "instance", "volume_gb": "volume_gb", "max_runtime_s": "max_runtime_s"}
 
@@ -44,7 +46,8 @@ class InfraSettings:
     archive_retention_days: int = 90
     uploads_expire_days: int = 30
     runs_to_infrequent_access_days: int = 30
-    image_tag: str = "latest"
+    # The job images' tag (``make images`` tags the git commit); the repositories are immutable.
+    image_tag: str = ""
     # Version of AWS's public Powertools v3 layer (python3.11, x86_64): pydantic and Powertools
     # reach Lambda through it, so no deployment package carries compiled wheels.
     powertools_layer_version: int = 23
@@ -52,8 +55,14 @@ class InfraSettings:
     machines: Mapping[Stage, StageMachine] = field(default_factory=lambda: dict(STAGE_MACHINES))
 
     def __post_init__(self) -> None:
-        if not _DEPLOYMENT_NAME.match(self.deployment):
-            raise InfraSettingsError(f"deployment must be 2-16 lowercase letters or digits, not {self.deployment!r}.")
+        try:
+            check_deployment(self.deployment)
+        except ValueError as error:
+            raise InfraSettingsError(f"{error}.") from None
+        if not _IMAGE_TAG.match(self.image_tag) or self.image_tag == "latest":
+            raise InfraSettingsError(
+                f"image_tag must name one pushed image (make images push tags the git commit), not {self.image_tag!r}."
+            )
         if not is_email_address(self.sender_email):
             raise InfraSettingsError(f"sender_email {self.sender_email!r} is not an email address.")
         if self.operator_email and not is_email_address(self.operator_email):
@@ -68,7 +77,6 @@ class InfraSettings:
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> InfraSettings:
         """Build from CDK context (``app.node.try_get_context``); absent keys keep their default."""
-        base = cls()
         values: dict[str, Any] = {}
         for item in fields(cls):
             if item.name == "machines":
@@ -76,8 +84,7 @@ class InfraSettings:
             raw = get(item.name)
             if raw is None:
                 continue
-            default = getattr(base, item.name)
-            values[item.name] = _coerce(item.name, raw, default)
+            values[item.name] = _coerce(item.name, raw, item.default)
         machines = {}
         for stage in JOB_STAGES:
             default = STAGE_MACHINES[stage]

@@ -63,6 +63,7 @@ from constructs import Construct
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
 from spaceport.config import PipelineConfig, StageSettings
+from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.events import EVENT_SOURCE
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, ServiceSpec, Subscription
@@ -71,7 +72,6 @@ from spaceport_infra.apps import APPS, lambda_function_names
 from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, env_path, rules_path
 from spaceport_infra.settings import InfraSettings
 
-BUS_NAME = "spaceport"
 # Powertools' idempotency records expire through this attribute (its default name).
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 _PATTERN_KEYS = {"source": "source", "detail-type": "detail_type", "detail": "detail"}
@@ -93,10 +93,12 @@ class SpaceportStack(cdk.Stack):
             scope, construct_id, description=f"Spaceport shared infrastructure ({settings.deployment})", **kwargs
         )
         self.settings = settings
+        # The deployment's own names for its bus and tables (the local runtime's, for "local").
+        self.names = PipelineConfig(deployment=settings.deployment)
         cdk.Tags.of(self).add("spaceport:deployment", settings.deployment)
 
         self.operators = sns.Topic(
-            self, "Operators", topic_name="spaceport-operators", display_name="Spaceport operators", enforce_ssl=True
+            self, "Operators", topic_name=self._name("operators"), display_name="Spaceport operators", enforce_ssl=True
         )
         if settings.operator_email:
             self.operators.add_subscription(sns_subscriptions.EmailSubscription(settings.operator_email))
@@ -111,13 +113,16 @@ class SpaceportStack(cdk.Stack):
         self._job_policies()
         self._parameters()
 
+    def _name(self, *parts: str) -> str:
+        return resource_name(self.settings.deployment, *parts)
+
     # --- storage -------------------------------------------------------------------------
 
     def _bucket(self, kind: str, lifecycle: list[s3.LifecycleRule]) -> s3.Bucket:
         return s3.Bucket(
             self,
             f"{kind.capitalize()}Bucket",
-            bucket_name=f"spaceport-{kind}-{cdk.Aws.ACCOUNT_ID}-{cdk.Aws.REGION}",
+            bucket_name=self._name(kind, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION),
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -195,11 +200,10 @@ class SpaceportStack(cdk.Stack):
     # --- events and queues ---------------------------------------------------------------
 
     def _event_plumbing(self) -> None:
-        self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=self.names.bus_name)
         self.archive = self.bus.archive(
-            # The name `spaceport replay --archive` looks up (spaceport.local.provision.archive_name).
             "Archive",
-            archive_name=f"{BUS_NAME}-archive",
+            archive_name=self.names.archive_name,
             description="Every Spaceport pipeline event, for spaceport replay --archive",
             event_pattern=events.EventPattern(source=[EVENT_SOURCE]),
             retention=cdk.Duration.days(self.settings.archive_retention_days),
@@ -209,7 +213,7 @@ class SpaceportStack(cdk.Stack):
         self.delivery_dlq = sqs.Queue(
             self,
             "DeliveryDlq",
-            queue_name="spaceport-events-dlq",
+            queue_name=self._name("events", "dlq"),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
@@ -221,14 +225,14 @@ class SpaceportStack(cdk.Stack):
             queue, dlq = self._service_queue(spec)
             self.queues[spec.name] = queue
             self.dead_letter_queues[spec.name] = dlq
-            for subscription in spec.subscriptions:
+            for subscription in spec.subscriptions(self.settings.deployment):
                 rule = events.Rule(
                     self,
                     f"Rule-{subscription.rule_name}",
                     rule_name=subscription.rule_name,
                     event_bus=self.bus if subscription.bus == PIPELINE_BUS else default_bus,
                     event_pattern=event_pattern(subscription),
-                    description=f"{subscription.bus} bus -> {spec.queue_name}",
+                    description=f"{subscription.bus} bus -> {spec.queue_name(self.settings.deployment)}",
                 )
                 # The target adds the queue policy: SendMessage from this rule only (aws:SourceArn).
                 rule.add_target(
@@ -246,7 +250,7 @@ class SpaceportStack(cdk.Stack):
         dlq = sqs.Queue(
             self,
             f"{ident}Dlq",
-            queue_name=spec.dead_letter_queue_name,
+            queue_name=spec.dead_letter_queue_name(self.settings.deployment),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
@@ -254,7 +258,7 @@ class SpaceportStack(cdk.Stack):
         queue = sqs.Queue(
             self,
             f"{ident}Queue",
-            queue_name=spec.queue_name,
+            queue_name=spec.queue_name(self.settings.deployment),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout_s),
@@ -301,10 +305,10 @@ class SpaceportStack(cdk.Stack):
         return table
 
     def _tables(self) -> None:
-        self.jobs_table = self._table("JobsTable", jobs_table_definition("spaceport-jobs"))
+        self.jobs_table = self._table("JobsTable", jobs_table_definition(self.names.jobs_table))
         self.idempotency_table = self._table(
             "IdempotencyTable",
-            idempotency_table_definition("spaceport-idempotency"),
+            idempotency_table_definition(self.names.idempotency_table),
             ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
         )
 
@@ -315,8 +319,10 @@ class SpaceportStack(cdk.Stack):
             stage: ecr.Repository(
                 self,
                 f"{stage.value.capitalize()}Repository",
-                repository_name=f"spaceport-{stage.value}",
+                repository_name=self._name(stage.value),
                 image_scan_on_push=True,
+                # A tag names one image for good: a job and its retry run the same code.
+                image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 encryption=ecr.RepositoryEncryption.AES_256,
                 lifecycle_rules=[ecr.LifecycleRule(description="keep the 20 newest images", max_image_count=20)],
                 removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -395,7 +401,7 @@ class SpaceportStack(cdk.Stack):
             self.alarms.append(
                 self._alarm(
                     f"QueueStalled-{name}",
-                    f"spaceport-{name}-queue-stalled",
+                    self._name(name, "queue-stalled"),
                     age,
                     f"The {name} service has left a message unprocessed for 15 minutes.",
                     threshold=900,
@@ -405,7 +411,7 @@ class SpaceportStack(cdk.Stack):
         failed_rule = next(
             s.rule_name
             for spec in SERVICES
-            for s in spec.subscriptions
+            for s in spec.subscriptions(self.settings.deployment)
             if s.bus == PIPELINE_BUS and s.pattern["detail-type"] == ["JobFailed"]
         )
         self.failed_jobs = cloudwatch.Metric(
@@ -413,13 +419,13 @@ class SpaceportStack(cdk.Stack):
             metric_name="MatchedEvents",
             statistic="Sum",
             period=cdk.Duration.minutes(5),
-            dimensions_map={"EventBusName": BUS_NAME, "RuleName": failed_rule},
+            dimensions_map={"EventBusName": self.names.bus_name, "RuleName": failed_rule},
             label="failed jobs",
         )
         self.alarms.append(
             self._alarm(
                 "JobsFailed",
-                "spaceport-jobs-failed",
+                self._name("jobs-failed"),
                 self.failed_jobs,
                 "A job failed for good (JobFailed): see the job's record and its logs.",
             )
@@ -448,7 +454,7 @@ class SpaceportStack(cdk.Stack):
 
     def _dashboard(self) -> None:
         minute = cdk.Duration.minutes(1)
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"spaceport-{self.settings.deployment}")
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=self._name())
         dashboard.add_widgets(
             cloudwatch.TextWidget(
                 markdown=f"# Spaceport ({self.settings.deployment})\nRunbook: docs/OPERATIONS.md", width=24, height=2
@@ -484,7 +490,7 @@ class SpaceportStack(cdk.Stack):
                         statistic="Sum",
                         period=cdk.Duration.minutes(5),
                         label=name,
-                        dimensions_map={"EventBusName": BUS_NAME, "RuleName": name},
+                        dimensions_map={"EventBusName": self.names.bus_name, "RuleName": name},
                     )
                     for name in self.rules
                     if not name.endswith("-sagemaker-state")
@@ -532,6 +538,7 @@ class SpaceportStack(cdk.Stack):
     def arns(self) -> dict[str, str]:
         """What the units' policies name as ``${Key}`` (see ``parameters.ARN_KEYS``)."""
         values = {
+            "Deployment": self.settings.deployment,
             "Partition": cdk.Aws.PARTITION,
             "Region": cdk.Aws.REGION,
             "AccountId": cdk.Aws.ACCOUNT_ID,
@@ -578,7 +585,12 @@ class SpaceportStack(cdk.Stack):
             value=API_KEY_VARIABLE,
             description="The deploy step copies the ApiKeySecretArn secret into this variable",
         )
-        replayable = {s.rule_name for spec in SERVICES for s in spec.subscriptions if s.bus == PIPELINE_BUS}
+        replayable = {
+            s.rule_name
+            for spec in SERVICES
+            for s in spec.subscriptions(self.settings.deployment)
+            if s.bus == PIPELINE_BUS
+        }
         cdk.CfnOutput(
             self,
             "ReplayRuleArns",

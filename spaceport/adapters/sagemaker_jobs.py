@@ -6,7 +6,7 @@ duplicate delivery meets SageMaker's ``ResourceInUse`` and starts nothing.
 
 >>> from spaceport.contracts.stages import Stage
 >>> spec = StageJobSpec(
-...     key=SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"), command=("spaceport", "train"),
+...     key=SageMakerJobKey("local", Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"), command=("spaceport", "train"),
 ...     inputs={"sfm": "s3://sfm/0a1b2c3d4e5f6a7b/r1/"}, output_uri="s3://train/0a1b2c3d4e5f6a7b/r1/",
 ...     instance_type="ml.g5.2xlarge", volume_gb=100, max_runtime_s=3600, role_arn="arn:aws:iam::1:role/r",
 ...     image_uri="1.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:abc", use_spot=True,
@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from spaceport.adapters.aws_errors import error_code
-from spaceport.container import CHECKPOINTS, PROCESSING_INPUT, PROCESSING_OUTPUT
+from spaceport.container import CHECKPOINTS, PROCESSING_INPUT, PROCESSING_OUTPUT, PROCESSING_PROGRESS
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.ports import JobState, LaunchError
@@ -55,22 +55,29 @@ def processing_job_request(spec: StageJobSpec) -> dict[str, Any]:
         }
         for name, uri in spec.inputs.items()
     ]
+    # The outputs go up once the job ends (a job may build them in place); only the progress
+    # folder goes up while it runs.
+    outputs = [
+        {
+            "OutputName": "output",
+            "S3Output": {"S3Uri": spec.output_uri, "LocalPath": PROCESSING_OUTPUT, "S3UploadMode": "EndOfJob"},
+        }
+    ]
+    if spec.progress_uri:
+        outputs.append(
+            {
+                "OutputName": "progress",
+                "S3Output": {
+                    "S3Uri": spec.progress_uri,
+                    "LocalPath": PROCESSING_PROGRESS,
+                    "S3UploadMode": "Continuous",
+                },
+            }
+        )
     request: dict[str, Any] = {
         "ProcessingJobName": spec.name,
         "ProcessingInputs": inputs,
-        "ProcessingOutputConfig": {
-            "Outputs": [
-                {
-                    "OutputName": "output",
-                    # Continuous: the job's progress file reaches S3 while the job runs.
-                    "S3Output": {
-                        "S3Uri": spec.output_uri,
-                        "LocalPath": PROCESSING_OUTPUT,
-                        "S3UploadMode": "Continuous",
-                    },
-                }
-            ]
-        },
+        "ProcessingOutputConfig": {"Outputs": outputs},
         "ProcessingResources": {
             "ClusterConfig": {
                 "InstanceCount": 1,

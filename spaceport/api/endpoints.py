@@ -343,7 +343,7 @@ def running_progress(ports: Ports, record: JobRecord) -> dict[str, Any] | None:
     """What the running attempt's job last said of its progress (its progress file), if anything."""
     if record.status is not JobStatus.RUNNING or record.stage not in JOB_STAGES:
         return None
-    key = SageMakerJobKey(record.stage, record.job_id, record.run_id, record.attempt)
+    key = SageMakerJobKey(ports.config.deployment, record.stage, record.job_id, record.run_id, record.attempt)
     progress = ports.objects.read_json(ports.config.layout.progress(record.stage, record.job_id, record.run_id))
     if progress is None or progress.get("job") != key.name or not isinstance(progress.get("fraction"), (int, float)):
         return None  # not started yet, or an earlier attempt's file

@@ -11,6 +11,8 @@ may override them), and the local runtime checks each job request against
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -58,6 +60,39 @@ STAGE_MACHINES: Mapping[Stage, StageMachine] = {
     Stage.TRAIN: StageMachine("ml.g5.2xlarge", volume_gb=100, max_runtime_s=8 * 3600),
     Stage.COMPRESS: StageMachine("ml.g4dn.xlarge", volume_gb=50, max_runtime_s=3600),
 }
+
+# A deployment's name ("prod", "dev", "local") is in every physical resource's name, so that two
+# deployments can share an account without sharing a queue, a table or a job.
+DEPLOYMENT_ENV = "SPACEPORT_DEPLOYMENT"
+LOCAL_DEPLOYMENT = "local"
+_DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+
+
+def check_deployment(name: str) -> str:
+    """``name`` if it can name a deployment: 2-12 lowercase letters or digits, a letter first.
+
+    >>> check_deployment("prod")
+    'prod'
+    """
+    if not _DEPLOYMENT_NAME.match(name):
+        raise ValueError(f"a deployment is named with 2-12 lowercase letters or digits, not {name!r}")
+    return name
+
+
+def deployment_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The deployment this process belongs to (its Lambda's or job's environment); local by default."""
+    env = os.environ if environ is None else environ
+    return check_deployment(env.get(DEPLOYMENT_ENV) or LOCAL_DEPLOYMENT)
+
+
+def resource_name(deployment: str, *parts: str) -> str:
+    """The physical name of one of a deployment's resources.
+
+    >>> resource_name("prod", "jobs"), resource_name("dev", "sfm", "dlq")
+    ('spaceport-prod-jobs', 'spaceport-dev-sfm-dlq')
+    """
+    return "-".join(("spaceport", deployment, *parts))
+
 
 # The local runtime's gateway (`spaceport serve`), and so the public base URL of a local deployment.
 LOCAL_GATEWAY_PORT = 8000

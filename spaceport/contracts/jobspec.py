@@ -5,19 +5,20 @@ and the machine it runs on. The SageMaker adapter turns it into ``CreateProcessi
 ``CreateTrainingJob``; the local runtime's stand-in for SageMaker runs what that request
 describes. Where outputs land follows SageMaker:
 
-* processing jobs: the files of ``/opt/ml/processing/output`` under ``output_uri``;
+* processing jobs: the files of ``/opt/ml/processing/output`` under ``output_uri`` when the job
+  ends, and those of ``/opt/ml/processing/progress`` under ``progress_uri`` while it runs;
 * training jobs: the :class:`~spaceport.contracts.layout.TrainingArchives` under
   ``{output_uri}{job name}/output/`` (see :meth:`~spaceport.contracts.layout.ArtifactLayout.training_archive`).
 
 >>> spec = StageJobSpec(
-...     key=SageMakerJobKey(Stage.SFM, "0a1b2c3d4e5f6a7b", "r1"),
+...     key=SageMakerJobKey("local", Stage.SFM, "0a1b2c3d4e5f6a7b", "r1"),
 ...     command=("spaceport", "sfm"),
-...     inputs={"photos": "s3://spaceport-uploads/u/photos.zip"},
-...     output_uri="s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/",
+...     inputs={"photos": "s3://spaceport-local-uploads/u/photos.zip"},
+...     output_uri="s3://spaceport-local-sfm/0a1b2c3d4e5f6a7b/r1/",
 ...     instance_type="ml.c6i.2xlarge", volume_gb=50, max_runtime_s=3600,
 ... )
 >>> spec.name, spec.kind, spec.tags["spaceport:stage"]
-('spaceport-sfm-0a1b2c3d4e5f6a7b-r1-a1', 'processing', 'sfm')
+('spaceport-local-sfm-0a1b2c3d4e5f6a7b-r1-a1', 'processing', 'sfm')
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class StageJobSpec:
     hyperparameters: dict[str, str] = field(default_factory=dict)
     checkpoint_uri: str | None = None
     use_spot: bool = False
+    # Processing only: where the progress folder is uploaded while the job runs.
+    progress_uri: str | None = None
 
     @property
     def name(self) -> str:

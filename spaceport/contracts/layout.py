@@ -78,6 +78,7 @@ STAGE_REPORT: Mapping[Stage, str] = {
 }
 JOB_REPORT: Final = "job-report.json"
 _TRAINING_OUTPUTS = "outputs/"
+_PROCESSING_PROGRESS = "progress/"
 FLIGHT_PLAN: Final = "flight-plan.csv"
 
 
@@ -116,9 +117,15 @@ class ArtifactLayout:
         """The stage's report (:data:`STAGE_REPORT`) for one run."""
         return self.output(stage, job_id, run_id, STAGE_REPORT[stage])
 
+    def progress_prefix(self, stage: Stage, job_id: str, run_id: str) -> str:
+        """What a job uploads while it runs: training's synced outputs, a processing job's ``progress/``."""
+        if stage is Stage.TRAIN:
+            return self.outputs_prefix(stage, job_id, run_id)
+        return self.run_prefix(stage, job_id, run_id) + _PROCESSING_PROGRESS
+
     def progress(self, stage: Stage, job_id: str, run_id: str) -> str:
         """The running job's :data:`PROGRESS` file."""
-        return self.output(stage, job_id, run_id, PROGRESS)
+        return self.progress_prefix(stage, job_id, run_id) + PROGRESS
 
     def training_archive(self, job_id: str, run_id: str, job_name: str, archive: str) -> str:
         """Where SageMaker leaves a training job's :class:`TrainingArchives` member."""

@@ -5,7 +5,7 @@ units that emit it, and the services that consume it with what each does on rece
 :class:`Action`); an event nobody consumes says why (``terminal``). Everything else is
 derived from it:
 
-* each service's EventBridge rules (:attr:`ServiceSpec.subscriptions`), on the pipeline bus or,
+* each service's EventBridge rules (:meth:`ServiceSpec.subscriptions`), on the pipeline bus or,
   for SageMaker's job state changes, the account's default bus;
 * what a service's handler does with a message (:func:`action_for`), so a rule and its handler
   cannot disagree;
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Literal
 
+from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.events import (
     EVENT_SOURCE,
     EVENT_TYPES,
@@ -128,7 +129,10 @@ class Subscription:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A service: its queue, the SageMaker job it runs (if any), and its Lambda's batch settings."""
+    """A service: its queue, the SageMaker job it runs (if any), and its Lambda's batch settings.
+
+    Physical names carry the deployment (:func:`~spaceport.contracts.deployment.resource_name`).
+    """
 
     name: str
     sagemaker_job: SageMakerJobKind | None
@@ -136,61 +140,53 @@ class ServiceSpec:
     consumer_timeout_s: int = 60
     batch_size: int = 5
     max_receive_count: int = 5
-    subscriptions: tuple[Subscription, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "subscriptions", tuple(_subscriptions(self)))
 
     @property
     def stage(self) -> Stage | None:
         """The pipeline stage whose job this service runs; ``None`` for notify."""
         return Stage(self.name) if self.sagemaker_job is not None else None
 
-    @property
-    def queue_name(self) -> str:
-        return f"spaceport-{self.name}"
+    def queue_name(self, deployment: str) -> str:
+        return resource_name(deployment, self.name)
 
-    @property
-    def dead_letter_queue_name(self) -> str:
-        return f"spaceport-{self.name}-dlq"
+    def dead_letter_queue_name(self, deployment: str) -> str:
+        return resource_name(deployment, self.name, "dlq")
 
     @property
     def visibility_timeout_s(self) -> int:
         # AWS's guidance for Lambda event sources: at least 6x the function timeout.
         return 6 * self.consumer_timeout_s
 
-    @property
-    def sagemaker_job_prefix(self) -> str:
-        return f"spaceport-{self.name}-"
+    def sagemaker_job_prefix(self, deployment: str) -> str:
+        return resource_name(deployment, self.name) + "-"
 
+    def subscriptions(self, deployment: str) -> tuple[Subscription, ...]:
+        """The EventBridge rules that route this service's events to its queue."""
+        rules: list[Subscription] = []
+        for route in ROUTES:
+            for consumer in route.consumers:
+                if consumer.service != self.name:
+                    continue
+                if route.source == SAGEMAKER_SOURCE:
+                    rules.append(self._sagemaker_rule(deployment, route.event))
+                    continue
+                pattern: dict[str, Any] = {"source": [route.source], "detail-type": [route.event]}
+                if consumer.own_stage:
+                    pattern["detail"] = {"stage": [self.name]}
+                rules.append(Subscription(resource_name(deployment, self.name, route.event), "pipeline", pattern))
+        return tuple(rules)
 
-def _subscriptions(spec: ServiceSpec) -> list[Subscription]:
-    rules: list[Subscription] = []
-    for route in ROUTES:
-        for consumer in route.consumers:
-            if consumer.service != spec.name:
-                continue
-            if route.source == SAGEMAKER_SOURCE:
-                rules.append(_sagemaker_rule(spec, route.event))
-                continue
-            pattern: dict[str, Any] = {"source": [route.source], "detail-type": [route.event]}
-            if consumer.own_stage:
-                pattern["detail"] = {"stage": [spec.name]}
-            rules.append(Subscription(f"spaceport-{spec.name}-{route.event}", "pipeline", pattern))
-    return rules
-
-
-def _sagemaker_rule(spec: ServiceSpec, detail_type: str) -> Subscription:
-    [(name_field, status_field)] = [(n, s) for d, n, s in _STATE_CHANGE.values() if d == detail_type]
-    pattern = {
-        "source": [SAGEMAKER_SOURCE],
-        "detail-type": [detail_type],
-        "detail": {
-            name_field: [{"prefix": spec.sagemaker_job_prefix}],
-            status_field: list(SAGEMAKER_FINAL_STATES),
-        },
-    }
-    return Subscription(f"spaceport-{spec.name}-sagemaker-state", "default", pattern)
+    def _sagemaker_rule(self, deployment: str, detail_type: str) -> Subscription:
+        [(name_field, status_field)] = [(n, s) for d, n, s in _STATE_CHANGE.values() if d == detail_type]
+        pattern = {
+            "source": [SAGEMAKER_SOURCE],
+            "detail-type": [detail_type],
+            "detail": {
+                name_field: [{"prefix": self.sagemaker_job_prefix(deployment)}],
+                status_field: list(SAGEMAKER_FINAL_STATES),
+            },
+        }
+        return Subscription(resource_name(deployment, self.name, "sagemaker-state"), "default", pattern)
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -258,20 +254,24 @@ _EVENTS = frozenset(r.event for r in ROUTES)
 
 # --- SageMaker job names: deterministic, so a duplicate delivery finds the job already there.
 
-_JOB_NAME = re.compile(r"^spaceport-(?P<stage>[a-z]+)-(?P<job_id>[0-9a-z]+)-(?P<run_id>r[0-9]+)-a(?P<attempt>[0-9]+)$")
+_JOB_NAME = re.compile(
+    r"^spaceport-(?P<deployment>[a-z][a-z0-9]+)-(?P<stage>[a-z]+)-(?P<job_id>[0-9a-z]+)"
+    r"-(?P<run_id>r[0-9]+)-a(?P<attempt>[0-9]+)$"
+)
 
 
 @dataclass(frozen=True)
 class SageMakerJobKey:
-    """The business key a SageMaker job name encodes.
+    """The business key a SageMaker job name encodes, in one deployment.
 
-    >>> key = SageMakerJobKey(Stage.SFM, "0a1b2c3d4e5f6a7b", "r1", 2)
+    >>> key = SageMakerJobKey("prod", Stage.SFM, "0a1b2c3d4e5f6a7b", "r1", 2)
     >>> key.name, SageMakerJobKey.parse(key.name) == key
-    ('spaceport-sfm-0a1b2c3d4e5f6a7b-r1-a2', True)
-    >>> key.tags()
-    {'spaceport:job': '0a1b2c3d4e5f6a7b', 'spaceport:stage': 'sfm', 'spaceport:run': 'r1'}
+    ('spaceport-prod-sfm-0a1b2c3d4e5f6a7b-r1-a2', True)
+    >>> key.tags()["spaceport:deployment"], key.retry().attempt
+    ('prod', 3)
     """
 
+    deployment: str
     stage: Stage
     job_id: str
     run_id: str
@@ -279,7 +279,7 @@ class SageMakerJobKey:
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
-        name = f"spaceport-{self.stage.value}-{self.job_id}-{self.run_id}-a{self.attempt}"
+        name = f"{resource_name(self.deployment, self.stage.value)}-{self.job_id}-{self.run_id}-a{self.attempt}"
         if len(name) > 63 or not _JOB_NAME.match(name):
             raise ValueError(f"cannot make a valid SageMaker job name from {self!r}")
         object.__setattr__(self, "name", name)
@@ -289,7 +289,11 @@ class SageMakerJobKey:
         match = _JOB_NAME.match(name)
         if match is None:
             raise ValueError(f"{name!r} is not a Spaceport SageMaker job name")
-        return cls(Stage(match["stage"]), match["job_id"], match["run_id"], int(match["attempt"]))
+        return cls(match["deployment"], Stage(match["stage"]), match["job_id"], match["run_id"], int(match["attempt"]))
+
+    def retry(self) -> SageMakerJobKey:
+        """The key of the next attempt."""
+        return SageMakerJobKey(self.deployment, self.stage, self.job_id, self.run_id, self.attempt + 1)
 
     @property
     def kind(self) -> SageMakerJobKind:
@@ -299,4 +303,9 @@ class SageMakerJobKey:
 
     def tags(self) -> dict[str, str]:
         """The tags every job of this key carries (cost reports and operators find jobs by them)."""
-        return {"spaceport:job": self.job_id, "spaceport:stage": self.stage.value, "spaceport:run": self.run_id}
+        return {
+            "spaceport:deployment": self.deployment,
+            "spaceport:job": self.job_id,
+            "spaceport:stage": self.stage.value,
+            "spaceport:run": self.run_id,
+        }

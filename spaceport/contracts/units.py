@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.layout import JOB_REPORT, PROGRESS, STAGE_REPORT, CompressOutputs, TrainOutputs
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES, stage_service
@@ -70,7 +71,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class Unit:
-    """A deploy unit: its name (its role is ``spaceport-<name>-<deployment>``) and its grants."""
+    """A deploy unit: its name (its role is ``spaceport-<deployment>-<name>``) and its grants."""
 
     name: str
     grants: tuple[Grant, ...]
@@ -96,7 +97,7 @@ class Unit:
         return {"Version": "2012-10-17", "Statement": json.loads(rendered)}
 
     def role_name(self, deployment: str) -> str:
-        return f"spaceport-{self.name}-{deployment}"
+        return resource_name(deployment, self.name)
 
 
 # --- the resources, as templates over the stack's outputs
@@ -107,6 +108,7 @@ BUCKET_ARN = {
     Stage.COMPRESS: "${CompressedBucketArn}",
 }
 UPLOADS_BUCKET_ARN = "${UploadsBucketArn}"
+DEPLOYMENT = "${Deployment}"
 _ACCOUNT = "arn:${Partition}:{service}:${Region}:${AccountId}"
 
 
@@ -129,12 +131,15 @@ def _arn(service: str, rest: str) -> str:
 
 
 def _own_logs(unit: str) -> Grant:
-    group = _arn("logs", f"log-group:/aws/lambda/spaceport-{unit}-*")
+    # Chalice names the app spaceport-<unit>, its REST API's function <app>-<deployment> and each
+    # other function <app>-<deployment>-<handler>.
+    function = f"log-group:/aws/lambda/spaceport-{unit}-{DEPLOYMENT}"
+    groups = (_arn("logs", function), _arn("logs", f"{function}-*"))
     return Grant(
         "OwnLogs",
         Port.RUNTIME,
         ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
-        (group, f"{group}:log-stream:*"),
+        (*groups, *(f"{group}:log-stream:*" for group in groups)),
     )
 
 
@@ -167,7 +172,7 @@ def _objects(sid: str, actions: tuple[str, ...], *resources: str) -> Grant:
 def _stage_service(stage: Stage) -> Unit:
     service = stage_service(stage)
     kind = "Processing" if service.sagemaker_job == "processing" else "Training"
-    job_arn = _arn("sagemaker", f"{kind.lower()}-job/{service.sagemaker_job_prefix}*")
+    job_arn = _arn("sagemaker", f"{kind.lower()}-job/{service.sagemaker_job_prefix(DEPLOYMENT)}*")
     report = STAGE_REPORT[stage]
     # What the service reads of its job's outputs: the report, and the file whose size it records.
     reads = {

@@ -151,6 +151,8 @@ def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports,
     action: Callable[[], str]
     if envelope.get("source") == SAGEMAKER_SOURCE:
         change = parse_state_change(stage, envelope)
+        if change.key.deployment != ports.config.deployment:
+            raise InvalidEventError(f"{change.key.name} belongs to another deployment than {ports.config.deployment}.")
         if action_for(stage.value, str(envelope.get("detail-type"))) is not Action.FOLLOW:
             raise InvalidEventError(f"The {stage.value} service does not follow {envelope.get('detail-type')}.")
         key = f"{envelope['detail-type']}#{change.key.name}#{change.status}"
@@ -205,7 +207,7 @@ def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, op
         return "duplicate"
     if not input_uri:
         raise InvalidEventError(f"The event that starts {stage.value} for job {job_id} names no input.")
-    return _launch(SageMakerJobKey(stage, job_id, run_id, 1), input_uri, options, ports)
+    return _launch(SageMakerJobKey(ports.config.deployment, stage, job_id, run_id, 1), input_uri, options, ports)
 
 
 def _launch(key: SageMakerJobKey, input_uri: str, options: JobOptions, ports: Ports) -> str:
@@ -329,7 +331,7 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
     diagnosis = diagnose(key.stage, change.status, change.failure_reason, report, change.time_limit_s)
     if diagnosis.transient and key.attempt < ports.config.max_attempts:
         logger.warning("%s failed (%s); retrying as attempt %d", key.name, diagnosis.reason, key.attempt + 1)
-        retry = SageMakerJobKey(key.stage, key.job_id, key.run_id, key.attempt + 1)
+        retry = key.retry()
         _launch(retry, stage_input(key.stage, record.input_uri, record.artifacts), record.options, ports)
         return "retried"
     ports.publisher.publish(JobFailed(**_about(key, record), error_code=diagnosis.code, reason=diagnosis.reason))
@@ -356,7 +358,7 @@ def on_cancelled(stage: Stage, event: JobCancelled, ports: Ports) -> str:
     if record is None or record.run_id != event.run_id:
         return "stale"
     attempt = record.attempt if record.stage is stage else event.attempt
-    name = SageMakerJobKey(stage, event.job_id, event.run_id, attempt).name
+    name = SageMakerJobKey(ports.config.deployment, stage, event.job_id, event.run_id, attempt).name
     try:
         ports.launcher.stop(name)
     except LookupError:

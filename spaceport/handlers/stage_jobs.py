@@ -6,10 +6,10 @@ reads a finished job's report from S3 and names its artifacts. Every URI comes f
 deployment's :class:`~spaceport.contracts.layout.ArtifactLayout`.
 
 >>> from spaceport.config import PipelineConfig
->>> spec = stage_job_spec(PipelineConfig(), SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"),
-...                       input_uri="s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/", options=JobOptions(preset="quick"))
+>>> spec = stage_job_spec(PipelineConfig(), SageMakerJobKey("local", Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1"),
+...                       input_uri="s3://spaceport-local-sfm/0a1b2c3d4e5f6a7b/r1/", options=JobOptions(preset="quick"))
 >>> spec.kind, spec.hyperparameters["preset"], spec.checkpoint_uri
-('training', 'quick', 's3://spaceport-train/0a1b2c3d4e5f6a7b/r1/outputs/')
+('training', 'quick', 's3://spaceport-local-train/0a1b2c3d4e5f6a7b/r1/outputs/')
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
         hyperparameters=hyperparameters,
         checkpoint_uri=checkpoint_uri,
         use_spot=stage is Stage.TRAIN and config.train_spot,
+        progress_uri=config.layout.progress_prefix(stage, key.job_id, key.run_id) if key.kind == "processing" else None,
     )
 
 

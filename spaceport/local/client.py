@@ -35,7 +35,6 @@ from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
 from spaceport.local.aws import LocalAws
-from spaceport.local.provision import archive_name
 
 STATE_FILE = "serve.json"
 
@@ -179,18 +178,19 @@ def replay_archive(since: datetime, until: datetime, consumers: Sequence[str] = 
     the events (``FilterArns``); otherwise every rule on the bus does.
     """
     events = boto3.client("events")
-    archive = events.describe_archive(ArchiveName=archive_name(PipelineConfig.from_env()))
+    config = PipelineConfig.from_env()
+    archive = events.describe_archive(ArchiveName=config.archive_name)
     destination: dict[str, Any] = {"Arn": archive["EventSourceArn"]}
     if consumers:
         bus = archive["EventSourceArn"].split("/")[-1]
         rules = [
             subscription.rule_name
             for name in consumers
-            for subscription in service(name).subscriptions
+            for subscription in service(name).subscriptions(config.deployment)
             if subscription.bus == PIPELINE_BUS
         ]
         destination["FilterArns"] = [events.describe_rule(Name=rule, EventBusName=bus)["Arn"] for rule in rules]
-    name = f"spaceport-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    name = f"{config.bus_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     events.start_replay(
         ReplayName=name,
         EventSourceArn=archive["ArchiveArn"],

@@ -39,7 +39,7 @@ class GatewayServer:
         self, app: Any, port: int, api_key: str, web_dist: Path | None = None, host: str = "127.0.0.1"
     ) -> None:
         from chalice.config import Config
-        from chalice.local import create_local_server
+        from chalice.local import CustomLocalChalice, LocalDevServer, create_local_server
 
         self.host, self.port = host, port
         self.base_url = f"http://{host}:{port}"
@@ -47,7 +47,11 @@ class GatewayServer:
         # create_local_server makes the app's current_request thread-local; the request handler
         # is swapped for ours so that /config.json and the web app come from the same origin.
         config = Config()
-        self._server = create_local_server(app, config, host, port)
+        if isinstance(app, CustomLocalChalice):
+            # Served before in this process (a module is imported once): already made local.
+            self._server = LocalDevServer(app, config, host, port)
+        else:
+            self._server = create_local_server(app, config, host, port)
         self._server.server.RequestHandlerClass = functools.partial(
             _handler_class(), app_object=self._server.app_object, config=config, site=site
         )

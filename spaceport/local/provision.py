@@ -15,7 +15,7 @@ What it creates (all through boto3, so it works against any endpoint):
 >>> from spaceport.local.aws import LocalAws
 >>> with LocalAws():
 ...     resources = provision(PipelineConfig.from_env())
-...     resources.queue_urls["sfm"].endswith("/123456789012/spaceport-sfm")
+...     resources.queue_urls["sfm"].endswith("/123456789012/spaceport-local-sfm")
 True
 """
 
@@ -31,6 +31,7 @@ from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table
 from spaceport.config import PipelineConfig
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES, ServiceSpec
+from spaceport.contracts.units import job_unit
 
 # moto's account (every local resource lives in it).
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -40,14 +41,9 @@ SAGEMAKER_TRUST = {
 }
 
 
-def job_role_arn(stage: Stage) -> str:
+def job_role_arn(deployment: str, stage: Stage) -> str:
     """The role the local SageMaker jobs of ``stage`` run as."""
-    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/spaceport-{stage.value}-job"
-
-
-def archive_name(config: PipelineConfig) -> str:
-    """The archive that keeps every event of the pipeline bus."""
-    return f"{config.bus_name}-archive"
+    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{job_unit(stage).role_name(deployment)}"
 
 
 @dataclass
@@ -64,19 +60,19 @@ def provision(config: PipelineConfig) -> Provisioned:
     events = boto3.client("events")
     bus_arn = events.create_event_bus(Name=config.bus_name)["EventBusArn"]
     archive_arn = events.create_archive(
-        ArchiveName=archive_name(config),
+        ArchiveName=config.archive_name,
         EventSourceArn=bus_arn,
         Description="Every Spaceport pipeline event, for reprocessing by replay.",
     )["ArchiveArn"]
     provisioned = Provisioned(bus_arn=bus_arn, archive_arn=archive_arn)
     for spec in SERVICES:
-        queue_url, dlq_url = _create_service_queues(spec)
+        queue_url, dlq_url = _create_service_queues(spec, config.deployment)
         provisioned.queue_urls[spec.name] = queue_url
         provisioned.dead_letter_queue_urls[spec.name] = dlq_url
         _subscribe(spec, queue_url, config)
     _create_tables(config)
     boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
-    _create_job_roles()
+    _create_job_roles(config.deployment)
     return provisioned
 
 
@@ -105,14 +101,14 @@ def _queue_arn(sqs: Any, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
-def _create_service_queues(spec: ServiceSpec) -> tuple[str, str]:
+def _create_service_queues(spec: ServiceSpec, deployment: str) -> tuple[str, str]:
     sqs = boto3.client("sqs")
     dlq_url = sqs.create_queue(
-        QueueName=spec.dead_letter_queue_name, Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)}
+        QueueName=spec.dead_letter_queue_name(deployment), Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)}
     )["QueueUrl"]
     redrive = {"deadLetterTargetArn": _queue_arn(sqs, dlq_url), "maxReceiveCount": str(spec.max_receive_count)}
     queue_url = sqs.create_queue(
-        QueueName=spec.queue_name,
+        QueueName=spec.queue_name(deployment),
         Attributes={
             "VisibilityTimeout": str(spec.visibility_timeout_s),
             "RedrivePolicy": json.dumps(redrive),
@@ -125,7 +121,7 @@ def _subscribe(spec: ServiceSpec, queue_url: str, config: PipelineConfig) -> Non
     events = boto3.client("events")
     queue_arn = _queue_arn(boto3.client("sqs"), queue_url)
     buses = {PIPELINE_BUS: config.bus_name, DEFAULT_BUS: "default"}
-    for subscription in spec.subscriptions:
+    for subscription in spec.subscriptions(config.deployment):
         bus = buses[subscription.bus]
         events.put_rule(
             Name=subscription.rule_name,
@@ -133,9 +129,7 @@ def _subscribe(spec: ServiceSpec, queue_url: str, config: PipelineConfig) -> Non
             EventPattern=json.dumps(subscription.pattern),
             State="ENABLED",
         )
-        events.put_targets(
-            Rule=subscription.rule_name, EventBusName=bus, Targets=[{"Id": spec.queue_name, "Arn": queue_arn}]
-        )
+        events.put_targets(Rule=subscription.rule_name, EventBusName=bus, Targets=[{"Id": spec.name, "Arn": queue_arn}])
 
 
 def _create_tables(config: PipelineConfig) -> None:
@@ -144,9 +138,9 @@ def _create_tables(config: PipelineConfig) -> None:
     dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))
 
 
-def _create_job_roles() -> None:
+def _create_job_roles(deployment: str) -> None:
     iam = boto3.client("iam")
     for stage in JOB_STAGES:
         iam.create_role(
-            RoleName=job_role_arn(stage).rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST)
+            RoleName=job_unit(stage).role_name(deployment), AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST)
         )

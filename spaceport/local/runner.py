@@ -28,6 +28,7 @@ The image URI and the instance type are checked, not used: the job runs on this 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -44,6 +45,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spaceport.adapters.aws_errors import is_not_found
 from spaceport.compute import THREADS_ENV
@@ -64,6 +66,7 @@ STOP_GRACE_S = 30.0
 TRANSFER_THREADS = 8
 # How often what SageMaker uploads continuously is looked at.
 SYNC_INTERVAL_S = 1.0
+logger = logging.getLogger("spaceport.local")
 # SageMaker's documented limits on a request (the hyperparameters' are a contract: the gateway checks them).
 MAX_ENVIRONMENT_ENTRIES = 100
 MAX_ENVIRONMENT_VALUE = 256
@@ -396,9 +399,15 @@ class _ContinuousSync:
                     continue  # replaced while we looked
                 if self.seen.get(path) == stamp:
                     continue
-                self.seen[path] = stamp
                 where = S3Location.parse(uri).child(path.relative_to(folder).as_posix())
-                self.s3.upload_file(str(path), where.bucket, where.key)
+                try:
+                    self.s3.upload_file(str(path), where.bucket, where.key)
+                except (OSError, BotoCoreError, ClientError) as error:
+                    # Removed or rewritten while it went up: SageMaker tries again at its next
+                    # look, and the job's end uploads every file as it was left.
+                    logger.debug("continuous upload of %s failed (%s); trying again later", path, error)
+                    continue
+                self.seen[path] = stamp
 
 
 def _put_state_change(job: LocalJob) -> None:

@@ -26,7 +26,7 @@ import boto3
 from spaceport.adapters import reset_default_ports
 from spaceport.app_loader import import_app_module
 from spaceport.config import PipelineConfig
-from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT
+from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT, deployment_from_env, resource_name
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SERVICES, SWEEPER, service
 from spaceport.errors import SpaceportError
@@ -114,11 +114,12 @@ class LocalStack:
     def _start(self) -> None:
         self._log_to_file()
         self.aws.start()
+        deployment = deployment_from_env()
         stage_settings = {}
         for stage in JOB_STAGES:
             prefix = f"SPACEPORT_{stage.name}"
-            stage_settings[f"{prefix}_IMAGE"] = f"spaceport-{stage.value}:{LOCAL_IMAGE_TAG}"
-            stage_settings[f"{prefix}_ROLE_ARN"] = job_role_arn(stage)
+            stage_settings[f"{prefix}_IMAGE"] = f"{resource_name(deployment, stage.value)}:{LOCAL_IMAGE_TAG}"
+            stage_settings[f"{prefix}_ROLE_ARN"] = job_role_arn(deployment, stage)
         self._environ.set(
             {
                 **stage_settings,
@@ -213,7 +214,10 @@ class LocalStack:
         app_path = REPO_ROOT / "services" / name / "app.py"
         if not app_path.exists():
             raise StackError(f"The {name} service has no app at {app_path}.")
-        worker = QueueWorker.for_app(spec, app_path, visibility_timeout_s=self.options.visibility_timeout_s)
+        assert self.config is not None, "workers start once the stack is configured"
+        worker = QueueWorker.for_app(
+            spec, self.config.deployment, app_path, visibility_timeout_s=self.options.visibility_timeout_s
+        )
         worker.start()
         self.workers[name] = worker
 

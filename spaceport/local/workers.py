@@ -12,7 +12,7 @@ visible again after ``retry_delay_s`` (1 s) instead of waiting out the queue's v
 timeout (6x the Lambda timeout, minutes). A worker that dies mid-batch deletes nothing and
 changes nothing, so its messages wait for the visibility timeout, as in AWS.
 
-The local stack runs one per service: ``QueueWorker.for_app(service("sfm"), sfm_app_py)``,
+The local stack runs one per service: ``QueueWorker.for_app(service("sfm"), "local", sfm_app_py)``,
 ``start()`` and, at the end, ``stop()``.
 """
 
@@ -91,6 +91,7 @@ class QueueWorker(threading.Thread):
     def __init__(
         self,
         service: ServiceSpec,
+        deployment: str,
         handler: LambdaHandler,
         wait_s: int = 1,
         retry_delay_s: int = 1,
@@ -111,14 +112,14 @@ class QueueWorker(threading.Thread):
         # Its own session: workers are (re)started from several threads, and boto3's default
         # session is not safe to share across threads.
         self._sqs = boto3.session.Session().client("sqs")
-        self._queue_url = self._sqs.get_queue_url(QueueName=service.queue_name)["QueueUrl"]
+        self._queue_url = self._sqs.get_queue_url(QueueName=service.queue_name(deployment))["QueueUrl"]
         self._queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
 
     @classmethod
-    def for_app(cls, service: ServiceSpec, app_path: Path, **kwargs: Any) -> QueueWorker:
-        return cls(service, load_sqs_handler(app_path, service.queue_name), **kwargs)
+    def for_app(cls, service: ServiceSpec, deployment: str, app_path: Path, **kwargs: Any) -> QueueWorker:
+        return cls(service, deployment, load_sqs_handler(app_path, service.queue_name(deployment)), **kwargs)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop_requested.set()

@@ -68,7 +68,7 @@ def test_positions_only_move_forward():
 
 
 def test_sagemaker_job_names_are_valid_and_reversible():
-    key = SageMakerJobKey(Stage.COMPRESS, "0123456789abcdef", "r12", 3)
+    key = SageMakerJobKey("local", Stage.COMPRESS, "0123456789abcdef", "r12", 3)
     assert len(key.name) <= 63
     assert SageMakerJobKey.parse(key.name) == key
     with pytest.raises(ValueError):

@@ -62,7 +62,7 @@ def test_a_stage_service_starts_and_stops_only_its_own_stage():
 
 @pytest.mark.parametrize("spec", SERVICES, ids=lambda spec: spec.name)
 def test_rules_are_derived_from_the_routes(spec):
-    detail_types = sorted(sub.pattern["detail-type"][0] for sub in spec.subscriptions)
+    detail_types = sorted(sub.pattern["detail-type"][0] for sub in spec.subscriptions("local"))
     expected = sorted(route.event for route in ROUTES if route.actions_of(spec.name))
     assert detail_types == expected
     assert spec.visibility_timeout_s >= 6 * spec.consumer_timeout_s

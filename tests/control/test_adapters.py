@@ -36,10 +36,12 @@ def sagemaker():
 def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
     client, stubber = sagemaker
     config = PipelineConfig.from_env({**JOB_ENV, "SPACEPORT_TRAIN_MAX_RUNTIME_S": "7200"})
-    key = SageMakerJobKey(Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r2", 3)
-    spec = stage_job_spec(config, key, "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/", JobOptions(preset="quick", steps=900))
+    key = SageMakerJobKey("local", Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r2", 3)
+    spec = stage_job_spec(
+        config, key, "s3://spaceport-local-sfm/0a1b2c3d4e5f6a7b/r1/", JobOptions(preset="quick", steps=900)
+    )
     expected = {
-        "TrainingJobName": "spaceport-train-0a1b2c3d4e5f6a7b-r2-a3",
+        "TrainingJobName": "spaceport-local-train-0a1b2c3d4e5f6a7b-r2-a3",
         "AlgorithmSpecification": {
             "TrainingImage": "train:1",
             "TrainingInputMode": "File",
@@ -52,28 +54,29 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri": "s3://spaceport-sfm/0a1b2c3d4e5f6a7b/r1/",
+                        "S3Uri": "s3://spaceport-local-sfm/0a1b2c3d4e5f6a7b/r1/",
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },
             }
         ],
-        "OutputDataConfig": {"S3OutputPath": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/"},
+        "OutputDataConfig": {"S3OutputPath": "s3://spaceport-local-train/0a1b2c3d4e5f6a7b/r2/"},
         "ResourceConfig": {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
         "StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400},
         "EnableManagedSpotTraining": True,
         "CheckpointConfig": {
-            "S3Uri": "s3://spaceport-train/0a1b2c3d4e5f6a7b/r2/outputs/",
+            "S3Uri": "s3://spaceport-local-train/0a1b2c3d4e5f6a7b/r2/outputs/",
             "LocalPath": "/opt/ml/checkpoints",
         },
         "Environment": {
             "SPACEPORT_JOB_ID": "0a1b2c3d4e5f6a7b",
             "SPACEPORT_RUN_ID": "r2",
-            "SPACEPORT_JOB_NAME": "spaceport-train-0a1b2c3d4e5f6a7b-r2-a3",
+            "SPACEPORT_JOB_NAME": "spaceport-local-train-0a1b2c3d4e5f6a7b-r2-a3",
             "SPACEPORT_PROGRESS_FILE": "checkpoints/progress.json",
         },
         "RoleArn": ROLE,
         "Tags": [
+            {"Key": "spaceport:deployment", "Value": "local"},
             {"Key": "spaceport:job", "Value": "0a1b2c3d4e5f6a7b"},
             {"Key": "spaceport:stage", "Value": "train"},
             {"Key": "spaceport:run", "Value": "r2"},
@@ -86,7 +89,7 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
 def test_a_job_that_exists_already_starts_nothing(sagemaker):
     client, stubber = sagemaker
     config = PipelineConfig.from_env(JOB_ENV)
-    spec = stage_job_spec(config, SageMakerJobKey(Stage.SFM, "abc", "r1"), "s3://u/p.zip", JobOptions())
+    spec = stage_job_spec(config, SageMakerJobKey("local", Stage.SFM, "abc", "r1"), "s3://u/p.zip", JobOptions())
     stubber.add_client_error(
         "create_processing_job", service_error_code="ResourceInUse", service_message="Job name must be unique"
     )
@@ -97,27 +100,46 @@ def test_processing_job_and_stop_of_an_ended_job(sagemaker):
     client, stubber = sagemaker
     spec = stage_job_spec(
         PipelineConfig.from_env(JOB_ENV),
-        SageMakerJobKey(Stage.COMPRESS, "abc", "r1"),
-        "s3://spaceport-train/abc/r1/j/output/model.tar.gz",
+        SageMakerJobKey("local", Stage.COMPRESS, "abc", "r1"),
+        "s3://spaceport-local-train/abc/r1/j/output/model.tar.gz",
         JobOptions(sh_bands=1),
     )
     stubber.add_response(
         "create_processing_job",
         {"ProcessingJobArn": "arn:x"},
         {
-            "ProcessingJobName": "spaceport-compress-abc-r1-a1",
+            "ProcessingJobName": "spaceport-local-compress-abc-r1-a1",
             "ProcessingInputs": [
                 {
                     "InputName": "model",
                     "S3Input": {
-                        "S3Uri": "s3://spaceport-train/abc/r1/j/output/model.tar.gz",
+                        "S3Uri": "s3://spaceport-local-train/abc/r1/j/output/model.tar.gz",
                         "LocalPath": "/opt/ml/processing/input",
                         "S3DataType": "S3Prefix",
                         "S3InputMode": "File",
                     },
                 }
             ],
-            "ProcessingOutputConfig": ANY,
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "output",
+                        "S3Output": {
+                            "S3Uri": "s3://spaceport-local-compressed/abc/r1/",
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    },
+                    {
+                        "OutputName": "progress",
+                        "S3Output": {
+                            "S3Uri": "s3://spaceport-local-compressed/abc/r1/progress/",
+                            "LocalPath": "/opt/ml/processing/progress",
+                            "S3UploadMode": "Continuous",
+                        },
+                    },
+                ]
+            },
             "ProcessingResources": ANY,
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "AppSpecification": {
@@ -127,8 +149,8 @@ def test_processing_job_and_stop_of_an_ended_job(sagemaker):
             "Environment": {
                 "SPACEPORT_JOB_ID": "abc",
                 "SPACEPORT_RUN_ID": "r1",
-                "SPACEPORT_JOB_NAME": "spaceport-compress-abc-r1-a1",
-                "SPACEPORT_PROGRESS_FILE": "processing/output/progress.json",
+                "SPACEPORT_JOB_NAME": "spaceport-local-compress-abc-r1-a1",
+                "SPACEPORT_PROGRESS_FILE": "processing/progress/progress.json",
             },
             "RoleArn": ROLE,
             "Tags": ANY,
@@ -153,7 +175,7 @@ def test_config_reads_the_environment_once():
     )
     assert (config.uploads_bucket, config.public_base_url, config.train_spot) == ("u", "https://x.example", False)
     assert config.stages[Stage.SFM].instance_type == "ml.c6i.4xlarge"
-    assert config.layout.run_prefix(Stage.COMPRESS, "j", "r2") == "s3://spaceport-compressed/j/r2/"
+    assert config.layout.run_prefix(Stage.COMPRESS, "j", "r2") == "s3://spaceport-local-compressed/j/r2/"
     with pytest.raises(ConfigError):
         PipelineConfig.from_env({"SPACEPORT_TRAIN_SPOT": "maybe"})
     with pytest.raises(ConfigError):

@@ -70,17 +70,19 @@ def test_post_jobs_creates_the_job_and_publishes_job_requested(world, client):
 )
 def test_bad_input_is_refused_and_creates_nothing(world, client, case, status, code):
     photos = world.put_zip()
-    world.s3.put_object(Bucket="spaceport-uploads", Key="uploads/u2/notes.zip", Body=b"just text, not a zip")
-    world.s3.put_object(Bucket="spaceport-uploads", Key="uploads/u3/huge.zip", Body=b"PK\x03\x04" + bytes(70 * 1024))
+    world.s3.put_object(Bucket="spaceport-local-uploads", Key="uploads/u2/notes.zip", Body=b"just text, not a zip")
+    world.s3.put_object(
+        Bucket="spaceport-local-uploads", Key="uploads/u3/huge.zip", Body=b"PK\x03\x04" + bytes(70 * 1024)
+    )
     good = {"s3Url": photos, "email": "pilot@example.com"}
     bodies = {
         "bad email": {**good, "email": "pilot-at-example"},
         "missing email": {"s3Url": photos},
         "foreign bucket": {**good, "s3Url": "s3://someone-else/photos.zip"},
-        "other scheme": {**good, "s3Url": "https://spaceport-uploads.s3.amazonaws.com/uploads/u1/photos.zip"},
-        "missing object": {**good, "s3Url": "s3://spaceport-uploads/uploads/none/photos.zip"},
-        "not a zip": {**good, "s3Url": "s3://spaceport-uploads/uploads/u2/notes.zip"},
-        "over the size cap": {**good, "s3Url": "s3://spaceport-uploads/uploads/u3/huge.zip"},
+        "other scheme": {**good, "s3Url": "https://spaceport-local-uploads.s3.amazonaws.com/uploads/u1/photos.zip"},
+        "missing object": {**good, "s3Url": "s3://spaceport-local-uploads/uploads/none/photos.zip"},
+        "not a zip": {**good, "s3Url": "s3://spaceport-local-uploads/uploads/u2/notes.zip"},
+        "over the size cap": {**good, "s3Url": "s3://spaceport-local-uploads/uploads/u3/huge.zip"},
         "unknown option": {**good, "options": {"turbo": True}},
         "bad option value": {**good, "options": {"preset": "huge"}},
         "unknown field": {**good, "priority": "high"},
@@ -138,27 +140,31 @@ def test_seed_start_job_contract(world, client):
     assert status == 202, body
     record = world.ports.store.get(body["jobId"])
     assert record.options.hyperparameters == {"steps": "3000"}  # the seed's name for it
-    stored = world.s3.get_object(Bucket="spaceport-uploads", Key=record.artifacts["csv"].split("/", 3)[3])
+    stored = world.s3.get_object(Bucket="spaceport-local-uploads", Key=record.artifacts["csv"].split("/", 3)[3])
     assert stored["Body"].read().decode() == csv
 
-    world.s3.put_object(Bucket="spaceport-sfm", Key="old/r1/sparse/0/cameras.bin", Body=b"\0")
+    world.s3.put_object(Bucket="spaceport-local-sfm", Key="old/r1/sparse/0/cameras.bin", Body=b"\0")
     status, body, _ = post(
         client,
         "/start-job",
-        {"email": "pilot@example.com", "pipelineStep": "3dgs", "existingColmapUri": "s3://spaceport-sfm/old/r1/"},
+        {"email": "pilot@example.com", "pipelineStep": "3dgs", "existingColmapUri": "s3://spaceport-local-sfm/old/r1/"},
     )
     assert status == 202, body
     trained = world.ports.store.get(body["jobId"])
-    assert trained.stage.value == "train" and trained.artifacts["sfm"] == "s3://spaceport-sfm/old/r1/"
+    assert trained.stage.value == "train" and trained.artifacts["sfm"] == "s3://spaceport-local-sfm/old/r1/"
     requested = [e["detail"] for e in world.published() if e["detail"]["job_id"] == body["jobId"]]
-    assert requested[0]["stage"] == "train" and requested[0]["input_uri"] == "s3://spaceport-sfm/old/r1/"
+    assert requested[0]["stage"] == "train" and requested[0]["input_uri"] == "s3://spaceport-local-sfm/old/r1/"
 
     assert post(client, "/start-job", {"email": "pilot@example.com", "pipelineStep": "nerf", "s3Url": photos})[0] == 400
     assert (
         post(
             client,
             "/start-job",
-            {"email": "pilot@example.com", "pipelineStep": "3dgs", "existingColmapUri": "s3://spaceport-sfm/missing/"},
+            {
+                "email": "pilot@example.com",
+                "pipelineStep": "3dgs",
+                "existingColmapUri": "s3://spaceport-local-sfm/missing/",
+            },
         )[0]
         == 422
     )
@@ -166,8 +172,10 @@ def test_seed_start_job_contract(world, client):
 
 def test_presigned_upload_then_job_from_upload_key(world, client):
     status, upload, _ = post(client, "/uploads", {"filename": "my flight.zip"})
-    assert status == 200 and upload["s3Url"].startswith("s3://spaceport-uploads/uploads/")
-    zip_bytes = world.s3.get_object(Bucket="spaceport-uploads", Key=world.put_zip().split("/", 3)[3])["Body"].read()
+    assert status == 200 and upload["s3Url"].startswith("s3://spaceport-local-uploads/uploads/")
+    zip_bytes = world.s3.get_object(Bucket="spaceport-local-uploads", Key=world.put_zip().split("/", 3)[3])[
+        "Body"
+    ].read()
     assert requests.put(upload["uploadUrl"], data=zip_bytes, timeout=10).status_code == 200
     status, body, _ = post(client, "/jobs", {"uploadKey": upload["uploadKey"], "email": "pilot@example.com"})
     assert status == 202, body
@@ -216,9 +224,9 @@ def test_progress_shows_only_the_running_attempts_progress_file(world, client):
 
     photos = world.put_zip()
     job_id = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com"}).body["jobId"]
-    progress_uri = f"s3://spaceport-sfm/{job_id}/r1/progress.json"
+    progress_uri = world.config.layout.progress(Stage.SFM, job_id, "r1")
     running = {"fraction": 0.4, "message": "matching", "elapsed_s": 30.0, "eta_s": 45.0}
-    world.put_json(progress_uri, {**running, "job": f"spaceport-sfm-{job_id}-r1-a1"})
+    world.put_json(progress_uri, {**running, "job": f"spaceport-local-sfm-{job_id}-r1-a1"})
     _, queued = get(client, f"/jobs/{job_id}")
     assert "progress" not in queued and queued["stage_percent"] == 0  # not started yet
     [requested] = [e for e in world.published() if e["detail-type"] == "JobRequested"]
@@ -226,7 +234,7 @@ def test_progress_shows_only_the_running_attempts_progress_file(world, client):
     _, view = get(client, f"/jobs/{job_id}")
     assert view["stage_percent"] == 40.0
     assert view["progress"]["etaS"] == 45.0 and view["progress"]["message"] == "matching"
-    world.put_json(progress_uri, {**running, "job": f"spaceport-sfm-{job_id}-r1-a2"})  # another attempt's file
+    world.put_json(progress_uri, {**running, "job": f"spaceport-local-sfm-{job_id}-r1-a2"})  # another attempt's file
     _, view = get(client, f"/jobs/{job_id}")
     assert "progress" not in view and view["stage_percent"] == 0
 

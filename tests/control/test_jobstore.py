@@ -12,7 +12,7 @@ def _record(job_id="abc123"):
     return JobRecord(
         job_id=job_id,
         email="a@b.co",
-        input_uri="s3://spaceport-uploads/p.zip",
+        input_uri="s3://spaceport-local-uploads/p.zip",
         position=position("r1", Stage.SFM, 1, Phase.REQUESTED),
         runs=[RunRecord(run_id="r1", from_stage=Stage.SFM, options=JobOptions(), started_at=datetime.now(UTC))],
     )
@@ -33,12 +33,12 @@ def test_transitions_only_move_forward(world):
         "abc123",
         position("r1", Stage.SFM, 1, Phase.COMPLETED),
         stage_percent=100.0,
-        artifacts={"sfm": "s3://spaceport-sfm/abc123/r1/"},
+        artifacts={"sfm": "s3://spaceport-local-sfm/abc123/r1/"},
         summary={"sfm_images_used": 24, "sfm_error_px": 0.5},
     )
     record = store.get("abc123")
     assert record.status is JobStatus.RUNNING and record.runs[0].status is JobStatus.RUNNING
-    assert record.artifacts == {"sfm": "s3://spaceport-sfm/abc123/r1/"}
+    assert record.artifacts == {"sfm": "s3://spaceport-local-sfm/abc123/r1/"}
     assert record.summary == {"sfm_images_used": 24, "sfm_error_px": 0.5}
     assert not store.transition("nope", started)
 

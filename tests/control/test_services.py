@@ -61,26 +61,28 @@ def forgetful(world):
 
 
 def complete_sfm(world, job_id, run_id="r1", attempt=1, ports=None) -> str:
-    key = SageMakerJobKey(Stage.SFM, job_id, run_id, attempt)
-    world.put_json(f"s3://spaceport-sfm/{job_id}/{run_id}/report.json", SFM_REPORT)
+    key = SageMakerJobKey("local", Stage.SFM, job_id, run_id, attempt)
+    world.put_json(f"s3://spaceport-local-sfm/{job_id}/{run_id}/report.json", SFM_REPORT)
     return handle_stage_message(Stage.SFM, state_change(key, "Completed"), ports or world.ports)
 
 
 def complete_train(world, job_id, run_id="r1", attempt=1) -> str:
-    key = SageMakerJobKey(Stage.TRAIN, job_id, run_id, attempt)
+    key = SageMakerJobKey("local", Stage.TRAIN, job_id, run_id, attempt)
     # The training job writes its splat and metrics into its checkpoint folder, which SageMaker
     # syncs file by file to the run's outputs/ folder.
-    outputs = f"s3://spaceport-train/{job_id}/{run_id}/outputs/"
+    outputs = f"s3://spaceport-local-train/{job_id}/{run_id}/outputs/"
     world.ports.objects.put_bytes(outputs + "splat.ply", b"ply\nformat binary_little_endian 1.0\n" + bytes(500))
     world.put_json(outputs + "metrics.json", TRAIN_METRICS)
     return run_stage(world, Stage.TRAIN, state_change(key, "Completed"))
 
 
 def complete_compress(world, job_id, run_id="r1") -> str:
-    prefix = f"s3://spaceport-compressed/{job_id}/{run_id}/"
+    prefix = f"s3://spaceport-local-compressed/{job_id}/{run_id}/"
     world.put_json(prefix + "metrics.json", COMPRESS_METRICS)
     world.ports.objects.put_bytes(prefix + "scene.sog", b"PK\x03\x04" + bytes(2000))
-    return run_stage(world, Stage.COMPRESS, state_change(SageMakerJobKey(Stage.COMPRESS, job_id, run_id), "Completed"))
+    return run_stage(
+        world, Stage.COMPRESS, state_change(SageMakerJobKey("local", Stage.COMPRESS, job_id, run_id), "Completed")
+    )
 
 
 def finish_from_sfm(world, job_id) -> None:
@@ -103,8 +105,8 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     # The Chalice app's handler, as Lambda calls it; a duplicate delivery in the same batch starts nothing more.
     answer = sfm_app.consume(sqs_event(requested(world, job_id), requested(world, job_id)), None)
     assert answer == {"batchItemFailures": []}
-    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
-    described = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-sfm-{job_id}-r1-a1")
+    assert world.processing_jobs() == [f"spaceport-local-sfm-{job_id}-r1-a1"]
+    described = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-local-sfm-{job_id}-r1-a1")
     assert described["ProcessingInputs"][0]["S3Input"]["S3Uri"].endswith("photos.zip")
     assert {t["Key"]: t["Value"] for t in described.get("Tags", [])}.get("spaceport:stage", "sfm") == "sfm"
     record = world.ports.store.get(job_id)
@@ -112,15 +114,20 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
 
     assert complete_sfm(world, job_id) == "completed"
     assert run_stage(world, Stage.TRAIN, last(world, "SfmCompleted")) == "launched"
-    training = world.sagemaker.describe_training_job(TrainingJobName=f"spaceport-train-{job_id}-r1-a1")
-    assert training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://spaceport-sfm/{job_id}/r1/"
+    training = world.sagemaker.describe_training_job(TrainingJobName=f"spaceport-local-train-{job_id}-r1-a1")
+    assert (
+        training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+        == f"s3://spaceport-local-sfm/{job_id}/r1/"
+    )
     assert training["HyperParameters"]["preset"] == "quick"
     assert complete_train(world, job_id) == "completed"
     assert run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted")) == "launched"
-    compress_input = world.sagemaker.describe_processing_job(ProcessingJobName=f"spaceport-compress-{job_id}-r1-a1")
+    compress_input = world.sagemaker.describe_processing_job(
+        ProcessingJobName=f"spaceport-local-compress-{job_id}-r1-a1"
+    )
     assert (
         compress_input["ProcessingInputs"][0]["S3Input"]["S3Uri"]
-        == f"s3://spaceport-train/{job_id}/r1/outputs/splat.ply"
+        == f"s3://spaceport-local-train/{job_id}/r1/outputs/splat.ply"
     )
     assert complete_compress(world, job_id) == "completed"
 
@@ -143,7 +150,7 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     record = world.ports.store.get(job_id)
     assert record.status is JobStatus.SUCCEEDED and record.runs[0].status is JobStatus.SUCCEEDED
     assert record.summary["sfm_images_registered"] == 23 and record.summary["train_psnr"] == 27.31
-    assert record.artifacts["ply"] == f"s3://spaceport-train/{job_id}/r1/outputs/splat.ply"
+    assert record.artifacts["ply"] == f"s3://spaceport-local-train/{job_id}/r1/outputs/splat.ply"
     assert world.ports.objects.head(record.artifacts["ply"]).size > 500
 
     [raw] = world.sent_emails()
@@ -178,8 +185,8 @@ def test_duplicate_and_old_events_never_move_a_job_backwards(world):
     assert complete_sfm(world, job_id, ports=forgetful(world)) == "duplicate"
     after = world.ports.store.get(job_id)
     assert (after.position, after.stage, after.status) == (before.position, Stage.TRAIN, JobStatus.RUNNING)
-    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
-    assert world.training_jobs() == [f"spaceport-train-{job_id}-r1-a1"]
+    assert world.processing_jobs() == [f"spaceport-local-sfm-{job_id}-r1-a1"]
+    assert world.training_jobs() == [f"spaceport-local-train-{job_id}-r1-a1"]
     assert world.published_types().count("StageStarted") == 2
 
 
@@ -190,7 +197,7 @@ def test_a_malformed_message_fails_alone(world):
         lambda body: run_stage(world, Stage.SFM, body),
     )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m2"}]}
-    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a1"]
+    assert world.processing_jobs() == [f"spaceport-local-sfm-{job_id}-r1-a1"]
 
 
 def test_transient_failures_retry_then_fail_with_one_failure_email(world):
@@ -198,13 +205,13 @@ def test_transient_failures_retry_then_fail_with_one_failure_email(world):
     run_stage(world, Stage.SFM, requested(world, job_id))
     reason = "InternalServerError: We encountered an internal error. Please try again."
     for attempt in (1, 2):
-        key = SageMakerJobKey(Stage.SFM, job_id, "r1", attempt)
+        key = SageMakerJobKey("local", Stage.SFM, job_id, "r1", attempt)
         assert run_stage(world, Stage.SFM, state_change(key, "Failed", reason)) == "retried"
         assert run_stage(world, Stage.SFM, state_change(key, "Failed", reason)) == "retried"
         assert handle_stage_message(Stage.SFM, state_change(key, "Failed", reason), forgetful(world)) == "duplicate"
-    assert world.processing_jobs() == [f"spaceport-sfm-{job_id}-r1-a{n}" for n in (1, 2, 3)]
+    assert world.processing_jobs() == [f"spaceport-local-sfm-{job_id}-r1-a{n}" for n in (1, 2, 3)]
     assert world.ports.store.get(job_id).attempt == 3
-    last_key = SageMakerJobKey(Stage.SFM, job_id, "r1", 3)
+    last_key = SageMakerJobKey("local", Stage.SFM, job_id, "r1", 3)
     assert run_stage(world, Stage.SFM, state_change(last_key, "Failed", reason)) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert failed["stage"] == "sfm" and failed["attempt"] == 3 and "internal error" in failed["reason"]
@@ -222,7 +229,7 @@ def test_an_explained_failure_is_not_retried(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
     world.put_json(
-        f"s3://spaceport-sfm/{job_id}/r1/report.json",
+        f"s3://spaceport-local-sfm/{job_id}/r1/report.json",
         {
             "status": "failed",
             "error": {
@@ -231,7 +238,7 @@ def test_an_explained_failure_is_not_retried(world):
             },
         },
     )
-    key = SageMakerJobKey(Stage.SFM, job_id, "r1", 1)
+    key = SageMakerJobKey("local", Stage.SFM, job_id, "r1", 1)
     assert run_stage(world, Stage.SFM, state_change(key, "Failed", "AlgorithmError: exit code 14")) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert failed["error_code"] == "too_few_registered" and failed["reason"].startswith("Only 3 of 24")
@@ -244,9 +251,9 @@ def test_cancel_stops_the_running_job_and_ends_quietly(world):
     assert cancel_job(world.ports, job_id).status == 202
     cancelled = last(world, "JobCancelled")
     assert run_stage(world, Stage.SFM, cancelled) == "stopped"
-    name = f"spaceport-sfm-{job_id}-r1-a1"
+    name = f"spaceport-local-sfm-{job_id}-r1-a1"
     assert world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Stopped"
-    stopped = state_change(SageMakerJobKey(Stage.SFM, job_id, "r1", 1), "Stopped")
+    stopped = state_change(SageMakerJobKey("local", Stage.SFM, job_id, "r1", 1), "Stopped")
     assert run_stage(world, Stage.SFM, stopped) == "cancelled"
     # A completion that raced the cancel does not carry the job on either.
     assert complete_sfm(world, job_id) == "stale"
@@ -264,11 +271,11 @@ def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     answer = reprocess_job(world.ports, job_id, {"fromStage": "train", "options": {"steps": 500}})
     assert answer.status == 202 and answer.body["runId"] == "r2"
     again = last(world, "JobRequested")
-    assert json.loads(again)["detail"]["input_uri"] == f"s3://spaceport-sfm/{job_id}/r1/"
+    assert json.loads(again)["detail"]["input_uri"] == f"s3://spaceport-local-sfm/{job_id}/r1/"
     assert run_stage(world, Stage.TRAIN, again) == "launched"
-    training = world.sagemaker.describe_training_job(TrainingJobName=f"spaceport-train-{job_id}-r2-a1")
+    training = world.sagemaker.describe_training_job(TrainingJobName=f"spaceport-local-train-{job_id}-r2-a1")
     assert training["HyperParameters"]["steps"] == "500"
-    assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://spaceport-train/{job_id}/r2/"
+    assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://spaceport-local-train/{job_id}/r2/"
     # The first run's completion, replayed now, belongs to an older run: no email, no change.
     assert handle_notify_message(first_completion, forgetful(world)) == "stale"
     complete_train(world, job_id, "r2")
@@ -277,7 +284,7 @@ def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     assert handle_notify_message(last(world, "CompressionCompleted"), world.ports) == "emailed"
     record = world.ports.store.get(job_id)
     assert record.run_id == "r2" and record.status is JobStatus.SUCCEEDED and len(world.sent_emails()) == 2
-    assert world.ports.objects.head(f"s3://spaceport-train/{job_id}/r1/outputs/splat.ply") is not None
+    assert world.ports.objects.head(f"s3://spaceport-local-train/{job_id}/r1/outputs/splat.ply") is not None
 
 
 def test_lambda_apps_import_no_heavy_modules():
@@ -342,8 +349,11 @@ def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world)
     other = new_job(world)
     record = world.ports.store.get(other)
     cancel_job(world.ports, other)
-    assert _launch(SageMakerJobKey(Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.ports) == "cancelled"
-    name = f"spaceport-sfm-{other}-r1-a1"
+    assert (
+        _launch(SageMakerJobKey("local", Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.ports)
+        == "cancelled"
+    )
+    name = f"spaceport-local-sfm-{other}-r1-a1"
     assert world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Stopped"
 
 
@@ -352,9 +362,9 @@ def test_a_training_failure_is_explained_by_the_metrics_it_left(world):
     run_stage(world, Stage.SFM, requested(world, job_id))
     complete_sfm(world, job_id)
     run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
-    key = SageMakerJobKey(Stage.TRAIN, job_id, "r1", 1)
+    key = SageMakerJobKey("local", Stage.TRAIN, job_id, "r1", 1)
     error = {"code": "too_few_points", "message": "The reconstruction has too few points to train from."}
-    world.put_json(f"s3://spaceport-train/{job_id}/r1/outputs/metrics.json", {"error": error})
+    world.put_json(f"s3://spaceport-local-train/{job_id}/r1/outputs/metrics.json", {"error": error})
     assert run_stage(world, Stage.TRAIN, state_change(key, "Failed", "AlgorithmError: exit 31")) == "failed"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert (failed["stage"], failed["error_code"], failed["reason"]) == ("train", "too_few_points", error["message"])
@@ -443,7 +453,7 @@ def test_a_launch_sagemaker_refuses_ends_the_job_with_the_reason_in_the_email(wo
 def test_a_job_stopped_by_its_time_limit_is_not_retried_and_the_email_names_the_limit(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    key = SageMakerJobKey(Stage.SFM, job_id, "r1", 1)
+    key = SageMakerJobKey("local", Stage.SFM, job_id, "r1", 1)
     change = json.loads(state_change(key, "Stopped"))
     change["detail"].update(ExitMessage="MaxRuntimeExceeded", StoppingCondition={"MaxRuntimeInSeconds": 7200})
     assert run_stage(world, Stage.SFM, json.dumps(change)) == "failed"
@@ -467,10 +477,10 @@ def test_the_sweeper_fails_a_job_nothing_moved_for_longer_than_its_stage_may_run
     later = datetime.now(UTC) + timedelta(seconds=limit + 60)
     # The lively job's SfM keeps writing progress; the stuck one's SageMaker event was lost.
     world.put_json(
-        f"s3://spaceport-sfm/{lively}/r1/progress.json",
+        world.config.layout.progress(Stage.SFM, lively, "r1"),
         {
             "fraction": 0.5,
-            "job": f"spaceport-sfm-{lively}-r1-a1",
+            "job": f"spaceport-local-sfm-{lively}-r1-a1",
             "updated_at": (later - timedelta(minutes=5)).isoformat(),
         },
     )
@@ -491,13 +501,15 @@ def test_a_300_mb_model_never_passes_through_the_train_service(world):
     run_stage(world, Stage.SFM, requested(world, job_id))
     complete_sfm(world, job_id)
     run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
-    outputs = f"spaceport-train/{job_id}/r1/outputs"
+    outputs = f"{world.config.train_bucket}/{job_id}/r1/outputs"
     size = 300 * 1024**2
     # Straight into moto's store: the test is of the service, not of an upload.
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object("spaceport-train", f"{job_id}/r1/outputs/splat.ply", bytes(size))
+    s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(
+        "spaceport-local-train", f"{job_id}/r1/outputs/splat.ply", bytes(size)
+    )
     world.put_json(f"s3://{outputs}/metrics.json", TRAIN_METRICS)
     read: list[int] = []
 
@@ -508,7 +520,7 @@ def test_a_300_mb_model_never_passes_through_the_train_service(world):
     client = world.ports.objects.client
     client.meta.events.register("after-call.s3.GetObject", lambda parsed, **kw: count(parsed))
     try:
-        key = SageMakerJobKey(Stage.TRAIN, job_id, "r1", 1)
+        key = SageMakerJobKey("local", Stage.TRAIN, job_id, "r1", 1)
         assert run_stage(world, Stage.TRAIN, state_change(key, "Completed")) == "completed"
     finally:
         client.meta.events.unregister("after-call.s3.GetObject")

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+DEPLOYMENT = "test"
+
 # jsii prints a banner on node 20; the stack is the same.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -38,9 +40,20 @@ def synthesised(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
     stack = SpaceportStack(
         app,
         "spaceport-test",
-        settings=InfraSettings(deployment="test", sender_email="ops@example.org", operator_email="oncall@example.org"),
+        settings=InfraSettings(
+            deployment=DEPLOYMENT,
+            image_tag="0a1b2c3d4e5f",
+            sender_email="ops@example.org",
+            operator_email="oncall@example.org",
+        ),
     )
     assembly = app.synth()
     template_file = Path(assembly.get_stack_by_name("spaceport-test").template_full_path)
     resources = json.loads(template_file.read_text())["Resources"]
     return Synthesised(stack, Template.from_stack(stack), resources, template_file)
+
+
+@pytest.fixture(scope="session")
+def deployment() -> str:
+    """The deployment the synthesised stack belongs to."""
+    return DEPLOYMENT

@@ -22,6 +22,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from spaceport.config import PipelineConfig
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES
 from spaceport.contracts.units import UNITS, job_unit
@@ -62,6 +63,7 @@ PROVIDED = {"boto3", "botocore", "aws_lambda_powertools", "pydantic", "chalice"}
 def fake_arns() -> dict[str, str]:
     arns = {key: f"arn:aws:service:{REGION}:{ACCOUNT}:{key}" for key in ARN_KEYS}
     arns.update(
+        Deployment="test",
         Partition="aws",
         Region=REGION,
         AccountId=ACCOUNT,
@@ -109,7 +111,7 @@ def test_policy_is_least_privilege(app: ChaliceApp):
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
         for action in actions:
             if action.startswith("sagemaker:"):
-                assert all(f"-job/spaceport-{app.name}-" in r for r in _as_list(statement["Resource"])), statement
+                assert all(f"-job/spaceport-test-{app.name}-" in r for r in _as_list(statement["Resource"])), statement
             if action.startswith("sqs:"):
                 assert _as_list(statement["Resource"]) == [fake_arns()[f"{app.name.capitalize()}QueueArn"]]
     consumes = any(a == "sqs:ReceiveMessage" for s in _statements(policy) for a in _as_list(s["Action"]))
@@ -176,7 +178,9 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             continue
         copy = _copy_app(app, tmp_path_factory.mktemp(app.name) / app.name)
         vendor_shared_package(copy)
-        render_deployment(copy, "test", {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_MAX_ATTEMPTS": "3"}, fake_arns())
+        render_deployment(
+            copy, "test", {**PipelineConfig(deployment="test").to_env(), "SPACEPORT_MAX_ATTEMPTS": "3"}, fake_arns()
+        )
         out = copy.directory.parent / "package"
         command = [str(chalice), "package", "--stage", "test", str(out)]
         if app.service is not None:
@@ -225,14 +229,14 @@ def test_chalice_package_holds_the_shared_code_and_no_heavy_packages(app: Chalic
     }
     assert functions
     for function in functions.values():
-        assert function["Environment"]["Variables"]["SPACEPORT_BUS_NAME"] == "spaceport"
+        assert function["Environment"]["Variables"]["SPACEPORT_BUS_NAME"] == "spaceport-test"
         # The layer's compiled pydantic matches the runtime.
         assert function["Layers"] == [fake_arns()["PowertoolsLayerArn"]]
         assert (function["Runtime"], function["Architectures"]) == ("python3.11", ["x86_64"])
     if app.service is not None:
         [consumer] = [f for f in functions.values() if any(e["Type"] == "SQS" for e in f.get("Events", {}).values())]
         [event] = [e["Properties"] for e in consumer["Events"].values() if e["Type"] == "SQS"]
-        assert event["Queue"]["Fn::Sub"].endswith(f":{app.service.queue_name}")
+        assert event["Queue"]["Fn::Sub"].endswith(f":{app.service.queue_name('test')}")
         assert event["BatchSize"] == app.service.batch_size
         assert event["FunctionResponseTypes"] == [BATCH_ITEM_FAILURES]
         assert 6 * consumer["Timeout"] <= app.service.visibility_timeout_s
@@ -287,7 +291,7 @@ def _deployed(app: ChaliceApp, resources: list[dict[str, Any]]) -> None:
 def test_finish_turns_on_batch_item_failures_and_it_survives_a_chalice_update(aws, tmp_path):
     sfm = SERVICES[0]
     app = ChaliceApp(sfm.name, tmp_path / sfm.name, sfm)
-    queue_url = boto3.client("sqs").create_queue(QueueName=sfm.queue_name)["QueueUrl"]
+    queue_url = boto3.client("sqs").create_queue(QueueName=sfm.queue_name("test"))["QueueUrl"]
     queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
@@ -305,7 +309,7 @@ def test_finish_turns_on_batch_item_failures_and_it_survives_a_chalice_update(aw
                 "resource_type": "sqs_event",
                 "queue_arn": queue_arn,
                 "event_uuid": uuid,
-                "queue": sfm.queue_name,
+                "queue": sfm.queue_name("test"),
                 "lambda_arn": function_arn,
             }
         ],
@@ -413,7 +417,7 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
         session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
         endpoint = env["AWS_ENDPOINT_URL"]
         lambda_client = session.client("lambda", endpoint_url=endpoint)
-        session.client("sqs", endpoint_url=endpoint).create_queue(QueueName=sfm.service.queue_name)
+        session.client("sqs", endpoint_url=endpoint).create_queue(QueueName=sfm.service.queue_name("test"))
         # moto checks that a function's layers exist: stand one in for AWS's public Powertools layer.
         layer = io.BytesIO()
         with zipfile.ZipFile(layer, "w") as archive:
@@ -424,7 +428,7 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
         )["LayerVersionArn"]
         app = _copy_app(sfm, tmp_path / "sfm")
         vendor_shared_package(app)
-        render_deployment(app, "test", {"SPACEPORT_BUS_NAME": "spaceport"}, arns)
+        render_deployment(app, "test", PipelineConfig(deployment="test").to_env(), arns)
         chalice = [str(Path(sys.executable).with_name("chalice")), "deploy", "--stage", "test"]
 
         def deploy() -> None:

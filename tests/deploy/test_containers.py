@@ -32,6 +32,8 @@ STAGES = ("sfm", "train", "compress")
 BASE_PROVIDES = {"python": set(), "pytorch/pytorch": {"torch"}}
 # Our own images another Dockerfile may start from: repository -> the stage that builds it.
 PROJECT_IMAGES = {f"spaceport-{stage}": stage for stage in STAGES}
+# Build arguments without a default that name another of our images (make images passes them).
+PROJECT_IMAGE_ARGS = {f"{stage.upper()}_IMAGE": f"spaceport-{stage}" for stage in STAGES}
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "cv2": "opencv-python"}
 SPACEPORT = str(Path(sys.executable).with_name("spaceport"))
@@ -75,9 +77,9 @@ class Image:
         self.steps = instructions(self.dockerfile)
         args = {}
         for keyword, text in self.steps:
-            if keyword == "ARG" and "=" in text:
-                name, value = text.split("=", 1)
-                args[name.strip()] = value.strip()
+            if keyword == "ARG":
+                name, _, value = text.partition("=")
+                args[name.strip()] = value.strip() or PROJECT_IMAGE_ARGS[name.strip()]
         [base] = [
             re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], text) for keyword, text in self.steps if keyword == "FROM"
         ]

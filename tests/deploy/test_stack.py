@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from spaceport.config import PipelineConfig
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES
 from spaceport_infra.apps import APPS, lambda_function_names
 from spaceport_infra.parameters import ARN_KEYS, arn_path, env_path, rules_path
@@ -52,14 +53,14 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeout(synthesised):
+def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeout(synthesised, deployment):
     queues = synthesised.of_type("AWS::SQS::Queue")
     by_name = _by_property(queues, "QueueName")
     for spec in SERVICES:
-        queue = queues[by_name[spec.queue_name]]["Properties"]
+        queue = queues[by_name[spec.queue_name(deployment)]]["Properties"]
         redrive = queue["RedrivePolicy"]
         assert redrive["maxReceiveCount"] == spec.max_receive_count == 5
-        assert _logical_id(redrive["deadLetterTargetArn"]) == by_name[spec.dead_letter_queue_name]
+        assert _logical_id(redrive["deadLetterTargetArn"]) == by_name[spec.dead_letter_queue_name(deployment)]
         # AWS's rule for Lambda event sources: at least 6x the function's timeout.
         assert queue["VisibilityTimeout"] >= 6 * spec.consumer_timeout_s
         app_config = json.loads((APPS_BY_NAME[spec.name].directory / ".chalice" / "config.json").read_text())
@@ -74,12 +75,12 @@ def test_every_queue_has_a_dead_letter_queue_and_a_long_enough_visibility_timeou
 APPS_BY_NAME = {app.name: app for app in APPS}
 
 
-def test_every_rule_routes_the_topology_pattern_to_its_service_queue(synthesised):
+def test_every_rule_routes_the_topology_pattern_to_its_service_queue(synthesised, deployment):
     rules = synthesised.of_type("AWS::Events::Rule")
     queues = _by_property(synthesised.of_type("AWS::SQS::Queue"), "QueueName")
     bus = next(iter(synthesised.of_type("AWS::Events::EventBus")))
     by_name = _by_property(rules, "Name")
-    subscriptions = [(spec, s) for spec in SERVICES for s in spec.subscriptions]
+    subscriptions = [(spec, s) for spec in SERVICES for s in spec.subscriptions(deployment)]
     assert len(rules) == len(subscriptions)
     for spec, subscription in subscriptions:
         rule = rules[by_name[subscription.rule_name]]["Properties"]
@@ -89,7 +90,7 @@ def test_every_rule_routes_the_topology_pattern_to_its_service_queue(synthesised
         else:
             assert subscription.bus == DEFAULT_BUS and rule.get("EventBusName", "default") == "default"
         [target] = rule["Targets"]
-        assert _logical_id(target["Arn"]) == queues[spec.queue_name]
+        assert _logical_id(target["Arn"]) == queues[spec.queue_name(deployment)]
     # Each queue accepts messages from exactly the rules that target it (aws:SourceArn).
     for policy in synthesised.of_type("AWS::SQS::QueuePolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -106,7 +107,7 @@ def test_buckets_are_encrypted_private_and_have_lifecycle_rules(synthesised):
     for bucket in buckets.values():
         properties = bucket["Properties"]
         name_parts = properties["BucketName"]["Fn::Join"][1]
-        kinds[name_parts[0].split("-")[1]] = properties
+        kinds[name_parts[0].split("-")[2]] = properties
         [rule] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
         assert properties["PublicAccessBlockConfiguration"] == {
@@ -147,9 +148,9 @@ def test_each_stage_job_has_a_role_of_its_own_reaching_only_the_pipeline_buckets
     site = next(k for k in buckets if k.startswith("SiteBucket"))
     roles = synthesised.of_type("AWS::IAM::Role")
     assert sorted(r["Properties"]["RoleName"] for r in roles.values()) == [
-        "spaceport-compress-job-test",
-        "spaceport-sfm-job-test",
-        "spaceport-train-job-test",
+        "spaceport-test-compress-job",
+        "spaceport-test-sfm-job",
+        "spaceport-test-train-job",
     ]
     for role in roles.values():
         assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
@@ -192,7 +193,7 @@ def test_alarms_watch_dead_letter_queues_failed_jobs_and_lambda_errors(synthesis
         alarm = next(a for text, a in dlq_alarms.items() if dlq in text)
         assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
     failed = watched("MatchedEvents", "RuleName")
-    assert list(failed) == [json.dumps("spaceport-notify-JobFailed")]
+    assert list(failed) == [json.dumps("spaceport-test-notify-JobFailed")]
     errors = watched("Errors", "FunctionName")
     expected = {name for app in APPS for name in lambda_function_names(app, "test")}
     assert {json.loads(text) for text in errors} == expected
@@ -201,11 +202,12 @@ def test_alarms_watch_dead_letter_queues_failed_jobs_and_lambda_errors(synthesis
     synthesised.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
-def test_tables_have_point_in_time_recovery_and_the_adapters_key_schema(synthesised):
+def test_tables_have_point_in_time_recovery_and_the_adapters_key_schema(synthesised, deployment):
     from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
 
     tables = _by_property(synthesised.of_type("AWS::DynamoDB::Table"), "TableName")
-    for definition in (jobs_table_definition("spaceport-jobs"), idempotency_table_definition("spaceport-idempotency")):
+    names = PipelineConfig(deployment=deployment)
+    for definition in (jobs_table_definition(names.jobs_table), idempotency_table_definition(names.idempotency_table)):
         table = synthesised.resources[tables[definition["TableName"]]]["Properties"]
         assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert table["KeySchema"] == definition["KeySchema"]
@@ -215,7 +217,7 @@ def test_tables_have_point_in_time_recovery_and_the_adapters_key_schema(synthesi
         assert [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])] == [
             i["IndexName"] for i in definition.get("GlobalSecondaryIndexes", [])
         ]
-    idempotency = synthesised.resources[tables["spaceport-idempotency"]]["Properties"]
+    idempotency = synthesised.resources[tables[names.idempotency_table]]["Properties"]
     assert idempotency["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
@@ -231,7 +233,7 @@ class _Recording(dict):
         return super().get(key, default)
 
 
-def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised):
+def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised, deployment):
     parameters = {
         p["Properties"]["Name"]: p["Properties"]["Value"] for p in synthesised.of_type("AWS::SSM::Parameter").values()
     }
@@ -253,22 +255,23 @@ def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised):
     arns = {name.removeprefix(arn_path("test")) for name in parameters if name.startswith(arn_path("test"))}
     assert arns == set(ARN_KEYS)
     rules = {name.removeprefix(rules_path("test")) for name in parameters if name.startswith(rules_path("test"))}
-    assert rules == {s.rule_name for spec in SERVICES for s in spec.subscriptions}
+    assert rules == {s.rule_name for spec in SERVICES for s in spec.subscriptions(deployment)}
 
 
-def test_archive_keeps_pipeline_events_and_replay_targets_only_pipeline_rules(synthesised):
-    from spaceport.local.provision import archive_name
-
+def test_archive_keeps_pipeline_events_and_replay_targets_only_pipeline_rules(synthesised, deployment):
     [archive] = synthesised.of_type("AWS::Events::Archive").values()
     [bus] = synthesised.of_type("AWS::Events::EventBus").values()
     # The names `spaceport replay --archive` and the apps use.
-    assert archive["Properties"]["ArchiveName"] == archive_name(PipelineConfig(bus_name=bus["Properties"]["Name"]))
-    assert bus["Properties"]["Name"] == PipelineConfig().bus_name
+    deployed = PipelineConfig(deployment=deployment)
+    assert (bus["Properties"]["Name"], archive["Properties"]["ArchiveName"]) == (
+        deployed.bus_name,
+        deployed.archive_name,
+    )
     assert archive["Properties"]["RetentionDays"] == 90
     assert archive["Properties"]["EventPattern"] == {"source": ["spaceport.pipeline"]}
     replay = synthesised.stack.resolve(synthesised.stack.node.find_child("ReplayRuleArns").value)
     named = json.dumps(replay)
-    pipeline_rules = [s.rule_name for spec in SERVICES for s in spec.subscriptions if s.bus == PIPELINE_BUS]
+    pipeline_rules = [s.rule_name for spec in SERVICES for s in spec.subscriptions(deployment) if s.bus == PIPELINE_BUS]
     assert all(name in named for name in pipeline_rules)
     assert "sagemaker-state" not in named
 
@@ -287,6 +290,7 @@ def test_settings_refuse_what_cannot_deploy():
 
     context = {
         "deployment": "dev",
+        "image_tag": "0a1b2c3d4e5f",
         "archive_retention_days": "30",
         "train_spot": "false",
         "train_instance": "ml.g5.4xlarge",
@@ -294,13 +298,28 @@ def test_settings_refuse_what_cannot_deploy():
     settings = InfraSettings.from_context(context.get)
     assert (settings.deployment, settings.archive_retention_days, settings.train_spot) == ("dev", 30, False)
     assert settings.machines[next(s for s in settings.machines if s.value == "train")].instance_type == "ml.g5.4xlarge"
+    assert InfraSettings(image_tag="0a1b2c3d4e5f").image_tag == "0a1b2c3d4e5f"
     for bad in (
         {"deployment": "Prod!"},
+        {"deployment": "averylongdeployment"},
+        {"image_tag": ""},
+        {"image_tag": "latest"},
         {"sender_email": "nobody"},
         {"runs_to_infrequent_access_days": 7},
         {"uploads_expire_days": 0},
     ):
         with pytest.raises(InfraSettingsError):
-            InfraSettings(**bad)
+            InfraSettings(**{"image_tag": "0a1b2c3d4e5f", **bad})
     with pytest.raises(InfraSettingsError, match="whole number"):
-        InfraSettings.from_context({"archive_retention_days": "ninety"}.get)
+        InfraSettings.from_context({"image_tag": "0a1b2c3d4e5f", "archive_retention_days": "ninety"}.get)
+
+
+def test_jobs_run_an_immutable_image_of_the_deployment(synthesised, deployment):
+    repositories = synthesised.of_type("AWS::ECR::Repository")
+    names = sorted(r["Properties"]["RepositoryName"] for r in repositories.values())
+    assert names == sorted(f"spaceport-{deployment}-{stage.value}" for stage in JOB_STAGES)
+    assert all(r["Properties"]["ImageTagMutability"] == "IMMUTABLE" for r in repositories.values())
+    env = synthesised.stack.lambda_environment()
+    for stage in JOB_STAGES:
+        image = json.dumps(synthesised.stack.resolve(env[f"SPACEPORT_{stage.name}_IMAGE"]))
+        assert f":{synthesised.stack.settings.image_tag}" in image and "latest" not in image, image

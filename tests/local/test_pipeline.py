@@ -131,7 +131,7 @@ def first_run(stack, observer, api, sample_capture) -> FirstRun:
     return FirstRun(job_id, record, transitions, dead_train_worker, malformed, posted_at)
 
 
-def test_the_sample_goes_from_post_to_email_through_every_stage(stack, observer, first_run, tmp_path):
+def test_the_sample_goes_from_post_to_email_through_every_stage(stack, observer, first_run, api, tmp_path):
     from spaceport.splats import read_ply
 
     record = first_run.record
@@ -165,20 +165,21 @@ def test_the_sample_goes_from_post_to_email_through_every_stage(stack, observer,
     assert decompress([str(sog), str(tmp_path / "back.ply")]) == 0
     assert read_ply(tmp_path / "back.ply").means.shape[0] == splats.means.shape[0]
 
-    # One email, whose links work and serve the results.
+    # One email, linking the job's page and its viewer in the web app (their pages are the web
+    # tests' part); the API answer the job page reads links the results, which download.
     emails = [m for m in stack.aws.sent_emails() if m["To"] == EMAIL]
     assert len(emails) == 1
     html = next(p for p in emails[0].walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
-    links = [link.replace("&amp;", "&") for link in re.findall(r'href="([^"]+)"', html)]
-    result_links = [link for link in links if link.startswith(stack.aws.endpoint)]
-    assert len(result_links) >= 2
+    links = {link.replace("&amp;", "&") for link in re.findall(r'href="([^"]+)"', html)}
+    job_id = record.job_id
+    assert links == {f"{stack.gateway_url}/jobs/{job_id}", f"{stack.gateway_url}/view/{job_id}"}
     fetched = {}
-    for link in result_links:
-        with urllib.request.urlopen(link, timeout=10) as response:
-            assert response.status == 200
-            fetched[link] = response.read()
-    assert sog.read_bytes() in fetched.values()
-    assert ply.read_bytes() in fetched.values()
+    for name, link in api.get_job(job_id)["links"].items():
+        if link.startswith(stack.aws.endpoint):
+            with urllib.request.urlopen(link, timeout=10) as response:
+                fetched[name] = response.read()
+    assert fetched["sog"] == sog.read_bytes()
+    assert fetched["ply"] == ply.read_bytes()
 
 
 def test_a_malformed_message_goes_to_the_dlq_without_blocking_its_batch(stack, first_run):
@@ -206,8 +207,8 @@ def test_a_worker_killed_mid_job_is_redelivered_and_the_job_runs_once(stack, obs
     assert replacement is not dead
     redelivered = [d for d in replacement.deliveries if d.detail_type == "SfmCompleted"]
     assert len(redelivered) == 1, "the SfmCompleted the dead worker never acknowledged comes back"
-    assert job_names(stack.options.workdir, f"spaceport-train-{first_run.job_id}-r1-") == [
-        f"spaceport-train-{first_run.job_id}-r1-a1"
+    assert job_names(stack.options.workdir, f"spaceport-local-train-{first_run.job_id}-r1-") == [
+        f"spaceport-local-train-{first_run.job_id}-r1-a1"
     ]
     completions = [e for e in observer.pipeline_events(first_run.job_id) if e["detail-type"] == "TrainingCompleted"]
     assert len(completions) == 1
@@ -278,7 +279,7 @@ def test_reprocess_from_train_makes_a_new_run_and_keeps_the_first(stack, observe
     after = snapshot("r2")
     assert any(key.endswith("/r2/scene.sog") for key in after)
     assert not any(key.startswith(f"{config.sfm_bucket}/") for key in after), "run 2 must reuse run 1's SfM"
-    assert job_names(stack.options.workdir, f"spaceport-sfm-{first_run.job_id}-r2-") == []
+    assert job_names(stack.options.workdir, f"spaceport-local-sfm-{first_run.job_id}-r2-") == []
     r2_events = [e["detail-type"] for e in observer.pipeline_events(first_run.job_id) if e["detail"]["run_id"] == "r2"]
     assert r2_events == ["JobRequested", "StageStarted", "TrainingCompleted", "StageStarted", "CompressionCompleted"]
     assert len([m for m in stack.aws.sent_emails() if m["To"] == EMAIL]) == 2
@@ -286,7 +287,7 @@ def test_reprocess_from_train_makes_a_new_run_and_keeps_the_first(stack, observe
 
 def test_cancel_stops_the_running_job_and_nothing_follows(stack, api, sample_capture):
     job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
-    name = f"spaceport-sfm-{job_id}-r1-a1"
+    name = f"spaceport-local-sfm-{job_id}-r1-a1"
     log = stack.runner.log_path(name)
     wait_for(lambda: log.exists() and "spaceport-progress" in log.read_text(), 60, what="the sfm job running")
     api.cancel(job_id)
@@ -294,5 +295,5 @@ def test_cancel_stops_the_running_job_and_nothing_follows(stack, api, sample_cap
     assert record.status is JobStatus.CANCELLED
     assert stack.runner.wait(name, timeout_s=40).status == "Stopped"
     assert stack.wait_until_idle(timeout_s=30)
-    assert job_names(stack.options.workdir, f"spaceport-train-{job_id}-") == []
+    assert job_names(stack.options.workdir, f"spaceport-local-train-{job_id}-") == []
     assert stack_record(stack, job_id).status is JobStatus.CANCELLED

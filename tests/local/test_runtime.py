@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from spaceport.adapters.sagemaker_jobs import SageMakerLauncher
+from spaceport.container import PROGRESS_FILE_ENV, progress_path
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
@@ -76,7 +77,7 @@ def _state_changes(aws) -> list[dict]:
 
 
 def _spec(stage: Stage, mode: str, attempt: int = 1, **changes) -> StageJobSpec:
-    key = SageMakerJobKey(stage, "job1", "r1", attempt)
+    key = SageMakerJobKey("local", stage, "job1", "r1", attempt)
     inputs = {"photos": "s3://in-bucket/u/photos.zip"} if key.kind == "processing" else {"sfm": "s3://in-bucket/u/"}
     fields = dict(
         key=key,
@@ -89,9 +90,10 @@ def _spec(stage: Stage, mode: str, attempt: int = 1, **changes) -> StageJobSpec:
         role_arn="arn:aws:iam::123456789012:role/test-job",
         image_uri="test:1",
         hyperparameters={"steps": "5"} if key.kind == "training" else {},
-        environment={"SPACEPORT_JOB_NAME": key.name, "SPACEPORT_PROGRESS_FILE": "processing/output/progress.json"}
+        environment={"SPACEPORT_JOB_NAME": key.name, PROGRESS_FILE_ENV: progress_path(key.kind)}
         if key.kind == "processing"
         else {},
+        progress_uri=f"s3://out-bucket/job1/r1/{stage.value}/progress/" if key.kind == "processing" else None,
     )
     return StageJobSpec(**{**fields, **changes})
 
@@ -109,8 +111,8 @@ def test_a_processing_job_runs_under_sagemakers_layout_and_reports_completion(aw
     assert launcher.describe(spec.name).status == "Completed"
     s3 = boto3.client("s3")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="out-bucket", Prefix="job1/r1/sfm/")["Contents"])
-    assert keys == ["job1/r1/sfm/progress.json", "job1/r1/sfm/report.json", "job1/r1/sfm/sub/extra.txt"]
-    progress = json.loads(s3.get_object(Bucket="out-bucket", Key="job1/r1/sfm/progress.json")["Body"].read())
+    assert keys == ["job1/r1/sfm/progress/progress.json", "job1/r1/sfm/report.json", "job1/r1/sfm/sub/extra.txt"]
+    progress = json.loads(s3.get_object(Bucket="out-bucket", Key="job1/r1/sfm/progress/progress.json")["Body"].read())
     assert (progress["fraction"], progress["job"]) == (0.5, spec.name), "uploaded while it ran (Continuous mode)"
     report = s3.get_object(Bucket="out-bucket", Key="job1/r1/sfm/report.json")["Body"].read().decode()
     assert "processing/input/photos.zip" in report
@@ -200,7 +202,7 @@ def test_describe_of_an_unknown_job_is_a_named_error(tmp_path):
     from spaceport.local.runner import JobNotFoundError
 
     with pytest.raises(JobNotFoundError):
-        LocalJobRunner(tmp_path).describe("spaceport-sfm-nope-r1-a1")
+        LocalJobRunner(tmp_path).describe("spaceport-local-sfm-nope-r1-a1")
 
 
 def test_start_replay_sends_only_the_archived_events_inside_its_window_to_the_chosen_rules(aws):
