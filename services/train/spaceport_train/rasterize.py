@@ -9,18 +9,26 @@ gsplat's rules: alpha = min(0.99, o * exp(-sigma)), alphas below 1/255 skipped, 
 stops once its transmittance would fall to 1e-4. Tiles are processed in chunks of at most
 :data:`PAIRS_PER_CHUNK` (Gaussian, pixel) pairs, forward and backward, so memory stays
 bounded; the compositing gradient is written out by hand (no per-pair autograd graph).
+``rasterize_mode="antialiased"`` is gsplat's: each opacity is scaled by
+sqrt(det(cov2d) / det(cov2d + 0.3 I)), so a Gaussian smaller than a pixel fades instead of
+flickering (the same compensation gsplat's projection computes).
 
-Example::
-
-    colors, alphas, meta = rasterize(means, quats, scales, opacities, rgb, viewmats, Ks, 64, 48,
-                                     backend="cpu")
-    colors.shape  # [C, 48, 64, 3]; meta["means2d"] is [C, N, 2] for gsplat's strategies
+>>> means, quats = torch.tensor([[0.0, 0.0, 2.0]]), torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+>>> scales, opacities, rgb = torch.full((1, 3), 0.05), torch.tensor([0.9]), torch.tensor([[1.0, 0.5, 0.0]])
+>>> K = torch.tensor([[[32.0, 0, 16], [0, 32.0, 12], [0, 0, 1]]])
+>>> colors, alphas, meta = rasterize(means, quats, scales, opacities, rgb, torch.eye(4)[None], K, 32, 24)
+>>> colors.shape, meta["means2d"].shape, round(float(alphas.max()), 2)
+(torch.Size([1, 24, 32, 3]), torch.Size([1, 1, 2]), 0.69)
+>>> _, faded, _ = rasterize(means, quats, scales, opacities, rgb, torch.eye(4)[None], K, 32, 24, rasterize_mode="antialiased")
+>>> round(float(faded.max()), 2)  # a Gaussian under a pixel wide fades
+0.47
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,6 +44,7 @@ ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 TRANSMITTANCE_MIN = 1e-4
 EXTENT_SIGMAS = 3.33
+RASTERIZE_MODES = ("classic", "antialiased")
 
 
 def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
@@ -63,6 +72,7 @@ def rasterize(
     sh_degree: int | None = None,
     backgrounds: Tensor | None = None,  # [C, 3]
     backend: str = "auto",
+    rasterize_mode: str = "classic",  # classic | antialiased
 ) -> tuple[Tensor, Tensor, dict]:
     """Render ``C`` images: colours ``[C, H, W, 3]``, alphas ``[C, H, W, 1]`` and ``meta``.
 
@@ -86,19 +96,46 @@ def rasterize(
             height,
             sh_degree=sh_degree,
             backgrounds=backgrounds,
+            rasterize_mode=rasterize_mode,
         )
-    return _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds)
+    return _rasterize_cpu(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, rasterize_mode
+    )
 
 
-def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds):
+def _rasterize_cpu(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None,
+    backgrounds: Tensor | None,
+    rasterize_mode: str,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
     from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
+    if rasterize_mode not in RASTERIZE_MODES:
+        raise ValueError(f"rasterize_mode must be one of {', '.join(RASTERIZE_MODES)}, not {rasterize_mode!r}")
     n_cameras = viewmats.shape[0]
     covars, _ = _quat_scale_to_covar_preci(quats, scales, compute_preci=False)  # [N, 3, 3]
-    _, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, viewmats, Ks, width, height, eps2d=EPS2D, near_plane=NEAR_PLANE
+    _, means2d, depths, conics, compensations = _fully_fused_projection(
+        means,
+        covars,
+        viewmats,
+        Ks,
+        width,
+        height,
+        eps2d=EPS2D,
+        near_plane=NEAR_PLANE,
+        calc_compensations=rasterize_mode == "antialiased",
     )
-    # means2d [C, N, 2], depths [C, N], conics [C, N, 3]
+    # means2d [C, N, 2], depths [C, N], conics [C, N, 3], compensations [C, N] or None
+    per_camera_opacities = opacities[None] * compensations if compensations is not None else opacities[None]
 
     if sh_degree is not None:
         camera_centres = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
@@ -110,10 +147,11 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
 
     images, alphas, radii = [], [], []
     for c in range(n_cameras):
+        opacity = per_camera_opacities[c if len(per_camera_opacities) > 1 else 0]
         tiles = _bin_into_tiles(
-            means2d[c].detach(), conics[c].detach(), opacities.detach(), depths[c].detach(), width, height
+            means2d[c].detach(), conics[c].detach(), opacity.detach(), depths[c].detach(), width, height
         )
-        image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacities, rgb[c], tiles)
+        image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacity, rgb[c], tiles)
         images.append(image)
         alphas.append(alpha)
         radii.append(tiles.radii)
