@@ -20,7 +20,7 @@ original sample (a drone orbit around the lot, looking down at it):
 - ``markers``: checkerboard ground markers at known ENU positions and of known size;
 - ``xmp``: DJI-style XMP (relative altitude, gimbal angles); ``gps_in_exif=False`` with
   ``flight_log=True``: the GPS only in a flight-log CSV beside the zip (``OUT.flight.csv``);
-- ``distortion_k1``: a lens with radial distortion (COLMAP's SIMPLE_RADIAL ``k1``).
+- ``distortion_k1``, ``distortion_k2``: a lens with radial distortion (COLMAP's RADIAL model).
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
@@ -52,7 +52,7 @@ from spaceport.entrypoint import configure_logging
 from spaceport.files import atomic_path, write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport_sfm.exif import FILM_35MM_WIDTH_MM, make_exif
-from spaceport_sfm.geo import GeoOrigin
+from spaceport_sfm.geo import GeoOrigin, camera_rotation, gimbal_angles
 from spaceport_sfm.xmp import DjiXmp, make_dji_xmp
 
 # Zurich, Lindenhof: any fixed place will do; it only has to be a real lat/lon.
@@ -86,7 +86,8 @@ class SampleOptions:
     xmp: bool = False  # DJI-style XMP: GPS, relative altitude, gimbal angles
     gps_in_exif: bool = True  # False: no GPS in the EXIF (it then lives in the flight log only)
     flight_log: bool = False  # write the GPS as a flight-log CSV beside the zip
-    distortion_k1: float = 0.0  # radial distortion of the lens (SIMPLE_RADIAL's k1)
+    distortion_k1: float = 0.0  # radial distortion of the lens (COLMAP's RADIAL k1 and k2)
+    distortion_k2: float = 0.0
 
     def __post_init__(self) -> None:
         if self.flight not in FLIGHTS:
@@ -241,6 +242,20 @@ def _scene(half_extent: tuple[float, float] = (20.0, 20.0)) -> list[_Box]:
     return boxes
 
 
+def _skyline() -> list[_Box]:
+    """A ring of buildings 40-50 m out: what a low oblique view sees against the sky beyond the lot."""
+    rng = np.random.default_rng(4321)
+    boxes = []
+    for angle in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+        distance = rng.uniform(40.0, 50.0)
+        centre = distance * np.array([np.cos(angle), np.sin(angle)])
+        size = rng.uniform(6.0, 12.0, 2)
+        lo = np.array([*(centre - size / 2), 0.0])
+        hi = np.array([*(centre + size / 2), rng.uniform(8.0, 16.0)])
+        boxes.append(_Box(lo, hi, rng.uniform(0.4, 0.9, 3)))
+    return boxes
+
+
 def _markers(half_extent: tuple[float, float]) -> list[Marker]:
     """Markers at the corners of the flown area (inset) and near its centre, clear of the buildings."""
     hx, hy = half_extent
@@ -292,53 +307,56 @@ def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([right, down, forward])
 
 
-def _sky(rays: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Sky colour of each upward ray [M, 3]: horizon haze to zenith blue, with soft clouds."""
-    elevation = np.clip(rays[:, 2], 0.0, 1.0)
-    blend = np.sqrt(elevation)[:, None]
-    colour = SKY_HORIZON * (1 - blend) + SKY_ZENITH * blend
-    # Clouds on a plane far above: they drift across the view with the direction, like a real sky.
-    height = np.maximum(rays[:, 2], 0.02)
-    u, v = rays[:, 0] / height * 3.0, rays[:, 1] / height * 3.0
-    cloud = np.clip((_value_noise(table, u + 91.0, v - 17.0)[:, :1] - 0.45) * 2.5, 0.0, 1.0) * 0.6
-    return colour * (1 - cloud) + 0.97 * cloud
+def _sky(rays: np.ndarray) -> np.ndarray:
+    """Sky colour of each upward ray [M, 3]: a clear sky, from horizon haze to zenith blue.
+
+    Smooth on purpose: SfM finds nothing to match in it (as in a real clear sky), and texture at
+    infinity would give matches without parallax.
+    """
+    blend = np.sqrt(np.clip(rays[:, 2], 0.0, 1.0))[:, None]
+    return SKY_HORIZON * (1 - blend) + SKY_ZENITH * blend
 
 
-def _undistorted(points: np.ndarray, k1: float) -> np.ndarray:
-    """[M, 2] distorted normalised image points -> the rays' undistorted ones (SIMPLE_RADIAL)."""
-    if k1 == 0.0:
+def _undistorted(points: np.ndarray, k1: float, k2: float = 0.0) -> np.ndarray:
+    """[M, 2] distorted normalised image points -> the rays' undistorted ones (COLMAP's RADIAL model)."""
+    if k1 == 0.0 and k2 == 0.0:
         return points
     undistorted = points.copy()
-    for _ in range(20):  # fixed point: x_u = x_d / (1 + k1 |x_u|^2)
-        undistorted = points / (1.0 + k1 * (undistorted**2).sum(axis=1, keepdims=True))
+    for _ in range(30):  # fixed point: x_u = x_d / (1 + k1 r^2 + k2 r^4), r = |x_u|
+        r2 = (undistorted**2).sum(axis=1, keepdims=True)
+        undistorted = points / (1.0 + k1 * r2 + k2 * r2 * r2)
     return undistorted
 
 
-def render(
+@dataclass(frozen=True)
+class _Hits:
+    """Where each pixel's ray meets the scene ([M] per pixel, row by row)."""
+
+    rays: np.ndarray  # [M, 3] unit world directions
+    ray_norm: np.ndarray  # [M] length of the ray through the pixel at unit depth (for the footprint)
+    depth: np.ndarray  # [M] distance to the hit (1 for the sky)
+    surface: np.ndarray  # [M] -1 ground, else box index
+    axis: np.ndarray  # [M] axis of the surface normal
+    sky: np.ndarray  # [M] True where the ray meets nothing
+
+    def points(self, centre: np.ndarray) -> np.ndarray:
+        return centre.astype(np.float32) + self.rays * self.depth[:, None]
+
+
+def _cast(
     K: np.ndarray,
     R: np.ndarray,
     centre: np.ndarray,
     width: int,
     height: int,
-    seed: int = 0,
-    *,
-    boxes: list[_Box] | None = None,
-    markers: list[Marker] | None = None,
+    boxes: list[_Box],
     distortion_k1: float = 0.0,
-    exposure_gain: float = 1.0,
-    far_texture: float = 0.0,
-) -> np.ndarray:
-    """Ray-cast the scene from one camera -> [H, W, 3] uint8 RGB.
-
-    ``far_texture`` is the texture of ground too far away for any of its octaves: 0 (dark) in the
-    original sample, whose views barely reach it; its mean, 0.5, for views that see the horizon.
-    """
-    table = np.random.default_rng(seed).random((TEXTURE_TABLE, TEXTURE_TABLE, 3), dtype=np.float32)
-    boxes = _scene() if boxes is None else boxes
+    distortion_k2: float = 0.0,
+) -> _Hits:
     us, vs = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     pixels = np.stack([us.ravel(), vs.ravel(), np.ones(us.size)], axis=1)
     normalised = pixels @ np.linalg.inv(K).T
-    normalised[:, :2] = _undistorted(normalised[:, :2], distortion_k1)
+    normalised[:, :2] = _undistorted(normalised[:, :2], distortion_k1, distortion_k2)
     rays = normalised @ R  # [M, 3] world directions (R.T @ d per ray)
     # float32 halves the work; a 1e-7 relative error is far below a pixel.
     rays, centre = rays.astype(np.float32), centre.astype(np.float32)
@@ -363,9 +381,38 @@ def render(
         surface[hit] = index
         axis[hit] = near[hit].argmax(axis=1)
     sky = ~np.isfinite(depth)
-    depth[sky] = 1.0  # any finite depth: these rays are coloured by the sky below
+    depth[sky] = 1.0  # any finite depth: these rays are coloured by the sky
+    return _Hits(rays, ray_norm, depth, surface, axis, sky)
 
-    points = centre + rays * depth[:, None]
+
+def render(
+    K: np.ndarray,
+    R: np.ndarray,
+    centre: np.ndarray,
+    width: int,
+    height: int,
+    seed: int = 0,
+    *,
+    boxes: list[_Box] | None = None,
+    markers: list[Marker] | None = None,
+    distortion_k1: float = 0.0,
+    distortion_k2: float = 0.0,
+    exposure_gain: float = 1.0,
+    far_texture: float = 0.0,
+) -> np.ndarray:
+    """Ray-cast the scene from one camera -> [H, W, 3] uint8 RGB.
+
+    ``far_texture`` is the texture of ground too far away for any of its octaves: 0 (dark) in the
+    original sample, whose views barely reach it; its mean, 0.5, for views that see the horizon.
+    """
+    table = np.random.default_rng(seed).random((TEXTURE_TABLE, TEXTURE_TABLE, 3), dtype=np.float32)
+    boxes = _scene() if boxes is None else boxes
+    hits = _cast(K, R, centre, width, height, boxes, distortion_k1, distortion_k2)
+    rays, ray_norm, depth, surface, axis, sky = hits.rays, hits.ray_norm, hits.depth, hits.surface, hits.axis, hits.sky
+    m = rays.shape[0]
+    centre = centre.astype(np.float32)
+
+    points = hits.points(centre)
     normal_cos = np.abs(rays[np.arange(m), axis])
     footprint = depth / (K[0, 0] / ray_norm) / np.maximum(normal_cos, 0.25)
     # Surface coordinates: the two world axes that span the face, shifted per face.
@@ -390,7 +437,7 @@ def render(
         white = (offset[:, 0] >= 0) == (offset[:, 1] >= 0)
         rgb[inside] = np.where(white[inside, None], 0.95, 0.05) * shade[inside, None]
     if sky.any():
-        rgb[sky] = _sky(rays[sky], table)
+        rgb[sky] = _sky(rays[sky])
     rgb = rgb * exposure_gain
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
 
@@ -398,37 +445,6 @@ def render(
 def _intrinsics(width: int, height: int, focal_35mm: int) -> np.ndarray:
     focal = focal_35mm / FILM_35MM_WIDTH_MM * max(width, height)
     return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
-
-
-def camera_rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
-    """World-to-camera rotation [3, 3] (OpenCV axes) of a gimbal at DJI's angles, degrees.
-
-    Pitch 0 looks at the horizon and -90 straight down; yaw is the heading clockwise from north
-    (the image's top points that way when looking down); roll is positive with the right side down.
-
-    >>> np.round(camera_rotation(-90.0, 0.0, 0.0), 6) + 0.0  # down, image top to the north
-    array([[ 1.,  0.,  0.],
-           [ 0., -1.,  0.],
-           [ 0.,  0., -1.]])
-    >>> [round(a, 6) + 0.0 for a in gimbal_angles(camera_rotation(-30.0, 120.0, 5.0))]
-    [-30.0, 120.0, 5.0]
-    """
-    p, y, r = np.radians([pitch, yaw, roll])
-    forward = np.array([np.sin(y) * np.cos(p), np.cos(y) * np.cos(p), np.sin(p)])
-    up = np.array([-np.sin(y) * np.sin(p), -np.cos(y) * np.sin(p), np.cos(p)])
-    right = np.cross(forward, up)
-    right, up = right * np.cos(r) - up * np.sin(r), up * np.cos(r) + right * np.sin(r)
-    return np.stack([right, -up, forward])
-
-
-def gimbal_angles(R: np.ndarray) -> tuple[float, float, float]:
-    """(pitch, yaw, roll) in degrees of a world-to-camera rotation: the inverse of :func:`camera_rotation`."""
-    right, up, forward = R[0], -R[1], R[2]
-    pitch = math.asin(float(np.clip(forward[2], -1.0, 1.0)))
-    roll = math.atan2(-float(right[2]), float(up[2])) if abs(pitch) < math.pi / 2 - 1e-9 else 0.0
-    level_right = right * math.cos(roll) + up * math.sin(roll)
-    yaw = math.atan2(-float(level_right[1]), float(level_right[0]))
-    return (math.degrees(pitch), math.degrees(yaw) % 360.0, math.degrees(roll))
 
 
 def _truth_camera(
@@ -548,6 +564,65 @@ def _replace(camera: TruthCamera, **changes: Any) -> TruthCamera:
     return replace(camera, **changes)
 
 
+def _world_boxes(cameras: list[TruthCamera], options: SampleOptions) -> list[_Box]:
+    return _scene(_flown_half_extent(cameras)) + (_skyline() if options.sky else [])
+
+
+def write_truth_reconstruction(capture: SampleCapture, out_dir: Path, points_per_photo: int = 300) -> Path:
+    """``spaceport sfm``'s output folder made from the truth instead of SfM: for training without SfM.
+
+    ``out_dir/sparse/0`` holds the true cameras (PINHOLE) and poses, and 3D points where rays
+    through random pixels of each photo meet the scene (none in the sky, as SfM would have),
+    coloured like those pixels; ``out_dir/images`` holds the photos. Needs a lens without
+    distortion. Returns ``out_dir``.
+    """
+    import pycolmap
+
+    truth = capture.truth
+    if truth.options.distortion_k1 or truth.options.distortion_k2:
+        raise ValueError("the truth reconstruction needs photos without lens distortion")
+    boxes = _world_boxes(truth.cameras, truth.options)
+    images_dir, model_dir = Path(out_dir) / "images", Path(out_dir) / "sparse" / "0"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model = pycolmap.Reconstruction()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(capture.zip_path) as archive:
+        for image_id, camera in enumerate(truth.cameras, start=1):
+            data = archive.read(camera.name)
+            (images_dir / camera.name).write_bytes(data)
+            K = camera.K
+            model.add_camera_with_trivial_rig(
+                pycolmap.Camera(
+                    model="PINHOLE",
+                    width=camera.width,
+                    height=camera.height,
+                    params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]],
+                    camera_id=image_id,
+                )
+            )
+            pose = pycolmap.Rigid3d(pycolmap.Rotation3d(camera.R), camera.t)
+            model.add_image_with_trivial_frame(pycolmap.Image(camera.name, camera_id=image_id, image_id=image_id), pose)
+            hits = _cast(K, camera.R, camera.centre, camera.width, camera.height, boxes)
+            pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).reshape(-1, 3)
+            chosen = rng.choice(
+                np.flatnonzero(~hits.sky), size=min(points_per_photo, int((~hits.sky).sum())), replace=False
+            )
+            for xyz, colour in zip(hits.points(camera.centre)[chosen], pixels[chosen], strict=True):
+                model.add_point3D(xyz.astype(np.float64), pycolmap.Track(), colour)
+    model.write(model_dir)
+    return Path(out_dir)
+
+
+def sky_mask(truth: SampleTruth, camera: TruthCamera, width: int, height: int) -> np.ndarray:
+    """[height, width] True where a photo (resized to width x height) shows the sky."""
+    K = camera.K.copy()
+    K[0] *= width / camera.width
+    K[1] *= height / camera.height
+    hits = _cast(K, camera.R, camera.centre, width, height, _world_boxes(truth.cameras, truth.options))
+    return hits.sky.reshape(height, width)
+
+
 def truth_path_for(zip_path: Path) -> Path:
     """Where the ground truth of a sample lives: ``X.zip`` -> ``X.truth.json``."""
     return zip_path.with_suffix(".truth.json")
@@ -561,9 +636,9 @@ def flight_log_path_for(zip_path: Path) -> Path:
 def _cameras(n: int, width: int, height: int, focal_35mm: int, origin: GeoOrigin, options: SampleOptions, seed: int):
     altitude = options.altitude_m or FLIGHT_ALTITUDE_M[options.flight]
     if options.flight == "orbit" and options.sky:
-        # Low and level enough that the upper part of every view is sky.
+        # Low and shallow enough that the upper fifth of every view is sky.
         return orbit_cameras(
-            n, width, height, radius=22.0, altitude=6.0, focal_35mm=focal_35mm, origin=origin, target_height=4.5
+            n, width, height, radius=22.0, altitude=9.0, focal_35mm=focal_35mm, origin=origin, target_height=3.5
         )
     if options.flight == "orbit":
         return orbit_cameras(n, width, height, altitude=altitude, focal_35mm=focal_35mm, origin=origin)
@@ -593,9 +668,8 @@ def make_sample(
         gains = 2.0 ** np.random.default_rng(seed + 3).uniform(-options.exposure_stops, options.exposure_stops, n)
         cameras = [_replace(c, exposure_gain=float(g)) for c, g in zip(cameras, gains, strict=True)]
     cameras = _with_gps_noise(cameras, options, origin, seed)
-    half_extent = _flown_half_extent(cameras)
-    boxes = _scene(half_extent)
-    markers = _markers(half_extent) if options.markers else []
+    boxes = _world_boxes(cameras, options)
+    markers = _markers(_flown_half_extent(cameras)) if options.markers else []
     centres = np.stack([c.centre for c in cameras])
     truth = SampleTruth(origin, float(np.linalg.norm(centres.max(0) - centres.min(0))), cameras, markers, options)
 
@@ -611,6 +685,7 @@ def make_sample(
                 boxes=boxes,
                 markers=markers,
                 distortion_k1=options.distortion_k1,
+                distortion_k2=options.distortion_k2,
                 exposure_gain=camera.exposure_gain,
                 far_texture=0.5 if options.sky else 0.0,
             )
@@ -681,7 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xmp", action="store_true", help="DJI-style XMP: relative altitude and gimbal angles")
     parser.add_argument("--flight-log", action="store_true", help="also write the GPS to OUT.flight.csv")
     parser.add_argument("--no-exif-gps", action="store_true", help="leave the GPS out of the EXIF")
-    parser.add_argument("--distortion-k1", type=float, default=0.0, help="radial lens distortion (k1)")
+    parser.add_argument("--distortion-k1", type=float, default=0.0, help="radial lens distortion, r^2 term")
+    parser.add_argument("--distortion-k2", type=float, default=0.0, help="radial lens distortion, r^4 term")
     args = parser.parse_args(argv)
     if args.n < 3:
         parser.error("--n must be at least 3")
@@ -698,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
             gps_in_exif=not args.no_exif_gps,
             flight_log=args.flight_log,
             distortion_k1=args.distortion_k1,
+            distortion_k2=args.distortion_k2,
         )
     except ValueError as error:
         parser.error(str(error))
