@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
@@ -35,7 +37,7 @@ class PhotoExif:
     taken_at: datetime | None = None  # DateTimeOriginal (+ sub-seconds; aware when EXIF gives the offset)
 
 
-def _float(value) -> float | None:
+def _float(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError, ZeroDivisionError):
@@ -43,7 +45,7 @@ def _float(value) -> float | None:
     return number if number == number else None  # NaN from a 0/0 rational
 
 
-def _degrees(dms, ref) -> float | None:
+def _degrees(dms: Any, ref: Any) -> float | None:
     try:
         d, m, s = (_float(v) for v in dms)
     except (TypeError, ValueError):
@@ -54,7 +56,7 @@ def _degrees(dms, ref) -> float | None:
     return sign * (d + m / 60.0 + s / 3600.0)
 
 
-def _focal_px(exif_ifd, long_side: int) -> float | None:
+def _focal_px(exif_ifd: Mapping[int, Any], long_side: int) -> float | None:
     f35 = _float(exif_ifd.get(ExifTags.Base.FocalLengthIn35mmFilm))
     if f35 and f35 > 0:
         return f35 / FILM_35MM_WIDTH_MM * long_side
@@ -70,7 +72,7 @@ def _focal_px(exif_ifd, long_side: int) -> float | None:
 EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 
 
-def _taken_at(exif_ifd) -> datetime | None:
+def _taken_at(exif_ifd: Mapping[int, Any]) -> datetime | None:
     """DateTimeOriginal with its sub-seconds and, when EXIF states it, its UTC offset."""
     text = exif_ifd.get(ExifTags.Base.DateTimeOriginal)
     try:

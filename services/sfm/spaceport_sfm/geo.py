@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 
-def _gps_transform():
+def _gps_transform() -> Any:
     import pycolmap
 
     return pycolmap.GPSTransform(pycolmap.GPSTransformEllipsoid.WGS84)

@@ -82,7 +82,8 @@ def fit_similarity(model_centres: np.ndarray, gps_enu: np.ndarray, limits: Geore
     ransac.max_error = limits.inlier_threshold_m
     ransac.min_inlier_ratio = 1 - limits.max_outlier_fraction if len(source) > 4 else 0.5
     ransac.random_seed = 0
-    robust = pycolmap.estimate_sim3d_robust(source, target, ransac)
+    # pycolmap 4.2.1 returns a dict here (its stub says Sim3d): the transform and the inlier mask.
+    robust: Any = pycolmap.estimate_sim3d_robust(source, target, ransac)
     estimate = robust["tgt_from_src"] if robust else pycolmap.estimate_sim3d(source, target)
     if estimate is None:
         raise ValueError("no similarity fits the GPS positions")

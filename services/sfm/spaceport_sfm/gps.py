@@ -179,21 +179,20 @@ def parse_flight_log(text: str) -> FlightLog:
         lat, lon = _float(cell("lat")), _float(cell("lon"))
         if lat is None or lon is None or abs(lat) > 90 or abs(lon) > 180 or (lat == 0 and lon == 0):
             continue  # a header repeated, a log tick before the GPS fix
-        name = cell("name").strip() or None
-        rows.append(
-            LogRow(lat, lon, _float(cell("alt")) or 0.0, name, parse_time(cell("time")) if "time" in columns else None)
-        )
+        photo_name = cell("name").strip() or None
+        taken = parse_time(cell("time")) if "time" in columns else None
+        rows.append(LogRow(lat, lon, _float(cell("alt")) or 0.0, photo_name, taken))
     if not rows:
         raise BadFlightLogError("The flight log has no row with a valid latitude and longitude.")
     if not any(row.name for row in rows) and not any(row.time for row in rows):
         raise BadFlightLogError(
             "The flight log's rows have neither a photo name nor a time, so they cannot be matched to the photos."
         )
-    names = {
+    sources = {
         field_name: table[0][index] if body is not table else f"column {index + 1}"
         for field_name, index in columns.items()
     }
-    return FlightLog(rows, names)
+    return FlightLog(rows, sources)
 
 
 def read_flight_log(path: Path) -> FlightLog:
@@ -224,9 +223,9 @@ def _match_by_name(photos: Sequence[PhotoMeta], log: FlightLog) -> dict[str, Log
     matched = {}
     for photo in photos:
         full, stem = _name_keys(photo.name)
-        row = by_key.get(full) or by_key.get(stem)
-        if row is not None:
-            matched[photo.name] = row
+        found = by_key.get(full) or by_key.get(stem)
+        if found is not None:
+            matched[photo.name] = found
     return matched
 
 
@@ -315,7 +314,8 @@ def _apply_flight_log(
     else:
         by_time, offset = _match_by_time(photos, log)
         matched, how = (by_time, "time") if len(by_time) > len(by_name) else (by_name, "name")
-    used, disagreeing = [], []
+    used: list[str] = []
+    disagreeing: list[dict[str, Any]] = []
     for photo in photos:
         row = matched.get(photo.name)
         if row is None:
@@ -347,7 +347,7 @@ def _apply_flight_log(
     if how == "time" and offset:
         summary["clock_offset_s"] = offset
     if disagreeing:
-        worst = statistics.median(item["horizontal_m"] for item in disagreeing)
+        worst = statistics.median(float(item["horizontal_m"]) for item in disagreeing)
         summary["ignored_where_photos_have_gps"] = disagreeing
         summary["note"] = (
             f"The flight log disagrees with the GPS in {len(disagreeing)} photos by more than the stated accuracy "

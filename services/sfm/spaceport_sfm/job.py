@@ -83,7 +83,7 @@ class _Run:
         self.progress.update(self._start + self._share * fraction, message, **metrics)
 
 
-def _versions() -> dict[str, str]:
+def _versions() -> dict[str, str | bool]:
     import numpy
     import PIL
     import pycolmap

@@ -138,7 +138,7 @@ def share_intrinsics(database: Path) -> int:
     photos, 2 cores: matching took 19.8 s with one camera, 13.4 s with one per photo).
     """
     with _open(database) as db:
-        shared: dict[tuple, pycolmap.Camera] = {}
+        shared: dict[tuple[object, ...], pycolmap.Camera] = {}
         camera_for: dict[int, pycolmap.Camera] = {}
         for camera in db.read_all_cameras():
             key = (camera.model.name, camera.width, camera.height, tuple(camera.params), camera.has_prior_focal_length)
@@ -175,7 +175,7 @@ class _open:
     def __enter__(self) -> pycolmap.Database:
         return self.db
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.db.close()
 
 

@@ -137,7 +137,7 @@ class SampleTruth:
     markers: list[Marker] = field(default_factory=list)
     options: SampleOptions = field(default_factory=SampleOptions)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "frame": "ENU (x east, y north, z up), metres; poses are world-to-camera in OpenCV axes",
             "origin": self.origin.to_dict(),
@@ -164,7 +164,7 @@ class SampleTruth:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> SampleTruth:
+    def from_dict(cls, data: dict[str, Any]) -> SampleTruth:
         cameras = [
             TruthCamera(
                 name=c["name"],
@@ -275,7 +275,8 @@ def _value_noise(table: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     fu, fv = fu[:, None], fv[:, None]
     top = table[i0, j0] * (1 - fu) + table[i1, j0] * fu
     bottom = table[i0, j1] * (1 - fu) + table[i1, j1] * fu
-    return top * (1 - fv) + bottom * fv
+    blended: np.ndarray = top * (1 - fv) + bottom * fv
+    return blended
 
 
 def _texture(
@@ -314,7 +315,8 @@ def _sky(rays: np.ndarray) -> np.ndarray:
     infinity would give matches without parallax.
     """
     blend = np.sqrt(np.clip(rays[:, 2], 0.0, 1.0))[:, None]
-    return SKY_HORIZON * (1 - blend) + SKY_ZENITH * blend
+    colour: np.ndarray = SKY_HORIZON * (1 - blend) + SKY_ZENITH * blend
+    return colour
 
 
 def _undistorted(points: np.ndarray, k1: float, k2: float = 0.0) -> np.ndarray:
@@ -340,7 +342,8 @@ class _Hits:
     sky: np.ndarray  # [M] True where the ray meets nothing
 
     def points(self, centre: np.ndarray) -> np.ndarray:
-        return centre.astype(np.float32) + self.rays * self.depth[:, None]
+        points: np.ndarray = centre.astype(np.float32) + self.rays * self.depth[:, None]
+        return points
 
 
 def _cast(
@@ -439,7 +442,8 @@ def render(
     if sky.any():
         rgb[sky] = _sky(rays[sky])
     rgb = rgb * exposure_gain
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
+    pixels: np.ndarray = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
+    return pixels
 
 
 def _intrinsics(width: int, height: int, focal_35mm: int) -> np.ndarray:
@@ -495,7 +499,9 @@ def orbit_cameras(
     return cameras
 
 
-def grid_layout(n: int, width: int, height: int, altitude: float, focal_35mm: int, aspect: float = 1.0):
+def grid_layout(
+    n: int, width: int, height: int, altitude: float, focal_35mm: int, aspect: float = 1.0
+) -> tuple[int, int, float, float]:
     """Lines, photos per line and their spacing (metres) of a mapping flight of ``n`` photos.
 
     Lines run north-south; a photo's footprint is ``altitude / focal`` metres per pixel, and
@@ -545,7 +551,9 @@ def _flown_half_extent(cameras: list[TruthCamera]) -> tuple[float, float]:
     return (max(20.0, float(np.abs(centres[:, 0]).max())), max(20.0, float(np.abs(centres[:, 1]).max())))
 
 
-def _with_gps_noise(cameras: list[TruthCamera], options: SampleOptions, origin: GeoOrigin, seed: int):
+def _with_gps_noise(
+    cameras: list[TruthCamera], options: SampleOptions, origin: GeoOrigin, seed: int
+) -> list[TruthCamera]:
     """The cameras with what their GPS says: the true centre plus normal noise of the stated size."""
     if options.gps_noise_m == 0 and options.vertical_noise_m == 0:
         return cameras
@@ -633,7 +641,9 @@ def flight_log_path_for(zip_path: Path) -> Path:
     return zip_path.with_suffix(".flight.csv")
 
 
-def _cameras(n: int, width: int, height: int, focal_35mm: int, origin: GeoOrigin, options: SampleOptions, seed: int):
+def _cameras(
+    n: int, width: int, height: int, focal_35mm: int, origin: GeoOrigin, options: SampleOptions, seed: int
+) -> list[TruthCamera]:
     altitude = options.altitude_m or FLIGHT_ALTITUDE_M[options.flight]
     if options.flight == "orbit" and options.sky:
         # Low and shallow enough that the upper fifth of every view is sky.

@@ -155,7 +155,7 @@ class TrainConfig:
         return cls.from_preset(str(values.pop("preset", "default")), values)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
-        types = {f.name: f.type for f in dataclasses.fields(self)}
+        types = {f.name: str(f.type) for f in dataclasses.fields(self)}
         parsed = {}
         for key, value in overrides.items():
             if key not in types:
@@ -198,21 +198,21 @@ def preset_device(device: str) -> str:
 # default is sized for real captures (fern, seneca_drone) within a 15-minute budget on a laptop.
 _GPU = dict(max_image_size=1600, image_cache_mb=8192.0, progress_every=100)
 _CPU_QUICK = dict(
-    steps=400,
+    steps=120,
     max_image_size=320,
     init_scale=0.5,
     sh_degree=1,
-    sh_degree_interval=150,
-    max_gaussians=25_000,
-    refine_start=60,
-    refine_stop=300,
-    refine_every=40,
+    sh_degree_interval=60,
+    max_gaussians=20_000,
+    refine_start=30,
+    refine_stop=90,
+    refine_every=20,
     reset_every=100_000,
-    eval_every=200,
-    checkpoint_every=200,
-    progress_every=25,
+    eval_every=60,
+    checkpoint_every=60,
+    progress_every=10,
     means_lr=4e-4,
-    time_budget_s=150.0,
+    time_budget_s=90.0,
 )
 _PRESET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
     ("quick", "cuda"): dict(

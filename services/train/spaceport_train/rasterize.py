@@ -73,7 +73,7 @@ def rasterize(
     backgrounds: Tensor | None = None,  # [C, 3]
     backend: str = "auto",
     rasterize_mode: str = "classic",  # classic | antialiased
-) -> tuple[Tensor, Tensor, dict]:
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render ``C`` images: colours ``[C, H, W, 3]``, alphas ``[C, H, W, 1]`` and ``meta``.
 
     ``meta`` holds what gsplat's densification strategies read: ``means2d`` ``[C, N, 2]``
@@ -84,7 +84,7 @@ def rasterize(
     if backend == "cuda":
         from gsplat import rasterization
 
-        return rasterization(
+        rendered: tuple[Tensor, Tensor, dict[str, Any]] = rasterization(
             means,
             quats,
             scales,
@@ -98,6 +98,7 @@ def rasterize(
             backgrounds=backgrounds,
             rasterize_mode=rasterize_mode,
         )
+        return rendered
     return _rasterize_cpu(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, rasterize_mode
     )
@@ -145,17 +146,20 @@ def _rasterize_cpu(
     else:
         rgb = colors.expand(n_cameras, *colors.shape[-2:]) if colors.dim() == 2 else colors
 
-    images, alphas, radii = [], [], []
+    image_list: list[Tensor] = []
+    alpha_list: list[Tensor] = []
+    radii: list[Tensor] = []
     for c in range(n_cameras):
         opacity = per_camera_opacities[c if len(per_camera_opacities) > 1 else 0]
         tiles = _bin_into_tiles(
             means2d[c].detach(), conics[c].detach(), opacity.detach(), depths[c].detach(), width, height
         )
-        image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacity, rgb[c], tiles)
-        images.append(image)
-        alphas.append(alpha)
+        # autograd.Function.apply carries no types in torch's annotations.
+        image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacity, rgb[c], tiles)  # type: ignore[no-untyped-call]
+        image_list.append(image)
+        alpha_list.append(alpha)
         radii.append(tiles.radii)
-    images, alphas = torch.stack(images), torch.stack(alphas)
+    images, alphas = torch.stack(image_list), torch.stack(alpha_list)
     if backgrounds is not None:
         images = images + (1.0 - alphas) * backgrounds[:, None, None, :]
     meta = {
@@ -352,7 +356,9 @@ class _CompositeTiles(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, lists: _TileLists):
+    def forward(
+        ctx: Any, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, lists: _TileLists
+    ) -> tuple[Tensor, Tensor]:
         # means2d [N, 2], conics [N, 3], opacities [N], colors [N, D] -> image [H, W, D], alpha [H, W, 1]
         n_tiles, pixels, d = lists.tiles_x * lists.tiles_y, TILE_SIZE * TILE_SIZE, colors.shape[-1]
         basis = _pixel_basis(means2d.dtype)
@@ -373,7 +379,7 @@ class _CompositeTiles(torch.autograd.Function):
         return image[..., :d].contiguous(), image[..., d:].contiguous()
 
     @staticmethod
-    def backward(ctx, grad_image: Tensor, grad_alpha: Tensor):
+    def backward(ctx: Any, grad_image: Tensor, grad_alpha: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, None]:
         means2d, conics, opacities, colors = ctx.saved_tensors
         lists: _TileLists = ctx.lists
         basis = _pixel_basis(means2d.dtype)

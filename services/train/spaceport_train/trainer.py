@@ -28,6 +28,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,8 @@ def view_directions(view: View) -> Tensor:
     )
     pixels = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1)
     rays = pixels @ torch.linalg.inv(view.K).T @ view.viewmat[:3, :3]  # R^T d for each ray
-    return rays / rays.norm(dim=-1, keepdim=True)
+    directions: Tensor = rays / rays.norm(dim=-1, keepdim=True)
+    return directions
 
 
 def sky_colours(directions: Tensor, coeffs: Tensor) -> Tensor:
@@ -84,21 +86,29 @@ def sky_colours(directions: Tensor, coeffs: Tensor) -> Tensor:
 
 
 @dataclass
-class CappedDefaultStrategy(DefaultStrategy):
+class CappedDefaultStrategy(DefaultStrategy):  # type: ignore[misc]  # gsplat ships no type information
     """gsplat's DefaultStrategy that grows only the highest-gradient Gaussians that fit under ``cap_max``."""
 
     cap_max: int = 1_000_000
+    grow_grad2d: float = 0.0002  # DefaultStrategy's field and default, typed here (gsplat ships no types)
 
-    def _grow_gs(self, params, optimizers, state, step):
+    def _grow_gs(
+        self,
+        params: torch.nn.ParameterDict,
+        optimizers: dict[str, torch.optim.Optimizer],
+        state: dict[str, Any],
+        step: int,
+    ) -> tuple[int, int]:
         room = self.cap_max - len(params["means"])
         if room <= 0:
             return 0, 0
         grads = state["grad2d"] / state["count"].clamp_min(1)
-        original = self.grow_grad2d
+        original: float = self.grow_grad2d
         if int((grads > original).sum()) > room:  # a clone or a split each adds one Gaussian
             self.grow_grad2d = max(original, float(torch.topk(grads, room + 1).values[-1]))
         try:
-            return super()._grow_gs(params, optimizers, state, step)
+            grown: tuple[int, int] = super()._grow_gs(params, optimizers, state, step)
+            return grown
         finally:
             self.grow_grad2d = original
 
@@ -176,7 +186,7 @@ class Trainer:
         self._init_extras()
         self._init_strategy()
 
-    def _set_params(self, values: dict[str, Tensor], optimizer_states: dict | None = None) -> None:
+    def _set_params(self, values: dict[str, Tensor], optimizer_states: dict[str, Any] | None = None) -> None:
         c = self.config
         self.params = torch.nn.ParameterDict(
             {name: torch.nn.Parameter(values[name].to(self.device)) for name in PARAM_NAMES}
@@ -199,7 +209,9 @@ class Trainer:
                     self.optimizers[name].load_state_dict(state)
         self.means_lr_decay = 0.01 ** (1.0 / c.steps)
 
-    def _init_extras(self, saved: dict[str, Tensor] | None = None, optimizer_state: dict | None = None) -> None:
+    def _init_extras(
+        self, saved: dict[str, Tensor] | None = None, optimizer_state: dict[str, Any] | None = None
+    ) -> None:
         """The sky and the per-photo colour corrections: trained with the Gaussians, not densified."""
         c, n = self.config, len(self.scene.train_ids)
         values: dict[str, Tensor] = {}
@@ -311,7 +323,7 @@ class Trainer:
             return self.elapsed_before_s
         return self.config.time_budget_s - (self.deadline - time.monotonic())
 
-    def render(self, view: View, sh_degree: int) -> tuple[Tensor, dict]:
+    def render(self, view: View, sh_degree: int) -> tuple[Tensor, dict[str, Any]]:
         """The view as the model shows it, [H, W, 3]: the Gaussians over the sky, before any colour correction."""
         p = self.params
         coeffs = torch.cat([p["sh0"], p["shN"]], dim=1)[:, : (sh_degree + 1) ** 2]
@@ -340,7 +352,8 @@ class Trainer:
         slot = self._train_slot.get(view_id)
         if slot is None or "exposure_matrix" not in self.extras:
             return image
-        return image @ self.extras["exposure_matrix"][slot].T + self.extras["exposure_offset"][slot]
+        out: Tensor = image @ self.extras["exposure_matrix"][slot].T + self.extras["exposure_offset"][slot]
+        return out
 
     @torch.no_grad()
     def evaluate(self, lpips: LpipsMeter | None = None, renders_dir: Path | None = None) -> dict[str, Any]:
@@ -394,7 +407,7 @@ class Trainer:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    def _on_sigterm(self, signum, frame) -> None:
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._stop_requested = True
 
     def _loop(self) -> None:
@@ -503,7 +516,7 @@ class Trainer:
         l1 = (image - target).abs().mean()
         loss = (1 - c.ssim_lambda) * l1 + c.ssim_lambda * (1 - ssim(image, target))
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, self.step, meta)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch's annotations
         value = float(loss.detach())
         if not math.isfinite(value):
             return value
