@@ -199,7 +199,7 @@ def preset_device(device: str) -> str:
 _GPU = dict(max_image_size=1600, image_cache_mb=8192.0, progress_every=100)
 _CPU_QUICK = dict(
     steps=120,
-    max_image_size=320,
+    max_image_size=256,
     init_scale=0.5,
     sh_degree=1,
     sh_degree_interval=60,
@@ -208,7 +208,7 @@ _CPU_QUICK = dict(
     refine_stop=90,
     refine_every=20,
     reset_every=100_000,
-    eval_every=60,
+    eval_every=120,
     checkpoint_every=60,
     progress_every=10,
     means_lr=4e-4,
