@@ -29,6 +29,7 @@ def test_real_photo_sets_register_every_image(datasets_dir, tmp_path, photo_set,
 
 
 SENECA_PHOTOS = 8  # consecutive photos of one flight line: enough to georeference, quick to match
+SENECA_FIRST = 15  # IMG_0461: the first photos of the set include some that do not match (take-off)
 
 
 def _seneca_copies(datasets_dir, folder, keep_gps: bool) -> list[tuple[str, tuple[float, float, float]]]:
@@ -37,7 +38,9 @@ def _seneca_copies(datasets_dir, folder, keep_gps: bool) -> list[tuple[str, tupl
 
     from spaceport_sfm.exif import read_exif
 
-    photos = sorted((datasets_dir / "seneca_drone" / "images").glob("*.JPG"))[:SENECA_PHOTOS]
+    folder_in = datasets_dir / "seneca_drone" / "images"
+    photos = sorted(p for p in folder_in.glob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    photos = photos[SENECA_FIRST : SENECA_FIRST + SENECA_PHOTOS]
     if len(photos) < SENECA_PHOTOS:
         pytest.skip("seneca_drone is missing from SPACEPORT_DATASETS")
     folder.mkdir()
@@ -60,7 +63,7 @@ def test_seneca_gps_from_a_flight_log_georeferences_as_the_exif_does(datasets_di
     _seneca_copies(datasets_dir, tmp_path / "stripped", keep_gps=False)
     log = tmp_path / "flight.csv"
     log.write_text("name,lat,lon,alt\n" + "".join(f"{n},{a:.9f},{o:.9f},{h:.3f}\n" for n, (a, o, h) in positions))
-    common = ["--max-image-size", "640", "--matcher", "exhaustive"]
+    common = ["--max-image-size", "1200", "--matcher", "exhaustive"]
     assert main([str(with_exif), str(tmp_path / "out_exif"), *common]) == 0
     assert main([str(tmp_path / "stripped"), str(tmp_path / "out_log"), *common, "--flight-log", str(log)]) == 0
     from_exif = json.loads((tmp_path / "out_exif" / "report.json").read_text())
@@ -69,8 +72,8 @@ def test_seneca_gps_from_a_flight_log_georeferences_as_the_exif_does(datasets_di
     assert from_log["gps"]["sources"] == {"flight_log": SENECA_PHOTOS}
     a, b = from_exif["georeference"], from_log["georeference"]
     assert a["used"] and b["used"], (a["reason"], b["reason"])
-    for key in ("lat", "lon", "alt"):
-        assert a["origin"][key] == pytest.approx(b["origin"][key], abs=1e-6)
+    for key, tolerance in (("lat", 1e-7), ("lon", 1e-7), ("alt", 1e-3)):  # the log's 9 decimals and millimetres
+        assert a["origin"][key] == pytest.approx(b["origin"][key], abs=tolerance)
     centres_a = {c["name"]: c["enu"] for c in a["camera_centres"]}
     centres_b = {c["name"]: c["enu"] for c in b["camera_centres"]}
     assert centres_a.keys() == centres_b.keys() and len(centres_a) >= 3
