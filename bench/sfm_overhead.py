@@ -32,7 +32,11 @@ from spaceport.progress import ProgressReporter
 from spaceport_sfm.job import run_sfm
 from spaceport_sfm.options import SfmOptions
 
-SETS = {"temple_ring": "middlebury_temple_ring/images", "fern_1_8": "llff_fern/images_8"}
+SETS = {
+    "temple_ring": "middlebury_temple_ring/images",
+    "fern_1_8": "llff_fern/images_8",
+    "seneca": "seneca_drone/images",  # 48 drone photos with GPS: run it with --max-image-size 1600
+}
 
 
 def cpu_seconds() -> float:
@@ -42,12 +46,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bare_pycolmap(images: Path, work: Path) -> dict:
-    """The four pycolmap calls the job wraps, with pycolmap's defaults."""
+def bare_pycolmap(images: Path, work: Path, max_image_size: int) -> dict:
+    """The four pycolmap calls the job wraps, with pycolmap's defaults (and the job's image size cap)."""
     work.mkdir(parents=True)
     database = work / "database.db"
     started, cpu = time.perf_counter(), cpu_seconds()
-    pycolmap.extract_features(database, images)
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = max_image_size
+    pycolmap.extract_features(database, images, extraction_options=extraction)
     pycolmap.match_exhaustive(database)
     models = pycolmap.incremental_mapping(database, images, work / "sparse")
     model = max(models.values(), key=lambda m: m.num_reg_images())
@@ -63,23 +69,31 @@ def bare_pycolmap(images: Path, work: Path) -> dict:
     }
 
 
-def job(images: Path, out: Path, mapper: str) -> dict:
+def job(images: Path, out: Path, mapper: str, max_image_size: int) -> dict:
     started, cpu = time.perf_counter(), cpu_seconds()
     quiet = ProgressReporter("sfm", stream=io.StringIO())
-    report = run_sfm(images, out, SfmOptions(mapper=mapper), quiet)
+    options = SfmOptions(mapper=mapper, matcher="exhaustive", max_image_size=max_image_size)
+    report = run_sfm(images, out, options, quiet)
+    georeference = report["georeference"]
     return {
         "wall_s": time.perf_counter() - started,
         "cpu_s": cpu_seconds() - cpu,
         "map_s": report["timings_s"]["map"],
+        "timings_s": report["timings_s"],
         "registered": report["images_registered"],
         "reprojection_px": report["mean_reprojection_error_px"],
+        "georeferenced": georeference["used"],
+        "horizontal_rms_m": georeference.get("horizontal_rms_m"),
+        "vertical_rms_m": georeference.get("vertical_rms_m"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sets", nargs="*", default=list(SETS))
+    parser.add_argument("--sets", nargs="*", default=["temple_ring", "fern_1_8"], choices=list(SETS))
+    parser.add_argument("--max-image-size", type=int, default=3200, help="long side cap for both (pycolmap's default)")
+    parser.add_argument("--variants", nargs="*", default=["bare", "job", "global"])
     args = parser.parse_args()
     datasets = Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets"))
     pycolmap.logging.minloglevel = 2
@@ -88,14 +102,14 @@ def main() -> None:
         images = datasets / SETS[name]
         runs: dict[str, list[dict]] = {"bare": [], "job": [], "global": []}
         for repeat in range(args.repeats):
-            order = ["bare", "job", "global"] if repeat % 2 == 0 else ["global", "job", "bare"]
+            order = args.variants if repeat % 2 == 0 else args.variants[::-1]
             for variant in order:
                 with tempfile.TemporaryDirectory() as tmp, redirect_stderr(io.StringIO()):
                     if variant == "bare":
-                        runs[variant].append(bare_pycolmap(images, Path(tmp) / "bare"))
+                        runs[variant].append(bare_pycolmap(images, Path(tmp) / "bare", args.max_image_size))
                     else:
                         mapper = "incremental" if variant == "job" else "global"
-                        runs[variant].append(job(images, Path(tmp) / "out", mapper))
+                        runs[variant].append(job(images, Path(tmp) / "out", mapper, args.max_image_size))
                 print(f"{name} repeat {repeat + 1} {variant}: {json.dumps(runs[variant][-1])}", flush=True)
         results[name] = runs
 
@@ -105,7 +119,8 @@ def main() -> None:
     for name, runs in results.items():
 
         def med(variant: str, key: str, runs: dict = runs) -> float:
-            return statistics.median(run[key] for run in runs[variant])
+            values = [run[key] for run in runs[variant]]
+            return statistics.median(values) if values else float("nan")
 
         # Paired per repeat (the two ran back to back), so load from other work cancels out.
         ratio = statistics.median(j["wall_s"] / b["wall_s"] for j, b in zip(runs["job"], runs["bare"], strict=True))
@@ -117,6 +132,14 @@ def main() -> None:
             f"{med('global', 'map_s'):13.1f} {med('global', 'wall_s'):6.1f} {med('global', 'registered'):4.0f} "
             f"{med('global', 'reprojection_px'):10.3f} | CPU time job/bare {cpu_ratio:.3f}x"
         )
+        if runs["job"]:
+            last = runs["job"][-1]
+            print(f"  job stage timings (last repeat): {last['timings_s']}")
+            print(
+                f"  georeferenced: {last['georeferenced']}, horizontal RMS {last['horizontal_rms_m']} m, "
+                f"vertical RMS {last['vertical_rms_m']} m to GPS"
+            )
+    print(f"load average: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

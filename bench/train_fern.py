@@ -43,8 +43,7 @@ def main() -> int:
             return 1
         print(f"sfm: {time.monotonic() - started:.1f} s")
     overrides = dict(item.split("=", 1) for item in args.set)
-    # One thread: on a machine shared with other work, two OpenMP threads stall each other (see config.py).
-    overrides.setdefault("threads", "1")
+    # Threads: SPACEPORT_CPU_THREADS, as for any job (spaceport.compute).
     overrides.setdefault("device", "cpu")
     config = TrainConfig.from_preset(args.preset, overrides)
     started = time.monotonic()

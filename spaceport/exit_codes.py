@@ -54,6 +54,7 @@ class ExitCode(IntEnum):
     SFM_TOO_FEW_IMAGES = 17
     RECONSTRUCTION_FAILED = 18
     TOO_FEW_REGISTERED = 19
+    BAD_FLIGHT_LOG = 20
     # training
     TRAIN_FAILED = 30
     BAD_TRAIN_CONFIG = 31

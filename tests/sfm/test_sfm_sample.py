@@ -85,15 +85,24 @@ def test_spatial_matching_and_global_mapping(sample_capture, tmp_path):
 
 def test_photos_of_one_camera_share_one_camera_after_matching(sample_capture, tmp_path):
     from spaceport_sfm.images import read_images
-    from spaceport_sfm.reconstruct import extract, map_images, match, share_intrinsics, write_position_priors
+    from spaceport_sfm.reconstruct import (
+        PositionPrior,
+        extract,
+        image_pairs,
+        map_images,
+        match,
+        share_intrinsics,
+        write_position_priors,
+    )
     from spaceport_sfm.unpack import stage_photos
 
     staged = stage_photos(sample_capture.zip_path, tmp_path / "images")
     photos, _ = read_images(tmp_path / "images", staged.names, 3200)
     database = tmp_path / "database.db"
     extract(database, tmp_path / "images", photos)
-    write_position_priors(database, {photo.name: (float(i), 0.0, 30.0) for i, photo in enumerate(photos)})
-    match(database, "exhaustive", [photo.name for photo in photos])
+    priors = {photo.name: PositionPrior((float(i), 0.0, 30.0), 3.0, 5.0) for i, photo in enumerate(photos)}
+    write_position_priors(database, priors)
+    match(database, image_pairs("exhaustive", [photo.name for photo in photos]))
     db = pycolmap.Database.open(database)
     assert db.num_cameras() == len(photos)  # one per photo while matching
     verified_pairs = db.num_verified_image_pairs()

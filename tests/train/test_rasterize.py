@@ -41,8 +41,11 @@ def _scene(n: int, seed: int, dtype=torch.float64, opacity: float | None = None)
     return means, quats, scales, opacities, colors
 
 
-def _dense_reference(means, quats, scales, opacities, colors, viewmat, K, width, height):
-    """Every Gaussian evaluated at every pixel centre, composited near to far (gsplat's rules)."""
+def _dense_reference(means, quats, scales, opacities, colors, viewmat, K, width, height, antialiased=False):
+    """Every Gaussian evaluated at every pixel centre, composited near to far (gsplat's rules).
+
+    ``antialiased``: each opacity scaled by sqrt(det(cov2d) / det(cov2d + 0.3 I)), gsplat's compensation.
+    """
     q = quats / quats.norm(dim=1, keepdim=True)
     w, x, y, z = q.unbind(1)
     R = torch.stack(
@@ -71,9 +74,11 @@ def _dense_reference(means, quats, scales, opacities, colors, viewmat, K, width,
     for i in order.tolist():
         tx, ty, tz = cam[i]
         J = torch.tensor([[fx / tz, 0, -fx * tx / tz**2], [0, fy / tz, -fy * ty / tz**2]], dtype=means.dtype)
-        cov2 = J @ cov_cam[i] @ J.T + 0.3 * torch.eye(2, dtype=means.dtype)
+        sharp = J @ cov_cam[i] @ J.T
+        cov2 = sharp + 0.3 * torch.eye(2, dtype=means.dtype)
         centre = torch.stack([fx * tx / tz + cx, fy * ty / tz + cy])
-        projected.append((centre, torch.linalg.inv(cov2), opacities[i], colors[i]))
+        opacity = opacities[i] * torch.sqrt(torch.det(sharp) / torch.det(cov2)) if antialiased else opacities[i]
+        projected.append((centre, torch.linalg.inv(cov2), opacity, colors[i]))
     for py in range(height):
         for px in range(width):
             pixel = torch.tensor([px + 0.5, py + 0.5], dtype=means.dtype)
@@ -112,6 +117,33 @@ def test_cpu_render_matches_dense_reference(seed, opacity, pairs_per_chunk, monk
     assert meta["width"] == width and meta["height"] == height and meta["n_cameras"] == 1
 
 
+def test_antialiased_cpu_render_matches_dense_reference():
+    width, height = 23, 17
+    means, quats, scales, opacities, colors = _scene(6, 7)
+    scales = scales * 0.2  # many under a pixel wide, where the filter matters
+    viewmats, Ks = _camera(width, height)
+    image, alpha, _ = rasterize(
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        backend="cpu",
+        rasterize_mode="antialiased",
+    )
+    expected_image, expected_alpha = _dense_reference(
+        means, quats, scales, opacities, colors, viewmats[0], Ks[0], width, height, antialiased=True
+    )
+    torch.testing.assert_close(image[0], expected_image, atol=1e-6, rtol=0)
+    torch.testing.assert_close(alpha[0], expected_alpha, atol=1e-6, rtol=0)
+    classic, _, _ = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, backend="cpu")
+    assert float((classic - image).abs().max()) > 0.05  # the filter changed the render
+
+
 def test_cpu_render_with_sh_and_background_and_two_cameras():
     width, height = 16, 12
     means, quats, scales, opacities, colors = _scene(5, 3)
@@ -145,7 +177,8 @@ def test_cpu_render_with_sh_and_background_and_two_cameras():
 
 
 @pytest.mark.slow
-def test_cpu_gradients_pass_gradcheck():
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_cpu_gradients_pass_gradcheck(mode):
     width, height = 12, 10
     means, quats, scales, opacities, colors = _scene(3, 4)
     viewmats, Ks = _camera(width, height)
@@ -154,7 +187,18 @@ def test_cpu_gradients_pass_gradcheck():
 
     def render(means, quats, scales, opacities, colors, backgrounds):
         image, alpha, _ = rasterize(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height, backgrounds=backgrounds, backend="cpu"
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            backgrounds=backgrounds,
+            backend="cpu",
+            rasterize_mode=mode,
         )
         return image, alpha
 
@@ -228,12 +272,15 @@ def test_cuda_backend_needs_a_gpu():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device for gsplat's rasterizer")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_cuda_matches_cpu(mode):
     width, height = 64, 48
     means, quats, scales, opacities, colors = _scene(40, 6, dtype=torch.float32)
     viewmats, Ks = _camera(width, height, dtype=torch.float32)
-    cpu_image, _, _ = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height, backend="cpu")
+    cpu_image, _, _ = rasterize(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, backend="cpu", rasterize_mode=mode
+    )
     cuda_args = [t.cuda() for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
-    cuda_image, _, _ = rasterize(*cuda_args, width, height, backend="cuda")
+    cuda_image, _, _ = rasterize(*cuda_args, width, height, backend="cuda", rasterize_mode=mode)
     mse = float(((cuda_image.cpu() - cpu_image) ** 2).mean())
     assert -10 * math.log10(max(mse, 1e-12)) > 40

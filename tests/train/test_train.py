@@ -23,7 +23,7 @@ from spaceport_train.errors import NaNLossError, NoPointsError, OutOfMemoryError
 from spaceport_train.trainer import train
 
 # Small and fast: the sample at a quarter of its size (120x90), a few dozen steps.
-FAST = {"resolution_scale": "0.25", "threads": "1"}
+FAST = {"resolution_scale": "0.25"}
 
 
 def test_presets_and_string_overrides():
@@ -125,8 +125,9 @@ def test_densification_ends_when_the_refine_window_closes(sample_sfm, tmp_path, 
         "refine_stop": "30",
     }
     grown = train(sample_sfm, tmp_path / "grown", TrainConfig.from_preset("quick", settings))
-    # As if the budget's refine share were spent after the first step.
-    monkeypatch.setattr(trainer_module, "refine_window_closed", lambda config, wall_time_s: wall_time_s > 0)
+    # As if the budget's refine share were spent after the first step: asked before every step, "no" only once.
+    answers = iter([False])
+    monkeypatch.setattr(trainer_module, "refine_window_closed", lambda config, elapsed_s: next(answers, True))
     held = train(sample_sfm, tmp_path / "held", TrainConfig.from_preset("quick", settings))
     assert grown["refine_stop_step"] == 30 and held["refine_stop_step"] == 1
     import pycolmap
@@ -151,8 +152,6 @@ def test_sigterm_checkpoints_and_a_restart_resumes(sample_sfm, tmp_path):
         "5",
         "--resolution-scale",
         "0.25",
-        "--threads",
-        "1",
     ]
     process = subprocess.Popen(
         [sys.executable, "-m", "spaceport.cli", "train", *args],

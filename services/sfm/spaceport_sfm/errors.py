@@ -68,3 +68,10 @@ class ReconstructionFailedError(SfmError):
 class TooFewRegisteredError(SfmError):
     code = "too_few_registered"
     exit_code = ExitCode.TOO_FEW_REGISTERED
+
+
+class BadFlightLogError(SfmError):
+    """A flight-log CSV that cannot be read, or that has no positions to match to the photos."""
+
+    code = "bad_flight_log"
+    exit_code = ExitCode.BAD_FLIGHT_LOG

@@ -1,4 +1,4 @@
-"""Per-image reading: decode, apply EXIF orientation, downscale, read focal prior and GPS.
+"""Per-image reading: decode, apply EXIF orientation, downscale, read focal prior, GPS, time and XMP.
 
 Works in place on the staged copies (never on the input). An image that cannot be decoded
 is dropped and named with the reason; the rest are left as files pycolmap can read, upright
@@ -16,11 +16,15 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps
 
 from spaceport_sfm.exif import read_exif
+from spaceport_sfm.gps import PhotoMeta
+from spaceport_sfm.xmp import DjiXmp, read_dji_xmp
 
 MIN_IMAGE_SIDE = 32  # smaller than this, SIFT finds nothing to match
 JPEG_QUALITY = 95
@@ -35,12 +39,18 @@ class Photo:
     height: int
     original_size: tuple[int, int]  # (width, height) upright, before downscaling
     focal_px: float | None  # EXIF focal length prior in SfM pixels
-    gps: tuple[float, float, float] | None  # lat, lon, alt
+    gps: tuple[float, float, float] | None  # lat, lon, alt from EXIF
+    taken_at: datetime | None = None  # EXIF DateTimeOriginal
+    xmp: DjiXmp | None = None  # DJI's XMP fields
 
     @property
     def scale(self) -> float:
         """SfM pixels per original pixel (1.0 unless downscaled)."""
         return self.width / self.original_size[0]
+
+    def meta(self) -> PhotoMeta:
+        """What the photo says about where it was taken."""
+        return PhotoMeta(self.name, self.gps, self.xmp, self.taken_at)
 
 
 def _read_one(path: Path, name: str, max_image_size: int) -> Photo:
@@ -49,6 +59,7 @@ def _read_one(path: Path, name: str, max_image_size: int) -> Photo:
         with Image.open(path) as image:
             image.load()  # decodes every pixel: a truncated or damaged file fails here
             exif = read_exif(image)
+            xmp = read_dji_xmp(image)
             upright = ImageOps.exif_transpose(image) if exif.orientation != 1 else image
             original_size = upright.size
             if min(original_size) < MIN_IMAGE_SIDE:
@@ -63,12 +74,12 @@ def _read_one(path: Path, name: str, max_image_size: int) -> Photo:
             if changed:
                 # Saved without EXIF, so nothing downstream rotates the pixels a second time.
                 rgb = upright.convert("RGB")
-                options = {"quality": JPEG_QUALITY} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+                options: dict[str, Any] = {"quality": JPEG_QUALITY} if path.suffix.lower() in (".jpg", ".jpeg") else {}
                 rgb.save(path, **options)
             width, height = upright.size
     # Rotation keeps the long side, so the prior only follows the downscaling.
     focal = exif.focal_px * max(width, height) / long_side if exif.focal_px else None
-    return Photo(name, width, height, original_size, focal, exif.gps)
+    return Photo(name, width, height, original_size, focal, exif.gps, exif.taken_at, xmp)
 
 
 def read_images(

@@ -1,34 +1,43 @@
 """The SfM job: photos (.zip or folder) -> COLMAP model, undistorted images, report.
 
-Stages: unpack -> read -> extract -> match -> map -> georeference -> undistort -> export.
-Everything is built in ``OUT_DIR/.work`` and moved into place at the end, so a failed or
-retried run never leaves half an output; the report (:attr:`SfmOutputs.REPORT`) is written
-last, also on an expected failure (with the error). Nothing is written outside ``OUT_DIR``.
-``run_sfm(Path("flight.zip"), Path("out"), SfmOptions(matcher="auto"))`` returns that report.
+Stages: unpack -> read (and locate: EXIF, XMP, flight log) -> extract -> match -> map (with the
+GPS as position priors) -> georeference -> undistort -> export. Everything is built in
+``OUT_DIR/.work`` and moved into place at the end, so a failed or retried run never leaves
+half an output; the report (:attr:`SfmOutputs.REPORT`) is written last, also on an expected
+failure (with the error). Nothing is written outside ``OUT_DIR``.
+``run_sfm(Path("flight.zip"), Path("out"), SfmOptions(matcher="auto"), flight_log=Path("log.csv"))``
+returns that report. Its ``georeference`` object is what the job page and the email show:
+``used``, ``reason``, ``frame``, ``origin``, the residuals to GPS, the outlier photos, the scale
+check and ``camera_centres`` (ENU metres of every placed photo, in name order).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import shutil
+import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spaceport.contracts.layout import SfmOutputs
 from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport_sfm.errors import (
+    BadFlightLogError,
     ReconstructionFailedError,
     SfmError,
     TooFewImagesError,
     TooFewRegisteredError,
 )
+from spaceport_sfm.geo import GeoOrigin, camera_rotation
+from spaceport_sfm.gps import FlightLog, LocatedPhotos, PhotoPosition, locate_photos, read_flight_log
 from spaceport_sfm.images import read_images
 from spaceport_sfm.options import SfmOptions
 from spaceport_sfm.unpack import stage_photos
@@ -74,7 +83,7 @@ class _Run:
         self.progress.update(self._start + self._share * fraction, message, **metrics)
 
 
-def _versions() -> dict[str, str]:
+def _versions() -> dict[str, str | bool]:
     import numpy
     import PIL
     import pycolmap
@@ -100,7 +109,13 @@ def _replace(source: Path, target: Path) -> None:
     os.replace(source, target)
 
 
-def _camera_summary(model) -> list[dict[str, Any]]:
+def _camera_centres(model: Any) -> list[dict[str, Any]]:
+    """Every placed photo's centre in the model's frame, in name order (the flight path, roughly)."""
+    images = sorted((image for image in model.images.values() if image.has_pose), key=lambda image: image.name)
+    return [{"name": image.name, "enu": [round(float(x), 3) for x in image.projection_center()]} for image in images]
+
+
+def _camera_summary(model: Any) -> list[dict[str, Any]]:
     return [
         {
             "camera_id": camera_id,
@@ -114,9 +129,16 @@ def _camera_summary(model) -> list[dict[str, Any]]:
 
 
 def run_sfm(
-    photos: Path, out_dir: Path, options: SfmOptions | None = None, progress: ProgressReporter | None = None
+    photos: Path,
+    out_dir: Path,
+    options: SfmOptions | None = None,
+    progress: ProgressReporter | None = None,
+    flight_log: Path | None = None,
 ) -> dict[str, Any]:
-    """Reconstruct ``photos`` into ``out_dir``; return the report (also written to ``out_dir``)."""
+    """Reconstruct ``photos`` into ``out_dir``; return the report (also written to ``out_dir``).
+
+    ``flight_log``: a flight-log CSV with the photos' positions (used where they have no GPS).
+    """
     options = options or SfmOptions()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +148,8 @@ def run_sfm(
     report: dict[str, Any] = {"status": "running", "input": Path(photos).name, "options": _options_dict(options)}
     started = time.perf_counter()
     try:
-        _reconstruct(Path(photos), out_dir, work, options, run, report)
+        log, log_problem = _load_flight_log(flight_log)
+        _reconstruct(Path(photos), out_dir, work, options, run, report, log, log_problem)
         report["status"] = "succeeded"
         return report
     except SfmError as error:
@@ -144,18 +167,90 @@ def run_sfm(
         write_json_atomic(out_dir / SfmOutputs.REPORT, report)
 
 
+def _load_flight_log(path: Path | None) -> tuple[FlightLog | None, str | None]:
+    """The flight log, or why it cannot be used; a log that was named but is missing is an error."""
+    if path is None:
+        return None, None
+    if not Path(path).is_file():
+        raise BadFlightLogError(f"No flight log was found at {path}.", path=str(path))
+    try:
+        return read_flight_log(path), None
+    except BadFlightLogError as error:  # the photos may carry their own GPS: go on without the log
+        return None, error.message
+
+
 def _options_dict(options: SfmOptions) -> dict[str, Any]:
     data = asdict(options)
     data["limits"] = asdict(options.limits)
     return data
 
 
-def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, run: _Run, report: dict) -> None:
+def _gravity(gimbal: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The direction of gravity in the camera's axes for a gimbal at (pitch, yaw, roll) degrees."""
+    down = camera_rotation(*gimbal) @ np.array([0.0, 0.0, -1.0])
+    return (float(down[0]), float(down[1]), float(down[2]))
+
+
+def _position_priors(
+    positions: Mapping[str, PhotoPosition], origin: GeoOrigin, options: SfmOptions, report: dict[str, Any]
+) -> dict[str, Any]:
+    """ENU priors with the stated accuracy; heights from DJI's relative altitude when every photo has one.
+
+    The barometric altitude above take-off is far steadier from shot to shot than GPS altitude;
+    it is put on the GPS's mean height, so the priors keep the GPS's absolute level.
+    """
+    from spaceport_sfm.reconstruct import PositionPrior
+
+    names = sorted(positions)
+    enu = origin.to_enu(np.array([positions[name].lat_lon_alt for name in names]))
+    relative = [positions[name].relative_altitude for name in names]
+    vertical_sigma = options.gps_vertical_accuracy_m
+    if all(value is not None for value in relative):
+        heights = np.array(relative, dtype=np.float64)
+        enu[:, 2] = heights + statistics.median(enu[:, 2] - heights)
+        vertical_sigma = options.gps_horizontal_accuracy_m
+        report["gps"]["heights"] = "DJI relative altitude (XMP), levelled on the GPS altitude"
+    else:
+        report["gps"]["heights"] = "GPS altitude"
+    priors = {}
+    for name, position in zip(names, enu, strict=True):
+        gimbal = positions[name].gimbal
+        priors[name] = PositionPrior(
+            (float(position[0]), float(position[1]), float(position[2])),
+            options.gps_horizontal_accuracy_m,
+            vertical_sigma,
+            _gravity(gimbal) if gimbal is not None else None,
+        )
+    return priors
+
+
+def _gps_report(located: LocatedPhotos, total: int, options: SfmOptions) -> dict[str, Any]:
+    return {
+        "photos_with_position": len(located.positions),
+        "photos": total,
+        "sources": located.sources,
+        "accuracy_m": {"horizontal": options.gps_horizontal_accuracy_m, "vertical": options.gps_vertical_accuracy_m},
+        "flight_log": located.flight_log,
+        "priors_in_bundle_adjustment": False,
+    }
+
+
+def _reconstruct(
+    photos: Path,
+    out_dir: Path,
+    work: Path,
+    options: SfmOptions,
+    run: _Run,
+    report: dict[str, Any],
+    flight_log: FlightLog | None,
+    flight_log_problem: str | None = None,
+) -> None:
     # Heavy imports here, so `spaceport sfm --help` and failing inputs stay fast.
     from spaceport_sfm.georeference import georeference, origin_for
     from spaceport_sfm.reconstruct import (
         choose_matcher,
         extract,
+        image_pairs,
         map_images,
         match,
         share_intrinsics,
@@ -186,8 +281,13 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
             images_found=len(staged.names),
             images_used=len(usable),
         )
-    gps_by_name = {photo.name: photo.gps for photo in usable if photo.gps is not None}
+    located = locate_photos([photo.meta() for photo in usable], flight_log, options.gps_accuracy)
+    report["gps"] = _gps_report(located, len(usable), options)
+    if flight_log_problem:
+        report["gps"]["flight_log"] = {"note": f"The flight log was not used: {flight_log_problem}"}
+    gps_by_name = {name: position.lat_lon_alt for name, position in located.positions.items()}
     origin = origin_for(list(gps_by_name.values())) if gps_by_name else None
+    priors = _position_priors(located.positions, origin, options, report) if origin is not None else {}
 
     database = work / "database.db"
     with run.stage("extract", f"finding features in {len(usable)} photos"):
@@ -197,25 +297,30 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
             usable,
             options.num_threads,
             on_progress=lambda done: run.update(done / len(usable), f"features: {done} of {len(usable)} photos"),
+            camera_model=options.camera_model,
         )
-        if origin is not None:
-            names = list(gps_by_name)
-            enu = origin.to_enu([gps_by_name[name] for name in names])
-            write_position_priors(database, {name: tuple(position) for name, position in zip(names, enu, strict=True)})
+        write_position_priors(database, priors)
 
     choice = choose_matcher(options.matcher, len(usable), len(gps_by_name), options.exhaustive_max_images)
     report["matcher"] = {"name": choice.name, "requested": options.matcher, "reason": choice.reason}
     with run.stage("match", f"matching photos ({choice.name})"):
-        match(database, choice.name, [photo.name for photo in usable], options.num_threads)
+        pairs = image_pairs(choice.name, [photo.name for photo in usable], {n: p.enu for n, p in priors.items()})
+        report["matcher"]["pairs"] = len(pairs)
+        match(
+            database,
+            pairs,
+            options.num_threads,
+            on_progress=lambda done, total: run.update(done / total, f"matched {done} of {total} photo pairs"),
+        )
         share_intrinsics(database)
 
     report["mapper"] = options.mapper
-    with run.stage("map", f"placing photos ({options.mapper} mapping)"):
-        step = math.ceil(len(usable) / 10)
+    use_priors = options.gps_priors and len(priors) >= 3
+    report["gps"]["priors_in_bundle_adjustment"] = use_priors
+    with run.stage("map", f"placing photos ({options.mapper} mapping{', GPS priors' if use_priors else ''})"):
 
         def registered(count: int) -> None:
-            if count % step == 0:
-                run.update(min(count / len(usable), 1.0), f"placed {count} of {len(usable)} photos")
+            run.update(min(count / len(usable), 1.0), f"placed {count} of {len(usable)} photos")
 
         model = map_images(
             database,
@@ -225,6 +330,7 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
             options.num_threads,
             options.seed,
             on_registered=registered,
+            use_position_priors=use_priors,
         )
     if model is None or model.num_reg_images() == 0:
         report.update(images_registered=0, unregistered=sorted(photo.name for photo in usable))
@@ -248,9 +354,10 @@ def _reconstruct(photos: Path, out_dir: Path, work: Path, options: SfmOptions, r
 
     with run.stage("georeference", "georeferencing with GPS"):
         if origin is None:
-            report["georeference"] = {"used": False, "reason": "no photo has GPS", "images_with_gps": 0}
+            report["georeference"] = {"used": False, "reason": "no photo has GPS", "images_with_gps": 0, "frame": "sfm"}
         else:
-            report["georeference"] = georeference(model, gps_by_name, origin)
+            report["georeference"] = georeference(model, gps_by_name, origin, options.georeference_limits())
+            report["georeference"]["camera_centres"] = _camera_centres(model)
     report["gps_used"] = report["georeference"]["used"]
 
     report.update(

@@ -2,16 +2,18 @@
 
 Each function is one step on a COLMAP database and an image folder; ``spaceport_sfm.job``
 strings them together. pycolmap picks CUDA by itself when the build and device have it
-(``Device.auto``); on the CPU everything runs with ``num_threads`` threads.
+(``Device.auto``); on the CPU everything runs with ``num_threads`` threads. In order::
 
-Example::
-
-    extract(db, image_dir, photos, num_threads=-1)
-    write_position_priors(db, {"a.jpg": (1.0, 2.0, 30.0)})
-    match(db, "exhaustive", [p.name for p in photos])
+    extract(db, image_dir, photos, camera_model="SIMPLE_RADIAL")
+    write_position_priors(db, {"a.jpg": PositionPrior((1.0, 2.0, 30.0), 3.0, 5.0)})
+    match(db, image_pairs("exhaustive", names, positions), on_progress=...)
     share_intrinsics(db)
-    model = map_images(db, image_dir, work / "sparse", "incremental")
+    model = map_images(db, image_dir, work / "sparse", "incremental", use_position_priors=True)
     undistort(model_dir, image_dir, work / "undistorted")
+
+With position priors, bundle adjustment weighs each camera centre against its GPS position
+(a Cauchy loss on the covariance-weighted distance, so a wrong fix cannot drag the model),
+and the model comes out in the priors' frame: metres, ENU.
 """
 
 from __future__ import annotations
@@ -19,18 +21,23 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pycolmap
 
 from spaceport_sfm.images import Photo
 from spaceport_sfm.options import MAPPERS, MATCHERS
 
-CAMERA_MODEL = "SIMPLE_RADIAL"  # one focal, principal point, one radial term: robust for drones
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's guess without EXIF: focal = 1.2 x long side
 MIN_MODEL_SIZE = 3  # keep small models too (COLMAP drops under 10): small captures are valid
+# The starting distortion of each camera model's extra parameters (after f, cx, cy or fx, fy, cx, cy).
+_EXTRA_PARAMS = {"SIMPLE_RADIAL": "0", "RADIAL": "0,0", "OPENCV": "0,0,0,0", "FULL_OPENCV": "0,0,0,0,0,0,0,0"}
+MATCH_BLOCKS = 20  # matching runs in about this many blocks of pairs, one progress line each
+SEQUENTIAL_OVERLAP = 10
+SPATIAL_NEIGHBOURS = 30
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,19 @@ def choose_matcher(requested: str, num_images: int, num_with_gps: int, exhaustiv
     )
 
 
-def _reader_options(camera_params: str) -> pycolmap.ImageReaderOptions:
+def _reader_options(camera_model: str, camera_params: str) -> pycolmap.ImageReaderOptions:
     options = pycolmap.ImageReaderOptions()
-    options.camera_model = CAMERA_MODEL
+    options.camera_model = camera_model
     options.camera_params = camera_params
     return options
+
+
+def _initial_params(camera_model: str, focal: float, width: int, height: int) -> str:
+    """COLMAP's parameter string for a camera model: focal(s), principal point, zero distortion."""
+    if camera_model not in _EXTRA_PARAMS:
+        raise ValueError(f"unsupported camera model {camera_model!r}; expected one of {', '.join(_EXTRA_PARAMS)}")
+    focals = f"{focal}" if camera_model.startswith(("SIMPLE", "RADIAL")) else f"{focal},{focal}"
+    return f"{focals},{width / 2},{height / 2},{_EXTRA_PARAMS[camera_model]}"
 
 
 def extract(
@@ -65,6 +80,7 @@ def extract(
     photos: Sequence[Photo],
     num_threads: int = -1,
     on_progress: Callable[[int], None] | None = None,
+    camera_model: str = "SIMPLE_RADIAL",
 ) -> None:
     """SIFT features for every photo, each with a camera whose intrinsics start from its group's.
 
@@ -87,7 +103,7 @@ def extract(
     guessed: list[str] = []
     for (width, height, focal), members in groups.items():
         f = focal if focal else DEFAULT_FOCAL_FACTOR * max(width, height)
-        params = f"{f},{width / 2},{height / 2},0"
+        params = _initial_params(camera_model, f, width, height)
         for start in range(0, len(members), chunk):
             names = [photo.name for photo in members[start : start + chunk]]
             pycolmap.extract_features(
@@ -95,7 +111,7 @@ def extract(
                 image_dir,
                 image_names=names,
                 camera_mode=pycolmap.CameraMode.PER_IMAGE,
-                reader_options=_reader_options(params),
+                reader_options=_reader_options(camera_model, params),
                 extraction_options=extraction,
             )
             done += len(names)
@@ -106,7 +122,9 @@ def extract(
     if guessed:
         with _open(database) as db:
             for name in guessed:
-                camera = db.read_camera(db.read_image_with_name(name).camera_id)
+                image = db.read_image_with_name(name)
+                assert image is not None, name  # extracted just above
+                camera = db.read_camera(image.camera_id)
                 camera.has_prior_focal_length = False
                 db.update_camera(camera)
 
@@ -120,7 +138,7 @@ def share_intrinsics(database: Path) -> int:
     photos, 2 cores: matching took 19.8 s with one camera, 13.4 s with one per photo).
     """
     with _open(database) as db:
-        shared: dict[tuple, pycolmap.Camera] = {}
+        shared: dict[tuple[object, ...], pycolmap.Camera] = {}
         camera_for: dict[int, pycolmap.Camera] = {}
         for camera in db.read_all_cameras():
             key = (camera.model.name, camera.width, camera.height, tuple(camera.params), camera.has_prior_focal_length)
@@ -157,28 +175,46 @@ class _open:
     def __enter__(self) -> pycolmap.Database:
         return self.db
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.db.close()
 
 
-def write_position_priors(database: Path, positions_enu: dict[str, tuple[float, float, float]]) -> None:
-    """Replace COLMAP's own EXIF GPS priors with ours: ENU metres, for spatial matching.
+@dataclass(frozen=True)
+class PositionPrior:
+    """Where a photo was taken (ENU metres) and how well that is known (standard deviations, metres)."""
 
-    Ours follow the same EXIF reading as the rest of the job and exist also for the copies
-    that were re-encoded (rotated or downscaled) and so lost their EXIF.
+    enu: tuple[float, float, float]
+    sigma_horizontal_m: float
+    sigma_vertical_m: float
+    gravity: tuple[float, float, float] | None = None  # "down" in the camera's axes, from the gimbal
+
+    def covariance(self) -> np.ndarray:
+        """[3, 3] ENU covariance: independent east, north and up errors."""
+        h, v = self.sigma_horizontal_m**2, self.sigma_vertical_m**2
+        return np.diag([h, h, v])
+
+
+def write_position_priors(database: Path, priors: Mapping[str, PositionPrior]) -> None:
+    """Replace COLMAP's own EXIF GPS priors with ours: ENU metres with their covariance.
+
+    Ours follow the same reading as the rest of the job (EXIF, XMP or the flight log) and exist
+    also for the copies that were re-encoded (rotated or downscaled) and so lost their EXIF.
     """
     with _open(database) as db:
         db.clear_pose_priors()
         for image in db.read_all_images():
-            position = positions_enu.get(image.name)
-            if position is not None:
-                db.write_pose_prior(
-                    pycolmap.PosePrior(
-                        corr_data_id=image.data_id,
-                        position=list(position),
-                        coordinate_system=pycolmap.PosePriorCoordinateSystem.CARTESIAN,
-                    )
-                )
+            prior = priors.get(image.name)
+            if prior is None:
+                continue
+            pose_prior = pycolmap.PosePrior(
+                corr_data_id=image.data_id,
+                position=list(prior.enu),
+                coordinate_system=pycolmap.PosePriorCoordinateSystem.CARTESIAN,
+            )
+            pose_prior.position_covariance = prior.covariance()
+            if prior.gravity is not None:
+                pose_prior.gravity = list(prior.gravity)
+            db.write_pose_prior(pose_prior)
 
 
 def _loop_closure_pairs(names: Sequence[str], overlap: int) -> list[tuple[str, str]]:
@@ -193,41 +229,84 @@ def _loop_closure_pairs(names: Sequence[str], overlap: int) -> list[tuple[str, s
     ]
 
 
-def match(
-    database: Path,
+def image_pairs(
     matcher: str,
     names: Sequence[str],
-    num_threads: int = -1,
-    sequential_overlap: int = 10,
-    spatial_neighbors: int = 30,
-) -> None:
-    """Match features between the pairs the matcher picks, with geometric verification."""
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = num_threads
+    positions: Mapping[str, tuple[float, float, float]] | None = None,
+    sequential_overlap: int = SEQUENTIAL_OVERLAP,
+    spatial_neighbours: int = SPATIAL_NEIGHBOURS,
+) -> list[tuple[str, str]]:
+    """The photo pairs a matcher compares, each once, in a cache-friendly order.
+
+    exhaustive: every pair. sequential: each photo with the next ``sequential_overlap`` in name
+    order, and with the photos 2, 4, 8, ... further (quadratic overlap), plus loop-closure pairs.
+    spatial: each photo with its ``spatial_neighbours`` nearest by GPS (ENU metres, altitude
+    counts too); a photo without GPS gets its neighbours in name order instead.
+    """
+    ordered = sorted(names)
+    rank = {name: i for i, name in enumerate(ordered)}
+    pairs: set[tuple[str, str]] = set()
+
+    def add(a: str, b: str) -> None:
+        if a != b:
+            pairs.add((a, b) if a < b else (b, a))
+
     if matcher == "exhaustive":
-        pycolmap.match_exhaustive(database, matching_options=matching)
+        return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :]]
+    if matcher == "sequential":
+        for i, a in enumerate(ordered):
+            for k in range(1, sequential_overlap + 1):
+                if i + k < len(ordered):
+                    add(a, ordered[i + k])
+                if i + 2**k < len(ordered):
+                    add(a, ordered[i + 2**k])
+        for a, b in _loop_closure_pairs(ordered, sequential_overlap):
+            add(a, b)
     elif matcher == "spatial":
-        pairing = pycolmap.SpatialPairingOptions()
-        pairing.ignore_z = False  # priors are ENU metres; altitude is as good as east/north
-        pairing.max_num_neighbors = spatial_neighbors
-        pairing.max_distance = 1e7  # the neighbour count bounds the pairs, not a radius
-        pairing.num_threads = num_threads
-        pycolmap.match_spatial(database, matching_options=matching, pairing_options=pairing)
-    elif matcher == "sequential":
-        pairing = pycolmap.SequentialPairingOptions()
-        pairing.overlap = sequential_overlap
-        pairing.quadratic_overlap = True
-        pairing.num_threads = num_threads
-        pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing)
-        pairs = _loop_closure_pairs(sorted(names), sequential_overlap)
-        if pairs:
-            pairs_file = Path(database).with_name("loop_pairs.txt")
-            pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
-            imported = pycolmap.ImportedPairingOptions()
-            imported.match_list_path = str(pairs_file)
-            pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=imported)
+        located = [name for name in ordered if positions and name in positions]
+        if located:
+            xyz = np.array([(positions or {})[name] for name in located])
+            k = min(spatial_neighbours, len(located) - 1)
+            for i, a in enumerate(located):
+                distances = np.linalg.norm(xyz - xyz[i], axis=1)
+                for j in np.argsort(distances, kind="stable")[1 : k + 1]:
+                    add(a, located[int(j)])
+        for i, a in enumerate(ordered):
+            if not positions or a not in positions:
+                for b in ordered[max(0, i - sequential_overlap) : i + sequential_overlap + 1]:
+                    add(a, b)
     else:
         raise ValueError(f"unknown matcher {matcher!r}; expected one of {MATCHERS[1:]}")
+    return sorted(pairs, key=lambda pair: (rank[pair[0]], rank[pair[1]]))
+
+
+def match(
+    database: Path,
+    pairs: Sequence[tuple[str, str]],
+    num_threads: int = -1,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Match features between ``pairs`` of photos, with geometric verification, in blocks.
+
+    pycolmap reports nothing while it matches, so the pairs go to it in about
+    :data:`MATCH_BLOCKS` blocks; ``on_progress(done, total)`` follows each block.
+    """
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = num_threads
+    threads = num_threads if num_threads > 0 else len(os.sched_getaffinity(0))
+    # Blocks of a multiple of the thread count, so no thread idles at the end of a block.
+    block = max(threads * 8, math.ceil(len(pairs) / MATCH_BLOCKS / threads) * threads)
+    pairs_file = Path(database).with_name("pairs.txt")
+    for start in range(0, len(pairs), block):
+        chunk = pairs[start : start + block]
+        pairs_file.write_text("".join(f"{a} {b}\n" for a, b in chunk))
+        imported = pycolmap.ImportedPairingOptions()
+        imported.match_list_path = pairs_file
+        imported.block_size = len(chunk)
+        pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=imported)
+        if on_progress is not None:
+            on_progress(start + len(chunk), len(pairs))
+    pairs_file.unlink(missing_ok=True)
 
 
 def map_images(
@@ -238,14 +317,22 @@ def map_images(
     num_threads: int = -1,
     seed: int = 0,
     on_registered: Callable[[int], None] | None = None,
+    use_position_priors: bool = False,
 ) -> pycolmap.Reconstruction | None:
-    """Build the models and return the one with the most registered photos (None if none)."""
+    """Build the models and return the one with the most registered photos (None if none).
+
+    ``use_position_priors``: bundle adjustment weighs the cameras against the database's
+    position priors (incremental mapping does it in every global adjustment; after global
+    mapping one pose-prior adjustment follows), and the model ends in the priors' frame.
+    """
     sparse_dir.mkdir(parents=True, exist_ok=True)
     if mapper == "incremental":
-        options = pycolmap.IncrementalPipelineOptions()
-        options.num_threads = num_threads
-        options.random_seed = seed
-        options.min_model_size = MIN_MODEL_SIZE
+        incremental = pycolmap.IncrementalPipelineOptions()
+        incremental.num_threads = num_threads
+        incremental.random_seed = seed
+        incremental.min_model_size = MIN_MODEL_SIZE
+        incremental.use_prior_position = use_position_priors
+        incremental.use_robust_loss_on_prior_position = True
         registered = 0
 
         def next_image() -> None:
@@ -254,18 +341,38 @@ def map_images(
             if on_registered is not None:
                 on_registered(registered)
 
-        models = pycolmap.incremental_mapping(database, image_dir, sparse_dir, options, next_image_callback=next_image)
+        models = pycolmap.incremental_mapping(
+            database, image_dir, sparse_dir, incremental, next_image_callback=next_image
+        )
     elif mapper == "global":
-        options = pycolmap.GlobalPipelineOptions()
-        options.num_threads = num_threads
-        options.random_seed = seed
-        options.min_model_size = MIN_MODEL_SIZE
-        models = pycolmap.global_mapping(database, image_dir, sparse_dir, options)
+        global_options = pycolmap.GlobalPipelineOptions()
+        global_options.num_threads = num_threads
+        global_options.random_seed = seed
+        global_options.min_model_size = MIN_MODEL_SIZE
+        models = pycolmap.global_mapping(database, image_dir, sparse_dir, global_options)
     else:
         raise ValueError(f"unknown mapper {mapper!r}; expected one of {MAPPERS}")
     if not models:
         return None
-    return max(models.values(), key=lambda model: (model.num_reg_images(), model.num_points3D()))
+    model: pycolmap.Reconstruction = max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
+    if mapper == "global" and use_position_priors:
+        adjust_with_position_priors(database, model)
+    return model
+
+
+def adjust_with_position_priors(database: Path, model: pycolmap.Reconstruction) -> None:
+    """One bundle adjustment of ``model`` with the database's position priors (robust, Cauchy loss)."""
+    with _open(database) as db:
+        priors = db.read_all_pose_priors()
+    config = pycolmap.BundleAdjustmentConfig()
+    for image_id in model.reg_image_ids():
+        config.add_image(image_id)
+    prior_options = pycolmap.PosePriorBundleAdjustmentOptions()
+    prior_options.ceres.prior_position_loss_function_type = pycolmap.LossFunctionType.CAUCHY
+    adjuster = pycolmap.create_pose_prior_bundle_adjuster(
+        pycolmap.BundleAdjustmentOptions(), prior_options, config, priors, model
+    )
+    adjuster.solve()
 
 
 def undistort(model_dir: Path, image_dir: Path, out_dir: Path, num_threads: int = -1) -> None:

@@ -22,6 +22,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from spaceport_sfm.errors import (
     CorruptZipError,
@@ -112,7 +113,7 @@ def _check_limits(entries: list[zipfile.ZipInfo], limits: UnpackLimits) -> None:
                 )
 
 
-def _copy_limited(source, target: Path, declared: int, name: str) -> None:
+def _copy_limited(source: IO[bytes], target: Path, declared: int, name: str) -> None:
     """Copy one entry, refusing to write more than its header declared (a lying header)."""
     written = 0
     with open(target, "wb") as out:

@@ -1,13 +1,16 @@
-"""The whole training configuration: one dataclass, named presets, string overrides.
+"""The whole training configuration: one dataclass, named presets per device, string overrides.
 
 Every field can be set from a CLI flag (``--max-gaussians 20000``) or a SageMaker
 hyperparameter (``{"max_gaussians": "20000"}``: SageMaker passes strings). The effective
 configuration is saved next to the outputs (:attr:`TrainOutputs.CONFIG`).
 
-Example::
+A preset knows its device: on a GPU ``default`` is the full 3DGS schedule as gsplat trains it
+(30k steps), on a CPU it is sized for a CPU. ``device=auto`` picks the GPU when there is one.
 
-    config = TrainConfig.from_preset("quick", {"steps": "200", "device": "cpu"})
-    config.steps  # 200
+>>> TrainConfig.from_preset("quick", {"steps": "200", "device": "cpu"}).steps
+200
+>>> TrainConfig.from_preset("default", {"device": "cuda"}).steps, TrainConfig.from_preset("default", {"device": "cpu"}).steps
+(30000, 1200)
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from spaceport.files import write_json_atomic
 from spaceport_train.errors import TrainConfigError
 
 PRESETS = ("quick", "default", "quality")
+DEVICES = ("cpu", "cuda")
+BACKGROUNDS = ("black", "sky")
+EXPOSURES = ("none", "affine")
+RASTERIZE_MODES = ("classic", "antialiased")
 
 
 def _doc(text: str, **kwargs: Any) -> Any:
@@ -60,15 +67,35 @@ class TrainConfig:
     reset_every: int = _doc("steps between opacity resets", default=3_000)
     grow_grad2d: float = _doc("screen-space gradient above which a Gaussian is split or cloned", default=2e-4)
     prune_opacity: float = _doc("opacity below which a Gaussian is pruned", default=0.005)
+    max_image_size: int = _doc(
+        "cap on the long side of the training images in pixels (0 = none); the preset sets it per device",
+        default=0,
+    )
+    image_cache_mb: float = _doc(
+        "memory for decoded training photos (uint8 at training size); beyond it photos are read again", default=1024.0
+    )
+    background: str = _doc(
+        "black | sky: a background learned as a smooth function of the view direction (sky, far away)",
+        default="sky",
+    )
+    background_lr: float = _doc("learning rate of the sky background", default=2e-2)
+    exposure: str = _doc(
+        "none | affine: a per-photo colour correction (3x3 + offset) for exposure changes; held-out photos get none",
+        default="affine",
+    )
+    exposure_lr: float = _doc("learning rate of the per-photo colour corrections", default=1e-3)
+    rasterize_mode: str = _doc(
+        "classic | antialiased (gsplat's screen-space filter, for captures seen from several distances)",
+        default="antialiased",
+    )
     eval_every_nth_image: int = _doc("hold out every Nth image (by name) for evaluation", default=8)
     eval_every: int = _doc("steps between held-out evaluations (the last step always evaluates)", default=500)
     checkpoint_every: int = _doc("steps between checkpoints (SIGTERM also writes one)", default=500)
     progress_every: int = _doc("steps between progress lines", default=50)
     time_budget_s: float = _doc(
-        "stop training after this many seconds of steps and write the outputs (0 = none)", default=0.0
+        "the job's whole wall time in seconds, loading, evaluation and writing included (0 = none)", default=0.0
     )
     device: str = _doc("auto | cuda | cpu (cpu uses Spaceport's own rasteriser)", default="auto")
-    threads: int = _doc("torch CPU threads (0 = torch's default)", default=0)
     seed: int = _doc("random seed", default=0)
 
     def __post_init__(self) -> None:
@@ -79,6 +106,15 @@ class TrainConfig:
             problems.append("device must be auto, cuda or cpu")
         if self.strategy not in ("default", "mcmc"):
             problems.append("strategy must be default or mcmc")
+        for name, choices in (
+            ("background", BACKGROUNDS),
+            ("exposure", EXPOSURES),
+            ("rasterize_mode", RASTERIZE_MODES),
+        ):
+            if getattr(self, name) not in choices:
+                problems.append(f"{name} must be one of {', '.join(choices)}")
+        if self.max_image_size < 0 or self.image_cache_mb < 0:
+            problems.append("max_image_size and image_cache_mb must not be negative")
         if not 0 <= self.sh_degree <= 3:
             problems.append("sh_degree must be 0 to 3")
         if self.steps < 1 or self.max_gaussians < 1 or self.eval_every_nth_image < 2:
@@ -104,11 +140,13 @@ class TrainConfig:
 
     @classmethod
     def from_preset(cls, preset: str = "default", overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-        """A preset with ``overrides`` applied; values may be strings (CLI, SageMaker)."""
+        """A preset for the device it will run on, with ``overrides`` applied (strings allowed: CLI, SageMaker)."""
         if preset not in PRESETS:
             raise TrainConfigError(f"Unknown preset {preset!r}: use one of {', '.join(PRESETS)}.")
-        base = dataclasses.replace(cls(), preset=preset, **_PRESET_VALUES[preset])
-        return base.with_overrides(overrides or {})
+        overrides = dict(overrides or {})
+        device = preset_device(str(overrides.get("device", "auto")))
+        base = dataclasses.replace(cls(), preset=preset, **_PRESET_VALUES[(preset, device)])
+        return base.with_overrides(overrides)
 
     @classmethod
     def from_hyperparameters(cls, hyperparameters: Mapping[str, Any]) -> TrainConfig:
@@ -117,7 +155,7 @@ class TrainConfig:
         return cls.from_preset(str(values.pop("preset", "default")), values)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
-        types = {f.name: f.type for f in dataclasses.fields(self)}
+        types = {f.name: str(f.type) for f in dataclasses.fields(self)}
         parsed = {}
         for key, value in overrides.items():
             if key not in types:
@@ -145,30 +183,67 @@ def _parse(name: str, type_name: str, value: Any) -> Any:
         ) from None
 
 
-# The quick preset trains the generated sample in seconds; default is sized for fern 1/8 on a
-# 2-core CPU in about 15 minutes; quality is the usual 30k-step 3DGS schedule for a GPU.
-# quick uses one thread: on a busy machine torch's OpenMP threads wait on each other at every
-# small operation and a 2-thread step ran 10x slower than a 1-thread one (measured).
-_PRESET_VALUES: dict[str, dict[str, Any]] = {
-    "quick": dict(
-        steps=150,
-        resolution_scale=0.3,
-        init_scale=0.5,
-        sh_degree=1,
-        sh_degree_interval=75,
-        max_gaussians=10_000,
-        refine_start=50,
-        refine_stop=120,
-        refine_every=25,
-        reset_every=10_000,
-        eval_every=75,
-        checkpoint_every=75,
-        progress_every=25,
-        means_lr=4e-4,
-        threads=1,
+def preset_device(device: str) -> str:
+    """The device whose presets apply: ``cuda`` or ``cpu`` (``auto``: CUDA when torch sees a GPU)."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device if device in DEVICES else "cpu"  # a bad value is refused by the config itself
+
+
+# GPU presets follow gsplat's simple_trainer (the dataclass defaults): default is its 30k-step
+# schedule, quick its first 7k steps; training images are capped at 1600 px on the long side.
+# CPU presets are for this project's CPU rasteriser: quick is the demo on the generated sample,
+# default is sized for real captures (fern, seneca_drone) within a 15-minute budget on a laptop.
+_GPU = dict(max_image_size=1600, image_cache_mb=8192.0, progress_every=100)
+_CPU_QUICK = dict(
+    steps=120,
+    max_image_size=256,
+    init_scale=0.5,
+    sh_degree=1,
+    sh_degree_interval=60,
+    max_gaussians=20_000,
+    refine_start=30,
+    refine_stop=90,
+    refine_every=20,
+    reset_every=100_000,
+    eval_every=120,
+    checkpoint_every=60,
+    progress_every=10,
+    means_lr=4e-4,
+    time_budget_s=90.0,
+)
+_PRESET_VALUES: dict[tuple[str, str], dict[str, Any]] = {
+    ("quick", "cuda"): dict(
+        **_GPU,
+        steps=7_000,
+        refine_stop=5_000,
+        max_gaussians=1_000_000,
+        eval_every=3_500,
+        checkpoint_every=1_000,
+        time_budget_s=1_800.0,
     ),
-    "default": dict(
+    ("default", "cuda"): dict(
+        **_GPU,
+        steps=30_000,
+        max_gaussians=3_000_000,
+        eval_every=7_000,
+        checkpoint_every=2_000,
+        time_budget_s=5_400.0,
+    ),
+    ("quality", "cuda"): dict(
+        _GPU,
+        max_image_size=3200,
+        steps=30_000,
+        max_gaussians=6_000_000,
+        eval_every=7_000,
+        checkpoint_every=2_000,
+    ),
+    ("quick", "cpu"): _CPU_QUICK,
+    ("default", "cpu"): dict(
         steps=1_200,
+        max_image_size=800,
         coarse_fraction=0.5,
         coarse_resolution_scale=0.5,
         sh_degree=3,
@@ -183,12 +258,20 @@ _PRESET_VALUES: dict[str, dict[str, Any]] = {
         progress_every=25,
         time_budget_s=900.0,
     ),
-    "quality": dict(
-        steps=30_000,
-        sh_degree_interval=1_000,
-        max_gaussians=3_000_000,
-        eval_every=7_000,
-        checkpoint_every=2_000,
-        progress_every=100,
+    ("quality", "cpu"): dict(
+        steps=4_000,
+        max_image_size=1200,
+        coarse_fraction=0.3,
+        coarse_resolution_scale=0.5,
+        sh_degree_interval=500,
+        max_gaussians=150_000,
+        refine_start=300,
+        refine_stop=3_000,
+        refine_every=100,
+        reset_every=100_000,
+        eval_every=500,
+        checkpoint_every=500,
+        progress_every=50,
+        time_budget_s=3_600.0,
     ),
 }

@@ -1,19 +1,30 @@
-"""Read a COLMAP reconstruction and its undistorted photos into tensors for training.
+"""A COLMAP reconstruction and its undistorted photos, as training reads them.
 
 ``SFM_DIR`` is what ``spaceport sfm`` writes (``sparse/0`` + ``images/``); a plain COLMAP
 layout (model in ``sparse/``, or the model files in ``SFM_DIR`` itself) works too.
 
-Example::
+Photos are not loaded up front: a :class:`View` knows its file and its training size, and
+the scene's :class:`ImageStore` decodes a photo when a step asks for it, resizes it to that
+size and keeps it as uint8 while its memory budget lasts (least recently used goes first).
+So memory depends on the budget, not on the number of photos; only the one image of the
+current step is ever float32.
 
-    scene = load_scene(Path("out/sfm"), resolution_scale=0.5, eval_every_nth_image=8)
-    scene.views[scene.train_ids[0]].image.shape  # [H, W, 3], float in [0, 1]
+The training size is chosen per photo: ``resolution_scale`` of the SfM image, with the long
+side capped at ``max_image_size`` pixels (:func:`training_scale`).
+
+>>> training_scale(3200, 2400, resolution_scale=1.0, max_image_size=1600)
+(0.5, 'long side capped at 1600 px (3200 px photos)')
+>>> training_scale(504, 378, resolution_scale=1.0, max_image_size=1600)
+(1.0, 'the SfM images as they are (504 px long side, within the 1600 px cap)')
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,45 +35,85 @@ from spaceport_train.errors import MissingImageError, NoPointsError, NoSparseMod
 PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 
 
-@dataclass
+@dataclass(frozen=True)
 class View:
+    """One registered photo: where its file is, its camera, and the size training uses it at."""
+
     name: str
-    image: Tensor  # [H, W, 3] float32 in [0, 1]
+    path: Path
     viewmat: Tensor  # [4, 4] world-to-camera, OpenCV axes
-    K: Tensor  # [3, 3]
-
-    @property
-    def width(self) -> int:
-        return int(self.image.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.image.shape[0])
+    K: Tensor  # [3, 3] for width x height
+    width: int
+    height: int
 
     def scaled(self, scale: float) -> View:
-        """The same view with the photo and intrinsics resized by ``scale`` (area averaging)."""
+        """The same view at ``scale`` times its size (the intrinsics follow)."""
         if scale == 1.0:
             return self
-        height, width = max(1, round(self.height * scale)), max(1, round(self.width * scale))
-        image = (
-            torch.nn.functional.interpolate(self.image.permute(2, 0, 1)[None], size=(height, width), mode="area")[0]
-            .permute(1, 2, 0)
-            .contiguous()
-        )
+        width, height = max(1, round(self.width * scale)), max(1, round(self.height * scale))
         K = self.K.clone()
         K[0] *= width / self.width
         K[1] *= height / self.height
-        return View(self.name, image, self.viewmat, K)
+        return replace(self, K=K, width=width, height=height)
+
+
+@dataclass
+class ImageStore:
+    """Photos decoded on demand at a view's size, kept as uint8 up to ``budget_bytes``."""
+
+    budget_bytes: int
+    _cache: OrderedDict[tuple[Path, int, int], Tensor] = field(default_factory=OrderedDict)
+    cached_bytes: int = 0
+    peak_bytes: int = 0
+    loads: int = 0
+
+    def image(self, view: View) -> Tensor:
+        """[H, W, 3] float32 in [0, 1] at the view's size."""
+        key = (view.path, view.width, view.height)
+        pixels = self._cache.get(key)
+        if pixels is None:
+            pixels = self._load(view)
+            self.loads += 1
+            size = pixels.numel()
+            if size <= self.budget_bytes:
+                while self.cached_bytes + size > self.budget_bytes:
+                    _, evicted = self._cache.popitem(last=False)
+                    self.cached_bytes -= evicted.numel()
+                self._cache[key] = pixels
+                self.cached_bytes += size
+                self.peak_bytes = max(self.peak_bytes, self.cached_bytes)
+        else:
+            self._cache.move_to_end(key)
+        return pixels.to(torch.float32) / 255.0
+
+    @staticmethod
+    def _load(view: View) -> Tensor:
+        from PIL import Image
+
+        try:
+            with Image.open(view.path) as photo:
+                rgb = photo.convert("RGB")
+                if rgb.size != (view.width, view.height):
+                    # Box filtering is area averaging: what a downscaled sensor would have seen.
+                    rgb = rgb.resize((view.width, view.height), Image.Resampling.BOX)
+                return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy())
+        except (OSError, ValueError) as error:
+            raise MissingImageError(f"The photo {view.name} cannot be read from {view.path} ({error}).") from None
 
 
 @dataclass
 class Scene:
-    views: list[View]  # sorted by image name
+    views: list[View]  # sorted by image name, at training size
     train_ids: list[int]
     eval_ids: list[int]
     points: Tensor  # [P, 3] SfM points
     point_colors: Tensor  # [P, 3] in [0, 1]
     scene_scale: float  # 1.1 x the largest camera distance from their mean (gsplat's convention)
+    images: ImageStore
+    resolution: dict[str, Any]  # the training size and why it was chosen
+
+    def image(self, view: View) -> Tensor:
+        return self.images.image(view)
 
     def fingerprint(self) -> str:
         """Identifies the image set, so a checkpoint is never resumed on another scene."""
@@ -80,7 +131,26 @@ def find_sparse_model(sfm_dir: Path) -> Path:
     )
 
 
-def load_scene(sfm_dir: Path, resolution_scale: float = 1.0, eval_every_nth_image: int = 8) -> Scene:
+def training_scale(width: int, height: int, resolution_scale: float, max_image_size: int) -> tuple[float, str]:
+    """The scale a ``width`` x ``height`` SfM image trains at, and the reason, in words."""
+    long_side = max(width, height)
+    scale = resolution_scale
+    if max_image_size and long_side * scale > max_image_size:
+        return max_image_size / long_side, f"long side capped at {max_image_size} px ({long_side} px photos)"
+    if scale != 1.0:
+        return scale, f"resolution_scale {scale:g} of the {long_side} px SfM images"
+    within = f", within the {max_image_size} px cap" if max_image_size else ""
+    return 1.0, f"the SfM images as they are ({long_side} px long side{within})"
+
+
+def load_scene(
+    sfm_dir: Path,
+    resolution_scale: float = 1.0,
+    eval_every_nth_image: int = 8,
+    max_image_size: int = 0,
+    image_cache_mb: float = 1024.0,
+) -> Scene:
+    """The registered views (photos checked, not decoded), the SfM points and the image store."""
     import pycolmap
     from PIL import Image
 
@@ -96,7 +166,8 @@ def load_scene(sfm_dir: Path, resolution_scale: float = 1.0, eval_every_nth_imag
     if not image_dir.is_dir():
         raise MissingImageError(f"{sfm_dir} has no images/ folder with the undistorted photos.")
 
-    views = []
+    views: list[View] = []
+    reasons: dict[str, int] = {}
     for image in sorted(reconstruction.images.values(), key=lambda im: im.name):
         if not image.has_pose:
             continue
@@ -108,26 +179,30 @@ def load_scene(sfm_dir: Path, resolution_scale: float = 1.0, eval_every_nth_imag
             )
         path = image_dir / image.name
         try:
-            with Image.open(path) as photo:
-                pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0
+            with Image.open(path) as photo:  # reads the header only
+                size = photo.size
         except (OSError, ValueError) as error:
             raise MissingImageError(
                 f"The photo {image.name} is missing or unreadable in {image_dir} ({error})."
             ) from None
-        if pixels.shape[:2] != (camera.height, camera.width):
+        if size != (camera.width, camera.height):
             raise MissingImageError(
-                f"{image.name} is {pixels.shape[1]}x{pixels.shape[0]} px but its camera is "
+                f"{image.name} is {size[0]}x{size[1]} px but its camera is "
                 f"{camera.width}x{camera.height}: the images are not the model's."
             )
         viewmat = np.eye(4)
         viewmat[:3] = image.cam_from_world().matrix()
         view = View(
             image.name,
-            torch.from_numpy(pixels),
+            path,
             torch.tensor(viewmat, dtype=torch.float32),
             torch.tensor(camera.calibration_matrix(), dtype=torch.float32),
+            int(camera.width),
+            int(camera.height),
         )
-        views.append(view.scaled(resolution_scale))
+        scale, reason = training_scale(view.width, view.height, resolution_scale, max_image_size)
+        reasons[reason] = reasons.get(reason, 0) + 1
+        views.append(view.scaled(scale))
 
     eval_ids = [i for i in range(len(views)) if i % eval_every_nth_image == 0]
     train_ids = [i for i in range(len(views)) if i % eval_every_nth_image != 0]
@@ -144,6 +219,23 @@ def load_scene(sfm_dir: Path, resolution_scale: float = 1.0, eval_every_nth_imag
 
     centres = torch.stack([torch.linalg.inv(v.viewmat)[:3, 3] for v in views])
     scene_scale = 1.1 * float((centres - centres.mean(0)).norm(dim=1).max())
+    largest = max(views, key=lambda v: v.width * v.height)
+    resolution = {
+        "width": largest.width,
+        "height": largest.height,
+        "reason": "; ".join(
+            f"{reason} ({count} photos)" if len(reasons) > 1 else reason for reason, count in reasons.items()
+        ),
+        "max_image_size": max_image_size,
+        "resolution_scale": resolution_scale,
+    }
     return Scene(
-        views, train_ids, eval_ids, torch.from_numpy(points), torch.from_numpy(colors / 255.0), max(scene_scale, 1e-6)
+        views,
+        train_ids,
+        eval_ids,
+        torch.from_numpy(points),
+        torch.from_numpy(colors / 255.0),
+        max(scene_scale, 1e-6),
+        ImageStore(int(image_cache_mb * 2**20)),
+        resolution,
     )

@@ -36,7 +36,10 @@ def ssim(image: Tensor, target: Tensor) -> Tensor:
     """Mean structural similarity with an 11x11 Gaussian window (sigma 1.5), as in 3DGS."""
     x, y = image.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]  # [1, 3, H, W]
     window = _window(image.dtype)
-    blur = lambda t: F.conv2d(t, window, padding=SSIM_WINDOW // 2, groups=3)  # noqa: E731
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, window, padding=SSIM_WINDOW // 2, groups=3)
+
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2
@@ -62,6 +65,9 @@ class LpipsMeter:
     def __call__(self, image: Tensor, target: Tensor) -> float | None:
         if self._model is None:
             return None
+
+        def to_input(t: Tensor) -> Tensor:
+            return t.permute(2, 0, 1)[None].cpu() * 2 - 1
+
         with torch.no_grad():
-            to_input = lambda t: t.permute(2, 0, 1)[None].cpu() * 2 - 1  # noqa: E731
             return float(self._model(to_input(image.clamp(0, 1)), to_input(target)).mean())

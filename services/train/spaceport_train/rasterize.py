@@ -9,18 +9,26 @@ gsplat's rules: alpha = min(0.99, o * exp(-sigma)), alphas below 1/255 skipped, 
 stops once its transmittance would fall to 1e-4. Tiles are processed in chunks of at most
 :data:`PAIRS_PER_CHUNK` (Gaussian, pixel) pairs, forward and backward, so memory stays
 bounded; the compositing gradient is written out by hand (no per-pair autograd graph).
+``rasterize_mode="antialiased"`` is gsplat's: each opacity is scaled by
+sqrt(det(cov2d) / det(cov2d + 0.3 I)), so a Gaussian smaller than a pixel fades instead of
+flickering (the same compensation gsplat's projection computes).
 
-Example::
-
-    colors, alphas, meta = rasterize(means, quats, scales, opacities, rgb, viewmats, Ks, 64, 48,
-                                     backend="cpu")
-    colors.shape  # [C, 48, 64, 3]; meta["means2d"] is [C, N, 2] for gsplat's strategies
+>>> means, quats = torch.tensor([[0.0, 0.0, 2.0]]), torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+>>> scales, opacities, rgb = torch.full((1, 3), 0.05), torch.tensor([0.9]), torch.tensor([[1.0, 0.5, 0.0]])
+>>> K = torch.tensor([[[32.0, 0, 16], [0, 32.0, 12], [0, 0, 1]]])
+>>> colors, alphas, meta = rasterize(means, quats, scales, opacities, rgb, torch.eye(4)[None], K, 32, 24)
+>>> colors.shape, meta["means2d"].shape, round(float(alphas.max()), 2)
+(torch.Size([1, 24, 32, 3]), torch.Size([1, 1, 2]), 0.69)
+>>> _, faded, _ = rasterize(means, quats, scales, opacities, rgb, torch.eye(4)[None], K, 32, 24, rasterize_mode="antialiased")
+>>> round(float(faded.max()), 2)  # a Gaussian under a pixel wide fades
+0.47
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,6 +44,7 @@ ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 TRANSMITTANCE_MIN = 1e-4
 EXTENT_SIGMAS = 3.33
+RASTERIZE_MODES = ("classic", "antialiased")
 
 
 def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
@@ -63,7 +72,8 @@ def rasterize(
     sh_degree: int | None = None,
     backgrounds: Tensor | None = None,  # [C, 3]
     backend: str = "auto",
-) -> tuple[Tensor, Tensor, dict]:
+    rasterize_mode: str = "classic",  # classic | antialiased
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render ``C`` images: colours ``[C, H, W, 3]``, alphas ``[C, H, W, 1]`` and ``meta``.
 
     ``meta`` holds what gsplat's densification strategies read: ``means2d`` ``[C, N, 2]``
@@ -74,7 +84,7 @@ def rasterize(
     if backend == "cuda":
         from gsplat import rasterization
 
-        return rasterization(
+        rendered: tuple[Tensor, Tensor, dict[str, Any]] = rasterization(
             means,
             quats,
             scales,
@@ -86,19 +96,47 @@ def rasterize(
             height,
             sh_degree=sh_degree,
             backgrounds=backgrounds,
+            rasterize_mode=rasterize_mode,
         )
-    return _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds)
+        return rendered
+    return _rasterize_cpu(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, rasterize_mode
+    )
 
 
-def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds):
+def _rasterize_cpu(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None,
+    backgrounds: Tensor | None,
+    rasterize_mode: str,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
     from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
+    if rasterize_mode not in RASTERIZE_MODES:
+        raise ValueError(f"rasterize_mode must be one of {', '.join(RASTERIZE_MODES)}, not {rasterize_mode!r}")
     n_cameras = viewmats.shape[0]
     covars, _ = _quat_scale_to_covar_preci(quats, scales, compute_preci=False)  # [N, 3, 3]
-    _, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, viewmats, Ks, width, height, eps2d=EPS2D, near_plane=NEAR_PLANE
+    _, means2d, depths, conics, compensations = _fully_fused_projection(
+        means,
+        covars,
+        viewmats,
+        Ks,
+        width,
+        height,
+        eps2d=EPS2D,
+        near_plane=NEAR_PLANE,
+        calc_compensations=rasterize_mode == "antialiased",
     )
-    # means2d [C, N, 2], depths [C, N], conics [C, N, 3]
+    # means2d [C, N, 2], depths [C, N], conics [C, N, 3], compensations [C, N] or None
+    per_camera_opacities = opacities[None] * compensations if compensations is not None else opacities[None]
 
     if sh_degree is not None:
         camera_centres = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
@@ -108,16 +146,20 @@ def _rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width,
     else:
         rgb = colors.expand(n_cameras, *colors.shape[-2:]) if colors.dim() == 2 else colors
 
-    images, alphas, radii = [], [], []
+    image_list: list[Tensor] = []
+    alpha_list: list[Tensor] = []
+    radii: list[Tensor] = []
     for c in range(n_cameras):
+        opacity = per_camera_opacities[c if len(per_camera_opacities) > 1 else 0]
         tiles = _bin_into_tiles(
-            means2d[c].detach(), conics[c].detach(), opacities.detach(), depths[c].detach(), width, height
+            means2d[c].detach(), conics[c].detach(), opacity.detach(), depths[c].detach(), width, height
         )
-        image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacities, rgb[c], tiles)
-        images.append(image)
-        alphas.append(alpha)
+        # autograd.Function.apply carries no types in torch's annotations.
+        image, alpha = _CompositeTiles.apply(means2d[c], conics[c], opacity, rgb[c], tiles)  # type: ignore[no-untyped-call]
+        image_list.append(image)
+        alpha_list.append(alpha)
         radii.append(tiles.radii)
-    images, alphas = torch.stack(images), torch.stack(alphas)
+    images, alphas = torch.stack(image_list), torch.stack(alpha_list)
     if backgrounds is not None:
         images = images + (1.0 - alphas) * backgrounds[:, None, None, :]
     meta = {
@@ -314,7 +356,9 @@ class _CompositeTiles(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, lists: _TileLists):
+    def forward(
+        ctx: Any, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, lists: _TileLists
+    ) -> tuple[Tensor, Tensor]:
         # means2d [N, 2], conics [N, 3], opacities [N], colors [N, D] -> image [H, W, D], alpha [H, W, 1]
         n_tiles, pixels, d = lists.tiles_x * lists.tiles_y, TILE_SIZE * TILE_SIZE, colors.shape[-1]
         basis = _pixel_basis(means2d.dtype)
@@ -335,7 +379,7 @@ class _CompositeTiles(torch.autograd.Function):
         return image[..., :d].contiguous(), image[..., d:].contiguous()
 
     @staticmethod
-    def backward(ctx, grad_image: Tensor, grad_alpha: Tensor):
+    def backward(ctx: Any, grad_image: Tensor, grad_alpha: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, None]:
         means2d, conics, opacities, colors = ctx.saved_tensors
         lists: _TileLists = ctx.lists
         basis = _pixel_basis(means2d.dtype)
