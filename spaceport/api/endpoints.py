@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from spaceport.contracts.events import JobCancelled, JobOptions, JobRequested
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, RunRecord, position, run_number
+from spaceport.contracts.layout import FLIGHT_PLAN_ARTIFACT
 from spaceport.contracts.links import is_email_address, status_url, viewer_url
 from spaceport.contracts.s3_uri import S3Location
 from spaceport.contracts.stages import JOB_STAGES, Stage
@@ -198,7 +199,7 @@ def _submit(
         # The flight plan is kept beside the job; writing it again for a repeated request changes nothing.
         csv_uri = ports.config.layout.flight_plan(job_id)
         ports.objects.put_bytes(csv_uri, csv_data.encode(), "text/csv")
-        artifacts["csv"] = csv_uri
+        artifacts[FLIGHT_PLAN_ARTIFACT] = csv_uri
     stage = options.from_stage
     requested_at = position("r1", stage, 1, Phase.REQUESTED)
     now = datetime.now(UTC)
@@ -241,8 +242,11 @@ def _submit(
 
 
 def create_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = None) -> ApiResponse:
-    """``POST /jobs {s3Url | uploadKey, email, options}`` -> 202 ``{jobId, statusUrl}``."""
-    _refuse_unknown(body, {"s3Url", "uploadKey", "email", "options"})
+    """``POST /jobs {s3Url | uploadKey, email, options, flightLog?}`` -> 202 ``{jobId, statusUrl}``.
+
+    ``flightLog`` is the drone's flight-log CSV as text: GPS for photos whose EXIF has none.
+    """
+    _refuse_unknown(body, {"s3Url", "uploadKey", "email", "options", "flightLog"})
     email = validate_email(body.get("email"))
     options = validate_options(body.get("options"))
     if options.from_stage is not Stage.SFM:
@@ -253,7 +257,23 @@ def create_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None =
             "(POST /jobs/{id}/reprocess) or use POST /start-job with existingColmapUri.",
         )
     photos = validate_photos(ports, body.get("s3Url"), body.get("uploadKey"))
-    return _submit(ports, email, photos, options, idempotency_key)
+    flight_log = validate_flight_log(body.get("flightLog"), "flightLog")
+    return _submit(ports, email, photos, options, idempotency_key, csv_data=flight_log)
+
+
+# The API Gateway payload limit is 10 MB; a flight log of a few thousand photos is well under 1 MB.
+MAX_FLIGHT_LOG_BYTES = 2 * 1024 * 1024
+
+
+def validate_flight_log(value: Any, field_name: str) -> str | None:
+    """The flight-log CSV given as ``field_name``, if any."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "bad_csv", f"{field_name} must be the flight-log CSV as text.")
+    if len(value.encode()) > MAX_FLIGHT_LOG_BYTES:
+        raise ApiError(413, "bad_csv", f"{field_name} is larger than {MAX_FLIGHT_LOG_BYTES // 1024**2} MB.")
+    return value
 
 
 def start_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = None) -> ApiResponse:
@@ -270,9 +290,7 @@ def start_job(ports: Ports, body: dict[str, Any], idempotency_key: str | None = 
         isinstance(value, (str, int, float, bool)) for value in hyperparameters.values()
     ):
         raise ApiError(400, "bad_options", "hyperparameters must be an object of plain values.")
-    csv_data = body.get("csvData")
-    if csv_data is not None and not isinstance(csv_data, str):
-        raise ApiError(400, "bad_csv", "csvData must be the flight plan CSV as text.")
+    csv_data = validate_flight_log(body.get("csvData"), "csvData")
     stage = PIPELINE_STEPS[step]
     settings = {SEED_SETTING_NAMES.get(str(k), str(k)): str(v) for k, v in hyperparameters.items()}
     options = validate_options({}, from_stage=stage, hyperparameters=settings)

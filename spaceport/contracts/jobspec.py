@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey, SageMakerJobKind
 
-__all__ = ["SageMakerJobKey", "Stage", "StageJobSpec"]
+__all__ = ["FLIGHT_LOG_INPUT", "INPUT_NAMES", "SageMakerJobKey", "Stage", "StageJobSpec"]
+
+# The input (processing) or channel (training) each stage's job reads its main input from.
+INPUT_NAMES = {Stage.SFM: "photos", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
+# The SfM job's second input, when the job was posted with a flight log.
+FLIGHT_LOG_INPUT = "flight_log"
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,8 @@ JOB_REPORT: Final = "job-report.json"
 _TRAINING_OUTPUTS = "outputs/"
 _PROCESSING_PROGRESS = "progress/"
 FLIGHT_PLAN: Final = "flight-plan.csv"
+# The job record's artifact that names the flight plan it was posted with.
+FLIGHT_PLAN_ARTIFACT: Final = "csv"
 
 
 def download_name(job_id: str, artifact: str) -> str:

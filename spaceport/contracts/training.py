@@ -23,9 +23,13 @@ from typing import Any, Literal, get_args
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 
-# The named starting points of the training configuration.
+# The named starting points of the training configuration, and the choices of its settings.
 Preset = Literal["quick", "default", "quality"]
 PRESETS: tuple[str, ...] = get_args(Preset)
+STRATEGIES = ("default", "mcmc")
+BACKGROUNDS = ("black", "sky")
+EXPOSURES = ("none", "affine")
+RASTERIZE_MODES = ("classic", "antialiased")
 # SageMaker refuses a training job with more hyperparameters, or a longer value, than these.
 MAX_HYPERPARAMETERS = 100
 MAX_HYPERPARAMETER_CHARS = 2500
@@ -75,13 +79,14 @@ TRAINING_SETTINGS: Mapping[str, Setting] = {
         Setting("steps", int, 1, 200_000),
         Setting("sh_degree", int, 0, 3),
         Setting("max_gaussians", int, 1_000, 20_000_000),
-        Setting("max_image_size", int, 64, 8_192),
+        # 0: the preset's cap for the device.
+        Setting("max_image_size", int, 0, 8_192),
         # Seconds of the whole job; 0 means none, and the stage's time limit still holds.
         Setting("time_budget_s", float, 0, 7 * 24 * 3600),
-        Setting("strategy", str, choices=("default", "mcmc")),
-        Setting("background", str, choices=("black", "learned")),
-        Setting("exposure", str, choices=("none", "affine")),
-        Setting("rasterize_mode", str, choices=("classic", "antialiased")),
+        Setting("strategy", str, choices=STRATEGIES),
+        Setting("background", str, choices=BACKGROUNDS),
+        Setting("exposure", str, choices=EXPOSURES),
+        Setting("rasterize_mode", str, choices=RASTERIZE_MODES),
     )
 }
 

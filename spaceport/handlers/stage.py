@@ -45,6 +45,7 @@ from spaceport.contracts.events import (
     parse_envelope,
 )
 from spaceport.contracts.job import JobFailure, JobRecord, JobStatus, Phase, position
+from spaceport.contracts.layout import FLIGHT_PLAN_ARTIFACT
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import (
     SAGEMAKER_SOURCE,
@@ -213,7 +214,11 @@ def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, op
 def _launch(key: SageMakerJobKey, input_uri: str, options: JobOptions, ports: Ports) -> str:
     if ports.launcher is None:
         raise RuntimeError("The stage services need a JobLauncher in their ports.")
-    spec = stage_job_spec(ports.config, key, input_uri, options)
+    flight_log = None
+    if key.stage is Stage.SFM:
+        record = ports.store.get(key.job_id)
+        flight_log = record.artifacts.get(FLIGHT_PLAN_ARTIFACT) if record else None
+    spec = stage_job_spec(ports.config, key, input_uri, options, flight_log)
     try:
         launched = ports.launcher.start(spec)
     except LaunchError as refused:

@@ -21,15 +21,12 @@ from typing import Any
 from spaceport.config import PipelineConfig
 from spaceport.container import PROGRESS_FILE_ENV, progress_path
 from spaceport.contracts.events import JobOptions
-from spaceport.contracts.jobspec import StageJobSpec
+from spaceport.contracts.jobspec import FLIGHT_LOG_INPUT, INPUT_NAMES, StageJobSpec
 from spaceport.contracts.layout import CompressOutputs, TrainOutputs
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
 from spaceport.ports import ObjectStore
 from spaceport.progress import JOB_NAME_ENV
-
-# The input name (processing) or channel (training) each stage's job reads.
-INPUT_NAMES = {Stage.SFM: "photos", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
 
 # Headline figures copied from each job's report into the job's summary (and the email).
 SUMMARY_FIELDS = {
@@ -40,8 +37,14 @@ SUMMARY_FIELDS = {
 }
 
 
-def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str, options: JobOptions) -> StageJobSpec:
-    """The job that runs ``key``'s stage on ``input_uri`` with ``options``."""
+def stage_job_spec(
+    config: PipelineConfig,
+    key: SageMakerJobKey,
+    input_uri: str,
+    options: JobOptions,
+    flight_log_uri: str | None = None,
+) -> StageJobSpec:
+    """The job that runs ``key``'s stage on ``input_uri`` with ``options`` (SfM: and the job's flight log)."""
     stage = key.stage
     settings = config.stages[stage]
     output_uri = config.layout.run_prefix(stage, key.job_id, key.run_id)
@@ -70,10 +73,13 @@ def stage_job_spec(config: PipelineConfig, key: SageMakerJobKey, input_uri: str,
         checkpoint_uri = config.layout.outputs_prefix(stage, key.job_id, key.run_id)
     elif fewer_bands:
         command += ("--sh-bands", str(options.sh_bands))
+    inputs = {INPUT_NAMES[stage]: input_uri}
+    if stage is Stage.SFM and flight_log_uri:
+        inputs[FLIGHT_LOG_INPUT] = flight_log_uri
     return StageJobSpec(
         key=key,
         command=command,
-        inputs={INPUT_NAMES[stage]: input_uri},
+        inputs=inputs,
         output_uri=output_uri,
         instance_type=settings.instance_type,
         volume_gb=settings.volume_gb,

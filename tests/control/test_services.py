@@ -527,3 +527,18 @@ def test_a_300_mb_model_never_passes_through_the_train_service(world):
     record = world.ports.store.get(job_id)
     assert record.summary["train_ply_bytes"] == size and record.artifacts["ply"].endswith("outputs/splat.ply")
     assert sum(read) < 64 * 1024, f"the service downloaded {sum(read)} bytes"
+
+
+def test_a_flight_log_posted_with_the_photos_reaches_the_sfm_job_as_its_second_input(world):
+    photos = world.put_zip()
+    log = "name,lat,lon,alt\nIMG_0001.jpg,46.1,7.2,80\n"
+    answer = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com", "flightLog": log})
+    job_id = answer.body["jobId"]
+    assert run_stage(world, Stage.SFM, requested(world, job_id)) == "launched"
+    [name] = world.processing_jobs()
+    inputs = world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingInputs"]
+    where = {i["InputName"]: (i["S3Input"]["S3Uri"], i["S3Input"]["LocalPath"]) for i in inputs}
+    assert where == {
+        "photos": (photos, "/opt/ml/processing/input/photos"),
+        "flight_log": (world.config.layout.flight_plan(job_id), "/opt/ml/processing/input/flight_log"),
+    }

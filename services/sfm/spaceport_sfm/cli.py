@@ -20,7 +20,9 @@ import os
 from pathlib import Path
 
 from spaceport.container import ProcessingPaths
+from spaceport.contracts.jobspec import FLIGHT_LOG_INPUT, INPUT_NAMES
 from spaceport.contracts.layout import SfmOutputs
+from spaceport.contracts.stages import Stage
 from spaceport.entrypoint import configure_logging, run_job
 from spaceport.progress import ProgressReporter
 from spaceport_sfm.options import CAMERA_MODELS, MAPPERS, MATCHERS, SfmOptions
@@ -28,8 +30,7 @@ from spaceport_sfm.unpack import looks_like_zip
 
 ENV_PREFIX = "SPACEPORT_SFM_"
 # The processing inputs' folders under /opt/ml/processing/input/ when a job has a flight log.
-PHOTOS_INPUT = "photos"
-FLIGHT_LOG_INPUT = "flight_log"
+PHOTOS_INPUT = INPUT_NAMES[Stage.SFM]
 _DEFAULTS = SfmOptions()
 
 

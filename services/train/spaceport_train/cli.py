@@ -20,7 +20,8 @@ SFM_CHANNEL = "sfm"
 
 
 def _parser() -> argparse.ArgumentParser:
-    from spaceport_train.config import PRESETS, TrainConfig
+    from spaceport.contracts.training import PRESETS
+    from spaceport_train.config import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="spaceport train",

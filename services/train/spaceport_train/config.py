@@ -21,14 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spaceport.contracts.training import BACKGROUNDS, EXPOSURES, PRESETS, RASTERIZE_MODES, STRATEGIES
 from spaceport.files import write_json_atomic
 from spaceport_train.errors import TrainConfigError
 
-PRESETS = ("quick", "default", "quality")
 DEVICES = ("cpu", "cuda")
-BACKGROUNDS = ("black", "sky")
-EXPOSURES = ("none", "affine")
-RASTERIZE_MODES = ("classic", "antialiased")
 
 
 def _doc(text: str, **kwargs: Any) -> Any:
@@ -104,9 +101,8 @@ class TrainConfig:
             problems.append(f"preset must be one of {', '.join(PRESETS)}")
         if self.device not in ("auto", "cuda", "cpu"):
             problems.append("device must be auto, cuda or cpu")
-        if self.strategy not in ("default", "mcmc"):
-            problems.append("strategy must be default or mcmc")
         for name, choices in (
+            ("strategy", STRATEGIES),
             ("background", BACKGROUNDS),
             ("exposure", EXPOSURES),
             ("rasterize_mode", RASTERIZE_MODES),

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spaceport.contracts.training import RASTERIZE_MODES
 from spaceport_train.errors import BackendUnavailableError
 
 TILE_SIZE = 4
@@ -44,7 +45,6 @@ ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 TRANSMITTANCE_MIN = 1e-4
 EXTENT_SIGMAS = 3.33
-RASTERIZE_MODES = ("classic", "antialiased")
 
 
 def resolve_backend(backend: str, device: torch.device | str | None = None) -> str:
