@@ -18,15 +18,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+import json
 
+from spaceport.compute import torch_device
 from spaceport.splats import read_ply
 from spaceport_compress.fidelity import render_psnr
 from spaceport_compress.job import CompressConfig, compress
 from spaceport_compress.sog import read_sog
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLAT_TRANSFORM = ROOT / "services/compress/interop/node_modules/.bin/splat-transform"
+INTEROP = ROOT / "services/compress/interop"
+SPLAT_TRANSFORM = INTEROP / "node_modules/.bin/splat-transform"
 SPLATS = ("v3dg_donut.ply", "playcanvas_guitar.ply")
 VIEWS, SIZE = 4, 128
 
@@ -46,7 +48,10 @@ def main() -> None:
     args = parser.parse_args()
     if not SPLAT_TRANSFORM.exists():
         raise SystemExit("splat-transform is not installed: run make setup (needs npm)")
-    torch.set_num_threads(2)
+    torch_device("cpu")  # every core (or SPACEPORT_CPU_THREADS), as the job
+    lock = json.loads((INTEROP / "package-lock.json").read_text())
+    theirs = "splat-transform " + lock["packages"]["node_modules/@playcanvas/splat-transform"]["version"]
+    print(f"load average {os.getloadavg()[0]:.1f} at the start")
     print(
         "| splat | tool | splats in | splats out | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) "
         "| time vs splat-transform | render PSNR (dB) |"
@@ -57,7 +62,7 @@ def main() -> None:
             source = args.datasets / "splats" / name
             original = read_ply(source)
             runs = {
-                "splat-transform 2.7.1": lambda out, source=source: subprocess.run(
+                theirs: lambda out, source=source: subprocess.run(
                     [str(SPLAT_TRANSFORM), "-w", "-g", "cpu", str(source), str(out / "scene.sog")],
                     check=True,
                     capture_output=True,

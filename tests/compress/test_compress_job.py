@@ -207,4 +207,4 @@ def datasets_dir_or_none():
 
 def test_npm_tooling_is_pinned():
     lock = json.loads((SPLAT_TRANSFORM.parents[2] / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/@playcanvas/splat-transform"]["version"] == "2.7.1"
+    assert lock["packages"]["node_modules/@playcanvas/splat-transform"]["version"] == "3.7.0"

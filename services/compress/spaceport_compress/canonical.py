@@ -8,9 +8,13 @@ Picking the equivalent whose quaternion has the largest ``|w|`` puts every rotat
 about 63 degrees of identity, so ``w`` is always the largest component (a constant quats
 alpha) and the three stored components stay within +-0.38 instead of +-0.71.
 
-Example::
+A quarter turn about z with scales (1, 2, 3) is the identity with x and y's scales swapped:
 
-    quats, log_scales = canonical_orientation(splats.quats, splats.log_scales)   # [N, 4], [N, 3]
+>>> quats, log_scales = canonical_orientation(
+...     np.array([[np.sqrt(0.5), 0, 0, np.sqrt(0.5)]]), np.log(np.array([[1.0, 2, 3]]))
+... )
+>>> np.round(quats, 6).tolist(), np.round(np.exp(log_scales), 6).tolist()
+([[1.0, 0.0, 0.0, 0.0]], [[2.0, 1.0, 3.0]])
 """
 
 from __future__ import annotations

@@ -59,7 +59,12 @@ def _compress_parser() -> argparse.ArgumentParser:
         default=defaults.fidelity_size,
         help="side of the rendered views in pixels (default: %(default)s)",
     )
-    parser.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="auto: CUDA when present, else every CPU core (default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -72,11 +77,9 @@ def compress_main(argv: list[str] | None = None) -> int:
         parser.error("give both SPLAT and OUT_DIR, or neither (SageMaker mode)")
 
     def body() -> int:
-        import torch
-
+        from spaceport.compute import torch_device
         from spaceport_compress.job import CompressConfig, compress, find_input_splat
 
-        torch.set_num_threads(min(2, torch.get_num_threads()))
         config = CompressConfig(
             sh_bands=args.sh_bands,
             order=args.order,
@@ -86,7 +89,7 @@ def compress_main(argv: list[str] | None = None) -> int:
             sh_palette_size=args.sh_palette,
             fidelity_views=args.fidelity_views,
             fidelity_size=args.fidelity_size,
-            device=args.device,
+            device=torch_device(args.device),
         )
         if args.splat is None:
             paths = ProcessingPaths.from_env()

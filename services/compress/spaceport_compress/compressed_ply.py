@@ -6,10 +6,7 @@ Layout (as the PlayCanvas engine writes it): element ``chunk`` holds per-chunk f
 ``packed_rotation`` (2-bit index of the largest component + 3 x 10-bit smallest-three),
 ``packed_scale`` (11/10/11 bits, lerp of log scales) and ``packed_color`` (8 bits each of
 r, g, b colour and opacity); an optional element ``sh`` holds uint8 ``f_rest_*``.
-
-Example::
-
-    splats = read_compressed_ply("scene.compressed.ply")
+:func:`read_compressed_ply` returns them as :class:`~spaceport.splats.Splats`.
 """
 
 from __future__ import annotations

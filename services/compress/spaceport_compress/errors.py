@@ -3,9 +3,9 @@
 ``spaceport.splats.SplatFileError`` (exit 50) covers a splat PLY that cannot be read at all:
 empty, truncated, not a PLY, or missing the 3DGS properties.
 
-Example::
-
-    raise EmptySplatError("splat.ply holds no splats, so there is nothing to compress.")
+>>> error = EmptySplatError("splat.ply holds no splats, so there is nothing to compress.")
+>>> error.exit_code.value, error.code
+(51, 'empty_splat')
 """
 
 from __future__ import annotations

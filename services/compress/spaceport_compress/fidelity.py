@@ -1,12 +1,8 @@
 """How close the decoded splat looks to the original: PSNR of renders from fixed orbit views.
 
 Both splats are rendered with the training stage's rasteriser (``backend="cpu"`` here) from
-the same cameras on a ring around the object, and compared image by image.
-
-Example::
-
-    report = render_psnr(original, decoded, views=8, size=160)
-    report["psnr"]          # mean PSNR over the views, dB
+the same cameras on a ring around the object, and compared image by image:
+``render_psnr(original, decoded, views=8, size=160)["psnr"]`` is the mean PSNR in dB.
 """
 
 from __future__ import annotations

@@ -43,13 +43,12 @@ class CompressConfig:
     seed: int = 0
     sh_palette_size: int = 4096
     kmeans_iterations: int = 10
-    # Lossless WebP effort: 2 was both smallest and fastest (guitar: method 4 +0.6% bytes, 8x the
-    # time; method 6 +0.1%, 80x the time).
+    # Lossless WebP effort: higher efforts were both larger and slower (docs/BENCHMARKS.md).
     webp_method: int = 2
     # PLAS starts from Morton order; the full coarse-to-fine schedule (None: from half the grid)
-    # still pays: guitar 1068 kB, against 1124 kB when starting at radius 16.
+    # still pays, since a small start radius breaks Morton's long rows.
     plas_start_radius: float | None = None
-    # 5 swap steps a level instead of 10: half the PLAS time for 0.5% more bytes (guitar, donut).
+    # Half the steps a level of PLAS's own default: half the time for a little more bytes.
     plas_steps_per_level: int = 5
     plas_position_weight: float = 8.0
     plas_improvement_break: float = 1e-4

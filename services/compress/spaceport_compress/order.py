@@ -1,12 +1,11 @@
 """Which splat goes to which texture pixel: Morton order, or PLAS on the splats' attributes.
 
 SOG leaves the order free; neighbouring pixels that hold similar splats make smoother textures,
-which lossless WebP stores in fewer bytes.
+which lossless WebP stores in fewer bytes. Both give the splat index of each pixel:
 
-Example::
-
-    order = morton_order(splats.means)                  # [N] splat index of pixel i
-    order = plas_order(splats, seed=0)                  # same, sorted by PLAS on a 2-D grid
+>>> means = np.array([[1.0, 1, 1], [0, 0, 0], [1, 0, 0], [0, 1, 0]])
+>>> morton_order(means).tolist()
+[1, 2, 3, 0]
 """
 
 from __future__ import annotations
@@ -38,9 +37,8 @@ def sort_features(splats: Splats, position_weight: float = 8.0) -> np.ndarray:
     """The attributes PLAS compares, ``[N, 14]``, each standardised, positions times ``position_weight``.
 
     Positions weigh most because the high position bytes compress well only where neighbouring
-    pixels hold nearby splats (measured on the guitar: weight 2 -> 8 shrinks means_u from 172 to
-    133 kB while quats, scales and sh0 grow 28 kB); quaternions are put in the sign convention
-    SOG stores (largest component positive).
+    pixels hold nearby splats (what each weight costs is in docs/BENCHMARKS.md); quaternions are
+    put in the sign convention SOG stores (largest component positive).
     """
     quats = splats.quats / np.maximum(np.linalg.norm(splats.quats, axis=1, keepdims=True), 1e-12)
     largest = np.abs(quats).argmax(1)

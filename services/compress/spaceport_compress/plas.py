@@ -9,11 +9,12 @@ The blur radius and the block size shrink from coarse to fine.
 Everything is vectorised over all blocks and groups at once, so one swap step is a handful of
 tensor operations on CPU or CUDA.
 
-Example::
-
-    grid = torch.rand(3, 64, 64)
-    sorted_grid, indices = sort_with_plas(grid, seed=0)
-    assert torch.equal(sorted_grid, grid.flatten(1)[:, indices.flatten()].view(3, 64, 64))
+>>> grid = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+>>> sorted_grid, indices = sort_with_plas(grid, seed=0)
+>>> torch.equal(sorted_grid, grid.flatten(1)[:, indices.flatten()].view(3, 64, 64))
+True
+>>> neighbour_variance(sorted_grid) < neighbour_variance(grid)
+True
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ BORDER_TYPES = {"circular": "circular", "reflect": "reflect", "replicate": "repl
 _PERMUTATIONS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)  # [24, 4]
 
 # The schedule below was tuned on random 256^2 and 512^2 grids and the guitar's attributes
-# (bench/plas_grids.py, docs/BENCHMARKS.md). The block side is the blur radius rounded up to a
-# power of two (at least ``min_block_size``): half or double that sorted worse.
+# (bench/plas_grids.py; what each alternative measured is in docs/BENCHMARKS.md). The block side
+# is the blur radius rounded up to a power of two (at least ``min_block_size``).
 
-# How much the blur radius shrinks from one level to the next (0.7 sorted worse; 0.95 took
-# longer for about the same VAD).
+# How much the blur radius shrinks from one level to the next.
 RADIUS_DECAY = 0.9
 # Levels below this radius take proportionally more steps (radius 1: this many times more):
 # the finest levels decide the final smoothness.
@@ -49,17 +49,17 @@ FINE_LEVEL_BOOST = 16.0
 # A level stops after this many swap steps even if it is still improving.
 MAX_STEPS_PER_LEVEL = 24
 # Swap steps (each with new random groups) against one blurred target before it is blurred
-# again: a target held for 8 steps sorted to a lower VAD than one renewed every step, in less
-# time (one blur per 8 steps); holding it for a whole level was worse again.
+# again: renewing the target every step costs a blur per step, holding it a whole level lets the
+# grid overfit one target.
 SWAPS_PER_TARGET = 8
 
 
 def blur(grid: Tensor, radius: float, border_type_x: str = "circular", border_type_y: str = "reflect") -> Tensor:
     """Box-blur ``grid`` ``[C, H, W]`` with a (2r+1)-wide window, borders as given; same shape out.
 
-    A box, not a Gaussian: on random grids the box target sorted to a lower VAD in the same
-    steps (docs/BENCHMARKS.md). Each axis is one pass: shifted sums for small radii,
-    cumulative sums (the same cost at every radius) for large ones.
+    A box, not a Gaussian: the box target sorted smoother in the same steps (docs/BENCHMARKS.md).
+    Each axis is one pass: shifted sums for small radii, cumulative sums (the same cost at every
+    radius) for large ones.
     """
     _, height, width = grid.shape
     ry = max(0, min(int(round(radius)), height - 1))
@@ -118,7 +118,7 @@ def random_groups(height: int, width: int, block_size: int, generator: torch.Gen
 
 # A permutation's gain is kept in the upper bits of its float value and its index in the low
 # five, so that one integer max over the 24 rows finds the best (argmax over a dimension this
-# short is several times slower on CPU). Truncating five mantissa bits may prefer a permutation
+# short is slow on CPU). Truncating five mantissa bits may prefer a permutation
 # within 2^-18 (float32) of the best one, but never one worse than keeping the group as it is.
 _INDEX_BITS = 31
 _SAME_WIDTH_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
@@ -223,9 +223,8 @@ def sort_with_plas(
     if height * width < 4:
         return values.view_as(params), order.long().view(1, height, width)
 
-    # One thread: a step is a few dozen memory-bound tensor operations. On a quiet 2-core CPU two
-    # threads made a step about 1.5x faster, but on this shared machine (load 6) a 512^2 sort
-    # took 255 s with two threads against 59 s with one.
+    # One thread: a step is a few dozen memory-bound tensor operations, which a second thread
+    # speeds up little on an idle CPU and slows down a lot on a busy one (docs/BENCHMARKS.md).
     with one_cpu_thread(params.device):
         steps = _sort_levels(
             values,

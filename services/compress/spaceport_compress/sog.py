@@ -18,13 +18,12 @@ texture                per-pixel content
 =====================  ===========================================================
 
 Pixel ``i`` (row-major) holds splat ``order[i]``; ``meta.count`` says how many pixels are real,
-the rest of the last row is padding.
+the rest of the last row is padding. :func:`encode_sog` gives the bundle's files,
+:func:`write_sog` stores them, :func:`read_sog` reads them back:
 
-Example::
-
-    files = encode_sog(splats, order=np.arange(len(splats)))
-    write_sog(files, "scene.sog")
-    again = read_sog("scene.sog")
+>>> width, height = grid_shape(1000)
+>>> width, height, width * height - 1000
+(32, 32, 24)
 """
 
 from __future__ import annotations
@@ -182,9 +181,8 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
     method = options.webp_method
     low, high, mins, maxs = encode_means(s.means, options.position_bits)
     # A log-scale error of d grows or shrinks a splat by d times its size: how much that shows
-    # scales with the size and the opacity, so the codebook spends its entries there (measured:
-    # render PSNR of the scales alone +3.6 / +5.2 dB on donut / guitar, labels 0.7-0.9 bit cheaper).
-    # Relative to the largest scale, so that no weight overflows float32.
+    # scales with the size and the opacity, so the codebook spends its entries there (what it
+    # gained is in docs/BENCHMARKS.md). Relative to the largest scale, so that no weight overflows float32.
     relative_scales = np.exp(s.log_scales.astype(np.float64) - s.log_scales.max())
     scale_codebook, scale_labels = _codebook(
         s.log_scales, options.device, s.opacities[:, None] * relative_scales, SCALE_DENSITY_POWER
