@@ -11,14 +11,13 @@ files are decoded by our decoder, which the interop test holds equal to splat-tr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import json
 
 from spaceport.compute import torch_device
 from spaceport.splats import read_ply

@@ -48,6 +48,13 @@ def _compress_parser() -> argparse.ArgumentParser:
         help="shN palette entries, 1-65536 (default: %(default)s)",
     )
     parser.add_argument(
+        "--streamed",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.streamed,
+        help=f"also write the streamed scene with levels of detail, OUT_DIR/{CompressOutputs.STREAMED} "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--fidelity-views",
         type=int,
         default=defaults.fidelity_views,
@@ -87,6 +94,7 @@ def compress_main(argv: list[str] | None = None) -> int:
             position_bits=args.position_bits,
             min_opacity=args.min_opacity,
             sh_palette_size=args.sh_palette,
+            streamed=args.streamed,
             fidelity_views=args.fidelity_views,
             fidelity_size=args.fidelity_size,
             device=torch_device(args.device),

@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport.splats import Splats, read_vertex_table, splats_from_vertex_table
 from spaceport_compress.errors import CompressInputError, EmptySplatError, NoFiniteSplatsError
+from spaceport_compress.order import morton_order
+from spaceport_compress.sog import SogOptions
 
 logger = logging.getLogger("spaceport.compress")
 
@@ -52,6 +55,10 @@ class CompressConfig:
     plas_steps_per_level: int = 5
     plas_position_weight: float = 8.0
     plas_improvement_break: float = 1e-4
+    # The streamed scene (levels of detail, CompressOutputs.STREAMED) beside scene.sog.
+    streamed: bool = True
+    lod_ratio: float = 0.25  # what each coarser level keeps of the one before
+    lod_min_splats: int = 4096  # no coarser level below this many splats
     fidelity_views: int = 4  # 0 skips the render comparison
     fidelity_size: int = 128
     device: str = "cpu"
@@ -69,6 +76,8 @@ class CompressConfig:
             raise CompressInputError(f"The opacity threshold must be in [0, 1), got {self.min_opacity}.")
         if not 1 <= self.sh_palette_size <= 65536:
             raise CompressInputError(f"The SH palette must hold 1 to 65536 entries, got {self.sh_palette_size}.")
+        if not 0 < self.lod_ratio < 1:
+            raise CompressInputError(f"The level-of-detail ratio must be between 0 and 1, got {self.lod_ratio}.")
 
 
 def read_splats(path: Path) -> Splats:
@@ -105,8 +114,8 @@ def compress(
 def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress: ProgressReporter) -> dict:
     import torch
 
-    from spaceport_compress.order import morton_order, plas_order
-    from spaceport_compress.sog import SogOptions, decode_sog, encode_sog, grid_shape, read_sog_files, write_sog
+    from spaceport_compress.order import plas_order
+    from spaceport_compress.sog import decode_sog, encode_sog, grid_shape, read_sog_files, write_sog
 
     config.validate()
     started = time.monotonic()
@@ -170,9 +179,15 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     scene = write_sog(files, out_dir / CompressOutputs.SCENE)
     mark = phase("write", mark)
 
-    progress.update(0.7, "decoding the bundle to check it")
+    progress.update(0.6, "decoding the bundle to check it")
     decoded = decode_sog(read_sog_files(scene), scene.name)
     mark = phase("verify", mark)
+
+    streamed: dict[str, Any] | None = None
+    if config.streamed:
+        progress.update(0.65, "writing the streamed scene (levels of detail)")
+        streamed = write_levels(splats, out_dir / CompressOutputs.STREAMED, options, config)
+        mark = phase("streamed", mark)
 
     fidelity: dict = {"psnr": None}
     if config.fidelity_views > 0:
@@ -187,6 +202,8 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
             reference = replace(reference, shN=reference.shN[:, : (config.sh_bands + 1) ** 2 - 1])
         with torch.no_grad():
             fidelity = render_psnr(reference, decoded, config.fidelity_views, config.fidelity_size, backend)
+            if streamed is not None:
+                streamed["fidelity"] = level_fidelity(reference, out_dir / CompressOutputs.STREAMED, config, backend)
         mark = phase("fidelity", mark)
 
     input_bytes = input_path.stat().st_size
@@ -209,6 +226,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         "order": config.order,
         "grid": [width, height],
         "texture_bytes": {name: len(data) for name, data in files.items()},
+        "streamed": streamed,
         **fidelity,
         "timings_s": timings,
         "wall_time_s": round(time.monotonic() - started, 3),
@@ -222,6 +240,62 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         psnr=fidelity["psnr"],
     )
     return metrics
+
+
+def write_levels(splats: Splats, index: Path, options: SogOptions, config: CompressConfig) -> dict[str, Any]:
+    """Write the streamed scene of ``splats`` (its levels merged by :mod:`.decimate`, PLAS within
+    each chunk) with ``index`` as its ``lod-meta.json``; returns what the metrics say of it."""
+    from spaceport_compress.order import plas_order_in_rows
+    from spaceport_compress.streamed import lod_levels, write_streamed_sog
+
+    def order_rows(part: Splats, first_column: int, width: int) -> np.ndarray:
+        if config.order != "plas":
+            return morton_order(part.means)
+        return plas_order_in_rows(
+            part,
+            first_column,
+            width,
+            seed=config.seed,
+            improvement_break=config.plas_improvement_break,
+            start_radius=config.plas_start_radius,
+            steps_per_level=config.plas_steps_per_level,
+            position_weight=config.plas_position_weight,
+            device=config.device,
+        )
+
+    levels = lod_levels(splats, config.lod_ratio, config.lod_min_splats)
+    meta = write_streamed_sog(levels, index.parent, options, order_rows)
+    files = [path for path in index.parent.rglob("*") if path.is_file()]
+    return {
+        "index": CompressOutputs.STREAMED,
+        "levels": meta["counts"],
+        "units": len(meta["filenames"]),
+        "bytes": sum(path.stat().st_size for path in files),
+        "chunk_gaussians": meta["asset"]["chunkGaussians"],
+        "chunk_extent": meta["asset"]["chunkExtent"],
+    }
+
+
+def level_fidelity(reference: Splats, index: Path, config: CompressConfig, backend: str) -> list[dict[str, Any]]:
+    """Render PSNR of each decoded level against ``reference``, from where the viewer first shows it.
+
+    Level ``L >= 1`` is shown from :func:`~spaceport_compress.streamed.level_distance` on, so
+    it is judged there (its closest, hardest view); level 0 at the usual framing distance.
+    """
+    from spaceport_compress.fidelity import framing_distance, render_psnr
+    from spaceport_compress.streamed import level_distance, read_streamed_sog
+
+    levels = read_streamed_sog(index)
+    meta = json.loads(index.read_text())
+    _, framing = framing_distance(reference.means)
+    report = []
+    for lod, level in enumerate(levels):
+        distance = level_distance(meta["tree"]["bound"], lod) if lod else framing
+        measured = render_psnr(
+            reference, level, config.fidelity_views, config.fidelity_size, backend, distance / framing
+        )
+        report.append({"level": lod, "splats": len(level), "distance": round(distance, 4), "psnr": measured["psnr"]})
+    return report
 
 
 def prepare_splats(splats: Splats, min_opacity: float = 1 / 255) -> Splats:

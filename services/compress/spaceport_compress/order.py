@@ -10,6 +10,8 @@ which lossless WebP stores in fewer bytes. Both give the splat index of each pix
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -74,22 +76,54 @@ def plas_order(
     The grid starts in Morton order (a good first guess); the padding cells at the end of the
     last row are pinned, so after sorting the real splats still fill the first N pixels.
     """
+    return plas_order_in_rows(
+        splats,
+        first_column=0,
+        width=grid_shape(len(splats))[0],
+        seed=seed,
+        improvement_break=improvement_break,
+        min_block_size=min_block_size,
+        start_radius=start_radius,
+        steps_per_level=steps_per_level,
+        device=device,
+        position_weight=position_weight,
+    )
+
+
+def plas_order_in_rows(
+    splats: Splats,
+    first_column: int,
+    width: int,
+    seed: int = 0,
+    improvement_break: float = 1e-4,
+    min_block_size: int = 4,
+    start_radius: float | None = None,
+    steps_per_level: int = 10,
+    device: str = "cpu",
+    position_weight: float = 8.0,
+) -> np.ndarray:
+    """Indices ``[N]`` sorted by PLAS for pixels that run row-major from ``first_column`` of a
+    ``width``-wide texture: a range of pixels inside a larger texture (a chunk of a streamed
+    level). The cells of those rows outside the range are pinned."""
     n = len(splats)
-    width, height = grid_shape(n)
     start = morton_order(splats.means)
+    rows = math.ceil((first_column + n) / width)
+    if n < 8 or rows * width < 16:
+        return start
     features = sort_features(splats, position_weight)[start]
-    cells = np.concatenate([features, np.repeat(features[-1:], width * height - n, axis=0)])
-    grid = torch.from_numpy(cells.T.copy()).view(-1, height, width).to(device)
-    pinned = torch.zeros(height * width, dtype=torch.bool)
-    pinned[n:] = True
+    before, after = first_column, rows * width - first_column - n
+    cells = np.concatenate([np.repeat(features[:1], before, axis=0), features, np.repeat(features[-1:], after, axis=0)])
+    grid = torch.from_numpy(cells.T.copy()).view(-1, rows, width).to(device)
+    pinned = torch.ones(rows * width, dtype=torch.bool)
+    pinned[before : before + n] = False
     _, indices = sort_with_plas(
         grid,
         min_block_size=min_block_size,
         improvement_break=improvement_break,
         seed=seed,
-        fixed=pinned.view(height, width),
+        fixed=pinned.view(rows, width),
         start_radius=start_radius,
         steps_per_level=steps_per_level,
     )
-    cell_order = indices.reshape(-1).cpu().numpy()[:n]
-    return start[cell_order]
+    cell_order = indices.reshape(-1).cpu().numpy()[before : before + n] - before
+    return np.asarray(start[cell_order])
