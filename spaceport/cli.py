@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("spaceport_train.cli:main", "SfM output -> trained 3D Gaussian splat (splat.ply, metrics, renders)"),
     "compress": ("spaceport_compress.cli:compress_main", "splat .ply -> PlayCanvas SOG bundle (scene.sog)"),
     "decompress": ("spaceport_compress.cli:decompress_main", "scene.sog -> standard 3DGS .ply"),
+    "export": (
+        "spaceport_compress.export:main",
+        "a .sog or .ply -> .spz, .glb (KHR_gaussian_splatting), .ply or .html",
+    ),
     "serve": (
         "spaceport.local.cli:serve_main",
         "run the whole stack locally: moto AWS, gateway on :8000, workers, job runner",

@@ -55,6 +55,12 @@ def _compress_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--exports",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.exports,
+        help=f"also write OUT_DIR/{CompressOutputs.SPZ} and OUT_DIR/{CompressOutputs.GLB} (default: %(default)s)",
+    )
+    parser.add_argument(
         "--fidelity-views",
         type=int,
         default=defaults.fidelity_views,
@@ -95,6 +101,7 @@ def compress_main(argv: list[str] | None = None) -> int:
             min_opacity=args.min_opacity,
             sh_palette_size=args.sh_palette,
             streamed=args.streamed,
+            exports=args.exports,
             fidelity_views=args.fidelity_views,
             fidelity_size=args.fidelity_size,
             device=torch_device(args.device),

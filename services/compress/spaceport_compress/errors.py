@@ -40,3 +40,10 @@ class CompressInputError(SpaceportError):
 
     code = "bad_compress_input"
     exit_code = ExitCode.BAD_COMPRESS_INPUT
+
+
+class ExportError(SpaceportError):
+    """An export cannot be written or read back: unknown format, unreadable file, values out of range."""
+
+    code = "export_failed"
+    exit_code = ExitCode.EXPORT_FAILED

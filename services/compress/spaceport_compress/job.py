@@ -57,6 +57,8 @@ class CompressConfig:
     plas_improvement_break: float = 1e-4
     # The streamed scene (levels of detail, CompressOutputs.STREAMED) beside scene.sog.
     streamed: bool = True
+    # scene.spz and scene.glb (CompressOutputs.SPZ, .GLB) beside scene.sog, for other tools.
+    exports: bool = True
     lod_ratio: float = 0.25  # what each coarser level keeps of the one before
     lod_min_splats: int = 4096  # no coarser level below this many splats
     fidelity_views: int = 4  # 0 skips the render comparison
@@ -183,6 +185,15 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     decoded = decode_sog(read_sog_files(scene), scene.name)
     mark = phase("verify", mark)
 
+    exports: dict[str, int] = {}
+    if config.exports:
+        from spaceport_compress.export import write_glb, write_spz
+
+        progress.update(0.62, "writing scene.spz and scene.glb")
+        for name, writer in ((CompressOutputs.SPZ, write_spz), (CompressOutputs.GLB, write_glb)):
+            exports[name] = writer(splats, out_dir / name).stat().st_size
+        mark = phase("exports", mark)
+
     streamed: dict[str, Any] | None = None
     if config.streamed:
         progress.update(0.65, "writing the streamed scene (levels of detail)")
@@ -227,6 +238,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         "grid": [width, height],
         "texture_bytes": {name: len(data) for name, data in files.items()},
         "streamed": streamed,
+        "exports": exports,
         **fidelity,
         "timings_s": timings,
         "wall_time_s": round(time.monotonic() - started, 3),

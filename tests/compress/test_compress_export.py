@@ -1,0 +1,154 @@
+"""Exports: .spz, .glb, .ply round trips within each format's own quantisation, and other tools reading them."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spaceport.exit_codes import ExitCode
+from spaceport.splats import read_ply, write_ply
+from spaceport_compress.cli import compress_main
+from spaceport_compress.export import (
+    ENU_TO_GLTF,
+    main,
+    read_glb,
+    read_spz,
+    rotate_splats,
+    sh_rotation,
+    write_glb,
+    write_spz,
+)
+
+SPLAT_TRANSFORM = Path(__file__).resolve().parents[2] / "services/compress/interop/node_modules/.bin/splat-transform"
+needs_splat_transform = pytest.mark.skipif(
+    not SPLAT_TRANSFORM.exists(),
+    reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)",
+)
+HALF_TURN_Z = np.diag([-1.0, -1.0, 1.0])  # splat-transform's PLY frame -> the engine's (and its .glb's)
+
+
+def rotation_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (radians) between the rotations of quaternions ``a`` and ``b`` ``[N, 4]``."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return 2 * np.arccos(np.clip(np.abs((a * b).sum(1)), 0, 1))
+
+
+@pytest.fixture
+def sh3(make_splats):
+    splats = make_splats(n=1500, sh_degree=3)
+    splats.shN = np.clip(splats.shN, -0.99, 0.99)  # SPZ stores coefficients in [-1, 1]
+    splats.sh0 = np.clip(splats.sh0, -3.0, 3.0)  # and colours within +-0.5 / 0.15 of grey
+    return splats
+
+
+def test_spz_round_trip_within_its_quantisation(sh3, tmp_path):
+    back = read_spz(write_spz(sh3, tmp_path / "scene.spz"))
+    assert len(back) == len(sh3) and back.sh_degree == 3
+    assert np.abs(back.means - sh3.means).max() <= 2**-13 + 1e-7  # 12 fractional bits
+    assert np.abs(back.log_scales - sh3.log_scales).max() <= 1 / 32 + 1e-6  # steps of 1/16
+    assert np.abs(back.opacities - sh3.opacities).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(back.sh0 - sh3.sh0).max() <= 0.5 / (0.15 * 255) + 1e-6
+    # Smallest three at 9 bits of magnitude (steps of sqrt(1/2) / 511): well under a degree.
+    assert rotation_angle(back.quats, sh3.quats).max() < 0.01
+    assert np.abs(back.shN[:, :3] - sh3.shN[:, :3]).max() <= 4.5 / 128 + 1e-6  # degree 1: 5 bits
+    assert np.abs(back.shN[:, 3:] - sh3.shN[:, 3:]).max() <= 8.5 / 128 + 1e-6  # degrees 2-3: 4 bits
+
+
+def test_glb_round_trip_and_its_y_up_frame(sh3, tmp_path):
+    path = write_glb(sh3, tmp_path / "scene.glb")
+    back = read_glb(path)
+    assert np.allclose(back.means, sh3.means, atol=1e-5)
+    assert rotation_angle(back.quats, sh3.quats).max() < 1e-3
+    assert np.allclose(back.log_scales, sh3.log_scales, atol=1e-5)
+    assert np.allclose(back.opacities, sh3.opacities, atol=1e-5)
+    assert np.allclose(back.shN, sh3.shN, atol=1e-4) and np.allclose(back.sh0, sh3.sh0)
+    data = path.read_bytes()
+    length, _ = struct.unpack_from("<II", data, 12)
+    gltf = json.loads(data[20 : 20 + length])
+    primitive = gltf["meshes"][0]["primitives"][0]
+    assert gltf["extensionsUsed"] == ["KHR_gaussian_splatting"] and primitive["mode"] == 0
+    assert "KHR_gaussian_splatting:SH_DEGREE_3_COEF_6" in primitive["attributes"]
+    position = gltf["accessors"][primitive["attributes"]["POSITION"]]
+    # Up (z, east-north-up) is glTF's y.
+    assert position["max"][1] == pytest.approx(float(sh3.means[:, 2].max()), abs=1e-5)
+
+
+def test_sh_rotation_is_orthogonal_and_turns_colour_with_the_splat(sh3):
+    turn = ENU_TO_GLTF
+    mixing = sh_rotation(tuple(map(tuple, turn.tolist())))
+    assert np.allclose(mixing @ mixing.T, np.eye(15), atol=1e-9)
+    import torch
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    turned = rotate_splats(sh3, turn)
+    view = np.array([[0.3, -0.5, 0.8]])
+    view /= np.linalg.norm(view)
+
+    def colour(splats, direction):
+        coeffs = torch.from_numpy(np.concatenate([splats.sh0[:, None], splats.shN], 1)).double()
+        dirs = torch.from_numpy(np.repeat(direction, len(splats), 0))
+        return _spherical_harmonics(3, dirs, coeffs).numpy()
+
+    # Seen from the turned direction, the turned splat shows the colour the original showed.
+    assert np.allclose(colour(turned, view @ turn.T), colour(sh3, view), atol=1e-6)
+
+
+def test_export_command_picks_the_format_by_extension(sh3, tmp_path, capsys):
+    source = write_ply(sh3, tmp_path / "splat.ply")
+    for suffix in (".spz", ".glb", ".ply"):
+        assert main([str(source), str(tmp_path / f"out{suffix}")]) == 0
+    assert len(read_spz(tmp_path / "out.spz")) == len(read_glb(tmp_path / "out.glb")) == len(sh3)
+    assert np.array_equal(read_ply(tmp_path / "out.ply").means, sh3.means)
+    assert main([str(source), str(tmp_path / "out.obj")]) == ExitCode.EXPORT_FAILED
+    assert main([str(tmp_path / "missing.ply"), str(tmp_path / "x.spz")]) == ExitCode.EXPORT_FAILED
+    assert main([str(source), str(source)]) == ExitCode.EXPORT_FAILED
+    assert "error:" in capsys.readouterr().err
+    assert not (tmp_path / "out.obj").exists() and not (tmp_path / "x.spz").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+
+
+def test_the_job_writes_spz_and_glb_beside_the_scene(make_splats, tmp_path):
+    write_ply(make_splats(n=600, sh_degree=1), tmp_path / "splat.ply")
+    args = [str(tmp_path / "splat.ply"), str(tmp_path / "out"), "--fidelity-views", "0", "--no-streamed"]
+    assert compress_main([*args, "--order", "morton", "--sh-palette", "16"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(metrics["exports"]) == {"scene.spz", "scene.glb"}
+    assert metrics["exports"]["scene.spz"] == (tmp_path / "out" / "scene.spz").stat().st_size
+    assert len(read_glb(tmp_path / "out" / "scene.glb")) == metrics["splats_out"]
+
+
+@pytest.mark.slow
+@needs_splat_transform
+def test_splat_transform_reads_our_spz_and_writes_the_glb_we_write(sh3, tmp_path):
+    """splat-transform 3.7 reads .spz (not .glb): our .spz decodes the same in both; for .glb,
+    its own writer's file of the same splat holds the same splats as ours, frames aside."""
+    ours = write_spz(sh3, tmp_path / "scene.spz")
+    result = subprocess.run(
+        [str(SPLAT_TRANSFORM), "-w", str(ours), str(tmp_path / "from-spz.ply")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    theirs, mine = read_ply(tmp_path / "from-spz.ply"), read_spz(ours)
+    assert np.array_equal(theirs.means, mine.means) and np.array_equal(theirs.shN, mine.shN)
+    assert np.allclose(theirs.log_scales, mine.log_scales) and np.allclose(theirs.sh0, mine.sh0, atol=1e-6)
+    assert rotation_angle(theirs.quats, mine.quats).max() < 1e-5
+
+    write_ply(sh3, tmp_path / "splat.ply")
+    result = subprocess.run(
+        [str(SPLAT_TRANSFORM), "-w", str(tmp_path / "splat.ply"), str(tmp_path / "theirs.glb")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # Theirs is in the engine frame (our frame half-turned about z), ours y-up: undo both.
+    back = rotate_splats(read_glb(tmp_path / "theirs.glb"), HALF_TURN_Z.T @ ENU_TO_GLTF)
+    assert np.allclose(back.means, sh3.means, atol=1e-5)
+    assert rotation_angle(back.quats, sh3.quats).max() < 1e-3
+    assert np.allclose(back.shN, sh3.shN, atol=1e-4)  # its SH rotation and ours agree
