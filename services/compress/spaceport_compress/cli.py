@@ -55,6 +55,12 @@ def _compress_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--lod-min-splats",
+        type=int,
+        default=defaults.lod_min_splats,
+        help="no coarser level of detail below this many splats (default: %(default)s)",
+    )
+    parser.add_argument(
         "--exports",
         action=argparse.BooleanOptionalAction,
         default=defaults.exports,
@@ -101,6 +107,7 @@ def compress_main(argv: list[str] | None = None) -> int:
             min_opacity=args.min_opacity,
             sh_palette_size=args.sh_palette,
             streamed=args.streamed,
+            lod_min_splats=args.lod_min_splats,
             exports=args.exports,
             fidelity_views=args.fidelity_views,
             fidelity_size=args.fidelity_size,
