@@ -6,6 +6,8 @@
 //        {"kind": "stream", "url", "scenePrefix", "screenshot", "timeoutMs", "throttle"?: {"latencyMs", "downloadKbps"}}:
 //            a streamed scene on a throttled network: time to first image, the scene's bytes (URLs under
 //            scenePrefix) and the page's fetched by then and at rest
+//        {"kind": "share", "url", "download", "screenshot", "timeoutMs"}: a finished job's page: its location,
+//            flight plan, links and embed snippet; then its one-page HTML download, opened from disk
 //        {"kind": "measure", "url", "screenshot", "timeoutMs", "actions": [{"tool", "points": [[x, y, z], ...]}]}:
 //            clicks each scene point where the viewer draws it, with each tool, and reads the results
 import { createRequire } from 'node:module';
@@ -107,6 +109,9 @@ try {
   } else if (plan.kind === 'stream') {
     await openPage();
     result = await streamFlow(plan);
+  } else if (plan.kind === 'share') {
+    await openPage();
+    result = await shareFlow(plan);
   } else if (plan.kind === 'measure') {
     await openPage();
     result = await measureFlow(plan);
@@ -291,4 +296,26 @@ async function measureFlow(plan) {
     northVisible: Boolean(document.getElementById('north-arrow') && !document.getElementById('north-arrow').hidden),
   }));
   return { ...settled, measurements, ...overlays };
+}
+
+async function shareFlow({ url, download, screenshot, timeoutMs }) {
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.jobStatus === 'SUCCEEDED' && document.getElementById('embed-snippet'),
+    null, { timeout: 30_000 });
+  await page.screenshot({ path: screenshot, fullPage: true });
+  const job = await page.evaluate(() => ({
+    location: document.getElementById('job-location')?.textContent ?? '',
+    flightPhotos: document.querySelectorAll('#flight-plan circle').length,
+    flightMissing: Boolean(document.getElementById('flight-plan-missing')),
+    links: [...document.querySelectorAll('a.download')].map((a) => a.dataset.artifact),
+    viewer: document.getElementById('open-viewer')?.getAttribute('href') ?? null,
+    embed: document.getElementById('embed-snippet')?.value ?? '',
+  }));
+  const [file] = await Promise.all([page.waitForEvent('download', { timeout: timeoutMs }), page.click('#download-html')]);
+  await file.saveAs(download);
+  // The page on its own, from disk, with no server.
+  await openPage();
+  await page.goto(`file://${download}`);
+  const standalone = await settleViewer(screenshot.replace(/\.png$/, '.standalone.png'), timeoutMs);
+  return { ...job, standalone, console: consoleMessages };
 }

@@ -56,11 +56,11 @@ export function splatBudget(query = new URLSearchParams(location.search), agent 
   return phone ? PHONE_SPLAT_BUDGET : DESKTOP_SPLAT_BUDGET;
 }
 
-export function mount(root, { sogUrl, lodUrl, jobId, sceneBytes }) {
+export function mount(root, { sogUrl, lodUrl, jobId, sceneBytes, georeference: given }) {
   document.body.classList.add('viewer-page');
   const query = new URLSearchParams(location.search);
   let up = UP_AXES[query.get('up')] ? query.get('up') : 'z';
-  let georeference = georeferenceFromQuery(location.search);
+  let georeference = given ?? georeferenceFromQuery(location.search);
 
   const canvas = h('canvas', { id: 'viewer-canvas', 'aria-label': '3D scene' });
   const loadingText = h('p', { id: 'viewer-loading-text' }, 'Loading the scene…');
