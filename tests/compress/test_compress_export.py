@@ -15,6 +15,7 @@ from spaceport.splats import read_ply, write_ply
 from spaceport_compress.cli import compress_main
 from spaceport_compress.export import (
     ENU_TO_GLTF,
+    STANDALONE_PAGE,
     main,
     read_glb,
     read_spz,
@@ -113,6 +114,27 @@ def test_export_command_picks_the_format_by_extension(sh3, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
+
+
+@pytest.mark.skipif(not STANDALONE_PAGE.is_file(), reason="web/dist/standalone.html is not built (make web, needs npm)")
+def test_html_export_inlines_the_scene_in_the_standalone_page(make_splats, tmp_path):
+    import base64
+
+    from spaceport_compress.export import SCENE_SLOT
+    from spaceport_compress.sog import read_sog
+
+    splats = make_splats(n=500, sh_degree=0)
+    write_ply(splats, tmp_path / "splat.ply")
+    assert main([str(tmp_path / "splat.ply"), str(tmp_path / "scene.html"), "--georeference", "47.1,8.2,400"]) == 0
+    page = (tmp_path / "scene.html").read_text()
+    assert SCENE_SLOT not in page and "<title>splat</title>" in page
+    start = page.index('id="spaceport-scene">') + len('id="spaceport-scene">')
+    scene = json.loads(page[start : page.index("</script>", start)])
+    assert scene["georeference"]["origin"] == {"lat": 47.1, "lon": 8.2, "alt": 400.0}
+    (tmp_path / "inlined.sog").write_bytes(base64.b64decode(scene["sog"]))
+    assert len(read_sog(tmp_path / "inlined.sog")) == int((splats.opacities >= 1 / 255).sum())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["inlined.sog", "scene.html", "splat.ply"]
+    assert main([str(tmp_path / "splat.ply"), str(tmp_path / "x.html"), "--georeference", "north"]) == 55
 
 
 def test_the_job_writes_spz_and_glb_beside_the_scene(make_splats, tmp_path):

@@ -36,11 +36,13 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import html
 import json
 import struct
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -333,19 +335,29 @@ def read_glb(path: Path) -> Splats:
     return rotate_splats(splats, ENU_TO_GLTF.T)
 
 
-def write_html(sog: bytes, path: Path, title: str = "Spaceport scene", page: Path = STANDALONE_PAGE) -> Path:
+def write_html(
+    sog: bytes,
+    path: Path,
+    title: str = "Spaceport scene",
+    georeference: dict[str, Any] | None = None,
+    page: Path = STANDALONE_PAGE,
+) -> Path:
     """One HTML file that shows the ``.sog`` bundle ``sog`` with no server: the standalone
-    viewer page of the web build, the scene inlined as base64."""
+    viewer page of the web build, the scene inlined as base64. ``georeference`` (the job's
+    ``{"used", "frame", "origin": {"lat", "lon", "alt"}}``) lets it measure in metres."""
     if not page.is_file():
         raise ExportError(f"The standalone viewer page {page} is missing: build the web app first (make web).")
     template = page.read_text()
     if SCENE_SLOT not in template:
         raise ExportError(f"{page} has no scene slot {SCENE_SLOT}: it is not Spaceport's standalone viewer page.")
-    scene = json.dumps({"title": title, "sog": base64.b64encode(sog).decode()})
-    script = f'<script type="application/json" id="spaceport-scene">{scene}</script>'
-    write_atomic(
-        path, template.replace(SCENE_SLOT, script).replace("<title>Spaceport</title>", f"<title>{title}</title>")
-    )
+    scene: dict[str, Any] = {"title": title, "sog": base64.b64encode(sog).decode()}
+    if georeference:
+        scene["georeference"] = georeference
+    # JSON inside <script>: "</" must not end the element early.
+    text = json.dumps(scene).replace("</", "<\\/")
+    script = f'<script type="application/json" id="spaceport-scene">{text}</script>'
+    page_text = template.replace(SCENE_SLOT, script)
+    write_atomic(path, page_text.replace("<title>Spaceport</title>", f"<title>{html.escape(title)}</title>"))
     return path
 
 
@@ -365,8 +377,9 @@ WRITERS = {".spz": write_spz, ".glb": write_glb}
 FORMATS = (".spz", ".glb", ".ply", ".html")
 
 
-def export(source: Path, target: Path) -> Path:
-    """Write ``source`` (``.sog`` or ``.ply``) as ``target``, its format picked by its extension."""
+def export(source: Path, target: Path, georeference: dict[str, Any] | None = None) -> Path:
+    """Write ``source`` (``.sog`` or ``.ply``) as ``target``, its format picked by its extension
+    (``georeference``: for an ``.html`` page, so that it measures in metres)."""
     suffix = target.suffix.lower()
     if suffix not in FORMATS:
         raise ExportError(f"{target.name}: the output's extension must be one of {', '.join(FORMATS)}.")
@@ -384,7 +397,7 @@ def export(source: Path, target: Path) -> Path:
             files = encode_sog(splats, morton_order(splats.means), SogOptions(position_bits=14))
             with tempfile.TemporaryDirectory() as folder:
                 sog = write_sog(files, Path(folder) / source.with_suffix(".sog").name).read_bytes()
-        return write_html(sog, target, title=source.stem)
+        return write_html(sog, target, title=source.stem, georeference=georeference)
     splats = read_splat(source)
     if suffix == ".ply":
         from spaceport.splats import write_ply
@@ -404,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("source", type=Path, help="input .sog or .ply")
     parser.add_argument("target", type=Path, help="output .spz, .glb, .ply or .html")
+    parser.add_argument(
+        "--georeference",
+        metavar="LAT,LON,ALT",
+        help="for .html: the scene's east-north-up origin (WGS84 degrees and metres), so that it measures in metres",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -411,7 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if not args.source.exists():
             raise ExportError(f"{args.source} does not exist.")
-        written = export(args.source, args.target)
+        georeference = None
+        if args.georeference:
+            try:
+                lat, lon, alt = (float(value) for value in args.georeference.split(","))
+            except ValueError:
+                raise ExportError(f"--georeference takes LAT,LON,ALT in numbers, not {args.georeference!r}.") from None
+            georeference = {"used": True, "frame": "ENU", "origin": {"lat": lat, "lon": lon, "alt": alt}}
+        written = export(args.source, args.target, georeference)
         print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB)")
         return 0
 
