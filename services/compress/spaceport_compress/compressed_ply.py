@@ -32,7 +32,7 @@ def _unorm(values: np.ndarray, shift: int, bits: int) -> np.ndarray:
 
 
 def _lerp(lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return lo * (1 - t) + hi * t
+    return np.asarray(lo * (1 - t) + hi * t)
 
 
 def read_compressed_ply(path: str | Path) -> Splats:
@@ -97,7 +97,7 @@ def read_compressed_ply(path: str | Path) -> Splats:
             raise SplatFileError(f"{path.name} has {len(rest)} SH coefficients, which matches no degree 1-3.") from None
         raw = np.stack([np.asarray(sh[name], np.float64) for name in rest], axis=1)
         unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256))
-        shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1)
+        shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1).astype(np.float32)
 
     return Splats(
         means=means.astype(np.float32),

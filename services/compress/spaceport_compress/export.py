@@ -130,7 +130,7 @@ def _pack_rotations(xyzw: np.ndarray) -> np.ndarray:
         magnitude = np.clip(np.round(np.abs(q[:, j]) / np.sqrt(0.5) * top), 0, top).astype(np.uint64)
         field = magnitude | (q[:, j] < 0).astype(np.uint64) << np.uint64(SPZ_ROTATION_BITS)
         words[keep] = (words[keep] << np.uint64(SPZ_ROTATION_BITS + 1)) | field[keep]
-    return words | largest.astype(np.uint64) << np.uint64(30)
+    return np.asarray(words | largest.astype(np.uint64) << np.uint64(30))
 
 
 def _unpack_rotations(words: np.ndarray) -> np.ndarray:

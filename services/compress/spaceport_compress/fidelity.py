@@ -67,7 +67,9 @@ def render(splats: Splats, viewmats: Tensor, Ks: Tensor, size: int, backend: str
     """Images ``[V, size, size, 3]`` of ``splats`` on black, with all their SH bands."""
     from spaceport_train.rasterize import rasterize
 
-    f = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    def f(array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
     coeffs = torch.cat([f(splats.sh0)[:, None, :], f(splats.shN)], dim=1)  # [N, K, 3]
     with torch.no_grad():
         colors, _, _ = rasterize(

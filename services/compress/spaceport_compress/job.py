@@ -94,7 +94,7 @@ def read_splats(path: Path) -> Splats:
 
 def compress(
     input_path: Path, out_dir: Path, config: CompressConfig = CompressConfig(), progress: ProgressReporter | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Compress ``input_path`` into ``out_dir``'s SOG bundle; writes and returns the metrics.
 
     On an expected failure the metrics record the error, no bundle is written
@@ -113,7 +113,7 @@ def compress(
     return metrics
 
 
-def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress: ProgressReporter) -> dict:
+def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress: ProgressReporter) -> dict[str, Any]:
     import torch
 
     from spaceport_compress.order import plas_order
@@ -200,7 +200,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         streamed = write_levels(splats, out_dir / CompressOutputs.STREAMED, options, config)
         mark = phase("streamed", mark)
 
-    fidelity: dict = {"psnr": None}
+    fidelity: dict[str, Any] = {"psnr": None}
     if config.fidelity_views > 0:
         progress.update(0.8, f"rendering {config.fidelity_views} views of the original and the decoded splat")
         from spaceport_compress.fidelity import render_psnr

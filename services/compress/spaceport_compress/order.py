@@ -58,7 +58,7 @@ def sort_features(splats: Splats, position_weight: float = 8.0) -> np.ndarray:
     std = columns.std(0)
     features = (columns - columns.mean(0)) / np.where(std > 0, std, 1.0)
     features[:, :3] *= position_weight
-    return features.astype(np.float32)
+    return np.asarray(features, np.float32)
 
 
 def plas_order(

@@ -97,7 +97,9 @@ def _box_sum(grid: Tensor, radius: int, dim: int, mode: str) -> Tensor:
     return sums.narrow(dim, start + window, size) - sums.narrow(dim, start, size)
 
 
-def random_groups(height: int, width: int, block_size: int, generator: torch.Generator, device) -> Tensor:
+def random_groups(
+    height: int, width: int, block_size: int, generator: torch.Generator, device: torch.device | str
+) -> Tensor:
     """Flat grid positions ``[4, G]``: random groups of four (column g), each inside one square block.
 
     The block tiling is shifted by a random (wrapping) offset every call, so that blocks do not
@@ -124,7 +126,7 @@ _INDEX_BITS = 31
 _SAME_WIDTH_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
-def _score_matrix(dtype: torch.dtype, device) -> Tensor:
+def _score_matrix(dtype: torch.dtype, device: torch.device | str) -> Tensor:
     """``[24, 16]``: row k, applied to a flat 4x4 of element-to-slot gains, is permutation k's gain
     over the identity (row 0 is all zero)."""
     picker = torch.zeros(24, 16, dtype=dtype, device=device)
@@ -247,19 +249,19 @@ def sort_with_plas(
 
 
 def _sort_levels(
-    values,
-    order,
-    shape,
-    min_block_size,
-    min_blur_radius,
-    improvement_break,
-    border_type_x,
-    border_type_y,
-    generator,
-    pinned,
-    start_radius,
-    steps_per_level,
-    verbose,
+    values: Tensor,
+    order: Tensor,
+    shape: tuple[int, int, int],
+    min_block_size: int,
+    min_blur_radius: float,
+    improvement_break: float,
+    border_type_x: str,
+    border_type_y: str,
+    generator: torch.Generator,
+    pinned: Tensor | None,
+    start_radius: float | None,
+    steps_per_level: int,
+    verbose: bool,
 ) -> int:
     """The coarse-to-fine loop of :func:`sort_with_plas`, in place; returns the number of swap steps."""
     channels, height, width = shape
@@ -289,7 +291,8 @@ def _sort_levels(
 
 def blur_radii(start: float, smallest: float) -> list[int]:
     """The coarse-to-fine blur radii: ``start`` shrinking by :data:`RADIUS_DECAY`, whole and distinct."""
-    radii, radius = [], start
+    radii: list[int] = []
+    radius = start
     while True:
         whole = max(1, int(round(max(radius, smallest))))
         if not radii or whole < radii[-1]:

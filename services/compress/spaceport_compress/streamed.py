@@ -160,7 +160,11 @@ def _ellipsoid_boxes(splats: Splats) -> tuple[np.ndarray, np.ndarray]:
     return splats.means - half, splats.means + half
 
 
-def _fill_bounds(node: dict[str, Any], boxes: list[tuple[np.ndarray, np.ndarray]], lod_of_flat: Callable) -> None:
+def _fill_bounds(
+    node: dict[str, Any],
+    boxes: list[tuple[np.ndarray, np.ndarray]],
+    lod_of_flat: Callable[[np.ndarray], list[tuple[int, np.ndarray]]],
+) -> None:
     """Give every node its ``bound`` (leaves from their splats' boxes, inner nodes the union)."""
     if "children" in node:
         for child in node["children"]:
