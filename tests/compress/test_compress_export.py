@@ -149,8 +149,8 @@ def test_the_job_writes_spz_and_glb_beside_the_scene(make_splats, tmp_path):
 
 @pytest.mark.slow
 @needs_splat_transform
-def test_splat_transform_reads_our_spz_and_writes_the_glb_we_write(sh3, tmp_path):
-    """splat-transform 3.7 reads .spz (not .glb): our .spz decodes the same in both; for .glb,
+def test_splat_transform_reads_our_spz_and_ply_and_writes_the_glb_we_write(sh3, tmp_path):
+    """splat-transform 3.7 reads .spz and .ply (not .glb): ours decode the same in both; for .glb,
     its own writer's file of the same splat holds the same splats as ours, frames aside."""
     ours = write_spz(sh3, tmp_path / "scene.spz")
     result = subprocess.run(
@@ -161,6 +161,18 @@ def test_splat_transform_reads_our_spz_and_writes_the_glb_we_write(sh3, tmp_path
     assert np.array_equal(theirs.means, mine.means) and np.array_equal(theirs.shN, mine.shN)
     assert np.allclose(theirs.log_scales, mine.log_scales) and np.allclose(theirs.sh0, mine.sh0, atol=1e-6)
     assert rotation_angle(theirs.quats, mine.quats).max() < 1e-5
+
+    # Our .ply export (from a .sog) reads back in splat-transform as it does in ours.
+    assert compress_main([str(write_ply(sh3, tmp_path / "in.ply")), str(tmp_path / "job"), "--fidelity-views", "0",
+                          "--no-streamed", "--sh-palette", "64"]) == 0  # fmt: skip
+    assert main([str(tmp_path / "job" / "scene.sog"), str(tmp_path / "exported.ply")]) == 0
+    result = subprocess.run(
+        [str(SPLAT_TRANSFORM), "-w", str(tmp_path / "exported.ply"), str(tmp_path / "again.ply")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert np.allclose(read_ply(tmp_path / "again.ply").means, read_ply(tmp_path / "exported.ply").means)
 
     write_ply(sh3, tmp_path / "splat.ply")
     result = subprocess.run(
