@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +24,6 @@ from spaceport_compress.export import (
     write_spz,
 )
 
-SPLAT_TRANSFORM = Path(__file__).resolve().parents[2] / "services/compress/interop/node_modules/.bin/splat-transform"
-needs_splat_transform = pytest.mark.skipif(
-    not SPLAT_TRANSFORM.exists(),
-    reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)",
-)
 HALF_TURN_Z = np.diag([-1.0, -1.0, 1.0])  # splat-transform's PLY frame -> the engine's (and its .glb's)
 
 
@@ -148,13 +142,12 @@ def test_the_job_writes_spz_and_glb_beside_the_scene(make_splats, tmp_path):
 
 
 @pytest.mark.slow
-@needs_splat_transform
-def test_splat_transform_reads_our_spz_and_ply_and_writes_the_glb_we_write(sh3, tmp_path):
+def test_splat_transform_reads_our_spz_and_ply_and_writes_the_glb_we_write(sh3, tmp_path, splat_transform):
     """splat-transform 3.7 reads .spz and .ply (not .glb): ours decode the same in both; for .glb,
     its own writer's file of the same splat holds the same splats as ours, frames aside."""
     ours = write_spz(sh3, tmp_path / "scene.spz")
     result = subprocess.run(
-        [str(SPLAT_TRANSFORM), "-w", str(ours), str(tmp_path / "from-spz.ply")], capture_output=True, text=True
+        [str(splat_transform), "-w", str(ours), str(tmp_path / "from-spz.ply")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     theirs, mine = read_ply(tmp_path / "from-spz.ply"), read_spz(ours)
@@ -167,7 +160,7 @@ def test_splat_transform_reads_our_spz_and_ply_and_writes_the_glb_we_write(sh3, 
                           "--no-streamed", "--sh-palette", "64"]) == 0  # fmt: skip
     assert main([str(tmp_path / "job" / "scene.sog"), str(tmp_path / "exported.ply")]) == 0
     result = subprocess.run(
-        [str(SPLAT_TRANSFORM), "-w", str(tmp_path / "exported.ply"), str(tmp_path / "again.ply")],
+        [str(splat_transform), "-w", str(tmp_path / "exported.ply"), str(tmp_path / "again.ply")],
         capture_output=True,
         text=True,
     )
@@ -176,7 +169,7 @@ def test_splat_transform_reads_our_spz_and_ply_and_writes_the_glb_we_write(sh3, 
 
     write_ply(sh3, tmp_path / "splat.ply")
     result = subprocess.run(
-        [str(SPLAT_TRANSFORM), "-w", str(tmp_path / "splat.ply"), str(tmp_path / "theirs.glb")],
+        [str(splat_transform), "-w", str(tmp_path / "splat.ply"), str(tmp_path / "theirs.glb")],
         capture_output=True,
         text=True,
     )

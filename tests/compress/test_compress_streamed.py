@@ -24,12 +24,6 @@ from spaceport_compress.streamed import (
     write_streamed_sog,
 )
 
-SPLAT_TRANSFORM = Path(__file__).resolve().parents[2] / "services/compress/interop/node_modules/.bin/splat-transform"
-needs_splat_transform = pytest.mark.skipif(
-    not SPLAT_TRANSFORM.exists(),
-    reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)",
-)
-
 
 def morton_rows(splats, first_column, width):
     return morton_order(splats.means)
@@ -158,8 +152,7 @@ def test_the_job_writes_the_streamed_scene_with_per_level_fidelity(make_splats, 
 
 
 @pytest.mark.slow
-@needs_splat_transform
-def test_splat_transform_reads_our_streamed_scene_and_we_read_its_own(make_splats, tmp_path):
+def test_splat_transform_reads_our_streamed_scene_and_we_read_its_own(make_splats, tmp_path, splat_transform):
     splats = make_splats(n=5000, sh_degree=3)
     levels = lod_levels(splats, ratio=0.25, min_splats=300)
     chunking = Chunking(gaussians=1024, extent=2.0, min_gaussians=256)
@@ -168,7 +161,7 @@ def test_splat_transform_reads_our_streamed_scene_and_we_read_its_own(make_splat
     for lod in range(len(levels)):
         out = tmp_path / f"theirs-{lod}.ply"
         result = subprocess.run(
-            [str(SPLAT_TRANSFORM), "-w", str(tmp_path / "ours" / "lod-meta.json"), "-L", str(lod), str(out)],
+            [str(splat_transform), "-w", str(tmp_path / "ours" / "lod-meta.json"), "-L", str(lod), str(out)],
             capture_output=True,
             text=True,
             timeout=300,
@@ -185,7 +178,7 @@ def test_splat_transform_reads_our_streamed_scene_and_we_read_its_own(make_splat
         inputs += [str(write_ply(level, tmp_path / f"level-{lod}.ply")), "-l", str(lod)]
     result = subprocess.run(
         [
-            str(SPLAT_TRANSFORM),
+            str(splat_transform),
             "-w",
             "-g",
             "cpu",

@@ -26,7 +26,7 @@ from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport.splats import Splats, read_vertex_table, splats_from_vertex_table
 from spaceport_compress.errors import CompressInputError, EmptySplatError, NoFiniteSplatsError
-from spaceport_compress.order import morton_order
+from spaceport_compress.order import PlasSettings, morton_order
 from spaceport_compress.sog import SogOptions
 
 logger = logging.getLogger("spaceport.compress")
@@ -152,15 +152,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
 
     progress.update(0.1, f"ordering {len(splats)} splats ({config.order})", splats=len(splats))
     if config.order == "plas":
-        order = plas_order(
-            splats,
-            seed=config.seed,
-            improvement_break=config.plas_improvement_break,
-            start_radius=config.plas_start_radius,
-            steps_per_level=config.plas_steps_per_level,
-            position_weight=config.plas_position_weight,
-            device=config.device,
-        )
+        order = plas_order(splats, plas_settings(config))
     else:
         order = morton_order(splats.means)
     mark = phase("order", mark)
@@ -254,26 +246,30 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     return metrics
 
 
+def plas_settings(config: CompressConfig) -> PlasSettings:
+    """The job's PLAS settings, from its configuration."""
+    return PlasSettings(
+        seed=config.seed,
+        improvement_break=config.plas_improvement_break,
+        start_radius=config.plas_start_radius,
+        steps_per_level=config.plas_steps_per_level,
+        position_weight=config.plas_position_weight,
+        device=config.device,
+    )
+
+
 def write_levels(splats: Splats, index: Path, options: SogOptions, config: CompressConfig) -> dict[str, Any]:
     """Write the streamed scene of ``splats`` (its levels merged by :mod:`.decimate`, PLAS within
     each chunk) with ``index`` as its ``lod-meta.json``; returns what the metrics say of it."""
     from spaceport_compress.order import plas_order_in_rows
     from spaceport_compress.streamed import lod_levels, write_streamed_sog
 
+    settings = plas_settings(config)
+
     def order_rows(part: Splats, first_column: int, width: int) -> np.ndarray:
         if config.order != "plas":
             return morton_order(part.means)
-        return plas_order_in_rows(
-            part,
-            first_column,
-            width,
-            seed=config.seed,
-            improvement_break=config.plas_improvement_break,
-            start_radius=config.plas_start_radius,
-            steps_per_level=config.plas_steps_per_level,
-            position_weight=config.plas_position_weight,
-            device=config.device,
-        )
+        return plas_order_in_rows(part, first_column, width, settings)
 
     levels = lod_levels(splats, config.lod_ratio, config.lod_min_splats)
     meta = write_streamed_sog(levels, index.parent, options, order_rows)

@@ -11,6 +11,7 @@ which lossless WebP stores in fewer bytes. Both give the splat index of each pix
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,46 +62,30 @@ def sort_features(splats: Splats, position_weight: float = 8.0) -> np.ndarray:
     return np.asarray(features, np.float32)
 
 
-def plas_order(
-    splats: Splats,
-    seed: int = 0,
-    improvement_break: float = 1e-4,
-    min_block_size: int = 4,
-    start_radius: float | None = None,
-    steps_per_level: int = 10,
-    device: str = "cpu",
-    position_weight: float = 8.0,
-) -> np.ndarray:
+@dataclass(frozen=True)
+class PlasSettings:
+    """How the splats are sorted by PLAS (see :func:`~spaceport_compress.plas.sort_with_plas`)."""
+
+    seed: int = 0
+    improvement_break: float = 1e-4
+    min_block_size: int = 4
+    start_radius: float | None = None
+    steps_per_level: int = 10
+    position_weight: float = 8.0
+    device: str = "cpu"
+
+
+def plas_order(splats: Splats, settings: PlasSettings = PlasSettings()) -> np.ndarray:
     """Indices ``[N]``: splats laid out on the SOG texture grid by PLAS, real pixels first.
 
     The grid starts in Morton order (a good first guess); the padding cells at the end of the
     last row are pinned, so after sorting the real splats still fill the first N pixels.
     """
-    return plas_order_in_rows(
-        splats,
-        first_column=0,
-        width=grid_shape(len(splats))[0],
-        seed=seed,
-        improvement_break=improvement_break,
-        min_block_size=min_block_size,
-        start_radius=start_radius,
-        steps_per_level=steps_per_level,
-        device=device,
-        position_weight=position_weight,
-    )
+    return plas_order_in_rows(splats, 0, grid_shape(len(splats))[0], settings)
 
 
 def plas_order_in_rows(
-    splats: Splats,
-    first_column: int,
-    width: int,
-    seed: int = 0,
-    improvement_break: float = 1e-4,
-    min_block_size: int = 4,
-    start_radius: float | None = None,
-    steps_per_level: int = 10,
-    device: str = "cpu",
-    position_weight: float = 8.0,
+    splats: Splats, first_column: int, width: int, settings: PlasSettings = PlasSettings()
 ) -> np.ndarray:
     """Indices ``[N]`` sorted by PLAS for pixels that run row-major from ``first_column`` of a
     ``width``-wide texture: a range of pixels inside a larger texture (a chunk of a streamed
@@ -110,20 +95,20 @@ def plas_order_in_rows(
     rows = math.ceil((first_column + n) / width)
     if n < 8 or rows * width < 16:
         return start
-    features = sort_features(splats, position_weight)[start]
+    features = sort_features(splats, settings.position_weight)[start]
     before, after = first_column, rows * width - first_column - n
     cells = np.concatenate([np.repeat(features[:1], before, axis=0), features, np.repeat(features[-1:], after, axis=0)])
-    grid = torch.from_numpy(cells.T.copy()).view(-1, rows, width).to(device)
+    grid = torch.from_numpy(cells.T.copy()).view(-1, rows, width).to(settings.device)
     pinned = torch.ones(rows * width, dtype=torch.bool)
     pinned[before : before + n] = False
     _, indices = sort_with_plas(
         grid,
-        min_block_size=min_block_size,
-        improvement_break=improvement_break,
-        seed=seed,
+        min_block_size=settings.min_block_size,
+        improvement_break=settings.improvement_break,
+        seed=settings.seed,
         fixed=pinned.view(rows, width),
-        start_radius=start_radius,
-        steps_per_level=steps_per_level,
+        start_radius=settings.start_radius,
+        steps_per_level=settings.steps_per_level,
     )
     cell_order = indices.reshape(-1).cpu().numpy()[before : before + n] - before
     return np.asarray(start[cell_order])
