@@ -5,7 +5,9 @@ the decoded splat against the original (same views, same renderer, for every row
 is the compression alone (our job with fidelity off; ``splat-transform -g cpu``); both .sog
 files are decoded by our decoder, which the interop test holds equal to splat-transform's.
 
-    .venv/bin/python bench/compress_vs_splat_transform.py [--repeats 3] [--datasets ../shared/datasets]
+``--extra`` adds splats the defaults were never tuned on (held out).
+
+    .venv/bin/python bench/compress_vs_splat_transform.py [--repeats 3] [--datasets ../shared/datasets] [--extra PLY ...]
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument(
         "--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets"))
     )
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="more splat .ply files (held out)")
     args = parser.parse_args()
     if not SPLAT_TRANSFORM.exists():
         raise SystemExit("splat-transform is not installed: run make setup (needs npm)")
@@ -57,8 +60,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in SPLATS:
-            source = args.datasets / "splats" / name
+        for source in [args.datasets / "splats" / name for name in SPLATS] + list(args.extra):
+            name = source.name
             original = read_ply(source)
             runs = {
                 theirs: lambda out, source=source: subprocess.run(

@@ -2,8 +2,8 @@
 
 VAD is the variance of absolute neighbour differences, averaged over x and y (lower is smoother).
 The reference PLAS figures in issue 4 used ``improvement_break=1e-4`` on this machine's CPU; so
-does this run, with ``min_block_size=4`` (as the compression job; see docs/BENCHMARKS.md) and
-every other setting at ``sort_with_plas``'s defaults (one thread). Wall time and the process's
+does this run, with every other setting at ``sort_with_plas``'s defaults (one thread;
+``--min-block-size`` changes the smallest block side, default 4). Wall time and the process's
 CPU time are both printed: on a shared machine the wall time also counts the waits for a core,
 the CPU time does not. Each repeat uses another seed; figures are medians.
 

@@ -182,7 +182,7 @@ def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pin
 
 def sort_with_plas(
     params: Tensor,
-    min_block_size: int = 16,
+    min_block_size: int = 4,
     min_blur_radius: float = 1,
     improvement_break: float = 1e-5,
     border_type_x: str = "circular",
@@ -202,9 +202,10 @@ def sort_with_plas(
     in place, e.g. the padding at the end of a texture. ``start_radius`` (default half the
     longer side) and ``steps_per_level`` (swap steps a level at most; levels below radius
     :data:`FINE_LEVEL_BOOST` take proportionally more) trade quality for time: a grid that is
-    already roughly ordered needs only the fine levels. ``min_block_size=4`` sorts smoother than
-    the default 16, which stays the default for gsplat's call. A level ends early once a step
-    improves the distance to its target by less than ``improvement_break`` of it.
+    already roughly ordered needs only the fine levels. The smallest block side,
+    ``min_block_size``, is 4 (also for gsplat's call, which leaves it at its default): blocks of
+    16 at the finest levels sorted worse, and no faster (docs/BENCHMARKS.md). A level ends early
+    once a step improves the distance to its target by less than ``improvement_break`` of it.
     """
     if params.ndim != 3:
         raise ValueError(f"params must be [C, H, W], got shape {tuple(params.shape)}")
