@@ -19,6 +19,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     timings = []
     config = CompressConfig(fidelity_views=0)
+    sog_only = replace(config, streamed=False, exports=False)
     options = SogOptions(position_bits=config.position_bits, seed=config.seed)
     for source in [args.datasets / "splats" / name for name in SPLATS] + list(args.extra):
         original = read_ply(source)
@@ -64,7 +66,7 @@ def main() -> None:
                 _timed(lambda s=splats, i=index: write_levels(s, i, options, config)) for _ in range(args.repeats)
             )
             sog_s = statistics.median(
-                _timed(lambda s=source, t=tmp: compress(s, Path(t) / "single", config)) for _ in range(args.repeats)
+                _timed(lambda s=source, t=tmp: compress(s, Path(t) / "single", sog_only)) for _ in range(args.repeats)
             )
             summary = write_levels(splats, index, options, config)
             levels = read_streamed_sog(index)
