@@ -14,7 +14,7 @@ from spaceport_compress.cli import compress_main
 from spaceport_compress.decimate import covariances, decimate, merge_cells
 from spaceport_compress.errors import SogFileError
 from spaceport_compress.fidelity import render_psnr
-from spaceport_compress.order import morton_order
+from spaceport_compress.order import PlasSettings, morton_order_in_parts, plas_order_in_parts
 from spaceport_compress.sog import SogOptions
 from spaceport_compress.streamed import (
     Chunking,
@@ -25,8 +25,8 @@ from spaceport_compress.streamed import (
 )
 
 
-def morton_rows(splats, first_column, width):
-    return morton_order(splats.means)
+def morton_parts(splats, sizes):
+    return morton_order_in_parts(splats.means, sizes)
 
 
 def in_position_order(splats):
@@ -84,12 +84,23 @@ def test_decimate_hits_its_ratio_and_beats_dropping_from_afar(make_splats):
         decimate(splats, 1.5)
 
 
+def test_plas_over_a_chunk_keeps_each_leaf_in_its_range(make_splats):
+    splats = make_splats(n=1200, sh_degree=0)
+    sizes = [500, 7, 393, 300]
+    order = plas_order_in_parts(splats, sizes, PlasSettings(steps_per_level=3))
+    bounds = np.cumsum([0, *sizes])
+    assert np.array_equal(np.sort(order), np.arange(1200))
+    for p in range(len(sizes)):  # part p's pixels hold part p's splats, and all of them
+        assert np.array_equal(np.sort(order[bounds[p] : bounds[p + 1]]), np.arange(bounds[p], bounds[p + 1]))
+    assert not np.array_equal(order, morton_order_in_parts(splats.means, sizes))  # it did sort
+
+
 def test_streamed_round_trip_chunks_and_tree(make_splats, tmp_path):
     splats = make_splats(n=6000, sh_degree=2)
     levels = lod_levels(splats, ratio=0.25, min_splats=300)
     assert [len(level) for level in levels][:1] == [6000] and len(levels) == 3
     chunking = Chunking(gaussians=1024, extent=2.0, min_gaussians=256)
-    meta = write_streamed_sog(levels, tmp_path / "lod", SogOptions(sh_palette_size=32), morton_rows, chunking)
+    meta = write_streamed_sog(levels, tmp_path / "lod", SogOptions(sh_palette_size=32), morton_parts, chunking)
     index = tmp_path / "lod" / "lod-meta.json"
     assert json.loads(index.read_text())["counts"] == [len(level) for level in levels] == meta["counts"]
     assert meta["version"] == 1 and meta["lodLevels"] == 3 and meta["count"] == sum(meta["counts"])
@@ -156,7 +167,7 @@ def test_splat_transform_reads_our_streamed_scene_and_we_read_its_own(make_splat
     splats = make_splats(n=5000, sh_degree=3)
     levels = lod_levels(splats, ratio=0.25, min_splats=300)
     chunking = Chunking(gaussians=1024, extent=2.0, min_gaussians=256)
-    write_streamed_sog(levels, tmp_path / "ours", SogOptions(sh_palette_size=64), morton_rows, chunking)
+    write_streamed_sog(levels, tmp_path / "ours", SogOptions(sh_palette_size=64), morton_parts, chunking)
     ours = read_streamed_sog(tmp_path / "ours" / "lod-meta.json")
     for lod in range(len(levels)):
         out = tmp_path / f"theirs-{lod}.ply"

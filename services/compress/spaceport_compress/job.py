@@ -261,18 +261,18 @@ def plas_settings(config: CompressConfig) -> PlasSettings:
 def write_levels(splats: Splats, index: Path, options: SogOptions, config: CompressConfig) -> dict[str, Any]:
     """Write the streamed scene of ``splats`` (its levels merged by :mod:`.decimate`, PLAS within
     each chunk) with ``index`` as its ``lod-meta.json``; returns what the metrics say of it."""
-    from spaceport_compress.order import plas_order_in_rows
+    from spaceport_compress.order import morton_order_in_parts, plas_order_in_parts
     from spaceport_compress.streamed import lod_levels, write_streamed_sog
 
     settings = plas_settings(config)
 
-    def order_rows(part: Splats, first_column: int, width: int) -> np.ndarray:
+    def order_unit(unit: Splats, sizes: list[int]) -> np.ndarray:
         if config.order != "plas":
-            return morton_order(part.means)
-        return plas_order_in_rows(part, first_column, width, settings)
+            return morton_order_in_parts(unit.means, sizes)
+        return plas_order_in_parts(unit, sizes, settings)
 
     levels = lod_levels(splats, config.lod_ratio, config.lod_min_splats)
-    meta = write_streamed_sog(levels, index.parent, options, order_rows)
+    meta = write_streamed_sog(levels, index.parent, options, order_unit)
     files = [path for path in index.parent.rglob("*") if path.is_file()]
     return {
         "index": CompressOutputs.STREAMED,

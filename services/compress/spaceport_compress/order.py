@@ -10,7 +10,6 @@ which lossless WebP stores in fewer bytes. Both give the splat index of each pix
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +33,17 @@ def morton_order(means: np.ndarray) -> np.ndarray:
         for axis in range(3):
             codes |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
     return np.argsort(codes, kind="stable")
+
+
+def morton_order_in_parts(means: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Indices ``[N]``: each of the consecutive parts of ``sizes`` points in its own Morton order.
+
+    >>> morton_order_in_parts(np.array([[1.0, 0, 0], [0, 0, 0], [5, 5, 5], [4, 4, 4]]), [2, 2]).tolist()
+    [1, 0, 3, 2]
+    """
+    bounds = np.cumsum([0, *sizes])
+    parts = [bounds[p] + morton_order(means[bounds[p] : bounds[p + 1]]) for p in range(len(sizes))]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def sort_features(splats: Splats, position_weight: float = 8.0) -> np.ndarray:
@@ -81,34 +91,37 @@ def plas_order(splats: Splats, settings: PlasSettings = PlasSettings()) -> np.nd
     The grid starts in Morton order (a good first guess); the padding cells at the end of the
     last row are pinned, so after sorting the real splats still fill the first N pixels.
     """
-    return plas_order_in_rows(splats, 0, grid_shape(len(splats))[0], settings)
+    return plas_order_in_parts(splats, [len(splats)], settings)
 
 
-def plas_order_in_rows(
-    splats: Splats, first_column: int, width: int, settings: PlasSettings = PlasSettings()
-) -> np.ndarray:
-    """Indices ``[N]`` sorted by PLAS for pixels that run row-major from ``first_column`` of a
-    ``width``-wide texture: a range of pixels inside a larger texture (a chunk of a streamed
-    level). The cells of those rows outside the range are pinned."""
+def plas_order_in_parts(splats: Splats, sizes: list[int], settings: PlasSettings = PlasSettings()) -> np.ndarray:
+    """Indices ``[N]`` for a texture whose pixels hold consecutive parts of ``sizes`` splats
+    (the leaves of a streamed chunk): PLAS over the whole texture, each part kept in its range.
+
+    Each part starts in its own Morton order; cells of different parts never trade places, so
+    part ``p`` still fills pixels ``sum(sizes[:p])`` to ``sum(sizes[:p + 1])``.
+    """
     n = len(splats)
-    start = morton_order(splats.means)
-    rows = math.ceil((first_column + n) / width)
-    if n < 8 or rows * width < 16:
+    start = morton_order_in_parts(splats.means, sizes)
+    width, height = grid_shape(n)
+    if n < 8 or width * height < 16:
         return start
     features = sort_features(splats, settings.position_weight)[start]
-    before, after = first_column, rows * width - first_column - n
-    cells = np.concatenate([np.repeat(features[:1], before, axis=0), features, np.repeat(features[-1:], after, axis=0)])
-    grid = torch.from_numpy(cells.T.copy()).view(-1, rows, width).to(settings.device)
-    pinned = torch.ones(rows * width, dtype=torch.bool)
-    pinned[before : before + n] = False
+    cells = np.concatenate([features, np.repeat(features[-1:], width * height - n, axis=0)])
+    grid = torch.from_numpy(cells.T.copy()).view(-1, height, width).to(settings.device)
+    pinned = torch.zeros(height * width, dtype=torch.bool)
+    pinned[n:] = True
+    regions = torch.zeros(height * width, dtype=torch.int32)
+    regions[:n] = torch.from_numpy(np.repeat(np.arange(len(sizes), dtype=np.int32), sizes))
     _, indices = sort_with_plas(
         grid,
         min_block_size=settings.min_block_size,
         improvement_break=settings.improvement_break,
         seed=settings.seed,
-        fixed=pinned.view(rows, width),
+        fixed=pinned.view(height, width),
+        regions=regions.view(height, width),
         start_radius=settings.start_radius,
         steps_per_level=settings.steps_per_level,
     )
-    cell_order = indices.reshape(-1).cpu().numpy()[before : before + n] - before
+    cell_order = indices.reshape(-1).cpu().numpy()[:n]
     return np.asarray(start[cell_order])

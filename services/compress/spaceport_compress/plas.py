@@ -147,13 +147,21 @@ def _best_of(gains: Tensor) -> Tensor:
     return (_INDEX_BITS - (keys.amax(0) & _INDEX_BITS)).long()
 
 
-def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pinned: Tensor | None = None) -> Tensor:
+def swap_step(
+    values: Tensor,
+    order: Tensor,
+    target: Tensor,
+    groups: Tensor,
+    pinned: Tensor | None = None,
+    regions: Tensor | None = None,
+) -> Tensor:
     """One PLAS step, in place: move ``values`` ``[C, N]`` (and ``order`` ``[N]``) towards ``target``.
 
     For every group of four positions (``groups`` ``[4, G]``) all 24 permutations are scored by
     the squared L2 distance of the moved values to the target, and the best one is applied:
     element ``i`` of group ``g`` moves to position ``groups[perm[i], g]``. Groups that hold a
-    position marked in ``pinned`` ``[N]`` stay as they are.
+    position marked in ``pinned`` ``[N]``, or positions of more than one of ``regions`` ``[N]``
+    (integer labels), stay as they are.
 
     Returns the decrease of the total squared distance to the target (a 0-d tensor, never negative).
     """
@@ -172,6 +180,9 @@ def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pin
     best = _best_of(gains)
     if pinned is not None:
         best.masked_fill_(pinned.index_select(0, flat).view(4, -1).any(0), 0)
+    if regions is not None:
+        labels = regions.index_select(0, flat).view(4, -1)
+        best.masked_fill_((labels != labels[:1]).any(0), 0)
     improvement = 2.0 * gains.gather(0, best[None]).sum()
     slots = _PERMUTATIONS_4.t().to(groups.device).index_select(1, best)  # [4, G]
     destinations = groups.gather(0, slots).reshape(-1)  # [4G]
@@ -191,6 +202,7 @@ def sort_with_plas(
     verbose: bool = False,
     *,
     fixed: Tensor | None = None,
+    regions: Tensor | None = None,
     start_radius: float | None = None,
     steps_per_level: int = MAX_STEPS_PER_LEVEL,
 ) -> tuple[Tensor, Tensor]:
@@ -199,7 +211,9 @@ def sort_with_plas(
     Returns ``(sorted_params [C, H, W], indices [1, H, W])`` with
     ``sorted_params.flatten(1) == params.flatten(1)[:, indices.flatten()]``, the call that
     gsplat's ``compression/sort.py`` makes. ``fixed`` ``[H, W]`` (bool, optional) pins cells
-    in place, e.g. the padding at the end of a texture. ``start_radius`` (default half the
+    in place, e.g. the padding at the end of a texture; ``regions`` ``[H, W]`` (integer labels,
+    optional) keeps every cell in its region: cells of different labels never trade places
+    (the chunks of a streamed level, each a range of one texture). ``start_radius`` (default half the
     longer side) and ``steps_per_level`` (swap steps a level at most; levels below radius
     :data:`FINE_LEVEL_BOOST` take proportionally more) trade quality for time: a grid that is
     already roughly ordered needs only the fine levels. The smallest block side,
@@ -223,6 +237,7 @@ def sort_with_plas(
     # int32 while sorting: half the bytes that every swap step moves.
     order = torch.arange(height * width, device=device, dtype=torch.int32 if height * width < 2**31 else torch.long)
     pinned = fixed.reshape(-1).to(device=device, dtype=torch.bool) if fixed is not None else None
+    region_of = regions.reshape(-1).to(device=device) if regions is not None else None
     if height * width < 4:
         return values.view_as(params), order.long().view(1, height, width)
 
@@ -240,6 +255,7 @@ def sort_with_plas(
             border_type_y,
             generator,
             pinned,
+            region_of,
             start_radius,
             steps_per_level,
             verbose,
@@ -260,6 +276,7 @@ def _sort_levels(
     border_type_y: str,
     generator: torch.Generator,
     pinned: Tensor | None,
+    regions: Tensor | None,
     start_radius: float | None,
     steps_per_level: int,
     verbose: bool,
@@ -280,7 +297,7 @@ def _sort_levels(
             improvement = 0.0
             for _ in range(swaps):
                 groups = random_groups(height, width, block_size, generator, device)
-                improvement += float(swap_step(values, order, target, groups, pinned))
+                improvement += float(swap_step(values, order, target, groups, pinned, regions))
             level_steps += swaps
             if distance <= 0 or improvement / (distance * swaps) < improvement_break:
                 break

@@ -13,8 +13,8 @@ first image needs little of the data.
 The tree splits a node at the median of its longest axis while it holds more than
 ``chunk_gaussians`` splats (all levels together), or is longer than ``chunk_extent`` and holds
 more than ``chunk_min`` of them. A level's leaves are appended to its current file unit, which
-closes once it holds more than ``chunk_gaussians``. Inside a unit each leaf's pixels are ordered
-by PLAS (:func:`~spaceport_compress.order.plas_order_in_rows`), so every leaf stays one range.
+closes once it holds more than ``chunk_gaussians``. A unit's pixels are ordered by PLAS over its
+whole texture with each leaf kept in its own range (:func:`~spaceport_compress.order.plas_order_in_parts`).
 
 >>> chunking = Chunking(gaussians=4096, extent=1.0, min_gaussians=1024)
 >>> means = np.random.default_rng(0).uniform(0, 4, (10000, 3))
@@ -42,7 +42,7 @@ from spaceport.contracts.layout import CompressOutputs
 from spaceport.splats import Splats
 from spaceport_compress.decimate import covariances, decimate
 from spaceport_compress.errors import SogFileError
-from spaceport_compress.sog import SogOptions, decode_sog, encode_sog, grid_shape, read_sog_files
+from spaceport_compress.sog import SogOptions, decode_sog, encode_sog, read_sog_files
 
 LOD_META_VERSION = 1
 # The format's own fixed names: loaders recognise a streamed SOG by its index's name.
@@ -191,21 +191,23 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-OrderFunction = Callable[[Splats, int, int], np.ndarray]
+# (a unit's splats, the sizes of its consecutive leaves) -> the unit's pixel order, each leaf in its range
+OrderFunction = Callable[[Splats, list[int]], np.ndarray]
 
 
 def write_streamed_sog(
     levels: list[Splats],
     folder: Path,
     options: SogOptions,
-    order_rows: OrderFunction,
+    order_unit: OrderFunction,
     chunking: Chunking | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Write ``levels`` (finest first) as a streamed SOG in ``folder``, whole or not at all.
 
-    ``order_rows(splats, first_column, width)`` orders one leaf's splats for the pixels it takes
-    from ``first_column`` of a texture ``width`` wide. Returns the ``lod-meta.json`` written.
+    ``order_unit(splats, sizes)`` orders a unit's splats, which hold its leaves one after the
+    other (``sizes``), keeping every leaf in its own range of pixels. Returns the
+    ``lod-meta.json`` written.
     """
     chunking = chunking or chunking_for(levels[0].means)
     tree, units = build_tree([level.means for level in levels], chunking)
@@ -241,13 +243,7 @@ def write_streamed_sog(
     try:
         for number, ((lod, parts), name) in enumerate(zip(units, filenames, strict=True)):
             unit = levels[lod].subset(np.concatenate(parts))
-            width = grid_shape(len(unit))[0]
-            order, start = [], 0
-            for part in parts:
-                local = order_rows(unit.subset(np.arange(start, start + len(part))), start % width, width)
-                order.append(start + local)
-                start += len(part)
-            files = encode_sog(unit, np.concatenate(order), options)
+            files = encode_sog(unit, order_unit(unit, [len(part) for part in parts]), options)
             unit_folder = staging / Path(name).parent
             unit_folder.mkdir(parents=True)
             for file_name, data in files.items():
