@@ -5,30 +5,37 @@ the decoded splat against the original (same views, same renderer, for every row
 is the compression alone (our job with fidelity off; ``splat-transform -g cpu``); both .sog
 files are decoded by our decoder, which the interop test holds equal to splat-transform's.
 
-    .venv/bin/python bench/compress_vs_splat_transform.py [--repeats 3] [--datasets ../shared/datasets]
+``--extra`` adds splats the defaults were never tuned on (held out).
+
+    .venv/bin/python bench/compress_vs_splat_transform.py [--repeats 3] [--datasets ../shared/datasets] [--extra PLY ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import torch
-
+from spaceport.compute import torch_device
 from spaceport.splats import read_ply
 from spaceport_compress.fidelity import render_psnr
 from spaceport_compress.job import CompressConfig, compress
 from spaceport_compress.sog import read_sog
 
 ROOT = Path(__file__).resolve().parents[1]
-SPLAT_TRANSFORM = ROOT / "services/compress/interop/node_modules/.bin/splat-transform"
+INTEROP = ROOT / "services/compress/interop"
+SPLAT_TRANSFORM = INTEROP / "node_modules/.bin/splat-transform"
 SPLATS = ("v3dg_donut.ply", "playcanvas_guitar.ply")
 VIEWS, SIZE = 4, 128
+# The job's defaults for scene.sog; the streamed scene and the other exports are left out, as
+# splat-transform writes the .sog alone (bench/compress_streamed.py times the streamed scene).
+SOG_ONLY = CompressConfig(fidelity_views=0, streamed=False, exports=False)
 
 
 def timed(run) -> float:
@@ -43,31 +50,31 @@ def main() -> None:
     parser.add_argument(
         "--datasets", type=Path, default=Path(os.environ.get("SPACEPORT_DATASETS", "../shared/datasets"))
     )
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="more splat .ply files (held out)")
     args = parser.parse_args()
     if not SPLAT_TRANSFORM.exists():
         raise SystemExit("splat-transform is not installed: run make setup (needs npm)")
-    torch.set_num_threads(2)
+    torch_device("cpu")  # every core (or SPACEPORT_CPU_THREADS), as the job
+    lock = json.loads((INTEROP / "package-lock.json").read_text())
+    theirs = "splat-transform " + lock["packages"]["node_modules/@playcanvas/splat-transform"]["version"]
+    print(f"load average {os.getloadavg()[0]:.1f} at the start")
     print(
         "| splat | tool | splats in | splats out | PLY MB | .sog MB | size vs splat-transform | ratio | time (s) "
         "| time vs splat-transform | render PSNR (dB) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in SPLATS:
-            source = args.datasets / "splats" / name
+        for source in [args.datasets / "splats" / name for name in SPLATS] + list(args.extra):
+            name = source.name
             original = read_ply(source)
             runs = {
-                "splat-transform 2.7.1": lambda out, source=source: subprocess.run(
+                theirs: lambda out, source=source: subprocess.run(
                     [str(SPLAT_TRANSFORM), "-w", "-g", "cpu", str(source), str(out / "scene.sog")],
                     check=True,
                     capture_output=True,
                 ),
-                "ours, PLAS": lambda out, source=source: compress(
-                    source, out, CompressConfig(order="plas", fidelity_views=0)
-                ),
-                "ours, Morton": lambda out, source=source: compress(
-                    source, out, CompressConfig(order="morton", fidelity_views=0)
-                ),
+                "ours, PLAS": lambda out, source=source: compress(source, out, SOG_ONLY),
+                "ours, Morton": lambda out, source=source: compress(source, out, replace(SOG_ONLY, order="morton")),
             }
             baseline = baseline_seconds = None
             for tool, run in runs.items():

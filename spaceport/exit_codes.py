@@ -72,6 +72,7 @@ class ExitCode(IntEnum):
     NO_FINITE_SPLATS = 52
     BAD_SOG_FILE = 53
     BAD_COMPRESS_INPUT = 54
+    EXPORT_FAILED = 55
     # control plane
     INVALID_EVENT = 70
     BAD_CONFIG = 71

@@ -59,6 +59,10 @@ class CompressOutputs:
 
     SCENE: Final = "scene.sog"
     METRICS: Final = "metrics.json"
+    # The streamed scene (levels of detail): its index; every chunk lies under the same folder.
+    STREAMED: Final = "lod/lod-meta.json"
+    SPZ: Final = "scene.spz"
+    GLB: Final = "scene.glb"
 
 
 class TrainingArchives:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -26,3 +28,14 @@ def generated_splats(n: int = 1500, sh_degree: int = 3, seed: int = 0, sh_vector
 @pytest.fixture
 def make_splats():
     return generated_splats
+
+
+SPLAT_TRANSFORM = Path(__file__).resolve().parents[2] / "services/compress/interop/node_modules/.bin/splat-transform"
+
+
+@pytest.fixture
+def splat_transform() -> Path:
+    """PlayCanvas' splat-transform (pinned in services/compress/interop), or a skip that says why."""
+    if not SPLAT_TRANSFORM.exists():
+        pytest.skip("@playcanvas/splat-transform is not installed (make setup installs it when npm exists)")
+    return SPLAT_TRANSFORM

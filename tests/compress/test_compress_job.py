@@ -13,7 +13,7 @@ from spaceport.exit_codes import ExitCode
 from spaceport.splats import read_ply, write_ply
 from spaceport_compress.cli import compress_main, decompress_main
 
-SPLAT_TRANSFORM = Path(__file__).resolve().parents[2] / "services/compress/interop/node_modules/.bin/splat-transform"
+INTEROP_LOCK = Path(__file__).resolve().parents[2] / "services/compress/interop/package-lock.json"
 FAST = ["--fidelity-views", "2", "--fidelity-size", "48"]
 
 
@@ -161,12 +161,10 @@ def test_help_works():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not SPLAT_TRANSFORM.exists(),
-    reason="@playcanvas/splat-transform is not installed (make setup installs it when npm exists)",
-)
 @pytest.mark.parametrize("source_name", ["generated-sh3", "v3dg_donut.ply"])
-def test_playcanvas_splat_transform_reads_our_bundle(source_name, make_splats, datasets_dir_or_none, tmp_path):
+def test_playcanvas_splat_transform_reads_our_bundle(
+    source_name, make_splats, datasets_dir_or_none, tmp_path, splat_transform
+):
     """PlayCanvas' own tool decodes our scene.sog to the same splats as our decoder."""
     if source_name == "generated-sh3":
         source = write_ply(make_splats(n=2000, sh_degree=3), tmp_path / "splat.ply")
@@ -177,7 +175,7 @@ def test_playcanvas_splat_transform_reads_our_bundle(source_name, make_splats, d
     assert compress_main([str(source), str(tmp_path / "out"), "--fidelity-views", "0", "--sh-palette", "64"]) == 0
     scene = tmp_path / "out" / "scene.sog"
     result = subprocess.run(
-        [str(SPLAT_TRANSFORM), str(scene), str(tmp_path / "theirs.ply")], capture_output=True, text=True, timeout=300
+        [str(splat_transform), str(scene), str(tmp_path / "theirs.ply")], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, f"splat-transform rejected our bundle:\n{result.stdout}\n{result.stderr}"
     assert decompress_main([str(scene), str(tmp_path / "ours.ply")]) == 0
@@ -206,5 +204,5 @@ def datasets_dir_or_none():
 
 
 def test_npm_tooling_is_pinned():
-    lock = json.loads((SPLAT_TRANSFORM.parents[2] / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/@playcanvas/splat-transform"]["version"] == "2.7.1"
+    lock = json.loads(INTEROP_LOCK.read_text())
+    assert lock["packages"]["node_modules/@playcanvas/splat-transform"]["version"] == "3.7.0"

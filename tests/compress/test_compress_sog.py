@@ -14,7 +14,7 @@ from spaceport.splats import read_ply
 from spaceport_compress.canonical import canonical_orientation, rotation_matrices
 from spaceport_compress.compressed_ply import read_compressed_ply
 from spaceport_compress.kmeans import kmeans, kmeans_1d
-from spaceport_compress.order import morton_order, plas_order
+from spaceport_compress.order import PlasSettings, morton_order, plas_order
 from spaceport_compress.sog import SogOptions, decode_sog, encode_quats, encode_sog, grid_shape, read_sog, write_sog
 
 
@@ -107,7 +107,7 @@ def test_position_bits_round_to_a_coarser_grid(make_splats):
 
 def test_plas_order_is_a_permutation_and_keeps_real_splats_first(make_splats):
     splats = make_splats(n=1000, sh_degree=0)  # 32 x 32 grid, 24 padding cells
-    order = plas_order(splats, seed=0, start_radius=8, steps_per_level=4)
+    order = plas_order(splats, PlasSettings(seed=0, start_radius=8, steps_per_level=4))
     assert np.array_equal(np.sort(order), np.arange(1000))
 
 

@@ -3,6 +3,13 @@
 // Plans: {"kind": "viewer", "pages": [{"url", "screenshot", "orbit"?}], "timeoutMs"}: one result per page
 //        {"kind": "upload", "url", "zip", "email", "preset", "screenshotDir", "timeoutMs", "notZip"?, "reprocessFrom"?}
 //        {"kind": "job", "url", "screenshot"}: a direct load of a job page, until it shows the job's status
+//        {"kind": "stream", "url", "scenePrefix", "screenshot", "timeoutMs", "throttle"?: {"latencyMs", "downloadKbps"}}:
+//            a streamed scene on a throttled network: time to first image, the scene's bytes (URLs under
+//            scenePrefix) and the page's fetched by then and at rest
+//        {"kind": "share", "url", "download", "screenshot", "timeoutMs"}: a finished job's page: its location,
+//            flight plan, links and embed snippet; then its one-page HTML download, opened from disk
+//        {"kind": "measure", "url", "screenshot", "timeoutMs", "actions": [{"tool", "points": [[x, y, z], ...]}]}:
+//            clicks each scene point where the viewer draws it, with each tool, and reads the results
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -99,6 +106,15 @@ try {
       statusLine: await page.evaluate(() => document.getElementById('job-status')?.textContent ?? ''),
       console: consoleMessages,
     };
+  } else if (plan.kind === 'stream') {
+    await openPage();
+    result = await streamFlow(plan);
+  } else if (plan.kind === 'share') {
+    await openPage();
+    result = await shareFlow(plan);
+  } else if (plan.kind === 'measure') {
+    await openPage();
+    result = await measureFlow(plan);
   } else if (plan.kind === 'upload') {
     await openPage();
     result = await uploadFlow(plan);
@@ -191,4 +207,115 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
   }
   const percentsShown = Object.fromEntries(Object.entries(percents).map(([stage, set]) => [stage, [...set].sort((a, b) => a - b)]));
   return { jobId, seen, percentsShown, status, errorText, facts, links, viewer, reprocess, notZipMessage };
+}
+
+/** Bytes the page has fetched (every resource's body as it came over the wire) up to `untilMs`. */
+/** Bytes of the resources under `prefix` the page has fetched (bodies as they came over the wire) by `untilMs`. */
+function fetchedBytes(prefix, untilMs) {
+  return page.evaluate(([start, until]) => performance.getEntriesByType('resource')
+    .filter((entry) => entry.name.startsWith(start) && (until === null || entry.responseEnd <= until))
+    .reduce((sum, entry) => sum + (entry.encodedBodySize || entry.transferSize || 0), 0), [prefix, untilMs ?? null]);
+}
+
+async function streamFlow({ url, screenshot, timeoutMs, throttle, scenePrefix }) {
+  if (throttle) {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: throttle.latencyMs,
+      downloadThroughput: (throttle.downloadKbps * 1000) / 8,
+      uploadThroughput: (throttle.downloadKbps * 1000) / 8,
+    });
+  }
+  await page.goto(url);
+  const settled = await settleViewer(screenshot, timeoutMs);
+  const status = await page.evaluate(() => ({
+    firstImageMs: window.spaceportViewer?.firstImageMs ?? null, // since the viewer started (its code loaded)
+    chunksLoaded: window.spaceportViewer?.chunksLoaded ?? 0,
+    splatBudget: window.spaceportViewer?.splatBudget ?? null,
+    streamed: window.spaceportViewer?.streamed ?? false,
+    // performance.now() of the first image, on the same clock as the resource timings
+    firstImageAt: window.spaceportViewer?.firstImageAt ?? null,
+  }));
+  const bytesAtFirstImage = status.firstImageAt === null ? null : await fetchedBytes(scenePrefix, status.firstImageAt);
+  const pageBytesAtFirstImage = status.firstImageAt === null ? null : await fetchedBytes('', status.firstImageAt);
+  const chunksAtFirstImage = await page.evaluate(() => window.spaceportViewer?.chunksAtFirstImage ?? null);
+  // Then until the streaming comes to rest: no new chunk for three seconds.
+  let chunks = -1;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await page.waitForTimeout(3000);
+    const now = await page.evaluate(() => window.spaceportViewer?.chunksLoaded ?? 0);
+    if (now === chunks) break;
+    chunks = now;
+  }
+  await page.locator('#viewer-canvas').screenshot({ path: screenshot.replace(/\.png$/, '.settled.canvas.png') });
+  return {
+    ...settled, ...status, chunksAtFirstImage, bytesAtFirstImage, pageBytesAtFirstImage, chunksAtRest: chunks,
+    bytesAtRest: await fetchedBytes(scenePrefix, null), pageBytesAtRest: await fetchedBytes('', null),
+  };
+}
+
+async function measureFlow(plan) {
+  const { url, screenshot, timeoutMs, actions } = plan;
+  await page.goto(url);
+  const settled = await settleViewer(screenshot, timeoutMs);
+  if (settled.state !== 'ready') return { ...settled, measurements: [] };
+  const box = await page.locator('#viewer-canvas').boundingBox();
+  const measurements = [];
+  for (const { tool, points } of actions) {
+    await page.evaluate((name) => window.spaceportViewer.selectTool(name), tool);
+    const clicked = [];
+    for (const point of points) {
+      const [x, y] = await page.evaluate((p) => window.spaceportViewer.screenOf(p), point);
+      const before = await page.evaluate(() => window.spaceportViewer.measure.points.length);
+      await page.mouse.click(box.x + x, box.y + y);
+      await page.waitForFunction((count) => {
+        const m = window.spaceportViewer.measure;
+        return !m.picking && (m.points.length !== count || m.result || document.getElementById('measure-result').classList.contains('error'));
+      }, before, { timeout: plan.pickTimeoutMs ?? 60_000, polling: 100 }).catch(async (error) => {
+        await page.screenshot({ path: screenshot.replace(/\.png$/, '.failed.png') });
+        const state = await page.evaluate(() => ({ ...window.spaceportViewer.measure, text: document.getElementById('measure-result').textContent }));
+        throw new Error(`${tool} point ${JSON.stringify(point)} at (${x}, ${y}): ${error.message}; measure state ${JSON.stringify(state)}`);
+      });
+      clicked.push([x, y]);
+    }
+    if (tool === 'area') await page.click('#measure-done');
+    const measured = await page.evaluate(() => {
+      const m = window.spaceportViewer.measure;
+      return { points: m.points, result: m.result, text: document.getElementById('measure-result').textContent };
+    });
+    measurements.push({ tool, clicked, ...measured });
+  }
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '.measured.png') });
+  const overlays = await page.evaluate(() => ({
+    northAngle: window.spaceportViewer.measure.northAngle ?? null,
+    metresPerPixel: window.spaceportViewer.measure.metresPerPixel ?? null,
+    scaleBar: document.getElementById('scale-bar')?.textContent ?? '',
+    northVisible: Boolean(document.getElementById('north-arrow') && !document.getElementById('north-arrow').hidden),
+  }));
+  return { ...settled, measurements, ...overlays };
+}
+
+async function shareFlow({ url, download, screenshot, timeoutMs }) {
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.jobStatus === 'SUCCEEDED' && document.getElementById('embed-snippet'),
+    null, { timeout: 30_000 });
+  await page.screenshot({ path: screenshot, fullPage: true });
+  const job = await page.evaluate(() => ({
+    location: document.getElementById('job-location')?.textContent ?? '',
+    flightPhotos: document.querySelectorAll('#flight-plan circle').length,
+    flightMissing: Boolean(document.getElementById('flight-plan-missing')),
+    links: [...document.querySelectorAll('a.download')].map((a) => a.dataset.artifact),
+    viewer: document.getElementById('open-viewer')?.getAttribute('href') ?? null,
+    embed: document.getElementById('embed-snippet')?.value ?? '',
+  }));
+  const [file] = await Promise.all([page.waitForEvent('download', { timeout: timeoutMs }), page.click('#download-html')]);
+  await file.saveAs(download);
+  // The page on its own, from disk, with no server.
+  await openPage();
+  await page.goto(`file://${download}`);
+  const standalone = await settleViewer(screenshot.replace(/\.png$/, '.standalone.png'), timeoutMs);
+  return { ...job, standalone, console: consoleMessages };
 }

@@ -40,7 +40,8 @@ def web_dist(chromium: Path) -> Path:
     """web/dist, rebuilt when any source is newer than the last build."""
     dist = WEB / "dist"
     built = dist / "index.html"
-    sources = [p for p in (WEB / "src").rglob("*") if p.is_file()] + [WEB / "index.html", WEB / "vite.config.js"]
+    sources = [p for p in (WEB / "src").rglob("*") if p.is_file()] + [WEB / "index.html", WEB / "vite.config.js",
+                                                                     WEB / "standalone.html", WEB / "vite.standalone.config.js"]
     if not built.exists() or max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
         subprocess.run(["npm", "run", "build", "--silent"], cwd=WEB, check=True, capture_output=True, timeout=180)
     return dist

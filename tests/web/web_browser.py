@@ -115,6 +115,54 @@ def write_test_splat(path: Path, n: int = 6000, seed: int = 0) -> int:
     return n
 
 
+# The measured scene (east-north-up metres): a ground of GROUND_SIZE around the origin and a
+# block of BLOCK_SIZE (east, north, up) with its south-west foot at BLOCK_CORNER.
+GROUND_SIZE = (40.0, 30.0)
+BLOCK_SIZE = (10.0, 8.0, 6.0)
+BLOCK_CORNER = (4.0, 2.0)
+SURFACE_SPACING = 0.4  # metres between the Gaussians of a surface
+
+
+def write_measured_scene(path: Path) -> int:
+    """A georeferenced scene of known size: a chequered ground and a block standing on it.
+
+    Each surface is a grid of flat, opaque Gaussians (sigma half the spacing), so it renders and
+    picks as a closed surface at its exact height. Returns the number of Gaussians.
+    """
+    from spaceport.splats import SH_C0, Splats, write_ply
+
+    def sheet(u: np.ndarray, v: np.ndarray, place) -> np.ndarray:
+        uu, vv = np.meshgrid(u, v, indexing="ij")
+        return place(uu.ravel(), vv.ravel())
+
+    step = SURFACE_SPACING
+    (gx, gy), (bx, by, bz), (cx, cy) = GROUND_SIZE, BLOCK_SIZE, BLOCK_CORNER
+    grid = lambda lo, hi: np.arange(lo + step / 2, hi, step)  # noqa: E731
+    parts = [  # (points [M, 3], normal axis)
+        (sheet(grid(-gx / 2, gx / 2), grid(-gy / 2, gy / 2), lambda u, v: np.stack([u, v, 0 * u], 1)), 2),
+        (sheet(grid(cx, cx + bx), grid(cy, cy + by), lambda u, v: np.stack([u, v, 0 * u + bz], 1)), 2),
+        (sheet(grid(cx, cx + bx), grid(0, bz), lambda u, v: np.stack([u, 0 * u + cy, v], 1)), 1),
+        (sheet(grid(cx, cx + bx), grid(0, bz), lambda u, v: np.stack([u, 0 * u + cy + by, v], 1)), 1),
+        (sheet(grid(cy, cy + by), grid(0, bz), lambda u, v: np.stack([0 * u + cx, u, v], 1)), 0),
+        (sheet(grid(cy, cy + by), grid(0, bz), lambda u, v: np.stack([0 * u + cx + bx, u, v], 1)), 0),
+    ]
+    means = np.concatenate([points for points, _ in parts])
+    splats = Splats.empty(len(means))
+    splats.means = means.astype(np.float32)
+    splats.log_scales[:] = np.log(step / 2)
+    offset = 0
+    for points, normal in parts:  # thin along the surface's normal
+        splats.log_scales[offset : offset + len(points), normal] = np.log(step / 20)
+        offset += len(points)
+    splats.opacity_logits[:] = 6.0
+    checker = ((np.floor(means[:, 0] / 2) + np.floor(means[:, 1] / 2) + np.floor(means[:, 2] / 2)) % 2)[:, None]
+    rgb = np.where(checker > 0, [0.75, 0.7, 0.55], [0.35, 0.45, 0.3])
+    rgb[offset - sum(len(p) for p, _ in parts[1:]) :] = np.where(checker[len(parts[0][0]) :] > 0, [0.8, 0.3, 0.25], [0.6, 0.2, 0.2])
+    splats.sh0 = ((rgb - 0.5) / SH_C0).astype(np.float32)
+    write_ply(splats, path)
+    return len(splats)
+
+
 @dataclass(frozen=True)
 class CompressedScene:
     sog: Path

@@ -4,7 +4,13 @@
  */
 import { api, ApiError } from './api.js';
 import { formatBytes, h, progressBar } from './dom.js';
+import { formatLatLon, georeferenceFrom } from './geo.js';
 import { JOB_STAGES, STAGE_NAMES, overallFraction, readJob } from './job-record.js';
+import { embedSnippet, standalonePage } from './share.js';
+
+// The API's link to the streamed scene's lod-meta.json: for the viewer, not a download.
+const STREAMED_LINK = 'streamed';
+const PLAN_SIZE = 220; // pixels of the flight path's plan view
 
 const POLL_MS = 2000;
 const POLL_BACKOFF_MS = 6000;
@@ -33,9 +39,10 @@ export function mount(root, { jobId }) {
     clearTimeout(timer);
     let delay = POLL_MS;
     try {
-      const job = readJob(await api.get(`/jobs/${encodeURIComponent(jobId)}`));
+      const raw = await api.get(`/jobs/${encodeURIComponent(jobId)}`);
+      const job = readJob(raw);
       if (notice.dataset.transient) notice.hidden = true; // contact is back
-      show(job);
+      show(job, raw);
       if (job.isFinal) return; // nothing more will change unless an operator reprocesses
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
@@ -48,7 +55,7 @@ export function mount(root, { jobId }) {
     if (!stopped) timer = setTimeout(poll, delay);
   }
 
-  function show(job) {
+  function show(job, raw) {
     document.body.dataset.jobStatus = job.status;
     document.body.dataset.jobStage = job.stage;
     document.body.dataset.jobRun = job.runId;
@@ -80,7 +87,10 @@ export function mount(root, { jobId }) {
     }
 
     results.hidden = job.status !== 'SUCCEEDED';
-    if (job.status === 'SUCCEEDED') results.replaceChildren(...resultLinks(job));
+    if (job.status === 'SUCCEEDED' && results.dataset.run !== job.runId) {
+      results.dataset.run = job.runId; // built once a run: the share box keeps its state
+      results.replaceChildren(...resultLinks(job), ...where(raw), ...sharing(job, raw));
+    }
 
     facts.replaceChildren(...[['Email', job.email], ['Preset', job.preset], ['Run', job.runId], ...headline(job.summary)]
       .filter(([, value]) => value !== '' && value !== undefined && value !== null)
@@ -103,15 +113,104 @@ export function mount(root, { jobId }) {
 }
 
 function resultLinks(job) {
-  const labels = { sog: 'Compressed scene (.sog)', ply: 'Full splat (.ply)', report: 'Report (.json)' };
+  const labels = {
+    sog: 'Compressed scene (.sog)',
+    spz: 'Scene for Niantic and other SPZ tools (.spz)',
+    glb: 'Scene as glTF (.glb, KHR_gaussian_splatting)',
+    ply: 'Full splat (.ply)',
+    report: 'Report (.json)',
+  };
   const downloads = Object.entries(job.downloads)
+    .filter(([name]) => name !== STREAMED_LINK)
     .map(([name, url]) => h('li', {}, h('a', { href: url, download: true, class: 'download', 'data-artifact': name }, labels[name] ?? name)));
+  const viewable = job.sogUrl || job.downloads[STREAMED_LINK];
   return [
     h('h2', {}, 'Results'),
-    job.sogUrl
+    viewable
       ? h('a', { href: `/view/${encodeURIComponent(job.jobId)}`, 'data-link': true, class: 'button', id: 'open-viewer' }, 'Open viewer')
       : h('p', {}, 'This job has no viewable scene (.sog).'),
     downloads.length ? h('ul', { class: 'downloads' }, downloads) : null,
+  ];
+}
+
+/** Where the capture is: its latitude and longitude, and the photos' flight path seen from above. */
+function where(raw) {
+  const georeference = georeferenceFrom(raw?.georeference);
+  if (!georeference) {
+    return [h('h2', {}, 'Location'), h('p', { id: 'job-location' }, 'This scene is not georeferenced (the photos had no usable GPS): the viewer measures in relative units.')];
+  }
+  const path = Array.isArray(raw.flightPath) ? raw.flightPath.filter((p) => Array.isArray(p) && p.length >= 2 && p.every(Number.isFinite)) : [];
+  return [
+    h('h2', {}, 'Location'),
+    h('p', { id: 'job-location' }, `Captured around ${formatLatLon(georeference.origin)}, ${georeference.origin.alt.toFixed(1)} m (WGS84).`),
+    path.length >= 2 ? flightPlan(path) : h('p', { id: 'flight-plan-missing' }, 'No flight path was recorded for this job.'),
+  ];
+}
+
+/** The camera positions (east, north in metres) as a small plan view, north up. */
+function flightPlan(points) {
+  const east = points.map((p) => p[0]);
+  const north = points.map((p) => p[1]);
+  const [minE, maxE, minN, maxN] = [Math.min(...east), Math.max(...east), Math.min(...north), Math.max(...north)];
+  const span = Math.max(maxE - minE, maxN - minN, 1e-6);
+  const margin = 12;
+  const scale = (PLAN_SIZE - 2 * margin) / span;
+  const x = (e) => margin + (e - minE) * scale + ((span - (maxE - minE)) * scale) / 2;
+  const y = (n) => PLAN_SIZE - margin - (n - minN) * scale - ((span - (maxN - minN)) * scale) / 2;
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  Object.entries({ viewBox: `0 0 ${PLAN_SIZE} ${PLAN_SIZE}`, width: PLAN_SIZE, height: PLAN_SIZE, class: 'flight-plan', id: 'flight-plan', role: 'img' })
+    .forEach(([k, v]) => svg.setAttribute(k, v));
+  const add = (tag, attributes) => {
+    const element = document.createElementNS(ns, tag);
+    Object.entries(attributes).forEach(([k, v]) => element.setAttribute(k, v));
+    svg.append(element);
+    return element;
+  };
+  add('title', {}).textContent = `Flight path of ${points.length} photos, ${span.toFixed(0)} m across, north up`;
+  add('polyline', { points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' '), class: 'flight-line' });
+  points.forEach((p) => add('circle', { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: 2.5, class: 'flight-photo' }));
+  add('text', { x: PLAN_SIZE - 14, y: 16, class: 'flight-north' }).textContent = 'N↑';
+  return h('figure', { class: 'flight' }, svg, h('figcaption', {}, `${points.length} photos over ${span.toFixed(0)} m, north up`));
+}
+
+/** An embed snippet to copy and the scene as one HTML page to download. */
+function sharing(job, raw) {
+  const viewerUrl = `${location.origin}/view/${encodeURIComponent(job.jobId)}`;
+  const snippet = h('textarea', { id: 'embed-snippet', readonly: true, rows: 3 }, embedSnippet(viewerUrl, `Spaceport scene ${job.jobId}`));
+  const copy = h('button', { type: 'button', class: 'secondary', id: 'copy-embed' }, 'Copy');
+  copy.addEventListener('click', async () => {
+    snippet.select();
+    try {
+      await navigator.clipboard.writeText(snippet.value);
+      copy.textContent = 'Copied';
+    } catch {
+      copy.textContent = 'Select and copy';
+    }
+  });
+  const message = h('p', { class: 'message', id: 'standalone-message', hidden: true });
+  const download = h('button', { type: 'button', class: 'secondary', id: 'download-html', disabled: !job.sogUrl }, 'Download as one HTML page');
+  download.addEventListener('click', async () => {
+    download.disabled = true;
+    message.hidden = false;
+    message.className = 'message';
+    message.textContent = 'Building the page…';
+    try {
+      const page = await standalonePage({ sogUrl: job.sogUrl, title: `Spaceport scene ${job.jobId}`, georeference: raw?.georeference });
+      const link = h('a', { href: URL.createObjectURL(page), download: `${job.jobId}.html`, id: 'standalone-link' }, `${job.jobId}.html`);
+      message.replaceChildren('Ready: ', link, ` (${formatBytes(page.size)}), opens in a browser with no server.`);
+      link.click();
+    } catch (error) {
+      message.className = 'message error';
+      message.textContent = `The page could not be built: ${error.message}`;
+    } finally {
+      download.disabled = false;
+    }
+  });
+  return [
+    h('h2', {}, 'Share'),
+    h('label', { for: 'embed-snippet' }, 'Embed the viewer in a website'), snippet, copy,
+    h('p', {}, download), message,
   ];
 }
 

@@ -48,3 +48,37 @@ export async function downloadScene(url, onProgress = () => {}) {
   }
   return bytes;
 }
+
+/** `relative` resolved against `url` (the streamed scene's files lie under its lod-meta.json). */
+export function siblingUrl(url, relative) {
+  return new URL(relative, new URL(url, location.href)).href;
+}
+
+/**
+ * A streamed scene's `lod-meta.json`, checked enough that the engine gets a usable index: its
+ * version, levels, counts, file list and the tree's bound.
+ */
+export async function fetchLodMeta(url) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch {
+    throw new SceneError(`The streamed scene could not be downloaded from ${url}: the server did not answer (or does not allow this site to read it).`);
+  }
+  if (response.status === 404) throw new SceneError('The streamed scene was not found (HTTP 404). The link may be wrong.');
+  if (response.status === 403) throw new SceneError('The scene link was refused (HTTP 403). Links expire: open the viewer again from the job page.');
+  if (!response.ok) throw new SceneError(`The streamed scene could not be downloaded (HTTP ${response.status} ${response.statusText}).`);
+  let meta;
+  try {
+    meta = await response.json();
+  } catch {
+    throw new SceneError('This is not a streamed scene: its lod-meta.json is not JSON.');
+  }
+  const bound = meta?.tree?.bound;
+  const valid = meta?.version === 1 && Number.isInteger(meta.lodLevels) && meta.lodLevels > 0
+    && Array.isArray(meta.counts) && meta.counts.length === meta.lodLevels
+    && Array.isArray(meta.filenames) && meta.filenames.length > 0
+    && Array.isArray(bound?.min) && Array.isArray(bound?.max);
+  if (!valid) throw new SceneError('This is not a streamed scene of version 1: its lod-meta.json lacks levels, files or a bound.');
+  return meta;
+}

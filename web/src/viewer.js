@@ -1,7 +1,14 @@
 /**
- * Viewer (/view?sog=<url> or /view/<job>): loads a PlayCanvas SOG bundle with the PlayCanvas
- * engine, fits the camera to the splat, and lets the user orbit (left drag), pan (right drag or
- * shift) and zoom (wheel). Every failure ends in a readable message, never an endless spinner.
+ * Viewer (/view?sog=<url>, /view?lod=<url of lod-meta.json> or /view/<job>): shows a PlayCanvas
+ * SOG bundle, or streams a streamed SOG (levels of detail) under a splat budget, with the
+ * PlayCanvas engine; fits the camera to the splat, and lets the user orbit (left drag), pan
+ * (right drag or shift) and zoom (wheel), and measure (measure.js). Every failure ends in a
+ * readable message, never an endless spinner.
+ *
+ * A georeferenced scene (the job's `georeference`, or `?lat=&lon=&alt=`) is east-north-up: it
+ * opens with z up and north at the top of the screen, looking down at 45 degrees, and measures
+ * in metres. `?budget=<splats>` sets the splat budget of a streamed scene (default: about 1M on
+ * a phone, 4M on a desktop).
  *
  * Tests and tools read the state from `document.body.dataset.viewerState`
  * ("loading" | "ready" | "error") and `window.spaceportViewer`.
@@ -11,8 +18,10 @@ import { CameraControls } from 'playcanvas/scripts/esm/camera-controls.mjs';
 import { api, ApiError } from './api.js';
 import { ConfigError } from './config.js';
 import { formatBytes, h, progressBar } from './dom.js';
+import { georeferenceFrom, georeferenceFromQuery } from './geo.js';
 import { readJob } from './job-record.js';
-import { downloadScene, SceneError } from './scene-file.js';
+import { measuringTools, SplatPicker } from './measure.js';
+import { downloadScene, fetchLodMeta, SceneError, siblingUrl } from './scene-file.js';
 
 // The engine gets this long after the download to build the scene before we call it stuck.
 const LOAD_TIMEOUT_MS = 60_000;
@@ -28,11 +37,30 @@ const UP_AXES = {
   '-y': [0, 0, 180],
   '-z': [90, 0, 0],
 };
+// Splats drawn at once from a streamed scene: what a phone's GPU holds, and a desktop's.
+const PHONE_SPLAT_BUDGET = 1_000_000;
+const DESKTOP_SPLAT_BUDGET = 4_000_000;
+// Where the engine switches levels: level 1 from LOD_BASE_FACTOR half diagonals of the scene's
+// bound, each next level LOD_MULTIPLIER times farther (spaceport_compress.streamed measures each
+// level's fidelity from there).
+const LOD_BASE_FACTOR = 4;
+const LOD_MULTIPLIER = 3;
+// The streamed scene's single-file twin, beside it in the job's output, for picking.
+const PICKING_SCENE = '../scene.sog';
 
-export function mount(root, { sogUrl, jobId }) {
+/** The splat budget for this device, or the `?budget=` the link asks for. */
+export function splatBudget(query = new URLSearchParams(location.search), agent = navigator) {
+  const asked = Number(query.get('budget'));
+  if (Number.isFinite(asked) && asked > 0) return Math.round(asked);
+  const phone = agent.userAgentData?.mobile ?? /Android|iPhone|iPad|iPod|Mobile/i.test(agent.userAgent ?? '');
+  return phone ? PHONE_SPLAT_BUDGET : DESKTOP_SPLAT_BUDGET;
+}
+
+export function mount(root, { sogUrl, lodUrl, jobId, sceneBytes, georeference: given }) {
   document.body.classList.add('viewer-page');
   const query = new URLSearchParams(location.search);
   let up = UP_AXES[query.get('up')] ? query.get('up') : 'z';
+  let georeference = given ?? georeferenceFromQuery(location.search);
 
   const canvas = h('canvas', { id: 'viewer-canvas', 'aria-label': '3D scene' });
   const loadingText = h('p', { id: 'viewer-loading-text' }, 'Loading the scene…');
@@ -51,7 +79,8 @@ export function mount(root, { sogUrl, jobId }) {
   const stage = h('div', { class: 'viewer' }, canvas, loading, errorBox, toolbar);
   root.append(stage);
 
-  const status = { state: 'loading', error: null, frames: 0, splats: 0 };
+  const started = performance.now();
+  const status = { state: 'loading', error: null, frames: 0, splats: 0, streamed: false, chunksLoaded: 0, firstImageMs: null, georeferenced: false };
   window.spaceportViewer = status;
   const setState = (state) => {
     status.state = state;
@@ -75,17 +104,29 @@ export function mount(root, { sogUrl, jobId }) {
   };
 
   const start = async () => {
-    const url = sogUrl || (jobId ? await sceneUrlOfJob(jobId) : null);
-    if (!url) {
-      throw new SceneError('No scene was given. Open /view?sog=<link to a .sog file>, or /view/<job id>.');
+    let scene = { sogUrl, lodUrl: lodUrl ?? query.get('lod') };
+    if (!scene.sogUrl && !scene.lodUrl && jobId) scene = await sceneOfJob(jobId);
+    georeference = scene.georeference ?? georeference;
+    status.georeferenced = Boolean(georeference);
+    if (!scene.sogUrl && !scene.lodUrl && !sceneBytes) {
+      throw new SceneError('No scene was given. Open /view?sog=<link to a .sog file>, /view?lod=<link to a lod-meta.json>, or /view/<job id>.');
     }
-    const bytes = await downloadScene(url, (received, total) => {
-      if (total) bar.update(received / total, `${formatBytes(received)} of ${formatBytes(total)}`);
-      else bar.update(0, `${formatBytes(received)} downloaded`);
-    });
-    if (left) return;
-    loadingText.textContent = 'Preparing the splats…';
-    bar.update(1, `${formatBytes(bytes.byteLength)} downloaded`);
+    let bytes = sceneBytes ?? null;
+    let lodMeta = null;
+    if (scene.lodUrl) {
+      lodMeta = await fetchLodMeta(scene.lodUrl);
+      status.streamed = true;
+      status.splats = lodMeta.counts[0];
+      loadingText.textContent = 'Streaming the scene…';
+    } else if (!bytes) {
+      bytes = await downloadScene(scene.sogUrl, (received, total) => {
+        if (total) bar.update(received / total, `${formatBytes(received)} of ${formatBytes(total)}`);
+        else bar.update(0, `${formatBytes(received)} downloaded`);
+      });
+      if (left) return;
+      loadingText.textContent = 'Preparing the splats…';
+      bar.update(1, `${formatBytes(bytes.byteLength)} downloaded`);
+    }
     watchdog = setTimeout(() => fail('The scene downloaded but did not finish loading within a minute. The file may be damaged.'), LOAD_TIMEOUT_MS);
 
     let device;
@@ -106,24 +147,47 @@ export function mount(root, { sogUrl, jobId }) {
     app.root.addChild(camera);
     const controls = camera.script.create(CameraControls, { properties: { enableFly: false } });
 
-    // The bytes are already here (with our own progress and error messages), so the engine
-    // parses them instead of fetching; the name only tells it the format.
-    const asset = new Asset('scene', 'gsplat', { url: 'scene.sog', filename: 'scene.sog', contents: bytes });
+    // A .sog's bytes are already here (with our own progress and error messages), so the engine
+    // parses them instead of fetching; the name only tells it the format. A streamed scene is
+    // fetched by the engine itself, chunk by chunk, as the camera needs them.
+    const asset = lodMeta
+      ? new Asset('scene', 'gsplat', { url: scene.lodUrl, filename: 'lod-meta.json' })
+      : new Asset('scene', 'gsplat', { url: 'scene.sog', filename: 'scene.sog', contents: bytes });
     asset.once('error', (error) => fail(`The scene file is damaged or is not a SOG file (${String(error?.message ?? error)}).`));
-    // The bundle's images load as assets of their own; the engine goes on without one that
-    // fails, which would leave an empty scene, so a failed image is a damaged file.
+    // The bundle's images (and a streamed scene's chunks) load as assets of their own; the
+    // engine goes on without one that fails, which would leave holes, so a failed one is a
+    // damaged file.
     app.assets.on('error', (error, failed) => {
-      if (failed !== asset) fail(`The scene file is damaged: its image ${failed?.name ?? ''} could not be read.`);
+      if (failed !== asset) fail(`The scene file is damaged: its ${lodMeta ? 'chunk' : 'image'} ${failed?.name ?? ''} could not be read.`);
+    });
+    app.assets.on('load', (loaded) => {
+      if (lodMeta && loaded !== asset && loaded.type === 'gsplat') status.chunksLoaded += 1;
     });
     asset.once('load', () => {
       if (left || status.state === 'error') return;
       const splat = new Entity('splat');
-      splat.addComponent('gsplat', { asset });
+      splat.addComponent('gsplat', { asset, unified: true });
       app.root.addChild(splat);
-      status.splats = asset.resource?.gsplatData?.numSplats ?? 0;
+      let bounds;
+      if (lodMeta) {
+        const { min, max } = lodMeta.tree.bound;
+        bounds = new BoundingBox();
+        bounds.setMinMax(new Vec3(...min), new Vec3(...max));
+        const halfDiagonal = bounds.halfExtents.length();
+        splat.gsplat.lodBaseDistance = Math.max(0.1, LOD_BASE_FACTOR * halfDiagonal);
+        splat.gsplat.lodMultiplier = LOD_MULTIPLIER;
+        // The coarsest level first, so that a first image needs only a small part of the
+        // scene; finer levels are let in once it is on screen.
+        splat.gsplat.lodRangeMin = lodMeta.lodLevels - 1;
+        app.scene.gsplat.splatBudget = splatBudget(query);
+        status.splatBudget = app.scene.gsplat.splatBudget;
+      } else {
+        status.splats = asset.resource?.gsplatData?.numSplats ?? 0;
+        bounds = robustBounds(asset.resource);
+      }
       let sceneRadius = 1;
       const frame = () => {
-        sceneRadius = fitCamera(app, camera, controls, splat, asset.resource, up);
+        sceneRadius = fitCamera(app, camera, controls, splat, bounds, up, Boolean(georeference));
       };
       // The first view appears at once; later resets glide (the controls' damping).
       const damping = controls.focusDamping;
@@ -137,15 +201,28 @@ export function mount(root, { sogUrl, jobId }) {
         frame();
       });
       resetButton.addEventListener('click', frame);
+      const tools = measuringTools({
+        app, camera, splat, canvas, georeference,
+        centre: [bounds.center.x, bounds.center.y, bounds.center.z],
+        pickerReady: once(() => pickingData(app, lodMeta ? siblingUrl(scene.lodUrl, PICKING_SCENE) : null, asset)),
+      });
+      stage.append(...tools.elements);
+      status.measure = tools.state;
+      status.screenOf = tools.screenOf;
+      status.selectTool = tools.select;
       renderOnDemand(app, camera, () => sceneRadius * 1e-5, () => {
-        if (status.state !== 'loading') return;
+        if (status.state !== 'loading' || (lodMeta && status.chunksLoaded === 0)) return;
         clearTimeout(watchdog);
+        status.firstImageAt = performance.now(); // the clock of the page's resource timings
+        status.firstImageMs = status.firstImageAt - started;
+        status.chunksAtFirstImage = status.chunksLoaded;
+        if (lodMeta) splat.gsplat.lodRangeMin = 0;
         loading.hidden = true;
         toolbar.hidden = false;
         setState('ready');
       }, () => {
         status.frames += 1;
-      });
+      }, () => Boolean(lodMeta));
     });
     app.assets.add(asset);
     app.assets.load(asset);
@@ -169,7 +246,7 @@ export function mount(root, { sogUrl, jobId }) {
  * Draws a frame only when the picture can change, and calls `onSettled` after the first frame
  * that shows the sorted splats from a resting camera.
  */
-function renderOnDemand(app, camera, tolerance, onSettled, onFrame) {
+function renderOnDemand(app, camera, tolerance, onSettled, onFrame, streaming = () => false) {
   app.autoRender = false;
   const lastPosition = new Vec3(Infinity, 0, 0);
   const lastForward = new Vec3();
@@ -177,8 +254,10 @@ function renderOnDemand(app, camera, tolerance, onSettled, onFrame) {
   let sorted = false;
   let drawing = false;
   // Fired while rendering: `ready` is false until the splats' sort for the current state is in.
-  app.systems.gsplat.on('frame:ready', (_camera, _layer, ready) => {
+  let loadingChunks = 0;
+  app.systems.gsplat.on('frame:ready', (_camera, _layer, ready, loadingCount) => {
     sorted = ready;
+    loadingChunks = loadingCount ?? 0;
   });
   app.on('update', () => {
     // The controls' damping creeps towards rest for a long time; invisible moves draw nothing.
@@ -187,7 +266,8 @@ function renderOnDemand(app, camera, tolerance, onSettled, onFrame) {
       lastForward.copy(camera.forward);
       framesLeft = FRAMES_AFTER_CHANGE;
     }
-    drawing = framesLeft > 0 || !sorted;
+    // A streamed scene keeps changing while chunks arrive: draw until they have.
+    drawing = framesLeft > 0 || !sorted || (streaming() && loadingChunks > 0);
     app.renderNextFrame = drawing;
   });
   app.on('frameend', () => {
@@ -201,19 +281,57 @@ function renderOnDemand(app, camera, tolerance, onSettled, onFrame) {
   });
 }
 
-async function sceneUrlOfJob(jobId) {
-  const job = readJob(await api.get(`/jobs/${encodeURIComponent(jobId)}`));
-  if (job.sogUrl) return job.sogUrl;
+/** `fn`'s promise, made on the first call and shared by every later one. */
+function once(fn) {
+  let promise = null;
+  return () => {
+    promise ??= fn();
+    return promise;
+  };
+}
+
+/**
+ * The picking data of the scene shown: the loaded .sog's Gaussians, or for a streamed scene its
+ * single-file twin (`url`), downloaded on the first measurement.
+ */
+async function pickingData(app, url, asset) {
+  let resource = asset.resource;
+  if (url) {
+    const bytes = await downloadScene(url);
+    const twin = new Asset('picking', 'gsplat', { url: 'scene.sog', filename: 'scene.sog', contents: bytes });
+    resource = await new Promise((resolve, reject) => {
+      twin.once('load', () => resolve(twin.resource));
+      twin.once('error', (error) => reject(new SceneError(`The scene's picking data could not be read (${error}).`)));
+      app.assets.add(twin);
+      app.assets.load(twin);
+    });
+  }
+  const data = resource?.gsplatData;
+  if (!data?.decompress) throw new SceneError('this scene format keeps no picking data.');
+  return new SplatPicker(await data.decompress());
+}
+
+/** The job's scene: its streamed scene when it has one, else its .sog, and its georeference. */
+async function sceneOfJob(jobId) {
+  const raw = await api.get(`/jobs/${encodeURIComponent(jobId)}`);
+  const job = readJob(raw);
+  const georeference = georeferenceFrom(raw.georeference);
+  const lodUrl = typeof raw.links?.streamed === 'string' && raw.links.streamed ? raw.links.streamed : null;
+  if (lodUrl || job.sogUrl) return { sogUrl: job.sogUrl, lodUrl, georeference };
   if (job.status === 'SUCCEEDED') throw new SceneError(`Job ${jobId} finished but has no .sog scene to show.`);
   if (job.isFinal) throw new SceneError(`Job ${jobId} ended (${job.status.toLowerCase()}) without a scene.`);
   throw new SceneError(`Job ${jobId} has no scene yet: it is still at ${job.stage} (${job.stagePercent.toFixed(0)}%). Try again when it is done.`);
 }
 
-/** Orients the splat so `up` points up, puts the camera at a 3/4 view that frames it; returns the framed radius. */
-function fitCamera(app, camera, controls, splat, resource, up) {
+/**
+ * Orients the splat so `up` points up and puts the camera where it frames `sceneBounds` (the
+ * splat's own frame): a 3/4 view, or for a georeferenced scene from the south, looking north and
+ * down at 45 degrees (north at the top of the screen). Returns the framed radius.
+ */
+function fitCamera(app, camera, controls, splat, sceneBounds, up, northUp) {
   splat.setLocalEulerAngles(...UP_AXES[up]);
   const bounds = new BoundingBox();
-  bounds.setFromTransformedAabb(robustBounds(resource), splat.getWorldTransform());
+  bounds.setFromTransformedAabb(sceneBounds, splat.getWorldTransform());
   const radius = Math.max(bounds.halfExtents.length(), 1e-3);
   const { width, height } = app.graphicsDevice;
   const halfFov = (camera.camera.fov * Math.PI) / 360;
@@ -221,8 +339,10 @@ function fitCamera(app, camera, controls, splat, resource, up) {
   const distance = (radius / Math.sin(halfAngle)) * 1.05;
   camera.camera.nearClip = distance / 1000;
   camera.camera.farClip = distance * 50;
-  const yaw = Math.PI / 6;
-  const pitch = Math.PI / 6;
+  // The engine is y-up; an east-north-up scene turned z-up has north along -z, so the camera
+  // sits on +z (south) to look north.
+  const yaw = northUp && up === 'z' ? 0 : Math.PI / 6;
+  const pitch = northUp && up === 'z' ? Math.PI / 4 : Math.PI / 6;
   const position = new Vec3(Math.sin(yaw) * Math.cos(pitch), Math.sin(pitch), Math.cos(yaw) * Math.cos(pitch))
     .mulScalar(distance)
     .add(bounds.center);

@@ -48,6 +48,25 @@ def _compress_parser() -> argparse.ArgumentParser:
         help="shN palette entries, 1-65536 (default: %(default)s)",
     )
     parser.add_argument(
+        "--streamed",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.streamed,
+        help=f"also write the streamed scene with levels of detail, OUT_DIR/{CompressOutputs.STREAMED} "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lod-min-splats",
+        type=int,
+        default=defaults.lod_min_splats,
+        help="no coarser level of detail below this many splats (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exports",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.exports,
+        help=f"also write OUT_DIR/{CompressOutputs.SPZ} and OUT_DIR/{CompressOutputs.GLB} (default: %(default)s)",
+    )
+    parser.add_argument(
         "--fidelity-views",
         type=int,
         default=defaults.fidelity_views,
@@ -59,7 +78,12 @@ def _compress_parser() -> argparse.ArgumentParser:
         default=defaults.fidelity_size,
         help="side of the rendered views in pixels (default: %(default)s)",
     )
-    parser.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="auto: CUDA when present, else every CPU core (default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -72,11 +96,9 @@ def compress_main(argv: list[str] | None = None) -> int:
         parser.error("give both SPLAT and OUT_DIR, or neither (SageMaker mode)")
 
     def body() -> int:
-        import torch
-
+        from spaceport.compute import torch_device
         from spaceport_compress.job import CompressConfig, compress, find_input_splat
 
-        torch.set_num_threads(min(2, torch.get_num_threads()))
         config = CompressConfig(
             sh_bands=args.sh_bands,
             order=args.order,
@@ -84,9 +106,12 @@ def compress_main(argv: list[str] | None = None) -> int:
             position_bits=args.position_bits,
             min_opacity=args.min_opacity,
             sh_palette_size=args.sh_palette,
+            streamed=args.streamed,
+            lod_min_splats=args.lod_min_splats,
+            exports=args.exports,
             fidelity_views=args.fidelity_views,
             fidelity_size=args.fidelity_size,
-            device=args.device,
+            device=torch_device(args.device),
         )
         if args.splat is None:
             paths = ProcessingPaths.from_env()

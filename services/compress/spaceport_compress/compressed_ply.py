@@ -6,10 +6,7 @@ Layout (as the PlayCanvas engine writes it): element ``chunk`` holds per-chunk f
 ``packed_rotation`` (2-bit index of the largest component + 3 x 10-bit smallest-three),
 ``packed_scale`` (11/10/11 bits, lerp of log scales) and ``packed_color`` (8 bits each of
 r, g, b colour and opacity); an optional element ``sh`` holds uint8 ``f_rest_*``.
-
-Example::
-
-    splats = read_compressed_ply("scene.compressed.ply")
+:func:`read_compressed_ply` returns them as :class:`~spaceport.splats.Splats`.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ def _unorm(values: np.ndarray, shift: int, bits: int) -> np.ndarray:
 
 
 def _lerp(lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return lo * (1 - t) + hi * t
+    return np.asarray(lo * (1 - t) + hi * t)
 
 
 def read_compressed_ply(path: str | Path) -> Splats:
@@ -100,7 +97,7 @@ def read_compressed_ply(path: str | Path) -> Splats:
             raise SplatFileError(f"{path.name} has {len(rest)} SH coefficients, which matches no degree 1-3.") from None
         raw = np.stack([np.asarray(sh[name], np.float64) for name in rest], axis=1)
         unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256))
-        shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1)
+        shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1).astype(np.float32)
 
     return Splats(
         means=means.astype(np.float32),

@@ -3,9 +3,9 @@
 ``spaceport.splats.SplatFileError`` (exit 50) covers a splat PLY that cannot be read at all:
 empty, truncated, not a PLY, or missing the 3DGS properties.
 
-Example::
-
-    raise EmptySplatError("in.ply holds no splats, so there is nothing to compress.")
+>>> error = EmptySplatError("splat.ply holds no splats, so there is nothing to compress.")
+>>> error.exit_code.value, error.code
+(51, 'empty_splat')
 """
 
 from __future__ import annotations
@@ -40,3 +40,10 @@ class CompressInputError(SpaceportError):
 
     code = "bad_compress_input"
     exit_code = ExitCode.BAD_COMPRESS_INPUT
+
+
+class ExportError(SpaceportError):
+    """An export cannot be written or read back: unknown format, unreadable file, values out of range."""
+
+    code = "export_failed"
+    exit_code = ExitCode.EXPORT_FAILED

@@ -1,17 +1,14 @@
 """How close the decoded splat looks to the original: PSNR of renders from fixed orbit views.
 
 Both splats are rendered with the training stage's rasteriser (``backend="cpu"`` here) from
-the same cameras on a ring around the object, and compared image by image.
-
-Example::
-
-    report = render_psnr(original, decoded, views=8, size=160)
-    report["psnr"]          # mean PSNR over the views, dB
+the same cameras on a ring around the object, and compared image by image:
+``render_psnr(original, decoded, views=8, size=160)["psnr"]`` is the mean PSNR in dB.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,16 +20,23 @@ FIELD_OF_VIEW_DEG = 50.0
 ELEVATIONS_DEG = (20.0, -20.0)  # the ring alternates above and below the object's equator
 
 
-def orbit_cameras(means: np.ndarray, views: int, size: int) -> tuple[Tensor, Tensor]:
-    """``viewmats`` ``[V, 4, 4]`` (OpenCV world-to-camera) and ``Ks`` ``[V, 3, 3]`` looking at the object.
+def framing_distance(means: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(centre [3], distance)``: the ring's centre and the distance that frames the object.
 
-    The object is the splats' median centre; the ring's radius frames the 90th percentile of
-    the splats' distances from it, so stray far-away splats do not shrink the object to a dot.
+    The object is the splats' median centre; the distance frames the 90th percentile of the
+    splats' distances from it, so stray far-away splats do not shrink the object to a dot.
     """
     centre = np.median(means, axis=0)
     extent = float(np.quantile(np.linalg.norm(means - centre, axis=1), 0.9)) or 1.0
+    return centre, 1.1 * extent / math.sin(math.radians(FIELD_OF_VIEW_DEG) / 2)
+
+
+def orbit_cameras(means: np.ndarray, views: int, size: int, distance_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    """``viewmats`` ``[V, 4, 4]`` (OpenCV world-to-camera) and ``Ks`` ``[V, 3, 3]`` looking at the object,
+    from :func:`framing_distance` times ``distance_scale``."""
+    centre, distance = framing_distance(means)
+    distance *= distance_scale
     half_fov = math.radians(FIELD_OF_VIEW_DEG) / 2
-    distance = 1.1 * extent / math.sin(half_fov)
     focal = size / (2 * math.tan(half_fov))
     up = np.array([0.0, 1.0, 0.0])
     viewmats = []
@@ -63,7 +67,9 @@ def render(splats: Splats, viewmats: Tensor, Ks: Tensor, size: int, backend: str
     """Images ``[V, size, size, 3]`` of ``splats`` on black, with all their SH bands."""
     from spaceport_train.rasterize import rasterize
 
-    f = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    def f(array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
     coeffs = torch.cat([f(splats.sh0)[:, None, :], f(splats.shN)], dim=1)  # [N, K, 3]
     with torch.no_grad():
         colors, _, _ = rasterize(
@@ -83,11 +89,19 @@ def render(splats: Splats, viewmats: Tensor, Ks: Tensor, size: int, backend: str
     return colors.clamp(0, 1)
 
 
-def render_psnr(original: Splats, decoded: Splats, views: int = 8, size: int = 160, backend: str = "cpu") -> dict:
-    """Mean and per-view PSNR (dB) of ``decoded``'s renders against ``original``'s."""
+def render_psnr(
+    original: Splats,
+    decoded: Splats,
+    views: int = 8,
+    size: int = 160,
+    backend: str = "cpu",
+    distance_scale: float = 1.0,
+) -> dict[str, Any]:
+    """Mean and per-view PSNR (dB) of ``decoded``'s renders against ``original``'s, from
+    cameras ``distance_scale`` times the framing distance away."""
     from spaceport_train.metrics import psnr
 
-    viewmats, Ks = orbit_cameras(original.means, views, size)
+    viewmats, Ks = orbit_cameras(original.means, views, size, distance_scale)
     reference = render(original, viewmats, Ks, size, backend)
     candidate = render(decoded, viewmats, Ks, size, backend)
     per_view = [psnr(candidate[i], reference[i]) for i in range(views)]

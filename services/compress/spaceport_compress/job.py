@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from spaceport.files import write_json_atomic
 from spaceport.progress import ProgressReporter
 from spaceport.splats import Splats, read_vertex_table, splats_from_vertex_table
 from spaceport_compress.errors import CompressInputError, EmptySplatError, NoFiniteSplatsError
+from spaceport_compress.order import PlasSettings, morton_order
+from spaceport_compress.sog import SogOptions
 
 logger = logging.getLogger("spaceport.compress")
 
@@ -43,16 +46,21 @@ class CompressConfig:
     seed: int = 0
     sh_palette_size: int = 4096
     kmeans_iterations: int = 10
-    # Lossless WebP effort: 2 was both smallest and fastest (guitar: method 4 +0.6% bytes, 8x the
-    # time; method 6 +0.1%, 80x the time).
+    # Lossless WebP effort: higher efforts were both larger and slower (docs/BENCHMARKS.md).
     webp_method: int = 2
     # PLAS starts from Morton order; the full coarse-to-fine schedule (None: from half the grid)
-    # still pays: guitar 1068 kB, against 1124 kB when starting at radius 16.
+    # still pays, since a small start radius breaks Morton's long rows.
     plas_start_radius: float | None = None
-    # 5 swap steps a level instead of 10: half the PLAS time for 0.5% more bytes (guitar, donut).
+    # Half the steps a level of PLAS's own default: half the time for a little more bytes.
     plas_steps_per_level: int = 5
     plas_position_weight: float = 8.0
     plas_improvement_break: float = 1e-4
+    # The streamed scene (levels of detail, CompressOutputs.STREAMED) beside scene.sog.
+    streamed: bool = True
+    # scene.spz and scene.glb (CompressOutputs.SPZ, .GLB) beside scene.sog, for other tools.
+    exports: bool = True
+    lod_ratio: float = 0.25  # what each coarser level keeps of the one before
+    lod_min_splats: int = 4096  # no coarser level below this many splats
     fidelity_views: int = 4  # 0 skips the render comparison
     fidelity_size: int = 128
     device: str = "cpu"
@@ -70,6 +78,8 @@ class CompressConfig:
             raise CompressInputError(f"The opacity threshold must be in [0, 1), got {self.min_opacity}.")
         if not 1 <= self.sh_palette_size <= 65536:
             raise CompressInputError(f"The SH palette must hold 1 to 65536 entries, got {self.sh_palette_size}.")
+        if not 0 < self.lod_ratio < 1:
+            raise CompressInputError(f"The level-of-detail ratio must be between 0 and 1, got {self.lod_ratio}.")
 
 
 def read_splats(path: Path) -> Splats:
@@ -84,7 +94,7 @@ def read_splats(path: Path) -> Splats:
 
 def compress(
     input_path: Path, out_dir: Path, config: CompressConfig = CompressConfig(), progress: ProgressReporter | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Compress ``input_path`` into ``out_dir``'s SOG bundle; writes and returns the metrics.
 
     On an expected failure the metrics record the error, no bundle is written
@@ -103,11 +113,11 @@ def compress(
     return metrics
 
 
-def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress: ProgressReporter) -> dict:
+def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress: ProgressReporter) -> dict[str, Any]:
     import torch
 
-    from spaceport_compress.order import morton_order, plas_order
-    from spaceport_compress.sog import SogOptions, decode_sog, encode_sog, grid_shape, read_sog_files, write_sog
+    from spaceport_compress.order import plas_order
+    from spaceport_compress.sog import decode_sog, encode_sog, grid_shape, read_sog_files, write_sog
 
     config.validate()
     started = time.monotonic()
@@ -142,15 +152,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
 
     progress.update(0.1, f"ordering {len(splats)} splats ({config.order})", splats=len(splats))
     if config.order == "plas":
-        order = plas_order(
-            splats,
-            seed=config.seed,
-            improvement_break=config.plas_improvement_break,
-            start_radius=config.plas_start_radius,
-            steps_per_level=config.plas_steps_per_level,
-            position_weight=config.plas_position_weight,
-            device=config.device,
-        )
+        order = plas_order(splats, plas_settings(config))
     else:
         order = morton_order(splats.means)
     mark = phase("order", mark)
@@ -171,11 +173,26 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     scene = write_sog(files, out_dir / CompressOutputs.SCENE)
     mark = phase("write", mark)
 
-    progress.update(0.7, "decoding the bundle to check it")
+    progress.update(0.6, "decoding the bundle to check it")
     decoded = decode_sog(read_sog_files(scene), scene.name)
     mark = phase("verify", mark)
 
-    fidelity: dict = {"psnr": None}
+    exports: dict[str, int] = {}
+    if config.exports:
+        from spaceport_compress.export import write_glb, write_spz
+
+        progress.update(0.62, "writing scene.spz and scene.glb")
+        for name, writer in ((CompressOutputs.SPZ, write_spz), (CompressOutputs.GLB, write_glb)):
+            exports[name] = writer(splats, out_dir / name).stat().st_size
+        mark = phase("exports", mark)
+
+    streamed: dict[str, Any] | None = None
+    if config.streamed:
+        progress.update(0.65, "writing the streamed scene (levels of detail)")
+        streamed = write_levels(splats, out_dir / CompressOutputs.STREAMED, options, config)
+        mark = phase("streamed", mark)
+
+    fidelity: dict[str, Any] = {"psnr": None}
     if config.fidelity_views > 0:
         progress.update(0.8, f"rendering {config.fidelity_views} views of the original and the decoded splat")
         from spaceport_compress.fidelity import render_psnr
@@ -188,6 +205,8 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
             reference = replace(reference, shN=reference.shN[:, : (config.sh_bands + 1) ** 2 - 1])
         with torch.no_grad():
             fidelity = render_psnr(reference, decoded, config.fidelity_views, config.fidelity_size, backend)
+            if streamed is not None:
+                streamed["fidelity"] = level_fidelity(reference, out_dir / CompressOutputs.STREAMED, config, backend)
         mark = phase("fidelity", mark)
 
     input_bytes = input_path.stat().st_size
@@ -210,6 +229,8 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         "order": config.order,
         "grid": [width, height],
         "texture_bytes": {name: len(data) for name, data in files.items()},
+        "streamed": streamed,
+        "exports": exports,
         **fidelity,
         "timings_s": timings,
         "wall_time_s": round(time.monotonic() - started, 3),
@@ -223,6 +244,66 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
         psnr=fidelity["psnr"],
     )
     return metrics
+
+
+def plas_settings(config: CompressConfig) -> PlasSettings:
+    """The job's PLAS settings, from its configuration."""
+    return PlasSettings(
+        seed=config.seed,
+        improvement_break=config.plas_improvement_break,
+        start_radius=config.plas_start_radius,
+        steps_per_level=config.plas_steps_per_level,
+        position_weight=config.plas_position_weight,
+        device=config.device,
+    )
+
+
+def write_levels(splats: Splats, index: Path, options: SogOptions, config: CompressConfig) -> dict[str, Any]:
+    """Write the streamed scene of ``splats`` (its levels merged by :mod:`.decimate`, PLAS within
+    each chunk) with ``index`` as its ``lod-meta.json``; returns what the metrics say of it."""
+    from spaceport_compress.order import morton_order_in_parts, plas_order_in_parts
+    from spaceport_compress.streamed import lod_levels, write_streamed_sog
+
+    settings = plas_settings(config)
+
+    def order_unit(unit: Splats, sizes: list[int]) -> np.ndarray:
+        if config.order != "plas":
+            return morton_order_in_parts(unit.means, sizes)
+        return plas_order_in_parts(unit, sizes, settings)
+
+    levels = lod_levels(splats, config.lod_ratio, config.lod_min_splats)
+    meta = write_streamed_sog(levels, index.parent, options, order_unit)
+    files = [path for path in index.parent.rglob("*") if path.is_file()]
+    return {
+        "index": CompressOutputs.STREAMED,
+        "levels": meta["counts"],
+        "units": len(meta["filenames"]),
+        "bytes": sum(path.stat().st_size for path in files),
+        "chunk_gaussians": meta["asset"]["chunkGaussians"],
+        "chunk_extent": meta["asset"]["chunkExtent"],
+    }
+
+
+def level_fidelity(reference: Splats, index: Path, config: CompressConfig, backend: str) -> list[dict[str, Any]]:
+    """Render PSNR of each decoded level against ``reference``, from where the viewer first shows it.
+
+    Level ``L >= 1`` is shown from :func:`~spaceport_compress.streamed.level_distance` on, so
+    it is judged there (its closest, hardest view); level 0 at the usual framing distance.
+    """
+    from spaceport_compress.fidelity import framing_distance, render_psnr
+    from spaceport_compress.streamed import level_distance, read_streamed_sog
+
+    levels = read_streamed_sog(index)
+    meta = json.loads(index.read_text())
+    _, framing = framing_distance(reference.means)
+    report = []
+    for lod, level in enumerate(levels):
+        distance = level_distance(meta["tree"]["bound"], lod) if lod else framing
+        measured = render_psnr(
+            reference, level, config.fidelity_views, config.fidelity_size, backend, distance / framing
+        )
+        report.append({"level": lod, "splats": len(level), "distance": round(distance, 4), "psnr": measured["psnr"]})
+    return report
 
 
 def prepare_splats(splats: Splats, min_opacity: float = 1 / 255) -> Splats:

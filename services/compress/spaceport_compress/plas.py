@@ -9,11 +9,12 @@ The blur radius and the block size shrink from coarse to fine.
 Everything is vectorised over all blocks and groups at once, so one swap step is a handful of
 tensor operations on CPU or CUDA.
 
-Example::
-
-    grid = torch.rand(3, 64, 64)
-    sorted_grid, indices = sort_with_plas(grid, seed=0)
-    assert torch.equal(sorted_grid, grid.flatten(1)[:, indices.flatten()].view(3, 64, 64))
+>>> grid = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+>>> sorted_grid, indices = sort_with_plas(grid, seed=0)
+>>> torch.equal(sorted_grid, grid.flatten(1)[:, indices.flatten()].view(3, 64, 64))
+True
+>>> neighbour_variance(sorted_grid) < neighbour_variance(grid)
+True
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ BORDER_TYPES = {"circular": "circular", "reflect": "reflect", "replicate": "repl
 _PERMUTATIONS_4 = torch.tensor(list(itertools.permutations(range(4))), dtype=torch.long)  # [24, 4]
 
 # The schedule below was tuned on random 256^2 and 512^2 grids and the guitar's attributes
-# (bench/plas_grids.py, docs/BENCHMARKS.md). The block side is the blur radius rounded up to a
-# power of two (at least ``min_block_size``): half or double that sorted worse.
+# (bench/plas_grids.py; what each alternative measured is in docs/BENCHMARKS.md). The block side
+# is the blur radius rounded up to a power of two (at least ``min_block_size``).
 
-# How much the blur radius shrinks from one level to the next (0.7 sorted worse; 0.95 took
-# longer for about the same VAD).
+# How much the blur radius shrinks from one level to the next.
 RADIUS_DECAY = 0.9
 # Levels below this radius take proportionally more steps (radius 1: this many times more):
 # the finest levels decide the final smoothness.
@@ -49,17 +49,17 @@ FINE_LEVEL_BOOST = 16.0
 # A level stops after this many swap steps even if it is still improving.
 MAX_STEPS_PER_LEVEL = 24
 # Swap steps (each with new random groups) against one blurred target before it is blurred
-# again: a target held for 8 steps sorted to a lower VAD than one renewed every step, in less
-# time (one blur per 8 steps); holding it for a whole level was worse again.
+# again: renewing the target every step costs a blur per step, holding it a whole level lets the
+# grid overfit one target.
 SWAPS_PER_TARGET = 8
 
 
 def blur(grid: Tensor, radius: float, border_type_x: str = "circular", border_type_y: str = "reflect") -> Tensor:
     """Box-blur ``grid`` ``[C, H, W]`` with a (2r+1)-wide window, borders as given; same shape out.
 
-    A box, not a Gaussian: on random grids the box target sorted to a lower VAD in the same
-    steps (docs/BENCHMARKS.md). Each axis is one pass: shifted sums for small radii,
-    cumulative sums (the same cost at every radius) for large ones.
+    A box, not a Gaussian: the box target sorted smoother in the same steps (docs/BENCHMARKS.md).
+    Each axis is one pass: shifted sums for small radii, cumulative sums (the same cost at every
+    radius) for large ones.
     """
     _, height, width = grid.shape
     ry = max(0, min(int(round(radius)), height - 1))
@@ -97,7 +97,9 @@ def _box_sum(grid: Tensor, radius: int, dim: int, mode: str) -> Tensor:
     return sums.narrow(dim, start + window, size) - sums.narrow(dim, start, size)
 
 
-def random_groups(height: int, width: int, block_size: int, generator: torch.Generator, device) -> Tensor:
+def random_groups(
+    height: int, width: int, block_size: int, generator: torch.Generator, device: torch.device | str
+) -> Tensor:
     """Flat grid positions ``[4, G]``: random groups of four (column g), each inside one square block.
 
     The block tiling is shifted by a random (wrapping) offset every call, so that blocks do not
@@ -118,13 +120,13 @@ def random_groups(height: int, width: int, block_size: int, generator: torch.Gen
 
 # A permutation's gain is kept in the upper bits of its float value and its index in the low
 # five, so that one integer max over the 24 rows finds the best (argmax over a dimension this
-# short is several times slower on CPU). Truncating five mantissa bits may prefer a permutation
+# short is slow on CPU). Truncating five mantissa bits may prefer a permutation
 # within 2^-18 (float32) of the best one, but never one worse than keeping the group as it is.
 _INDEX_BITS = 31
 _SAME_WIDTH_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
-def _score_matrix(dtype: torch.dtype, device) -> Tensor:
+def _score_matrix(dtype: torch.dtype, device: torch.device | str) -> Tensor:
     """``[24, 16]``: row k, applied to a flat 4x4 of element-to-slot gains, is permutation k's gain
     over the identity (row 0 is all zero)."""
     picker = torch.zeros(24, 16, dtype=dtype, device=device)
@@ -145,13 +147,21 @@ def _best_of(gains: Tensor) -> Tensor:
     return (_INDEX_BITS - (keys.amax(0) & _INDEX_BITS)).long()
 
 
-def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pinned: Tensor | None = None) -> Tensor:
+def swap_step(
+    values: Tensor,
+    order: Tensor,
+    target: Tensor,
+    groups: Tensor,
+    pinned: Tensor | None = None,
+    regions: Tensor | None = None,
+) -> Tensor:
     """One PLAS step, in place: move ``values`` ``[C, N]`` (and ``order`` ``[N]``) towards ``target``.
 
     For every group of four positions (``groups`` ``[4, G]``) all 24 permutations are scored by
     the squared L2 distance of the moved values to the target, and the best one is applied:
     element ``i`` of group ``g`` moves to position ``groups[perm[i], g]``. Groups that hold a
-    position marked in ``pinned`` ``[N]`` stay as they are.
+    position marked in ``pinned`` ``[N]``, or positions of more than one of ``regions`` ``[N]``
+    (integer labels), stay as they are.
 
     Returns the decrease of the total squared distance to the target (a 0-d tensor, never negative).
     """
@@ -170,6 +180,9 @@ def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pin
     best = _best_of(gains)
     if pinned is not None:
         best.masked_fill_(pinned.index_select(0, flat).view(4, -1).any(0), 0)
+    if regions is not None:
+        labels = regions.index_select(0, flat).view(4, -1)
+        best.masked_fill_((labels != labels[:1]).any(0), 0)
     improvement = 2.0 * gains.gather(0, best[None]).sum()
     slots = _PERMUTATIONS_4.t().to(groups.device).index_select(1, best)  # [4, G]
     destinations = groups.gather(0, slots).reshape(-1)  # [4G]
@@ -180,7 +193,7 @@ def swap_step(values: Tensor, order: Tensor, target: Tensor, groups: Tensor, pin
 
 def sort_with_plas(
     params: Tensor,
-    min_block_size: int = 16,
+    min_block_size: int = 4,
     min_blur_radius: float = 1,
     improvement_break: float = 1e-5,
     border_type_x: str = "circular",
@@ -189,6 +202,7 @@ def sort_with_plas(
     verbose: bool = False,
     *,
     fixed: Tensor | None = None,
+    regions: Tensor | None = None,
     start_radius: float | None = None,
     steps_per_level: int = MAX_STEPS_PER_LEVEL,
 ) -> tuple[Tensor, Tensor]:
@@ -197,12 +211,15 @@ def sort_with_plas(
     Returns ``(sorted_params [C, H, W], indices [1, H, W])`` with
     ``sorted_params.flatten(1) == params.flatten(1)[:, indices.flatten()]``, the call that
     gsplat's ``compression/sort.py`` makes. ``fixed`` ``[H, W]`` (bool, optional) pins cells
-    in place, e.g. the padding at the end of a texture. ``start_radius`` (default half the
+    in place, e.g. the padding at the end of a texture; ``regions`` ``[H, W]`` (integer labels,
+    optional) keeps every cell in its region: cells of different labels never trade places
+    (the chunks of a streamed level, each a range of one texture). ``start_radius`` (default half the
     longer side) and ``steps_per_level`` (swap steps a level at most; levels below radius
     :data:`FINE_LEVEL_BOOST` take proportionally more) trade quality for time: a grid that is
-    already roughly ordered needs only the fine levels. ``min_block_size=4`` sorts smoother than
-    the default 16, which stays the default for gsplat's call. A level ends early once a step
-    improves the distance to its target by less than ``improvement_break`` of it.
+    already roughly ordered needs only the fine levels. The smallest block side,
+    ``min_block_size``, is 4 (also for gsplat's call, which leaves it at its default): blocks of
+    16 at the finest levels sorted worse, and no faster (docs/BENCHMARKS.md). A level ends early
+    once a step improves the distance to its target by less than ``improvement_break`` of it.
     """
     if params.ndim != 3:
         raise ValueError(f"params must be [C, H, W], got shape {tuple(params.shape)}")
@@ -220,12 +237,12 @@ def sort_with_plas(
     # int32 while sorting: half the bytes that every swap step moves.
     order = torch.arange(height * width, device=device, dtype=torch.int32 if height * width < 2**31 else torch.long)
     pinned = fixed.reshape(-1).to(device=device, dtype=torch.bool) if fixed is not None else None
+    region_of = regions.reshape(-1).to(device=device) if regions is not None else None
     if height * width < 4:
         return values.view_as(params), order.long().view(1, height, width)
 
-    # One thread: a step is a few dozen memory-bound tensor operations. On a quiet 2-core CPU two
-    # threads made a step about 1.5x faster, but on this shared machine (load 6) a 512^2 sort
-    # took 255 s with two threads against 59 s with one.
+    # One thread: a step is a few dozen memory-bound tensor operations, which a second thread
+    # speeds up little on an idle CPU and slows down a lot on a busy one (docs/BENCHMARKS.md).
     with one_cpu_thread(params.device):
         steps = _sort_levels(
             values,
@@ -238,6 +255,7 @@ def sort_with_plas(
             border_type_y,
             generator,
             pinned,
+            region_of,
             start_radius,
             steps_per_level,
             verbose,
@@ -248,19 +266,20 @@ def sort_with_plas(
 
 
 def _sort_levels(
-    values,
-    order,
-    shape,
-    min_block_size,
-    min_blur_radius,
-    improvement_break,
-    border_type_x,
-    border_type_y,
-    generator,
-    pinned,
-    start_radius,
-    steps_per_level,
-    verbose,
+    values: Tensor,
+    order: Tensor,
+    shape: tuple[int, int, int],
+    min_block_size: int,
+    min_blur_radius: float,
+    improvement_break: float,
+    border_type_x: str,
+    border_type_y: str,
+    generator: torch.Generator,
+    pinned: Tensor | None,
+    regions: Tensor | None,
+    start_radius: float | None,
+    steps_per_level: int,
+    verbose: bool,
 ) -> int:
     """The coarse-to-fine loop of :func:`sort_with_plas`, in place; returns the number of swap steps."""
     channels, height, width = shape
@@ -278,7 +297,7 @@ def _sort_levels(
             improvement = 0.0
             for _ in range(swaps):
                 groups = random_groups(height, width, block_size, generator, device)
-                improvement += float(swap_step(values, order, target, groups, pinned))
+                improvement += float(swap_step(values, order, target, groups, pinned, regions))
             level_steps += swaps
             if distance <= 0 or improvement / (distance * swaps) < improvement_break:
                 break
@@ -290,7 +309,8 @@ def _sort_levels(
 
 def blur_radii(start: float, smallest: float) -> list[int]:
     """The coarse-to-fine blur radii: ``start`` shrinking by :data:`RADIUS_DECAY`, whole and distinct."""
-    radii, radius = [], start
+    radii: list[int] = []
+    radius = start
     while True:
         whole = max(1, int(round(max(radius, smallest))))
         if not radii or whole < radii[-1]:

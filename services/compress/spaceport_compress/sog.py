@@ -18,13 +18,12 @@ texture                per-pixel content
 =====================  ===========================================================
 
 Pixel ``i`` (row-major) holds splat ``order[i]``; ``meta.count`` says how many pixels are real,
-the rest of the last row is padding.
+the rest of the last row is padding. :func:`encode_sog` gives the bundle's files,
+:func:`write_sog` stores them, :func:`read_sog` reads them back:
 
-Example::
-
-    files = encode_sog(splats, order=np.arange(len(splats)))
-    write_sog(files, "out.sog")
-    again = read_sog("out.sog")
+>>> width, height = grid_shape(1000)
+>>> width, height, width * height - 1000
+(32, 32, 24)
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ MAX_PALETTE = 65536  # labels are 16 bit
 SCALE_DENSITY_POWER = 0.7  # weight of a scale value in its codebook: (opacity * scale) ** this
 OPACITY_EPS = 1e-6  # decoded opacity is clamped to [eps, 1 - eps] so that its logit is finite
 # Lossless WebP (the effort ``method`` comes from the options); ``exact`` keeps RGB under alpha 0.
-WEBP_OPTIONS = {"format": "WEBP", "lossless": True, "quality": 100, "exact": True}
+WEBP_OPTIONS: dict[str, Any] = {"format": "WEBP", "lossless": True, "quality": 100, "exact": True}
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,11 @@ def grid_shape(count: int) -> tuple[int, int]:
 
 
 def log_transform(values: np.ndarray) -> np.ndarray:
-    return np.sign(values) * np.log1p(np.abs(values))
+    return np.asarray(np.sign(values) * np.log1p(np.abs(values)))
 
 
 def inverse_log_transform(values: np.ndarray) -> np.ndarray:
-    return np.sign(values) * np.expm1(np.abs(values))
+    return np.asarray(np.sign(values) * np.expm1(np.abs(values)))
 
 
 def encode_means(means: np.ndarray, bits: int = 16) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
@@ -96,10 +96,10 @@ def encode_means(means: np.ndarray, bits: int = 16) -> tuple[np.ndarray, np.ndar
     return (quantised & 0xFF).astype(np.uint8), (quantised >> 8).astype(np.uint8), mins.tolist(), maxs.tolist()
 
 
-def decode_means(low: np.ndarray, high: np.ndarray, mins, maxs) -> np.ndarray:
+def decode_means(low: np.ndarray, high: np.ndarray, mins: list[float], maxs: list[float]) -> np.ndarray:
     quantised = low.astype(np.float64) + 256.0 * high.astype(np.float64)
-    mins, maxs = np.asarray(mins, np.float64), np.asarray(maxs, np.float64)
-    return inverse_log_transform(mins + (maxs - mins) * quantised / 65535).astype(np.float32)
+    low_end, high_end = np.asarray(mins, np.float64), np.asarray(maxs, np.float64)
+    return inverse_log_transform(low_end + (high_end - low_end) * quantised / 65535).astype(np.float32)
 
 
 def encode_quats(quats: np.ndarray) -> np.ndarray:
@@ -143,7 +143,9 @@ def _json_floats(values: np.ndarray) -> list[float]:
 def _codebook(
     values: np.ndarray, device: str, importance: np.ndarray | None = None, density_power: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray]:
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)  # noqa: E731
+    def as_tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(device)
+
     codebook, labels = kmeans_1d(
         as_tensor(values),
         CODEBOOK_SIZE,
@@ -166,7 +168,7 @@ def _texture(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
 def _webp(image: np.ndarray, method: int) -> bytes:
     mode = {3: "RGB", 4: "RGBA"}[image.shape[2]]
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image), mode).save(buffer, **{**WEBP_OPTIONS, "method": method})
+    Image.fromarray(np.ascontiguousarray(image), mode).save(buffer, method=method, **WEBP_OPTIONS)
     return buffer.getvalue()
 
 
@@ -182,9 +184,8 @@ def encode_sog(splats: Splats, order: np.ndarray, options: SogOptions = SogOptio
     method = options.webp_method
     low, high, mins, maxs = encode_means(s.means, options.position_bits)
     # A log-scale error of d grows or shrinks a splat by d times its size: how much that shows
-    # scales with the size and the opacity, so the codebook spends its entries there (measured:
-    # render PSNR of the scales alone +3.6 / +5.2 dB on donut / guitar, labels 0.7-0.9 bit cheaper).
-    # Relative to the largest scale, so that no weight overflows float32.
+    # scales with the size and the opacity, so the codebook spends its entries there (what it
+    # gained is in docs/BENCHMARKS.md). Relative to the largest scale, so that no weight overflows float32.
     relative_scales = np.exp(s.log_scales.astype(np.float64) - s.log_scales.max())
     scale_codebook, scale_labels = _codebook(
         s.log_scales, options.device, s.opacities[:, None] * relative_scales, SCALE_DENSITY_POWER
@@ -313,7 +314,7 @@ def decode_sog(files: dict[str, bytes], source: str = "the bundle") -> Splats:
     )
 
 
-def _decode_shN(files: dict[str, bytes], info: dict, count: int, source: str) -> np.ndarray:
+def _decode_shN(files: dict[str, bytes], info: dict[str, Any], count: int, source: str) -> np.ndarray:
     try:
         bands, entries = int(info["bands"]), int(info["count"])
         codebook = np.asarray(info["codebook"], np.float32)
@@ -330,7 +331,7 @@ def _decode_shN(files: dict[str, bytes], info: dict, count: int, source: str) ->
     index = labels[:, 0].astype(np.int64) | (labels[:, 1].astype(np.int64) << 8)
     if (index >= entries).any():
         raise SogFileError(f"{source}: shN_labels.webp points past the {entries}-entry palette.")
-    return codebook[palette[index]]
+    return np.asarray(codebook[palette[index]])
 
 
 def read_sog(path: str | Path) -> Splats:

@@ -1,0 +1,14 @@
+// The self-contained scene page (standalone.html): one HTML file with every script and style
+// inlined, written beside the site's build as dist/standalone.html; the scene goes into its slot.
+import { defineConfig } from 'vite';
+import { viteSingleFile } from 'vite-plugin-singlefile';
+
+export default defineConfig({
+  plugins: [viteSingleFile()],
+  build: {
+    outDir: 'dist',
+    emptyOutDir: false,
+    chunkSizeWarningLimit: 5000,
+    rollupOptions: { input: 'standalone.html' },
+  },
+});
