@@ -75,7 +75,7 @@ setup: $(STAMP) $(INTEROP_STAMP) ## Create .venv and install everything (idempot
 
 # --- the web app (web/): upload page, job page, splat viewer; served from web/dist -----------
 .PHONY: web
-WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js web/standalone.html web/vite.standalone.config.js
 
 web: web/dist/index.html ## Build the web app into web/dist (needs npm)
 

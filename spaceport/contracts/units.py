@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from spaceport.contracts.deployment import resource_name
-from spaceport.contracts.layout import JOB_REPORT, PROGRESS, STAGE_REPORT, CompressOutputs, TrainOutputs
+from spaceport.contracts.layout import JOB_REPORT, PROGRESS, STAGE_REPORT, CompressOutputs, SfmOutputs, TrainOutputs
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES, stage_service
 
@@ -178,7 +178,7 @@ def _stage_service(stage: Stage) -> Unit:
     reads = {
         Stage.SFM: (report,),
         Stage.TRAIN: (report, TrainOutputs.SPLAT),
-        Stage.COMPRESS: (report, CompressOutputs.SCENE),
+        Stage.COMPRESS: (report, CompressOutputs.SCENE, CompressOutputs.SPZ, CompressOutputs.GLB),
     }
     bucket = BUCKET_ARN[stage]
     return Unit(
@@ -262,6 +262,8 @@ UNITS: Mapping[str, Unit] = {
                     "ReadProgressAndSignResultLinks",
                     ("GetObject",),
                     *(f"{bucket}/*{PROGRESS}" for bucket in BUCKET_ARN.values()),
+                    # The flight path the job page draws, from SfM's report.
+                    f"{BUCKET_ARN[Stage.SFM]}/*{SfmOutputs.REPORT}",
                     f"{BUCKET_ARN[Stage.TRAIN]}/*{TrainOutputs.SPLAT}",
                     f"{BUCKET_ARN[Stage.COMPRESS]}/*",
                 ),

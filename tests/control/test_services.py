@@ -542,3 +542,42 @@ def test_a_flight_log_posted_with_the_photos_reaches_the_sfm_job_as_its_second_i
         "photos": (photos, "/opt/ml/processing/input/photos"),
         "flight_log": (world.config.layout.flight_plan(job_id), "/opt/ml/processing/input/flight_log"),
     }
+
+
+def test_the_job_view_shows_where_the_capture_is_and_every_format_of_the_scene(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    origin = {"lat": 42.87, "lon": -76.98, "alt": 180.0}
+    centres = [{"name": f"IMG_{i:04d}.jpg", "enu": [3.0 * i, -2.0 * i, 60.0]} for i in range(1500)]
+    georeferenced = {
+        **SFM_REPORT,
+        "georeference": {
+            "used": True,
+            "frame": "enu",
+            "origin": origin,
+            "horizontal_rms_m": 1.2,
+            "camera_centres": centres,
+        },
+    }
+    world.put_json(f"s3://spaceport-local-sfm/{job_id}/r1/report.json", georeferenced)
+    handle_stage_message(
+        Stage.SFM, state_change(SageMakerJobKey("local", Stage.SFM, job_id, "r1"), "Completed"), world.ports
+    )
+    running = get_job(world.ports, job_id).body
+    assert running["georeference"] == {"used": True, "frame": "enu", "origin": origin, "horizontal_rms_m": 1.2}
+    assert "flightPath" not in running, "read once the job is done"
+    # The completion event carries the small georeference, never the camera centres.
+    assert "camera_centres" not in last(world, "SfmCompleted")
+
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    complete_train(world, job_id)
+    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+    prefix = f"s3://spaceport-local-compressed/{job_id}/r1/"
+    world.ports.objects.put_bytes(prefix + "scene.spz", b"spz")
+    complete_compress(world, job_id)
+    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+    done = get_job(world.ports, job_id).body
+    assert set(done["links"]) == {"sog", "spz", "ply", "report", "viewer"}  # no .glb was written
+    assert requests.get(done["links"]["spz"], timeout=10).content == b"spz"
+    path = done["flightPath"]
+    assert len(path) == 750 and path[0] == [0.0, 0.0, 60.0] and path[1] == [6.0, -4.0, 60.0]
