@@ -30,6 +30,7 @@ from spaceport.contracts.topology import SERVICES
 from spaceport.entrypoint import run_job
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
+from spaceport.local.aws import REGION
 from spaceport.local.client import (
     GatewayClient,
     RunningStack,
@@ -37,6 +38,7 @@ from spaceport.local.client import (
     require_running_stack,
     running_stack,
     state_file,
+    write_aws_state,
     write_stack_state,
 )
 from spaceport.local.progress_view import JobNotCompletedError, describe, follow
@@ -76,7 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     state = write_stack_state(args.out, RunningStack(stack.gateway_url, stack.api_key, stack.aws.endpoint, os.getpid()))
+    assert stack.resources is not None and stack.resources.operator is not None
+    aws = write_aws_state(args.out, stack.aws.endpoint, REGION, stack.resources.operator)
     print(f"Spaceport is running: gateway {stack.gateway_url}   local AWS {stack.aws.endpoint}")
+    print(f"Local AWS as an operator (IAM enforced for every unit's role): {aws}")
     if stack.generated_api_key:
         print(f"API key (generated; set SPACEPORT_API_KEY to choose one): {stack.api_key}")
     if stack.options.web_dist and stack.options.web_dist.is_dir():
@@ -87,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         print("Stopping (running jobs are stopped)...", flush=True)
         state.unlink(missing_ok=True)
+        aws.unlink(missing_ok=True)
         stack.stop()
     return 0
 
