@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spaceport.local.commands:replay_main",
         "reprocess a job from a stage, or replay archived events (StartReplay)",
     ),
+    "view": (
+        "spaceport.local.commands:view_main",
+        "serve a saved local run again: its job page, viewer and the saved email's links",
+    ),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -227,6 +228,27 @@ def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_pat
     # Without a running `spaceport serve`, status reads the saved record.
     assert status_main([first_run.job_id, "--json", "--out", str(tmp_path)]) == 0
     assert JobRecord.model_validate_json(capsys.readouterr().out).status is JobStatus.SUCCEEDED
+
+    # After the stack is gone, `spaceport view` serves the saved run as the gateway did: the job
+    # page's API answer, with links to the saved files, and the email's links on the same paths.
+    import json
+
+    from spaceport.local.aws import free_port
+    from spaceport.local.results import SavedResultsServer
+
+    server = SavedResultsServer(tmp_path, free_port(), web_dist=None).start()
+    try:
+        with urllib.request.urlopen(f"{server.base_url}/jobs/{first_run.job_id}", timeout=10) as response:
+            view = json.loads(response.read())
+        assert view["status"] == "SUCCEEDED" and view["links"]["viewer"] == f"{server.base_url}/view/{first_run.job_id}"
+        with urllib.request.urlopen(view["links"]["sog"], timeout=10) as response:
+            assert response.read() == (out_dir / "scene.sog").read_bytes()
+        for outside in (f"/files/{first_run.job_id}/..%2Fjob.json", "/jobs/nosuchjob", "/files/x/y"):
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(server.base_url + outside, timeout=10)
+            assert missing.value.code == 404
+    finally:
+        server.stop()
 
 
 def test_archive_replay_sends_the_window_again_and_changes_nothing(stack, observer, first_run):
