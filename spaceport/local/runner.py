@@ -247,6 +247,11 @@ class LocalJobRunner:
         with self._lock:
             return [name for name, job in self._jobs.items() if not job.done.is_set()]
 
+    def jobs(self) -> list[LocalJob]:
+        """Every job this runner was asked for, in the order it was asked."""
+        with self._lock:
+            return list(self._jobs.values())
+
     def stop_all(self, timeout_s: float) -> None:
         for name in self.running():
             self.stop(name)
