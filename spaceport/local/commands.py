@@ -328,7 +328,9 @@ def _report(record: JobRecord, out_dir: Path) -> int:
         if path.is_file():
             print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
     if (out_dir / JOB_FILE).is_file():
-        print(f"look at it (job page, viewer, the email's links): spaceport view {record.job_id} --out {out_dir.parent}")
+        print(
+            f"look at it (job page, viewer, the email's links): spaceport view {record.job_id} --out {out_dir.parent}"
+        )
     if record.status is not JobStatus.SUCCEEDED:
         raise JobNotCompletedError(
             f"Job {record.job_id} ended {record.status.value}" + (f": {record.error.message}" if record.error else ".")

@@ -21,6 +21,10 @@ request itself, in front of the moto server (:class:`IamEnforcer`):
    ``s3:ListBucket`` on the bucket, as S3 does;
 5. expired temporary credentials answer ``ExpiredToken``.
 
+The control plane's tests run moto in their own process (``mock_aws``), with no server between:
+:class:`InProcessIam` makes the same checks in botocore's ``before-send`` event of each unit's
+session, so the handlers there run under their units' roles too.
+
 Every decision about a role is recorded (:class:`Decision`: the role, the action, the resource,
 whether it was allowed, and the statements that allowed it), so a test can show which statement
 each call needed.
@@ -56,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # The access key the runtime's own harness (provisioning, tests, operators' tools) signs with:
 # the account's root, which may do anything, as an administrator can.
@@ -469,17 +473,9 @@ class IamEnforcer:
         if principal.kind == "root":
             return self.app(environ, start_response)
         request = Request(**{**request.__dict__, "region": region or request.region})
-        for check in checks_for(request):
-            allowed, statements = evaluate(principal.policies, check)
-            if principal.kind == "role":
-                self._note(Decision(principal.name, check.action, check.resource, allowed, statements))
-            if not allowed:
-                message = (
-                    f"User: arn:{PARTITION}:sts::{LOCAL_ACCOUNT_ID}:assumed-role/{principal.name} is not authorized "
-                    f"to perform: {check.action} on resource: {check.resource} because no identity-based policy "
-                    "allows the action"
-                )
-                return _refuse(start_response, request, "AccessDenied", message)
+        refused = refused_check(principal, request, self._note)
+        if refused is not None:
+            return _refuse(start_response, request, "AccessDenied", _denial(principal, refused))
         if request.service == "s3" and request.method in ("GET", "HEAD") and "/" in request.path.lstrip("/"):
             return self._missing_keys_are_forbidden(environ, start_response, request, principal)
         return self.app(environ, start_response)
@@ -513,6 +509,30 @@ class IamEnforcer:
             self._record(decision)
 
 
+def refused_check(principal: Principal, request: Request, note: Callable[[Decision], None]) -> Check | None:
+    """The first of ``request``'s checks that ``principal``'s policies refuse (``None``: all are allowed).
+
+    Each decision about a role goes to ``note``; root is never checked.
+    """
+    if principal.kind == "root":
+        return None
+    for check in checks_for(request):
+        allowed, statements = evaluate(principal.policies, check)
+        if principal.kind == "role":
+            note(Decision(principal.name, check.action, check.resource, allowed, statements))
+        if not allowed:
+            return check
+    return None
+
+
+def _denial(principal: Principal, check: Check) -> str:
+    return (
+        f"User: arn:{PARTITION}:sts::{LOCAL_ACCOUNT_ID}:assumed-role/{principal.name} is not authorized "
+        f"to perform: {check.action} on resource: {check.resource} because no identity-based policy "
+        "allows the action"
+    )
+
+
 def _request(environ: Mapping[str, Any], body: bytes) -> Request:
     headers = {
         name[5:].replace("_", "-").lower(): str(value) for name, value in environ.items() if name.startswith("HTTP_")
@@ -520,7 +540,18 @@ def _request(environ: Mapping[str, Any], body: bytes) -> Request:
     for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
         if environ.get(name):
             headers[name.replace("_", "-").lower()] = str(environ[name])
-    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return _signed_request(
+        str(environ.get("REQUEST_METHOD", "GET")),
+        str(environ.get("PATH_INFO", "/")),
+        str(environ.get("QUERY_STRING", "")),
+        headers,
+        body,
+    )
+
+
+def _signed_request(method: str, path: str, query_string: str, headers: dict[str, str], body: bytes) -> Request:
+    """A request whose service and region come from its SigV4 credential scope."""
+    query = parse_qs(query_string, keep_blank_values=True)
     match = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/", headers.get("authorization", ""))
     scope = (query.get("X-Amz-Credential") or [""])[0].split("/")
     if match:
@@ -529,15 +560,80 @@ def _request(environ: Mapping[str, Any], body: bytes) -> Request:
         region, service = scope[2], scope[3]
     else:
         region, service = "", "s3"  # presigned POST forms and anonymous requests are S3's
-    return Request(
-        method=str(environ.get("REQUEST_METHOD", "GET")),
-        path=str(environ.get("PATH_INFO", "/")),
-        query=query,
-        headers=headers,
-        body=body,
-        service=service,
-        region=region,
-    )
+    return Request(method=method, path=path, query=query, headers=headers, body=body, service=service, region=region)
+
+
+class InProcessIam:
+    """The same checks for boto3 sessions that talk to moto in this process (``mock_aws``).
+
+    No HTTP server stands between such a session and moto, so the checks run in botocore's
+    ``before-send`` event, ahead of moto's: a refused call raises the ``ClientError`` AWS would
+    answer (``AccessDenied``, ``ExpiredToken``) and never reaches moto. What the server alone
+    models is left out: a missing S3 key answers 404 whatever the caller may list.
+    """
+
+    def __init__(self) -> None:
+        self.decisions: list[Decision] = []
+        self._lock = threading.Lock()
+
+    def enforce_on(self, session: Any) -> Any:
+        """Check every call ``session`` (a boto3 session) makes from now on; returns it."""
+        session.events.register_first("before-send", self._check)
+        return session
+
+    def _check(self, request: Any, event_name: str = "", **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        url = urlsplit(request.url)
+        headers = {
+            name.lower(): value.decode() if isinstance(value, bytes) else str(value)
+            for name, value in request.headers.items()
+        }
+        path = url.path or "/"
+        # boto3 without an endpoint addresses S3 by virtual host: the bucket is in the host name.
+        bucket = re.match(r"(.+)\.s3[.-](?:[a-z0-9-]+\.)?amazonaws\.com$", url.hostname or "")
+        if bucket:
+            path = f"/{bucket.group(1)}{path}"
+        checked = _signed_request(request.method, path, url.query, headers, _body_bytes(request))
+        access_key, _region = _credential(checked)
+        principal = find_principal(access_key)
+        operation = event_name.rsplit(".", 1)[-1]
+        if principal is None:
+            raise ClientError(
+                _error("InvalidClientTokenId", "The security token included in the request is invalid."), operation
+            )
+        if principal.expired:
+            raise ClientError(
+                _error("ExpiredToken", "The security token included in the request is expired."), operation
+            )
+        refused = refused_check(principal, checked, self._note)
+        if refused is not None:
+            raise ClientError(_error("AccessDenied", _denial(principal, refused)), operation)
+
+    def _note(self, decision: Decision) -> None:
+        with self._lock:
+            self.decisions.append(decision)
+
+
+def _body_bytes(request: Any) -> bytes:
+    body = request.body
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    # A streamed upload (S3's aws-chunked bodies) cannot be rewound; no check reads an S3 body.
+    if all(hasattr(body, name) for name in ("read", "seek", "tell")):
+        start = body.tell()
+        data = body.read()
+        body.seek(start)
+        return data if isinstance(data, bytes) else str(data).encode()
+    return b""
+
+
+def _error(code: str, message: str) -> Any:
+    return {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 403}}
 
 
 _JSON_ERRORS = {"AccessDenied": "AccessDeniedException"}
