@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spaceport.local.commands:replay_main",
         "reprocess a job from a stage, or replay archived events (StartReplay)",
     ),
+    "token": (
+        "spaceport.local.commands:token_main",
+        "sign in to the running local stack as EMAIL and print an ID token (local only)",
+    ),
 }
 
 

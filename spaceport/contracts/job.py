@@ -97,6 +97,16 @@ class Notification(BaseModel):
     message_id: str | None = None
 
 
+class OperatorAction(BaseModel):
+    """Something an operator did to a job that is not theirs: who, what, when, with what."""
+
+    at: datetime
+    operator: str  # the operator's Cognito sub
+    operator_email: str
+    action: str  # "cancel", "reprocess", "share", "unshare"
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobRecord(BaseModel):
     """What ``GET /jobs/{id}`` and ``spaceport status`` show, and what the job store keeps."""
 
@@ -122,3 +132,10 @@ class JobRecord(BaseModel):
     runs: list[RunRecord] = Field(default_factory=list)
     # "<run_id>#<outcome>" -> its email, so a replay never sends the same email twice.
     notifications: dict[str, Notification] = Field(default_factory=dict)
+    # Who the job belongs to: the Cognito sub of the user who created it (empty on jobs from
+    # before sign-in, which only operators see). ``email`` is that user's verified address.
+    owner: str = ""
+    operator_actions: list[OperatorAction] = Field(default_factory=list)
+    # The share link's token, hashed (spaceport.auth.share); None: not shared.
+    share_token_hash: str | None = None
+    shared_at: datetime | None = None

@@ -10,7 +10,9 @@ What it creates (all through boto3, so it works against any endpoint):
   state changes), with the queue as target;
 * the jobs and idempotency tables;
 * the verified SES sender;
-* one IAM role per stage's SageMaker job (:func:`job_role_arn`), which SageMaker may assume.
+* one IAM role per stage's SageMaker job (:func:`job_role_arn`), which SageMaker may assume;
+* the Cognito user pool people sign in to, its app client and the operators group
+  (:mod:`spaceport.local.cognito`), and the usage plan integration keys are issued in.
 
 >>> from spaceport.local.aws import LocalAws
 >>> with LocalAws():
@@ -29,9 +31,12 @@ import boto3
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
 from spaceport.config import PipelineConfig
+from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES, ServiceSpec
 from spaceport.contracts.units import job_unit
+from spaceport.integrations import usage_plan_name
+from spaceport.local.cognito import LocalUserPool, create_user_pool
 
 # moto's account (every local resource lives in it).
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -46,12 +51,29 @@ def job_role_arn(deployment: str, stage: Stage) -> str:
     return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{job_unit(stage).role_name(deployment)}"
 
 
+# Integration keys' throttle and quota, locally (AWS: the stack's settings).
+LOCAL_INTEGRATION_THROTTLE = {"rateLimit": 5.0, "burstLimit": 10}
+LOCAL_INTEGRATION_QUOTA = {"limit": 1000, "period": "DAY"}
+
+
 @dataclass
 class Provisioned:
     bus_arn: str
     archive_arn: str
     queue_urls: dict[str, str] = field(default_factory=dict)
     dead_letter_queue_urls: dict[str, str] = field(default_factory=dict)
+    user_pool: LocalUserPool | None = None
+    integration_usage_plan_id: str = ""
+
+    def environment(self) -> dict[str, str]:
+        """The settings (:class:`PipelineConfig` variables) that name what only exists once provisioned."""
+        if self.user_pool is None:
+            return {}
+        return {
+            PipelineConfig.variable("user_pool_id"): self.user_pool.pool_id,
+            PipelineConfig.variable("user_pool_client_id"): self.user_pool.client_id,
+            PipelineConfig.variable("user_pool_arn"): self.user_pool.arn,
+        }
 
 
 def provision(config: PipelineConfig) -> Provisioned:
@@ -73,6 +95,13 @@ def provision(config: PipelineConfig) -> Provisioned:
     _create_tables(config)
     boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
     _create_job_roles(config.deployment)
+    provisioned.user_pool = create_user_pool(resource_name(config.deployment, "users"), config.operators_group)
+    provisioned.integration_usage_plan_id = boto3.client("apigateway").create_usage_plan(
+        name=usage_plan_name(config.deployment),
+        description="Integration keys: each bound to one Spaceport user",
+        throttle=LOCAL_INTEGRATION_THROTTLE,
+        quota=LOCAL_INTEGRATION_QUOTA,
+    )["id"]
     return provisioned
 
 
@@ -80,13 +109,13 @@ def _create_buckets(config: PipelineConfig) -> None:
     s3 = boto3.client("s3")
     for bucket in config.buckets:
         s3.create_bucket(Bucket=bucket)
-    # The web app PUTs the photos ZIP straight to a presigned URL from the browser.
+    # The web app POSTs the photos ZIP straight to S3 from the browser (a presigned POST).
     s3.put_bucket_cors(
         Bucket=config.uploads_bucket,
         CORSConfiguration={
             "CORSRules": [
                 {
-                    "AllowedMethods": ["PUT", "GET", "HEAD"],
+                    "AllowedMethods": ["POST", "GET", "HEAD"],
                     "AllowedOrigins": [config.cors_origin],
                     "AllowedHeaders": ["*"],
                     "ExposeHeaders": ["ETag"],
