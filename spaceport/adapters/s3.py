@@ -57,10 +57,15 @@ class S3Objects:
         return data
 
     def copy(self, source: str, destination: str, etag: str) -> bool:
-        """Copy ``source`` to ``destination`` if ``source`` is still version ``etag``; ``False`` when it changed."""
+        """Copy ``source`` to ``destination`` if ``source`` is still version ``etag``; ``False`` when it changed.
+
+        The copy's own ETag is compared too: a single-part object's ETag is its MD5 under S3's own
+        encryption, so the copy of the same bytes has the same one (and moto, which ignores
+        ``CopySourceIfMatch``, is held to it as well).
+        """
         origin, target = S3Location.parse(source), S3Location.parse(destination)
         try:
-            self.client.copy_object(
+            answer = self.client.copy_object(
                 Bucket=target.bucket,
                 Key=target.key,
                 CopySource={"Bucket": origin.bucket, "Key": origin.key},
@@ -70,7 +75,7 @@ class S3Objects:
             if _precondition_failed(error) or is_not_found(error):
                 return False
             raise
-        return True
+        return bool(answer.get("CopyObjectResult", {}).get("ETag") == etag)
 
     def read_json(self, uri: str) -> dict[str, Any] | None:
         """A JSON object, or ``None`` when there is none at ``uri``."""

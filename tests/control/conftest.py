@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from control_helpers import API_KEY, REGION, World
+from control_helpers import REGION, World
 from moto import mock_aws
 
 from spaceport.adapters import reset_default_ports
@@ -14,7 +14,8 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
-    "SPACEPORT_API_KEY": API_KEY,
+    # Room for the many jobs these tests start as one user (the limits' own tests set theirs).
+    "SPACEPORT_MAX_CONCURRENT_JOBS": "1000",
     "SPACEPORT_SFM_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-sfm-job",
     "SPACEPORT_TRAIN_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-train-job",
     "SPACEPORT_COMPRESS_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-compress-job",
