@@ -93,11 +93,11 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
                 "Projection": {"ProjectionType": "ALL"},
             },
             {
-                # Sparse: only shared jobs carry the attribute. Keys only: the job is then read
+                # Sparse: only shared jobs carry the attribute. The job it finds is read again,
                 # consistently, so a token revoked a moment ago is not honoured from a stale index.
                 "IndexName": SHARE_INDEX,
                 "KeySchema": [{"AttributeName": "share_token_hash", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": {"ProjectionType": "ALL"},
             },
         ],
         "BillingMode": "PAY_PER_REQUEST",

@@ -13,8 +13,10 @@ Then the job is reprocessed from train as a new run, which must leave run 1's ou
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,8 +88,9 @@ def _follow(stack, job_id: str, run_id: str, timeout_s: float) -> tuple[JobRecor
     """The job's steps as observed: the record's position, and the percent the API shows (from the
     running job's progress file, as in AWS)."""
     from spaceport.local.client import GatewayClient
+    from spaceport.local.cognito import sign_in_user
 
-    api = GatewayClient(stack.gateway_url, stack.api_key)
+    api = GatewayClient(stack.gateway_url, sign_in_user(stack.resources.user_pool, EMAIL).id_token)
     seen: list[tuple[str, str, int, float]] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -104,9 +107,11 @@ def _follow(stack, job_id: str, run_id: str, timeout_s: float) -> tuple[JobRecor
 
 @pytest.fixture(scope="module")
 def api(stack):
+    """The API as the local user EMAIL, signed in to the stack's user pool."""
     from spaceport.local.client import GatewayClient
+    from spaceport.local.cognito import sign_in_user
 
-    return GatewayClient(stack.gateway_url, stack.api_key)
+    return GatewayClient(stack.gateway_url, sign_in_user(stack.resources.user_pool, EMAIL).id_token)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +128,7 @@ def first_run(stack, observer, api, sample_capture) -> FirstRun:
     dead_train_worker.die_after_next_batch()
 
     posted_at = datetime.now(UTC)
-    job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
+    job_id = api.create_job(api.upload(sample_capture.zip_path), OPTIONS)
     wait_for(lambda: _queue_depth(sfm_queue) >= 2, 10, what="JobRequested beside the malformed message")
     stack.resume_worker("sfm")
     record, transitions = _follow(stack, job_id, "r1", timeout_s=300)
@@ -172,7 +177,20 @@ def test_the_sample_goes_from_post_to_email_through_every_stage(stack, observer,
     html = next(p for p in emails[0].walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
     links = {link.replace("&amp;", "&") for link in re.findall(r'href="([^"]+)"', html)}
     job_id = record.job_id
-    assert links == {f"{stack.gateway_url}/jobs/{job_id}", f"{stack.gateway_url}/view/{job_id}"}
+    [share] = [link for link in links if "/view/share/" in link]
+    assert links == {f"{stack.gateway_url}/jobs/{job_id}", f"{stack.gateway_url}/view/{job_id}", share}
+    # The share link opens the scene for anyone, streamed: its index and chunks by relative path.
+    token = share.rsplit("/", 1)[1]
+    with urllib.request.urlopen(f"{stack.gateway_url}/share/{token}", timeout=10) as response:
+        public = json.loads(response.read())
+    assert EMAIL not in json.dumps(public) and "s3://" not in json.dumps(public)
+    with urllib.request.urlopen(public["links"]["streamed"], timeout=10) as response:
+        index = json.loads(response.read())
+    chunk = urllib.parse.urljoin(public["links"]["streamed"], index["filenames"][0])
+    with urllib.request.urlopen(chunk, timeout=10) as response:
+        assert json.loads(response.read()), "a chunk's meta.json, fetched relative to the index"
+    with urllib.request.urlopen(urllib.parse.urljoin(public["links"]["streamed"], "../scene.sog"), timeout=10) as r:
+        assert r.read() == sog.read_bytes()
     fetched = {}
     for name, link in api.get_job(job_id)["links"].items():
         if link.startswith(stack.aws.endpoint):
@@ -286,7 +304,7 @@ def test_reprocess_from_train_makes_a_new_run_and_keeps_the_first(stack, observe
 
 
 def test_cancel_stops_the_running_job_and_nothing_follows(stack, api, sample_capture):
-    job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
+    job_id = api.create_job(api.upload(sample_capture.zip_path), OPTIONS)
     name = f"spaceport-local-sfm-{job_id}-r1-a1"
     log = stack.runner.log_path(name)
     wait_for(lambda: log.exists() and "spaceport-progress" in log.read_text(), 60, what="the sfm job running")
