@@ -65,6 +65,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
+from spaceport.auth.pool import MIN_PASSWORD_LENGTH
 from spaceport.config import PipelineConfig, StageSettings
 from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.events import EVENT_SOURCE
@@ -228,7 +229,14 @@ class SpaceportStack(cdk.Stack):
             standard_attributes=cognito.StandardAttributes(
                 email=cognito.StandardAttribute(required=True, mutable=True)
             ),
-            password_policy=cognito.PasswordPolicy(min_length=10, require_symbols=False),
+            # Long, of any characters (the local pool has the same rule: spaceport.local.cognito).
+            password_policy=cognito.PasswordPolicy(
+                min_length=MIN_PASSWORD_LENGTH,
+                require_lowercase=False,
+                require_uppercase=False,
+                require_digits=False,
+                require_symbols=False,
+            ),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             sign_in_case_sensitive=False,
             # People's accounts outlive a torn-down stack; delete them on purpose.
@@ -246,7 +254,7 @@ class SpaceportStack(cdk.Stack):
         )
         cognito.CfnUserPoolGroup(
             self,
-            "Operators",
+            "OperatorsGroup",
             user_pool_id=self.user_pool.user_pool_id,
             group_name=OPERATORS_GROUP,
             description="See and act on every job; each action is recorded on the job",

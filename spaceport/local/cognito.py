@@ -23,6 +23,8 @@ from typing import Any
 
 import boto3
 
+from spaceport.auth.pool import MIN_PASSWORD_LENGTH
+
 # How the local web app and `spaceport token` sign in (see the module's docstring).
 LOCAL_AUTH_FLOW = "USER_PASSWORD_AUTH"
 _AUTH_FLOWS = ["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
@@ -72,7 +74,15 @@ def create_user_pool(name: str, operators_group: str) -> LocalUserPool:
         PoolName=name,
         UsernameAttributes=["email"],
         AutoVerifiedAttributes=["email"],
-        Policies={"PasswordPolicy": {"MinimumLength": 8}},
+        Policies={
+            "PasswordPolicy": {
+                "MinimumLength": MIN_PASSWORD_LENGTH,
+                "RequireUppercase": False,
+                "RequireLowercase": False,
+                "RequireNumbers": False,
+                "RequireSymbols": False,
+            }
+        },
     )["UserPool"]
     client = cognito.create_user_pool_client(
         UserPoolId=pool["Id"],

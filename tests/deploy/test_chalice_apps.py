@@ -394,6 +394,7 @@ def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
         "SPACEPORT_USER_POOL_CLIENT_ID": "web123",
     }.items():
         ssm.put_parameter(Name=f"{env_path('test')}{name}", Value=value, Type="String")
+    ssm.put_parameter(Name=arn_parameter("test", "JobsTableArn"), Value="arn:aws:dynamodb:x", Type="String")
 
     assert publish_site(app, "test", dist, ssm, s3) == "site"
     config = json.loads(s3.get_object(Bucket="site", Key="config.json")["Body"].read())

@@ -43,7 +43,9 @@ def _allow_statements(synthesised) -> list[tuple[str, dict[str, Any]]]:
     for key, resource in synthesised.resources.items():
         properties = resource.get("Properties", {})
         documents = [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
-        documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        # A Cognito pool's "Policies" is its password rule, not IAM.
+        if resource["Type"].startswith("AWS::IAM::"):
+            documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
         for document in documents:
             found += [(key, s) for s in document["Statement"] if s["Effect"] == "Allow"]
     return found
