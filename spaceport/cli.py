@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spaceport.local.commands:token_main",
         "sign in to the running local stack as EMAIL and print an ID token (local only)",
     ),
+    "integration-key": (
+        "spaceport.local.commands:integration_key_main",
+        "issue an API key bound to a user, for a backend's integration (operators)",
+    ),
 }
 
 

@@ -79,7 +79,7 @@ def issue_key(
     apigateway: Any, cognito: Any, ports: Ports, usage_plan_id: str, pool_id: str, owner_email: str, name: str
 ) -> IssuedKey:
     """Create an API key for the user ``owner_email``, add it to the usage plan, and bind it to the user."""
-    owner, email = _verified_user(cognito, pool_id, owner_email)
+    owner, email = _verified_user(cognito, pool_id, owner_email.strip().lower())
     try:
         apigateway.get_usage_plan(usagePlanId=usage_plan_id)
     except apigateway.exceptions.NotFoundException:
@@ -91,3 +91,23 @@ def issue_key(
     apigateway.create_usage_plan_key(usagePlanId=usage_plan_id, keyId=key["id"], keyType="API_KEY")
     ports.store.bind_api_key(key["id"], owner, email)
     return IssuedKey(str(key["id"]), value, owner, email, usage_plan_id)
+
+
+def find_usage_plan(apigateway: Any, deployment: str) -> str:
+    """The id of the deployment's integrations usage plan (:func:`usage_plan_name`)."""
+    name = usage_plan_name(deployment)
+    for page in apigateway.get_paginator("get_usage_plans").paginate():
+        for plan in page["items"]:
+            if plan["name"] == name:
+                return str(plan["id"])
+    raise IntegrationKeyError(f"There is no usage plan {name}: deploy the stack (make deploy-infra) first.")
+
+
+def find_user_pool(cognito: Any, deployment: str) -> str:
+    """The id of the deployment's user pool (``spaceport-<deployment>-users``)."""
+    name = resource_name(deployment, "users")
+    for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
+        for pool in page["UserPools"]:
+            if pool["Name"] == name:
+                return str(pool["Id"])
+    raise IntegrationKeyError(f"There is no user pool {name}: deploy the stack (make deploy-infra) first.")

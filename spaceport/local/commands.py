@@ -291,6 +291,53 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- spaceport integration-key
+
+
+def integration_key_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spaceport integration-key",
+        description="Issue an API key for a backend that submits jobs for the user EMAIL (an operator's task): "
+        "the key goes into the deployment's integrations usage plan (its throttle and quota) and is bound to "
+        "that user, whose verified address the jobs' emails go to. The key is printed once, on the last line; "
+        "it belongs on a server, never in a browser. Locally it is issued on the running `spaceport serve`; "
+        "with SPACEPORT_DEPLOYMENT set to a deployed stack, with this shell's AWS credentials.",
+    )
+    parser.add_argument("email", help="the user the key acts for (signed up, address verified)")
+    parser.add_argument("--name", required=True, help="what the key is for, e.g. the integration's name")
+    parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where `spaceport serve` keeps its state (local)")
+    args = parser.parse_args(argv)
+    return _guard(lambda: _integration_key(args))
+
+
+def _integration_key(args: argparse.Namespace) -> int:
+    import boto3
+
+    from spaceport.adapters import build_ports
+    from spaceport.config import PipelineConfig
+    from spaceport.integrations import find_usage_plan, find_user_pool, issue_key
+
+    deployment = deployment_from_env()
+    if deployment == LOCAL_DEPLOYMENT:
+        require_running_stack(args.out).use()
+    apigateway, cognito = boto3.client("apigateway"), boto3.client("cognito-idp")
+    ports = build_ports(PipelineConfig.from_env())
+    key = issue_key(
+        apigateway,
+        cognito,
+        ports,
+        find_usage_plan(apigateway, deployment),
+        find_user_pool(cognito, deployment),
+        args.email,
+        args.name,
+    )
+    print(
+        f"key {key.key_id} for {key.owner_email} (sub {key.owner}) in usage plan {key.usage_plan_id}:", file=sys.stderr
+    )
+    print(key.value, flush=True)
+    return 0
+
+
 # --- shared pieces
 
 
@@ -354,4 +401,4 @@ def _guard(body: Callable[[], int]) -> int:
         return 130
 
 
-__all__ = ["replay_main", "run_main", "serve_main", "state_file", "status_main", "token_main"]
+__all__ = ["integration_key_main", "replay_main", "run_main", "serve_main", "state_file", "status_main", "token_main"]

@@ -232,3 +232,22 @@ def test_integration_routes_take_a_bound_api_key_only(harness, route, key):
         assert status in (200, 202), (route, body)
         if route == "GET /integration/me":
             assert body["sub"] == harness.owner.sub and body["email"] == "owner@example.com"
+
+
+def test_an_operator_issues_a_key_for_a_verified_user_only(harness):
+    import boto3
+
+    from spaceport.integrations import IntegrationKeyError, find_usage_plan, find_user_pool, issue_key
+
+    apigateway, cognito = boto3.client("apigateway"), boto3.client("cognito-idp")
+    plan, pool = find_usage_plan(apigateway, "local"), find_user_pool(cognito, "local")
+    assert pool == harness.pool.pool_id
+    cognito.sign_up(ClientId=harness.pool.client_id, Username="unverified@example.com", Password="a long password")
+    for email, problem in (("nobody@example.com", "no user"), ("unverified@example.com", "not verified")):
+        with pytest.raises(IntegrationKeyError, match=problem):
+            issue_key(apigateway, cognito, harness.ports, plan, pool, email, "backend")
+    with pytest.raises(IntegrationKeyError, match="deploy the stack"):
+        find_usage_plan(apigateway, "elsewhere")
+    key = issue_key(apigateway, cognito, harness.ports, plan, pool, "Other@Example.com", "their backend")
+    status, me, _ = harness.request("GET", "/integration/me", None, {"x-api-key": key.value})
+    assert status == 200 and me["sub"] == harness.other.sub and me["email"] == "other@example.com"
