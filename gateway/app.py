@@ -15,7 +15,7 @@ The logic lives in :mod:`spaceport.api`; this file maps routes to it.
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, CognitoUserPoolAuthorizer, CORSConfig, Response
+from chalice import CognitoUserPoolAuthorizer, CORSConfig, Response
 
 from spaceport.adapters import default_ports
 from spaceport.api import (
@@ -43,9 +43,10 @@ from spaceport.auth.request import api_base_url
 from spaceport.config import PipelineConfig
 from spaceport.contracts.topology import GATEWAY
 from spaceport.integrations import INTEGRATION_PREFIX, caller_for_key
+from spaceport.unit_app import unit_app
 
 _config = PipelineConfig.from_env()
-app = Chalice(app_name="spaceport-gateway")
+app = unit_app(GATEWAY)
 app.api.cors = CORSConfig(
     allow_origin=_config.cors_origin,
     allow_headers=["Content-Type", "Authorization", "Idempotency-Key"],

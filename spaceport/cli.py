@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spaceport.local.commands:integration_key_main",
         "issue an API key bound to a user, for a backend's integration (operators)",
     ),
+    "view": (
+        "spaceport.local.commands:view_main",
+        "serve a saved local run again: its job page, viewer and the saved email's links",
+    ),
 }
 
 

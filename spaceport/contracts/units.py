@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.layout import JOB_REPORT, PROGRESS, STAGE_REPORT, CompressOutputs, SfmOutputs, TrainOutputs
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES, stage_service
@@ -71,7 +70,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class Unit:
-    """A deploy unit: its name (its role is ``spaceport-<deployment>-<name>``) and its grants."""
+    """A deploy unit: its name (its role is ``spaceport-<name>-<deployment>``) and its grants."""
 
     name: str
     grants: tuple[Grant, ...]
@@ -97,7 +96,8 @@ class Unit:
         return {"Version": "2012-10-17", "Statement": json.loads(rendered)}
 
     def role_name(self, deployment: str) -> str:
-        return resource_name(deployment, self.name)
+        # Chalice's own name for an app's role is <app_name>-<stage>: spaceport-<unit>-<deployment>.
+        return f"spaceport-{self.name}-{deployment}"
 
 
 # --- the resources, as templates over the stack's outputs

@@ -31,6 +31,8 @@ import json
 import mimetypes
 import os
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from spaceport.app_loader import import_app_module
 from spaceport.auth.tokens import IdTokenVerifier, TokenRefused, UserPool
 from spaceport.config import PipelineConfig
 from spaceport.local.cognito import LOCAL_AUTH_FLOW
+from spaceport.local.workers import LambdaLogs
 
 
 def load_chalice_app(app_path: Path, module_name: str = "spaceport_local_gateway_app") -> Any:
@@ -132,7 +135,14 @@ def local_api_gateway_checks(app: Any, config: PipelineConfig, aws_endpoint: str
 class GatewayServer:
     """Chalice's local HTTP server for one app, with API Gateway's checks, ``/config.json`` and the web app."""
 
-    def __init__(self, app: Any, port: int, web_dist: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: Any,
+        port: int,
+        web_dist: Path | None = None,
+        host: str = "127.0.0.1",
+        logs: LambdaLogs | None = None,
+    ) -> None:
         from chalice.config import Config
         from chalice.local import CustomLocalChalice, LocalDevServer, create_local_server
 
@@ -141,7 +151,9 @@ class GatewayServer:
         config = PipelineConfig.from_env()
         endpoint = os.environ.get("AWS_ENDPOINT_URL")
         pool = local_user_pool(config)
-        site = _Site(self.base_url, pool, endpoint, web_dist if web_dist is not None and web_dist.is_dir() else None)
+        site = _Site(
+            self.base_url, pool, endpoint, web_dist if web_dist is not None and web_dist.is_dir() else None, logs
+        )
         # create_local_server makes the app's current_request thread-local; the request handler
         # is swapped for ours so that /config.json and the web app come from the same origin.
         chalice_config = Config()
@@ -166,7 +178,14 @@ class GatewayServer:
 
 
 class _Site:
-    def __init__(self, base_url: str, pool: UserPool | None, aws_endpoint: str | None, web_dist: Path | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        pool: UserPool | None,
+        aws_endpoint: str | None,
+        web_dist: Path | None,
+        logs: LambdaLogs | None,
+    ) -> None:
         auth = (
             {
                 "region": pool.region,
@@ -180,6 +199,8 @@ class _Site:
         )
         self.config = json.dumps({"apiBaseUrl": base_url, "auth": auth})
         self.web_dist = web_dist.resolve() if web_dist is not None else None
+        # The API's function's log lines, one invocation per API request, as Lambda writes them.
+        self.logs = logs
 
     def static_file(self, path: str, accept: str) -> Path | None:
         """The web app's file for a URL path (never outside ``web/dist``), or its page for a browser."""
@@ -233,11 +254,18 @@ def _handler_class() -> type:
             self._send_http_response(200, {"Content-Type": content_type}, body)
             return True
 
+        def _generic_handle(self) -> None:
+            started = time.time()
+            super()._generic_handle()
+            if self.site.logs is not None:
+                self.site.logs.invocation(str(uuid.uuid4()), started)
+
         def do_GET(self) -> None:
             if not self._serve_site():
                 self._generic_handle()
 
         do_HEAD = do_GET
+        do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the runtime's own output is what the user reads
