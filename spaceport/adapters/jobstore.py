@@ -31,6 +31,8 @@ from botocore.exceptions import ClientError
 from spaceport.adapters.aws_errors import is_condition_failed
 from spaceport.contracts.job import (
     FINAL_STATUSES,
+    OWNER_INDEX,
+    SHARE_INDEX,
     JobFailure,
     JobRecord,
     JobStatus,
@@ -44,9 +46,6 @@ from spaceport.contracts.stages import Stage
 from spaceport.ports import CreateResult
 
 EMAIL_INDEX = "by-email"
-# A user's jobs, newest first (GET /jobs), and the job a share token's hash names (GET /share/{token}).
-OWNER_INDEX = "by-owner"
-SHARE_INDEX = "by-share-token"
 # Jobs by status, oldest change first: how the sweeper finds the ones nothing moved for long.
 STATUS_INDEX = "by-status"
 _FINAL = sorted(FINAL_STATUSES)

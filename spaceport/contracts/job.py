@@ -40,6 +40,11 @@ class JobStatus(StrEnum):
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
+# The jobs table's indexes by owner (a user's jobs, newest first: GET /jobs and the limits) and
+# by share token hash (GET /share/{token}): the store queries them, the gateway's policy names them.
+OWNER_INDEX = "by-owner"
+SHARE_INDEX = "by-share-token"
+
 
 class Phase(IntEnum):
     REQUESTED = 0

@@ -89,6 +89,8 @@ FLIGHT_PLAN: Final = "flight-plan.csv"
 LOCKED_PHOTOS: Final = "photos.zip"
 # Where a user's presigned POSTs may write: one folder per user, named by the user's id.
 USER_UPLOADS: Final = "uploads"
+# Where the gateway keeps what a job was submitted with (its locked photos, its flight plan).
+JOB_INPUTS: Final = "jobs"
 # The job record's artifact that names the flight plan it was posted with.
 FLIGHT_PLAN_ARTIFACT: Final = "csv"
 
@@ -148,11 +150,11 @@ class ArtifactLayout:
 
     def locked_photos(self, job_id: str, version: str) -> str:
         """The job's own copy of the photos it was checked with (``version``: the upload's ETag)."""
-        return f"s3://{self.uploads_bucket}/jobs/{job_id}/{version}/{LOCKED_PHOTOS}"
+        return f"s3://{self.uploads_bucket}/{JOB_INPUTS}/{job_id}/{version}/{LOCKED_PHOTOS}"
 
     def flight_plan(self, job_id: str) -> str:
         """The flight-log CSV a job was submitted with, kept beside its uploads."""
-        return f"s3://{self.uploads_bucket}/jobs/{job_id}/{FLIGHT_PLAN}"
+        return f"s3://{self.uploads_bucket}/{JOB_INPUTS}/{job_id}/{FLIGHT_PLAN}"
 
     def job_report(self, job_id: str, run_id: str) -> str:
         """The whole job's report, written by the notify service beside the compressed scene."""
