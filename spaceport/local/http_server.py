@@ -8,6 +8,10 @@ where API Gateway puts them (``requestContext.authorizer.claims``, every value a
 route that requires an API key, the ``x-api-key`` of an enabled key in a usage plan, named in
 ``requestContext.identity.apiKeyId``. A refusal is API Gateway's: 401 ``Unauthorized``, 403
 ``Forbidden``. (Chalice's own local server decodes the token without checking it.)
+These checks are API Gateway's own, not a deploy unit's: they read the pool's public keys
+unsigned, as API Gateway's authorizer does, and the API keys and usage plans with the
+runtime's root credentials (the process's environment), never with the gateway's role, so no
+unit's policy grants them (in AWS no policy of ours does either).
 
 Besides the API it serves what the web app needs from the same origin:
 
