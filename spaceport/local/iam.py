@@ -20,8 +20,9 @@ request itself, in front of the moto server (:class:`IamEnforcer`):
 4. an S3 ``GET``/``HEAD`` of a missing key answers 403, not 404, to a principal without
    ``s3:ListBucket`` on the bucket, as S3 does;
 5. expired temporary credentials answer ``ExpiredToken``;
-6. what AWS answers unsigned (a user pool's sign-up and sign-in, its public keys:
-   :func:`is_unsigned_public_call`) passes as it is; any other unsigned call is refused.
+6. what AWS answers unsigned (a browser's CORS preflight, a user pool's sign-up and sign-in,
+   its public keys: :func:`is_unsigned_public_call`) passes as it is; any other unsigned call is
+   refused.
 
 Every decision about a role is recorded (:class:`Decision`: the role, the action, the resource,
 whether it was allowed, and the statements that allowed it), so a test can show which statement
@@ -531,10 +532,13 @@ def _unsigned_cognito_actions() -> frozenset[str]:
 
 
 def is_unsigned_public_call(request: Request) -> bool:
-    """A call AWS answers without a signature, so without IAM: a user pool's own sign-up and
-    sign-in actions (botocore's model marks them unsigned; a browser or ``spaceport token`` sends
-    them with the app client's id, a password or the user's token), and a pool's public keys
-    (``GET /<pool id>/.well-known/jwks.json``), which API Gateway's authorizer reads."""
+    """A call AWS answers without a signature, so without IAM: a browser's CORS preflight (no
+    browser signs one; the service answers it from its CORS rules), a user pool's own sign-up
+    and sign-in actions (botocore's model marks them unsigned; a browser or ``spaceport token``
+    sends them with the app client's id, a password or the user's token), and a pool's public
+    keys (``GET /<pool id>/.well-known/jwks.json``), which API Gateway's authorizer reads."""
+    if request.method == "OPTIONS":
+        return True
     if request.header("authorization"):
         return False
     target = request.header("x-amz-target")

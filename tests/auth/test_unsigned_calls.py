@@ -1,8 +1,8 @@
 """What the local IAM lets through unsigned: exactly what AWS answers without a signature.
 
-A browser and ``spaceport token`` sign up and in with no AWS credentials, and API Gateway's
-authorizer reads the pool's public keys; anything else unsigned (an admin action on the pool
-included) is refused before moto sees it.
+A browser and ``spaceport token`` sign up and in with no AWS credentials (the browser after a
+CORS preflight), and API Gateway's authorizer reads the pool's public keys; anything else
+unsigned (an admin action on the pool included) is refused before moto sees it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ def test_a_user_pools_sign_up_and_sign_in_pass_unsigned(action):
 
 def test_a_user_pools_public_keys_pass_unsigned():
     assert _call("GET", f"/{POOL}/.well-known/jwks.json") == "passed"
+
+
+def test_a_browsers_cors_preflight_passes_unsigned():
+    # The web app's calls to Cognito (JSON with X-Amz-Target) are preflighted; no browser signs a preflight.
+    assert _call("OPTIONS", "/") == "passed"
 
 
 @pytest.mark.parametrize(
