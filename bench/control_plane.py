@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from spaceport.adapters.jobstore import DynamoJobStore
     from spaceport.local.client import GatewayClient
+    from spaceport.local.cognito import sign_in_user
     from spaceport.local.results import latest_email
     from spaceport.local.stack import LocalStack, StackOptions
     from spaceport_sfm.sample import make_sample
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     capture = make_sample(workdir / "sample.zip", n=args.n, seed=0)
     options = {"preset": args.preset, **({"steps": args.steps} if args.steps else {})}
     with LocalStack(StackOptions(workdir=workdir / "stack", gateway_port=0, web_dist=None)) as stack:
-        api = GatewayClient(stack.gateway_url, stack.api_key)
+        assert stack.resources is not None and stack.resources.user_pool is not None
+        api = GatewayClient(stack.gateway_url, sign_in_user(stack.resources.user_pool, "bench@example.com").id_token)
         s3_url = api.upload(capture.zip_path)
         posted = time.time()
-        job_id = api.create_job(s3_url, "bench@example.com", options)
+        job_id = api.create_job(s3_url, options)
         store = DynamoJobStore(boto3.resource("dynamodb").Table(stack.config.jobs_table))
         deadline = time.monotonic() + args.timeout
         emailed = None

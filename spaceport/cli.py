@@ -37,6 +37,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "spaceport.local.commands:replay_main",
         "reprocess a job from a stage, or replay archived events (StartReplay)",
     ),
+    "token": (
+        "spaceport.local.commands:token_main",
+        "sign in to the running local stack as EMAIL and print an ID token (local only)",
+    ),
+    "integration-key": (
+        "spaceport.local.commands:integration_key_main",
+        "issue an API key bound to a user, for a backend's integration (operators)",
+    ),
     "view": (
         "spaceport.local.commands:view_main",
         "serve a saved local run again: its job page, viewer and the saved email's links",

@@ -13,7 +13,7 @@ reads ``AWS_ENDPOINT_URL``, the region and the credentials).
 >>> PipelineConfig.from_env(config.to_env()) == config
 True
 >>> sorted(PipelineConfig.variables())[:3]
-['SPACEPORT_API_KEY', 'SPACEPORT_BUS_NAME', 'SPACEPORT_COMPRESSED_BUCKET']
+['SPACEPORT_BUS_NAME', 'SPACEPORT_COMPRESSED_BUCKET', 'SPACEPORT_COMPRESS_IMAGE']
 """
 
 from __future__ import annotations
@@ -98,7 +98,16 @@ class PipelineConfig:
     compressed_bucket: str = _setting("COMPRESSED_BUCKET", "", "the compressed scenes")
     site_bucket: str = _setting("SITE_BUCKET", "", "the web app")
     sender_email: str = _setting("SENDER_EMAIL", "spaceport@example.com", "SES sender of every email")
-    api_key: str = _setting("API_KEY", "", "the key clients send in x-api-key (empty: every call refused)")
+    # Sign-in: the gateway accepts ID tokens of this pool's app client (API Gateway's Cognito
+    # authorizer in AWS, the local gateway's check locally); empty until the stack made the pool.
+    user_pool_id: str = _setting("USER_POOL_ID", "", "the Cognito user pool people sign in to")
+    user_pool_client_id: str = _setting("USER_POOL_CLIENT_ID", "", "the pool's app client: the ID tokens' audience")
+    user_pool_arn: str = _setting("USER_POOL_ARN", "", "the pool's ARN, which the gateway's authorizer names")
+    operators_group: str = _setting("OPERATORS_GROUP", "operators", "the pool's group whose members act on every job")
+    max_concurrent_jobs: int = _setting("MAX_CONCURRENT_JOBS", 2, "jobs one user may have queued or running at once")
+    daily_gpu_minutes: int = _setting(
+        "DAILY_GPU_MINUTES", 240, "GPU minutes one user's jobs may use in any 24 hours (new jobs are refused past it)"
+    )
     public_base_url: str = _setting("PUBLIC_BASE_URL", LOCAL_PUBLIC_BASE_URL, "where the web app is served")
     cors_origin: str = _setting("CORS_ORIGIN", "*", "the origin browsers may call the API from")
     train_spot: bool = _setting("TRAIN_SPOT", True, "train on Spot capacity, resuming from checkpoints")

@@ -81,6 +81,7 @@ class ExitCode(IntEnum):
     LAUNCH_FAILED = 74
     API_REFUSED = 75
     BAD_OPTIONS = 76
+    BAD_TOKEN = 77
     # local runtime
     LOCAL_STACK = 80
     NO_LOCAL_STACK = 81
@@ -88,6 +89,7 @@ class ExitCode(IntEnum):
     UNKNOWN_JOB = 83
     GATEWAY_REFUSED = 84
     LOCAL_JOB_NOT_FOUND = 85
+    LOCAL_ONLY = 86
     # deployment tooling
     BAD_INFRA_SETTING = 90
     DEPLOY_STEP_FAILED = 91

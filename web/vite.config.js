@@ -4,6 +4,8 @@ import { defineConfig } from 'vite';
 
 export default defineConfig({
   base: '/',
+  // amazon-cognito-identity-js (sign-in) refers to Node's `global`; in a browser it is globalThis.
+  define: { global: 'globalThis' },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -18,10 +18,11 @@
     if it is not on. Chalice's later updates leave the setting alone (it never sends the field);
     a mapping it recreates is fixed by the next ``finish``, which ``make deploy`` always runs.
 
-    For the gateway, ``finish`` also copies the API key from Secrets Manager into the
-    functions' environment, so the key is never written to a file. ``chalice deploy`` replaces
-    the environment, so between the two steps the gateway refuses every call (an empty key
-    refuses all): it fails closed.
+    For the gateway, ``finish`` also gives every route of its stage the throttle the stack
+    published (``/spaceport/<deployment>/api/``; Chalice creates the REST API, so the stack cannot)
+    and attaches the stage to the integrations' usage plan, so that their API keys work there.
+    The routes are behind the Cognito authorizer Chalice creates from the pool's ARN in the
+    environment; nothing secret is deployed.
 
 ``make deploy SERVICE=sfm DEPLOYMENT=prod`` runs ``prepare``, ``chalice deploy --stage prod`` in
 ``services/sfm`` and ``finish``, in that order.
@@ -41,14 +42,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from spaceport.api.endpoints import API_KEY_HEADER
+from spaceport.config import PipelineConfig
 from spaceport.contracts.units import UNITS
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
 from spaceport_infra.apps import APPS, ChaliceApp, app_named
 from spaceport_infra.imports import REPO_ROOT, import_closure, module_file
-from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, arn_path, env_path
+from spaceport_infra.parameters import API_THROTTLE, api_path, arn_path, env_path
 
 SHARED_PACKAGE = "spaceport"
 BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
@@ -187,30 +188,44 @@ def _wait_until_settled(lambda_client: Any, uuid: str, timeout_s: float = 120.0)
         time.sleep(2.0)
 
 
-def install_api_key(app: ChaliceApp, deployment: str, lambda_client: Any, api_key: str) -> list[str]:
-    """Add the API key to the environment of each of the app's functions; returns their ARNs."""
-    functions = [resource["lambda_arn"] for resource in deployed_resources(app, deployment, "lambda_function")]
-    waiter = lambda_client.get_waiter("function_updated_v2")
-    for arn in functions:
-        # chalice deploy may still be applying its own update; a second one would be refused.
-        waiter.wait(FunctionName=arn)
-        variables = (
-            lambda_client.get_function_configuration(FunctionName=arn).get("Environment", {}).get("Variables", {})
-        )
-        lambda_client.update_function_configuration(
-            FunctionName=arn, Environment={"Variables": {**variables, API_KEY_VARIABLE: api_key}}
-        )
-        waiter.wait(FunctionName=arn)
-    return functions
+def _chalice_stage(app: ChaliceApp) -> str:
+    """The API Gateway stage Chalice deploys the app's REST API to (``api_gateway_stage``)."""
+    return str(json.loads(config_path(app).read_text()).get("api_gateway_stage", "api"))
 
 
-def read_api_key(ssm: Any, secrets: Any, deployment: str) -> str:
-    name = arn_parameter(deployment, "ApiKeySecretArn")
-    try:
-        secret_arn = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    except ssm.exceptions.ParameterNotFound:
-        raise DeployStepError(f"{name} is missing: run `make deploy-infra DEPLOYMENT={deployment}` first.") from None
-    return str(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
+def apply_api_settings(app: ChaliceApp, deployment: str, apigateway: Any, ssm: Any) -> dict[str, Any]:
+    """Throttle every route of the gateway's stage and attach the stage to the integrations' usage
+    plan, with what the stack published; reads both back and fails loudly if they did not stick."""
+    settings = _parameters_under(ssm, api_path(deployment))
+    missing = set(API_THROTTLE.values()) - set(settings)
+    if missing:
+        raise DeployStepError(f"No {sorted(missing)} under {api_path(deployment)}: run `make deploy-infra` first.")
+    apis = deployed_resources(app, deployment, "rest_api")
+    if not apis:
+        raise DeployStepError(f"The gateway has no REST API in deployment {deployment!r}: chalice deploy it first.")
+    api_id, stage = apis[0]["rest_api_id"], _chalice_stage(app)
+    rate, burst = float(settings[API_THROTTLE["rate"]]), int(settings[API_THROTTLE["burst"]])
+    apigateway.update_stage(
+        restApiId=api_id,
+        stageName=stage,
+        patchOperations=[
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": str(rate)},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(burst)},
+        ],
+    )
+    plan_id = settings[API_THROTTLE["plan"]]
+    plan = apigateway.get_usage_plan(usagePlanId=plan_id)
+    if not any(s["apiId"] == api_id and s["stage"] == stage for s in plan.get("apiStages", [])):
+        apigateway.update_usage_plan(
+            usagePlanId=plan_id, patchOperations=[{"op": "add", "path": "/apiStages", "value": f"{api_id}:{stage}"}]
+        )
+    every_route = apigateway.get_stage(restApiId=api_id, stageName=stage).get("methodSettings", {}).get("*/*", {})
+    if (every_route.get("throttlingRateLimit"), every_route.get("throttlingBurstLimit")) != (rate, burst):
+        raise DeployStepError(f"Stage {stage} of {api_id} does not hold the throttle {rate}/s, burst {burst}.")
+    stages = apigateway.get_usage_plan(usagePlanId=plan_id).get("apiStages", [])
+    if not any(s["apiId"] == api_id and s["stage"] == stage for s in stages):
+        raise DeployStepError(f"Usage plan {plan_id} does not include {api_id}:{stage}.")
+    return {"api": api_id, "stage": stage, "rate": rate, "burst": burst, "usage_plan": plan_id}
 
 
 # --- the viewer site ------------------------------------------------------------------------
@@ -219,11 +234,11 @@ def read_api_key(ssm: Any, secrets: Any, deployment: str) -> str:
 _ALWAYS_FRESH = {"index.html", "config.json"}
 
 
-def publish_site(gateway: ChaliceApp, deployment: str, dist: Path, ssm: Any, secrets: Any, s3: Any) -> str:
+def publish_site(gateway: ChaliceApp, deployment: str, dist: Path, ssm: Any, s3: Any) -> str:
     """Upload the built viewer (``web/dist``) and its ``/config.json`` to the site bucket.
 
-    ``config.json`` tells the page the gateway's URL (from the gateway's Chalice deploy) and the
-    API key; returns the bucket name.
+    ``config.json`` tells the page the gateway's URL (from the gateway's Chalice deploy) and how
+    to sign in (the user pool and its web client: public ids, no secret); returns the bucket name.
     """
     if not (dist / "index.html").is_file():
         raise DeployStepError(f"{dist}/index.html is missing: build the site first (make web).")
@@ -234,10 +249,16 @@ def publish_site(gateway: ChaliceApp, deployment: str, dist: Path, ssm: Any, sec
         )
     env, _ = fetch_deployment_parameters(ssm, deployment)
     bucket = env["SPACEPORT_SITE_BUCKET"]
+    config = PipelineConfig.from_env(env)
     site_config = {
         "apiBaseUrl": apis[0]["rest_api_url"].rstrip("/"),
-        "apiKey": read_api_key(ssm, secrets, deployment),
-        "apiKeyHeader": API_KEY_HEADER,
+        "auth": {
+            "region": ssm.meta.region_name,
+            "userPoolId": config.user_pool_id,
+            "clientId": config.user_pool_client_id,
+            "endpoint": None,
+            "authFlow": "USER_SRP_AUTH",
+        },
     }
     for path in sorted(p for p in dist.rglob("*") if p.is_file()):
         key = path.relative_to(dist).as_posix()
@@ -265,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "step",
         choices=("prepare", "finish", "path", "vendor", "site"),
-        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures (and the API key); "
+        help="prepare: vendor + config + policy; finish: ReportBatchItemFailures (the gateway: throttle, usage plan); "
         "path: print the app's folder; vendor: only vendor the shared package; "
         "site: publish web/dist and /config.json (app: gateway)",
     )
@@ -280,9 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.step == "site":
             import boto3
 
-            bucket = publish_site(
-                app, args.deployment, args.dist, boto3.client("ssm"), boto3.client("secretsmanager"), boto3.client("s3")
-            )
+            bucket = publish_site(app, args.deployment, args.dist, boto3.client("ssm"), boto3.client("s3"))
             print(f"published {args.dist} and /config.json to s3://{bucket}/")
         elif args.step == "path":
             print(app.directory)
@@ -305,9 +324,11 @@ def main(argv: list[str] | None = None) -> int:
             uuids = enable_batch_item_failures(app, args.deployment, lambda_client)
             print(f"{app.name}: {BATCH_ITEM_FAILURES} on for {len(uuids)} SQS event source(s)")
             if app.is_api:
-                api_key = read_api_key(boto3.client("ssm"), boto3.client("secretsmanager"), args.deployment)
-                functions = install_api_key(app, args.deployment, lambda_client, api_key)
-                print(f"{app.name}: API key installed in {len(functions)} function(s)")
+                applied = apply_api_settings(app, args.deployment, boto3.client("apigateway"), boto3.client("ssm"))
+                print(
+                    f"{app.name}: every route of {applied['api']}/{applied['stage']} throttled to "
+                    f"{applied['rate']:g}/s (burst {applied['burst']}); usage plan {applied['usage_plan']} attached"
+                )
     except DeployStepError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return error.exit_code

@@ -52,6 +52,16 @@ class InfraSettings:
     # reach Lambda through it, so no deployment package carries compiled wheels.
     powertools_layer_version: int = 23
     train_spot: bool = True
+    # What one user may start (the gateway refuses more with 429; GET /me shows them).
+    max_concurrent_jobs: int = 2
+    daily_gpu_minutes: int = 240
+    # Every route of the gateway's stage (requests per second, and the burst above it), and each
+    # integration key (its usage plan: per second, burst, requests per day).
+    api_rate_limit: int = 50
+    api_burst_limit: int = 100
+    integration_rate_limit: int = 5
+    integration_burst_limit: int = 10
+    integration_daily_quota: int = 2000
     machines: Mapping[Stage, StageMachine] = field(default_factory=lambda: dict(STAGE_MACHINES))
 
     def __post_init__(self) -> None:
@@ -67,6 +77,10 @@ class InfraSettings:
             raise InfraSettingsError(f"sender_email {self.sender_email!r} is not an email address.")
         if self.operator_email and not is_email_address(self.operator_email):
             raise InfraSettingsError(f"operator_email {self.operator_email!r} is not an email address.")
+        limits = ("max_concurrent_jobs", "daily_gpu_minutes", "api_rate_limit", "api_burst_limit")
+        for name in (*limits, "integration_rate_limit", "integration_burst_limit", "integration_daily_quota"):
+            if getattr(self, name) < 1:
+                raise InfraSettingsError(f"{name} must be at least 1.")
         for name in ("archive_retention_days", "uploads_expire_days", "runs_to_infrequent_access_days"):
             if getattr(self, name) < 1:
                 raise InfraSettingsError(f"{name} must be at least 1 day.")

@@ -12,6 +12,9 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import (
+    aws_apigateway as apigateway,
+)
+from aws_cdk import (
     aws_cloudfront as cloudfront,
 )
 from aws_cdk import (
@@ -22,6 +25,9 @@ from aws_cdk import (
 )
 from aws_cdk import (
     aws_cloudwatch_actions as cloudwatch_actions,
+)
+from aws_cdk import (
+    aws_cognito as cognito,
 )
 from aws_cdk import (
     aws_dynamodb as dynamodb,
@@ -42,9 +48,6 @@ from aws_cdk import (
     aws_s3 as s3,
 )
 from aws_cdk import (
-    aws_secretsmanager as secretsmanager,
-)
-from aws_cdk import (
     aws_ses as ses,
 )
 from aws_cdk import (
@@ -62,14 +65,16 @@ from aws_cdk import (
 from constructs import Construct
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
+from spaceport.auth.pool import MIN_PASSWORD_LENGTH
 from spaceport.config import PipelineConfig, StageSettings
 from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.events import EVENT_SOURCE
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import PIPELINE_BUS, SERVICES, ServiceSpec, Subscription
 from spaceport.contracts.units import job_role_key, job_unit, queue_arn_key, repository_key
+from spaceport.integrations import usage_plan_name
 from spaceport_infra.apps import APPS, lambda_function_names
-from spaceport_infra.parameters import API_KEY_VARIABLE, arn_parameter, env_path, rules_path
+from spaceport_infra.parameters import API_THROTTLE, api_parameter, arn_parameter, env_path, rules_path
 from spaceport_infra.settings import InfraSettings
 
 # Powertools' idempotency records expire through this attribute (its default name).
@@ -83,6 +88,10 @@ def event_pattern(subscription: Subscription) -> events.EventPattern:
     if unknown:
         raise ValueError(f"{subscription.rule_name}: pattern keys {sorted(unknown)} have no CDK mapping")
     return events.EventPattern(**{_PATTERN_KEYS[key]: value for key, value in subscription.pattern.items()})
+
+
+# The user pool's group whose members see and act on every job.
+OPERATORS_GROUP = PipelineConfig().operators_group
 
 
 class SpaceportStack(cdk.Stack):
@@ -105,6 +114,7 @@ class SpaceportStack(cdk.Stack):
 
         self._storage()
         self._site()
+        self._accounts()
         self._event_plumbing()
         self._tables()
         self._images_and_roles()
@@ -196,6 +206,84 @@ class SpaceportStack(cdk.Stack):
             allowed_headers=["*"],
             max_age=3600,
         )
+
+    # --- accounts: who may call the gateway, and how much ------------------------------------
+
+    def _accounts(self) -> None:
+        """The user pool people sign in to (their email is the username, verified on sign-up), the web
+        app's client (no secret: it runs in a browser; SRP, so no password leaves it), the operators
+        group, and the usage plan integration keys are issued in (throttle and quota per key).
+
+        The gateway's REST API is Chalice's; the deploy step gives every route of its stage the
+        throttle this stack publishes (:meth:`api_settings`) and attaches the stage to the usage
+        plan (``python -m spaceport_infra.chalice_apps finish gateway``).
+        """
+        s = self.settings
+        self.user_pool = cognito.UserPool(
+            self,
+            "Users",
+            user_pool_name=self._name("users"),
+            self_sign_up_enabled=True,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            standard_attributes=cognito.StandardAttributes(
+                email=cognito.StandardAttribute(required=True, mutable=True)
+            ),
+            # Long, of any characters (the local pool has the same rule: spaceport.local.cognito).
+            password_policy=cognito.PasswordPolicy(
+                min_length=MIN_PASSWORD_LENGTH,
+                require_lowercase=False,
+                require_uppercase=False,
+                require_digits=False,
+                require_symbols=False,
+            ),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            sign_in_case_sensitive=False,
+            # People's accounts outlive a torn-down stack; delete them on purpose.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.web_client = self.user_pool.add_client(
+            "WebApp",
+            user_pool_client_name=self._name("web"),
+            generate_secret=False,
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            prevent_user_existence_errors=True,
+            read_attributes=cognito.ClientAttributes().with_standard_attributes(email=True, email_verified=True),
+            id_token_validity=cdk.Duration.hours(1),
+            refresh_token_validity=cdk.Duration.days(30),
+        )
+        cognito.CfnUserPoolGroup(
+            self,
+            "OperatorsGroup",
+            user_pool_id=self.user_pool.user_pool_id,
+            group_name=OPERATORS_GROUP,
+            description="See and act on every job; each action is recorded on the job",
+        )
+        self.integration_plan = apigateway.CfnUsagePlan(
+            self,
+            "IntegrationPlan",
+            usage_plan_name=usage_plan_name(s.deployment),
+            description="Integration keys: each bound to one Spaceport user",
+            throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
+                rate_limit=s.integration_rate_limit, burst_limit=s.integration_burst_limit
+            ),
+            quota=apigateway.CfnUsagePlan.QuotaSettingsProperty(limit=s.integration_daily_quota, period="DAY"),
+        )
+        # A shared scene's files are served by a redirect from the API to a presigned link; after a
+        # redirect to another origin the browser sends "Origin: null", so reads are allowed from any
+        # origin (the presigned link, not the origin, is what grants a read).
+        self.stage_buckets["compressed"].add_cors_rule(
+            allowed_origins=["*"], allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD], max_age=3600
+        )
+
+    def api_settings(self) -> dict[str, str]:
+        """What the deploy step applies to the gateway's stage: every route's throttle, the usage plan."""
+        s = self.settings
+        return {
+            API_THROTTLE["rate"]: str(s.api_rate_limit),
+            API_THROTTLE["burst"]: str(s.api_burst_limit),
+            API_THROTTLE["plan"]: self.integration_plan.ref,
+        }
 
     # --- events and queues ---------------------------------------------------------------
 
@@ -354,15 +442,6 @@ class SpaceportStack(cdk.Stack):
         self.sender_identity_arn = (
             f"arn:{cdk.Aws.PARTITION}:ses:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:identity/{self.settings.sender_email}"
         )
-        self.api_key = secretsmanager.Secret(
-            self,
-            "ApiKey",
-            secret_name=f"spaceport/{self.settings.deployment}/api-key",
-            description="The key clients send in x-api-key to the Spaceport gateway",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                exclude_punctuation=True, include_space=False, password_length=40
-            ),
-        )
 
     # --- operations ------------------------------------------------------------------------
 
@@ -505,7 +584,7 @@ class SpaceportStack(cdk.Stack):
 
     def lambda_environment(self) -> dict[str, str]:
         """Lambda environment variables: this deployment's :class:`~spaceport.config.PipelineConfig`,
-        written as ``PipelineConfig.from_env`` reads it (the API key stays in Secrets Manager)."""
+        written as ``PipelineConfig.from_env`` reads it (names and settings only: nothing secret)."""
         s = self.settings
         config = PipelineConfig(
             bus_name=self.bus.event_bus_name,
@@ -519,6 +598,12 @@ class SpaceportStack(cdk.Stack):
             sender_email=s.sender_email,
             public_base_url=self.public_base_url,
             cors_origin=self.public_base_url,
+            user_pool_id=self.user_pool.user_pool_id,
+            user_pool_client_id=self.web_client.user_pool_client_id,
+            user_pool_arn=self.user_pool.user_pool_arn,
+            operators_group=OPERATORS_GROUP,
+            max_concurrent_jobs=s.max_concurrent_jobs,
+            daily_gpu_minutes=s.daily_gpu_minutes,
             train_spot=s.train_spot,
             stages={
                 stage: StageSettings(
@@ -531,9 +616,7 @@ class SpaceportStack(cdk.Stack):
                 for stage, repository in self.repositories.items()
             },
         )
-        env = config.to_env()
-        del env[API_KEY_VARIABLE]
-        return env
+        return config.to_env()
 
     def arns(self) -> dict[str, str]:
         """What the units' policies name as ``${Key}`` (see ``parameters.ARN_KEYS``)."""
@@ -560,7 +643,6 @@ class SpaceportStack(cdk.Stack):
                 f"AWSLambdaPowertoolsPythonV3-python311-x86_64:"
                 f"{self.settings.powertools_layer_version}"
             ),
-            "ApiKeySecretArn": self.api_key.secret_arn,
         }
         values.update({queue_arn_key(name): queue.queue_arn for name, queue in self.queues.items()})
         values.update({job_role_key(stage): role.role_arn for stage, role in self.job_roles.items()})
@@ -579,12 +661,9 @@ class SpaceportStack(cdk.Stack):
                 self, f"RuleArn-{name}", parameter_name=f"{rules_path(deployment)}{name}", string_value=rule.rule_arn
             )
         cdk.CfnOutput(self, "PublicBaseUrl", value=self.public_base_url)
-        cdk.CfnOutput(
-            self,
-            "ApiKeyVariable",
-            value=API_KEY_VARIABLE,
-            description="The deploy step copies the ApiKeySecretArn secret into this variable",
-        )
+        for name, value in self.api_settings().items():
+            ssm.StringParameter(self, f"Api-{name}", parameter_name=api_parameter(deployment, name), string_value=value)
+            cdk.CfnOutput(self, name, value=value)
         replayable = {
             s.rule_name
             for spec in SERVICES

@@ -31,10 +31,13 @@ from botocore.exceptions import ClientError
 from spaceport.adapters.aws_errors import is_condition_failed
 from spaceport.contracts.job import (
     FINAL_STATUSES,
+    OWNER_INDEX,
+    SHARE_INDEX,
     JobFailure,
     JobRecord,
     JobStatus,
     NotificationState,
+    OperatorAction,
     RunRecord,
     run_number,
     run_of,
@@ -60,6 +63,8 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "created_at", "AttributeType": "S"},
             {"AttributeName": "status", "AttributeType": "S"},
             {"AttributeName": "updated_at", "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+            {"AttributeName": "share_token_hash", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [
             {
@@ -76,6 +81,21 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
                     {"AttributeName": "status", "KeyType": "HASH"},
                     {"AttributeName": "updated_at", "KeyType": "RANGE"},
                 ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "owner", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                # Sparse: only shared jobs carry the attribute. The job it finds is read again,
+                # consistently, so a token revoked a moment ago is not honoured from a stale index.
+                "IndexName": SHARE_INDEX,
+                "KeySchema": [{"AttributeName": "share_token_hash", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "ALL"},
             },
         ],
@@ -106,6 +126,19 @@ def _from_item(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_item(item) for item in value]
     return value
+
+
+def _without_empty_index_keys(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB refuses an item whose index key is empty or null: such a job stays out of that index."""
+    return {key: value for key, value in item.items() if key not in _SPARSE_KEYS or value not in ("", None)}
+
+
+_SPARSE_KEYS = ("owner", "share_token_hash", "shared_at")
+# An integration key's binding shares the jobs table: its key cannot be a job id (no "#" in those),
+# and its attributes are named so that no job index picks it up.
+_API_KEY = "apikey#"
+_API_KEY_OWNER = "key_owner"
+_API_KEY_EMAIL = "key_owner_email"
 
 
 def _now() -> str:
@@ -150,7 +183,7 @@ class DynamoJobStore:
 
     def create(self, record: JobRecord, fingerprint: str = "") -> CreateResult:
         """Write a new job unless one with its id exists (a repeated idempotent request)."""
-        item = _to_item(record.model_dump(mode="json"))
+        item = _without_empty_index_keys(_to_item(record.model_dump(mode="json")))
         item["request_fingerprint"] = fingerprint
         try:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
@@ -175,6 +208,87 @@ class DynamoJobStore:
             Limit=limit,
         )
         return [JobRecord.model_validate(_from_item(item)) for item in answer.get("Items", [])]
+
+    def list_by_owner(self, owner: str, limit: int | None = 50, since: datetime | None = None) -> list[JobRecord]:
+        """An owner's jobs, newest first: at most ``limit`` (``None``: all), created after ``since`` if given."""
+        condition = "#owner = :owner"
+        values: dict[str, Any] = {":owner": owner}
+        if since is not None:
+            condition += " AND created_at > :since"
+            values[":since"] = since.isoformat()
+        arguments: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        found: list[JobRecord] = []
+        while limit is None or len(found) < limit:
+            if limit is not None:
+                arguments["Limit"] = limit - len(found)
+            answer = self.table.query(**arguments)
+            found += [JobRecord.model_validate(_from_item(item)) for item in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                break
+            arguments["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found
+
+    def find_shared(self, token_hash: str) -> JobRecord | None:
+        """The job whose share token hashes to ``token_hash``, read consistently; ``None`` when none is."""
+        answer = self.table.query(
+            IndexName=SHARE_INDEX,
+            KeyConditionExpression="share_token_hash = :hash",
+            ExpressionAttributeValues={":hash": token_hash},
+            Limit=1,
+        )
+        for item in answer.get("Items", []):
+            record = self.get(str(item["job_id"]))
+            if record is not None and record.share_token_hash == token_hash:
+                return record
+        return None
+
+    def set_share_token(self, job_id: str, token_hash: str | None) -> bool:
+        """Make ``token_hash`` the job's one share token (replacing any), or with ``None`` revoke it."""
+        try:
+            if token_hash is None:
+                self.table.update_item(
+                    Key={"job_id": job_id},
+                    UpdateExpression="REMOVE share_token_hash, shared_at",
+                    ConditionExpression="attribute_exists(job_id)",
+                )
+            else:
+                self.table.update_item(
+                    Key={"job_id": job_id},
+                    UpdateExpression="SET share_token_hash = :hash, shared_at = :now",
+                    ConditionExpression="attribute_exists(job_id)",
+                    ExpressionAttributeValues={":hash": token_hash, ":now": _now()},
+                )
+        except ClientError as error:
+            if is_condition_failed(error):
+                return False
+            raise
+        return True
+
+    def record_operator_action(self, job_id: str, action: OperatorAction) -> None:
+        """Append what an operator did to the job's record of operator actions."""
+        self.table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET operator_actions = list_append(if_not_exists(operator_actions, :none), :action)",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":none": [], ":action": [_to_item(action.model_dump(mode="json"))]},
+        )
+
+    def bind_api_key(self, key_id: str, owner: str, email: str) -> None:
+        """Record that the integration key ``key_id`` acts for ``owner`` (``email``: their verified address)."""
+        self.table.put_item(
+            Item={_API_KEY_OWNER: owner, _API_KEY_EMAIL: email, "bound_at": _now(), "job_id": _API_KEY + key_id}
+        )
+
+    def api_key_binding(self, key_id: str) -> tuple[str, str] | None:
+        """``(owner, email)`` the key acts for, or ``None`` for a key bound to no one."""
+        item = self.table.get_item(Key={"job_id": _API_KEY + key_id}, ConsistentRead=True).get("Item")
+        return (str(item[_API_KEY_OWNER]), str(item[_API_KEY_EMAIL])) if item else None
 
     def list_unchanged_since(self, status: JobStatus, before: datetime) -> list[JobRecord]:
         """The jobs in ``status`` whose record last changed before ``before``, oldest first."""

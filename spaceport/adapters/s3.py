@@ -19,7 +19,11 @@ from botocore.exceptions import ClientError
 
 from spaceport.adapters.aws_errors import is_not_found
 from spaceport.contracts.s3_uri import S3Location
-from spaceport.ports import ObjectHead
+from spaceport.ports import ObjectHead, PresignedPost
+
+
+def _precondition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
 
 
 class S3Objects:
@@ -36,14 +40,42 @@ class S3Objects:
             if is_not_found(error):
                 return None
             raise
-        return ObjectHead(int(answer["ContentLength"]), answer.get("ContentType"))
+        return ObjectHead(int(answer["ContentLength"]), answer.get("ContentType"), answer.get("ETag"))
 
-    def read_prefix(self, uri: str, length: int) -> bytes:
-        """The first ``length`` bytes of an object (e.g. its magic number)."""
+    def read_prefix(self, uri: str, length: int, etag: str | None = None) -> bytes:
+        """The first ``length`` bytes of an object (e.g. its magic number); of version ``etag`` when given
+        (empty when the object changed since)."""
         where = S3Location.parse(uri)
-        answer = self.client.get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{length - 1}")
+        extra = {"IfMatch": etag} if etag else {}
+        try:
+            answer = self.client.get_object(Bucket=where.bucket, Key=where.key, Range=f"bytes=0-{length - 1}", **extra)
+        except ClientError as error:
+            if _precondition_failed(error):
+                return b""
+            raise
         data: bytes = answer["Body"].read()
         return data
+
+    def copy(self, source: str, destination: str, etag: str) -> bool:
+        """Copy ``source`` to ``destination`` if ``source`` is still version ``etag``; ``False`` when it changed.
+
+        The copy's own ETag is compared too: a single-part object's ETag is its MD5 under S3's own
+        encryption, so the copy of the same bytes has the same one (and moto, which ignores
+        ``CopySourceIfMatch``, is held to it as well).
+        """
+        origin, target = S3Location.parse(source), S3Location.parse(destination)
+        try:
+            answer = self.client.copy_object(
+                Bucket=target.bucket,
+                Key=target.key,
+                CopySource={"Bucket": origin.bucket, "Key": origin.key},
+                CopySourceIfMatch=etag,
+            )
+        except ClientError as error:
+            if _precondition_failed(error) or is_not_found(error):
+                return False
+            raise
+        return bool(answer.get("CopyObjectResult", {}).get("ETag") == etag)
 
     def read_json(self, uri: str) -> dict[str, Any] | None:
         """A JSON object, or ``None`` when there is none at ``uri``."""
@@ -81,6 +113,18 @@ class S3Objects:
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
+
+    def presign_post(self, uri: str, expires_s: int, max_bytes: int, content_type: str) -> PresignedPost:
+        """A form that uploads exactly this key, of ``content_type``, of 1 to ``max_bytes`` bytes (S3 checks)."""
+        where = S3Location.parse(uri)
+        answer = self.client.generate_presigned_post(
+            Bucket=where.bucket,
+            Key=where.key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_s,
+        )
+        return PresignedPost(str(answer["url"]), {str(k): str(v) for k, v in answer["fields"].items()})
 
     def presign_put(self, uri: str, expires_s: int) -> str:
         """A URL a browser can PUT the object to (any Content-Type) until it expires."""

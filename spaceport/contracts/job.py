@@ -40,6 +40,11 @@ class JobStatus(StrEnum):
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
+# The jobs table's indexes by owner (a user's jobs, newest first: GET /jobs and the limits) and
+# by share token hash (GET /share/{token}): the store queries them, the gateway's policy names them.
+OWNER_INDEX = "by-owner"
+SHARE_INDEX = "by-share-token"
+
 
 class Phase(IntEnum):
     REQUESTED = 0
@@ -97,6 +102,16 @@ class Notification(BaseModel):
     message_id: str | None = None
 
 
+class OperatorAction(BaseModel):
+    """Something an operator did to a job that is not theirs: who, what, when, with what."""
+
+    at: datetime
+    operator: str  # the operator's Cognito sub
+    operator_email: str
+    action: str  # "cancel", "reprocess", "share", "unshare"
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobRecord(BaseModel):
     """What ``GET /jobs/{id}`` and ``spaceport status`` show, and what the job store keeps."""
 
@@ -122,3 +137,10 @@ class JobRecord(BaseModel):
     runs: list[RunRecord] = Field(default_factory=list)
     # "<run_id>#<outcome>" -> its email, so a replay never sends the same email twice.
     notifications: dict[str, Notification] = Field(default_factory=dict)
+    # Who the job belongs to: the Cognito sub of the user who created it (empty on jobs from
+    # before sign-in, which only operators see). ``email`` is that user's verified address.
+    owner: str = ""
+    operator_actions: list[OperatorAction] = Field(default_factory=list)
+    # The share link's token, hashed (spaceport.auth.share); None: not shared.
+    share_token_hash: str | None = None
+    shared_at: datetime | None = None

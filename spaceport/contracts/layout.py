@@ -84,6 +84,13 @@ JOB_REPORT: Final = "job-report.json"
 _TRAINING_OUTPUTS = "outputs/"
 _PROCESSING_PROGRESS = "progress/"
 FLIGHT_PLAN: Final = "flight-plan.csv"
+# The photos ZIP a job runs on: the gateway's copy of the user's upload, made once the upload was
+# checked, under a prefix that only the pipeline writes (a user's presigned POST cannot reach it).
+LOCKED_PHOTOS: Final = "photos.zip"
+# Where a user's presigned POSTs may write: one folder per user, named by the user's id.
+USER_UPLOADS: Final = "uploads"
+# Where the gateway keeps what a job was submitted with (its locked photos, its flight plan).
+JOB_INPUTS: Final = "jobs"
 # The job record's artifact that names the flight plan it was posted with.
 FLIGHT_PLAN_ARTIFACT: Final = "csv"
 
@@ -137,9 +144,17 @@ class ArtifactLayout:
         """Where SageMaker leaves a training job's :class:`TrainingArchives` member."""
         return f"{self.run_prefix(Stage.TRAIN, job_id, run_id)}{job_name}/output/{archive}"
 
+    def user_uploads(self, owner: str) -> str:
+        """The folder a user's uploads go to: ``s3://<uploads>/uploads/<owner>/``."""
+        return f"s3://{self.uploads_bucket}/{USER_UPLOADS}/{owner}/"
+
+    def locked_photos(self, job_id: str, version: str) -> str:
+        """The job's own copy of the photos it was checked with (``version``: the upload's ETag)."""
+        return f"s3://{self.uploads_bucket}/{JOB_INPUTS}/{job_id}/{version}/{LOCKED_PHOTOS}"
+
     def flight_plan(self, job_id: str) -> str:
         """The flight-log CSV a job was submitted with, kept beside its uploads."""
-        return f"s3://{self.uploads_bucket}/jobs/{job_id}/{FLIGHT_PLAN}"
+        return f"s3://{self.uploads_bucket}/{JOB_INPUTS}/{job_id}/{FLIGHT_PLAN}"
 
     def job_report(self, job_id: str, run_id: str) -> str:
         """The whole job's report, written by the notify service beside the compressed scene."""

@@ -2,6 +2,8 @@
 
 >>> status_url("https://spaceport.example.com", "0a1b"), viewer_url("https://spaceport.example.com", "0a1b")
 ('https://spaceport.example.com/jobs/0a1b', 'https://spaceport.example.com/view/0a1b')
+>>> share_viewer_url("https://spaceport.example.com", "tOkEn")
+'https://spaceport.example.com/view/share/tOkEn'
 >>> is_email_address("pilot@example.com"), is_email_address("pilot@example"), is_email_address("a b@example.com")
 (True, False, False)
 """
@@ -28,3 +30,8 @@ def status_url(public_base_url: str, job_id: str) -> str:
 def viewer_url(public_base_url: str, job_id: str) -> str:
     """The viewer page for a job's scene."""
     return f"{public_base_url.rstrip('/')}/view/{job_id}"
+
+
+def share_viewer_url(public_base_url: str, token: str) -> str:
+    """The viewer page of a shared scene: anyone with the link may open it, until it is revoked."""
+    return f"{public_base_url.rstrip('/')}/view/share/{token}"

@@ -29,7 +29,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from spaceport.contracts.layout import JOB_REPORT, PROGRESS, STAGE_REPORT, CompressOutputs, SfmOutputs, TrainOutputs
+from spaceport.contracts.job import OWNER_INDEX, SHARE_INDEX
+from spaceport.contracts.layout import (
+    JOB_INPUTS,
+    JOB_REPORT,
+    PROGRESS,
+    STAGE_REPORT,
+    USER_UPLOADS,
+    CompressOutputs,
+    SfmOutputs,
+    TrainOutputs,
+)
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES, stage_service
 
@@ -250,12 +260,19 @@ UNITS: Mapping[str, Unit] = {
             "gateway",
             (
                 _own_logs("gateway"),
+                # Jobs, their share tokens and operator actions, and integration keys' bindings.
                 _job_records("PutItem", "GetItem", "UpdateItem"),
-                Grant("JobsByEmail", Port.STORE, ("dynamodb:Query",), ("${JobsTableArn}/index/*",)),
+                # GET /jobs and the per-user limits: the caller's own jobs.
+                Grant("OwnersJobs", Port.STORE, ("dynamodb:Query",), (f"${{JobsTableArn}}/index/{OWNER_INDEX}",)),
+                # GET /share/{token}: the job a token's hash names.
+                Grant("SharedJobs", Port.STORE, ("dynamodb:Query",), (f"${{JobsTableArn}}/index/{SHARE_INDEX}",)),
                 _PUBLISH,
-                # The photos ZIP: checked on POST /jobs, uploaded by the browser through a presigned PUT;
-                # the flight plan CSV kept beside it.
-                _objects("UploadsAndFlightPlans", ("GetObject", "PutObject"), f"{UPLOADS_BUCKET_ARN}/*"),
+                # The users' folders: the browser's presigned POST form (signed by the gateway, for one
+                # key in the caller's folder), then the check of the ZIP on POST /jobs and the copy's source.
+                _objects("UsersUploads", ("GetObject", "PutObject"), f"{UPLOADS_BUCKET_ARN}/{USER_UPLOADS}/*"),
+                # What a job runs on, which no user's form can reach: the checked upload's copy and the
+                # flight plan CSV.
+                _objects("JobInputs", ("PutObject",), f"{UPLOADS_BUCKET_ARN}/{JOB_INPUTS}/*"),
                 # Existence checks (ListBucket turns a missing key's 403 into a 404).
                 _objects("CheckInputsExist", ("ListBucket",), UPLOADS_BUCKET_ARN, *BUCKET_ARN.values()),
                 _objects(

@@ -4,7 +4,8 @@ Both are rendered in HTML and plain text from the same facts.
 
 >>> record = JobRecord(job_id="0a1b2c3d4e5f6a7b", email="pilot@example.com", input_uri="s3://u/p.zip")
 >>> links = ResultLinks(viewer="https://spaceport.example.com/view/0a1b2c3d4e5f6a7b",
-...                     job_page="https://spaceport.example.com/jobs/0a1b2c3d4e5f6a7b")
+...                     job_page="https://spaceport.example.com/jobs/0a1b2c3d4e5f6a7b",
+...                     share="https://spaceport.example.com/view/share/tOkEn")
 >>> email = success_email(record, {"train_psnr": 24.5}, links, sender="spaceport@example.com")
 >>> email.subject, "Held-out PSNR: 24.50 dB" in email.text
 ('Your 3D scene is ready (job 0a1b2c3d4e5f6a7b)', True)
@@ -42,7 +43,8 @@ TEMPORARY_CODES = ("infrastructure", "job_crashed", "job_stopped")
 
 @dataclass(frozen=True)
 class ResultLinks:
-    """Where the user goes from the email: the viewer, and the job page with fresh download links.
+    """Where the user goes from the email: the viewer, the job page with fresh download links (both
+    for the signed-in owner), and the share link anyone may open until the owner revokes it.
 
     The email carries no presigned link: one signed by the notify Lambda would die with its
     temporary credentials, hours before a user might open the email. The job page signs fresh
@@ -51,6 +53,7 @@ class ResultLinks:
 
     viewer: str
     job_page: str
+    share: str
 
 
 # A failure reason is the job's own words; the email shows at most this much of it.
@@ -97,6 +100,7 @@ def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks
         "",
         f"View it in your browser: {links.viewer}",
         f"Download the scene, the full splat and the report from the job page: {links.job_page}",
+        f"Share it: anyone with this link can view the scene (revoke it on the job page): {links.share}",
         "",
         *(f"{label}: {value}" for label, value in facts),
     ]
@@ -104,7 +108,9 @@ def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks
         f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) finished.</p>"
         f'<p><a href="{escape(links.viewer)}">View it in your browser</a></p>'
         f'<p><a href="{escape(links.job_page)}">Download the scene, the full splat and the report</a> '
-        "from the job page.</p><table>"
+        "from the job page.</p>"
+        f'<p><a href="{escape(links.share)}">Share link</a>: anyone with it can view the scene '
+        "(revoke it or make a new one on the job page).</p><table>"
         + "".join(f'<tr><th align="left">{escape(label)}</th><td>{escape(value)}</td></tr>' for label, value in facts)
         + "</table>"
     )

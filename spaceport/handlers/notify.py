@@ -1,10 +1,11 @@
 """The notify service: one email per run's outcome, and the job's final status.
 
-``CompressionCompleted`` -> ``SUCCEEDED``, then the success email (the viewer and the job
-page, photos used, held-out PSNR, output size); ``JobFailed`` -> ``FAILED``, then the failure
+``CompressionCompleted`` -> ``SUCCEEDED``, then the success email (the viewer, the job page and
+a new share link, photos used, held-out PSNR, output size); ``JobFailed`` -> ``FAILED``, then the failure
 email (stage, plain reason, what to try). The outcome is recorded first, with the store's
 conditional write that keeps an ended run ended, so a success that a cancel beat is never
-emailed, and an emailed success is never overwritten. The job record keeps each
+emailed, and an emailed success is never overwritten. Emails go to the job's ``email``: its
+owner's verified address when the job was created (the gateway takes no other). The job record keeps each
 ``(run, outcome)`` email, claimed before sending and confirmed after, so a duplicate or
 replayed event sends nothing more; a new run does.
 :func:`handle_notify_message` returns what it did (``"emailed"``, ``"duplicate"``, ``"stale"``).
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from spaceport.auth.share import hash_share_token, new_share_token
 from spaceport.contracts.events import CompressionCompleted, InvalidEventError, JobFailed, PipelineEvent, parse_envelope
 from spaceport.contracts.job import JobRecord, JobStatus, Phase, position
 from spaceport.contracts.layout import CompressOutputs
-from spaceport.contracts.links import status_url, viewer_url
+from spaceport.contracts.links import share_viewer_url, status_url, viewer_url
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import Action, action_for, service
 from spaceport.handlers.email import ResultLinks, failure_email, success_email
@@ -49,8 +52,9 @@ def handle_notify_message(body: str | dict[str, Any], ports: Ports, lambda_conte
     return outcome
 
 
-def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bool:
-    """Send ``email`` unless ``marker`` was sent already (or is being sent by a live invocation).
+def _send_once(ports: Ports, record: JobRecord, marker: str, compose: Callable[[], Email]) -> bool:
+    """Send the email ``compose()`` makes unless ``marker`` was sent already (or is being sent by a
+    live invocation); it is composed only once claimed (a success email makes a share link).
 
     The claim comes first: a duplicate delivery finds it and sends nothing. A send that fails
     gives the claim back for the retry; an invocation that dies before confirming leaves a
@@ -60,7 +64,7 @@ def _send_once(ports: Ports, record: JobRecord, marker: str, email: Email) -> bo
     if not ports.store.claim_notification(record.job_id, marker, stale_after_s=_CLAIM_STALE_AFTER_S):
         return False
     try:
-        message_id = ports.mailer.send(email)
+        message_id = ports.mailer.send(compose())
     except Exception:
         ports.store.release_notification(record.job_id, marker)
         raise
@@ -122,10 +126,20 @@ def on_succeeded(event: CompressionCompleted, ports: Ports) -> str:
     )
     if _ended_as(ports, record.job_id, record.run_id, JobStatus.SUCCEEDED) is None:
         return "ended"  # cancelled or failed before it could succeed: that outcome stands
-    base = ports.config.public_base_url
-    links = ResultLinks(viewer=viewer_url(base, record.job_id), job_page=status_url(base, record.job_id))
-    email = success_email(record, summary, links, ports.config.sender_email)
-    return "emailed" if _send_once(ports, record, f"{record.run_id}#succeeded", email) else "duplicate"
+
+    def compose() -> Email:
+        # Each result email carries a new share link: the one an earlier email carried stops working.
+        token = new_share_token()
+        ports.store.set_share_token(record.job_id, hash_share_token(token))
+        base = ports.config.public_base_url
+        links = ResultLinks(
+            viewer=viewer_url(base, record.job_id),
+            job_page=status_url(base, record.job_id),
+            share=share_viewer_url(base, token),
+        )
+        return success_email(record, summary, links, ports.config.sender_email)
+
+    return "emailed" if _send_once(ports, record, f"{record.run_id}#succeeded", compose) else "duplicate"
 
 
 def on_failed(event: JobFailed, ports: Ports) -> str:
@@ -145,4 +159,4 @@ def on_failed(event: JobFailed, ports: Ports) -> str:
         ports.config.sender_email,
         status_url(ports.config.public_base_url, record.job_id),
     )
-    return "emailed" if _send_once(ports, record, f"{record.run_id}#failed", email) else "duplicate"
+    return "emailed" if _send_once(ports, record, f"{record.run_id}#failed", lambda: email) else "duplicate"

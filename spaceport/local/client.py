@@ -1,10 +1,11 @@
 """Talking to a local stack: finding the running ``spaceport serve``, its HTTP API, and its archive.
 
-``spaceport serve`` leaves :data:`STATE_FILE` (the gateway's URL, its API key, the local AWS
-endpoint) in ``OUT/.stack/``, readable by its owner only; the other commands find the stack
-through it. :class:`GatewayClient` calls the API as the web app does (standard library only).
+``spaceport serve`` leaves :data:`STATE_FILE` (the gateway's URL, the local AWS endpoint and
+the local user pool) in ``OUT/.stack/``, readable by its owner only; the other commands find
+the stack through it and sign in to its user pool (:meth:`RunningStack.sign_in`).
+:class:`GatewayClient` calls the API as the web app does, with a user's ID token.
 
->>> api = GatewayClient("http://127.0.0.1:1", api_key="k", timeout_s=0.5)
+>>> api = GatewayClient("http://127.0.0.1:1", token="t", timeout_s=0.5)
 >>> try:
 ...     api.get_job("0a1b")
 ... except GatewayRequestError as error:
@@ -27,18 +28,22 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import urllib3
 
-from spaceport.api.endpoints import API_KEY_HEADER, IDEMPOTENCY_HEADER
+from spaceport.api.endpoints import AUTHORIZATION_HEADER, IDEMPOTENCY_HEADER
 from spaceport.config import PipelineConfig
 from spaceport.contracts.topology import PIPELINE_BUS, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
 from spaceport.local.aws import LocalAws
+from spaceport.local.cognito import LocalUserPool, SignedInUser, sign_in_user
 from spaceport.local.provision import OperatorKey
 
 STATE_FILE = "serve.json"
 AWS_FILE = "aws.json"
+# Who `spaceport status` and `spaceport replay` act as on a running stack: the laptop's operator.
+LOCAL_OPERATOR = "operator@spaceport.localhost"
 
 
 class GatewayRequestError(SpaceportError):
@@ -63,12 +68,18 @@ class RunningStack:
     """What another command needs to reach a running ``spaceport serve``."""
 
     gateway_url: str
-    api_key: str
     aws_endpoint: str
     pid: int
+    user_pool: LocalUserPool
 
-    def api(self) -> GatewayClient:
-        return GatewayClient(self.gateway_url, self.api_key)
+    def sign_in(self, email: str, operator: bool = False) -> SignedInUser:
+        """Sign in to the stack's user pool as ``email`` (created if needed; see :func:`sign_in_user`)."""
+        self.use()
+        return sign_in_user(self.user_pool, email, operator)
+
+    def api(self, email: str = LOCAL_OPERATOR, operator: bool = True) -> GatewayClient:
+        """The API as ``email`` (default: the local operator, who sees every job)."""
+        return GatewayClient(self.gateway_url, self.sign_in(email, operator).id_token)
 
     def use(self) -> None:
         """Point this process's boto3 at the stack's local AWS."""
@@ -80,7 +91,7 @@ def state_file(out_root: Path) -> Path:
 
 
 def write_stack_state(out_root: Path, stack: RunningStack) -> Path:
-    """Leave the state file for the other commands (it holds the API key: owner-readable only)."""
+    """Leave the state file for the other commands (owner-readable only: it leads to the local AWS)."""
     path = state_file(out_root)
     write_json_atomic(path, asdict(stack), mode=0o600)
     return path
@@ -114,9 +125,10 @@ def running_stack(out_root: Path) -> RunningStack | None:
     if not path.exists():
         return None
     try:
-        stack = RunningStack(**json.loads(path.read_text()))
+        state = json.loads(path.read_text())
+        stack = RunningStack(**{**state, "user_pool": LocalUserPool(**state["user_pool"])})
         os.kill(stack.pid, 0)
-    except (ProcessLookupError, ValueError, TypeError):
+    except (ProcessLookupError, ValueError, TypeError, KeyError):
         return None
     return stack
 
@@ -129,9 +141,11 @@ def require_running_stack(out_root: Path) -> RunningStack:
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, api_key: str, timeout_s: float = 30.0) -> None:
+    """The API as one signed-in user: ``token`` is their Cognito ID token."""
+
+    def __init__(self, base_url: str, token: str, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self.token = token
         self.timeout_s = timeout_s
 
     def request(
@@ -143,7 +157,7 @@ class GatewayClient:
             f"{self.base_url}{path}",
             data=data,
             method=method,
-            headers={API_KEY_HEADER: self.api_key, "Content-Type": "application/json", **(headers or {})},
+            headers={AUTHORIZATION_HEADER: self.token, "Content-Type": "application/json", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -157,14 +171,16 @@ class GatewayClient:
             raise GatewayRequestError(f"Cannot reach the gateway at {self.base_url}: {reason}", 0) from None
 
     def upload(self, zip_path: Path) -> str:
-        """``POST /uploads``, then PUT the ZIP to the presigned URL; returns its ``s3Url``."""
+        """``POST /uploads``, then POST the ZIP to S3 with the presigned form; returns its ``s3Url``."""
         _, answer = self.request("POST", "/uploads", {"filename": zip_path.name})
-        with zip_path.open("rb") as photos:
-            put = urllib.request.Request(
-                answer["uploadUrl"], data=photos.read(), method="PUT", headers={"Content-Type": "application/zip"}
-            )
+        fields: list[tuple[str, Any]] = list(answer["uploadFields"].items())
+        fields.append(("file", (zip_path.name, zip_path.read_bytes(), answer["contentType"])))
+        body, content_type = urllib3.encode_multipart_formdata(fields)
+        post = urllib.request.Request(
+            answer["uploadUrl"], data=body, method="POST", headers={"Content-Type": content_type}
+        )
         try:
-            with urllib.request.urlopen(put, timeout=max(self.timeout_s, 300)) as response:
+            with urllib.request.urlopen(post, timeout=max(self.timeout_s, 300)) as response:
                 response.read()
         except urllib.error.HTTPError as error:
             raise GatewayRequestError(
@@ -172,10 +188,10 @@ class GatewayClient:
             ) from None
         return str(answer["s3Url"])
 
-    def create_job(self, s3_url: str, email: str, options: dict[str, Any], idempotency_key: str | None = None) -> str:
-        """``POST /jobs``; returns the job id."""
+    def create_job(self, s3_url: str, options: dict[str, Any], idempotency_key: str | None = None) -> str:
+        """``POST /jobs`` (the results go to the user's verified address); returns the job id."""
         headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
-        _, answer = self.request("POST", "/jobs", {"s3Url": s3_url, "email": email, "options": options}, headers)
+        _, answer = self.request("POST", "/jobs", {"s3Url": s3_url, "options": options}, headers)
         return str(answer["jobId"])
 
     def get_job(self, job_id: str) -> dict[str, Any]:

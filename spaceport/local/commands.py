@@ -1,9 +1,11 @@
-"""``spaceport serve | run | status | replay``: the local runtime's commands (parsing and what each does).
+"""``spaceport serve | run | status | replay | token``: the local runtime's commands (parsing and what each does).
 
 ``serve`` runs the stack until Ctrl-C and leaves its state file (:mod:`spaceport.local.client`)
-so that ``status`` and ``replay`` in another terminal find it. ``run`` starts its own stack,
-sends one capture through it and saves the results (:mod:`spaceport.local.results`). Nothing
-here touches real AWS: every call goes to the stack's moto server.
+so that ``status``, ``replay`` and ``token`` in another terminal find it. ``run`` starts its
+own stack, signs in to its user pool as ``--email``, sends one capture through it as that user
+and saves the results (:mod:`spaceport.local.results`). ``status`` and ``replay`` act as the
+local operator; ``token`` prints an ID token for curl and tests. Nothing here touches real AWS:
+every call goes to the stack's moto server.
 
 >>> parse_options(["steps=500", "matcher=sequential"], preset="quick")
 {'preset': 'quick', 'steps': 500, 'matcher': 'sequential'}
@@ -23,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT
+from spaceport.contracts.deployment import LOCAL_DEPLOYMENT, LOCAL_GATEWAY_PORT, deployment_from_env
 from spaceport.contracts.job import JobRecord, JobStatus
 from spaceport.contracts.links import status_url, viewer_url
 from spaceport.contracts.stages import JOB_STAGES
@@ -42,6 +44,7 @@ from spaceport.local.client import (
     write_aws_state,
     write_stack_state,
 )
+from spaceport.local.cognito import sign_in_user
 from spaceport.local.progress_view import JobNotCompletedError, describe, follow
 from spaceport.local.results import JOB_FILE, SavedResultsServer, save_outputs
 from spaceport.local.stack import REPO_ROOT, LocalStack, StackOptions
@@ -54,6 +57,13 @@ class UnknownJobError(SpaceportError):
     exit_code = ExitCode.UNKNOWN_JOB
 
 
+class LocalOnlyError(SpaceportError):
+    """A command of the local runtime was pointed at a deployed stack."""
+
+    code = "local_only"
+    exit_code = ExitCode.LOCAL_ONLY
+
+
 # --- spaceport serve
 
 
@@ -62,8 +72,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         prog="spaceport serve",
         description="Run the whole stack on this machine until Ctrl-C: moto as local AWS, the topology, "
         f"the gateway on http://127.0.0.1:{LOCAL_GATEWAY_PORT} (and the web app from web/dist), one worker per "
-        "service, and the local job runner. The API key comes from SPACEPORT_API_KEY; one is "
-        "generated and printed when it is unset.",
+        "service, and the local job runner. Sign in on the web app, or get an ID token for curl "
+        "with `spaceport token EMAIL`.",
     )
     parser.add_argument(
         "--port", type=int, default=LOCAL_GATEWAY_PORT, help=f"gateway port (default {LOCAL_GATEWAY_PORT})"
@@ -78,13 +88,14 @@ def _serve(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    state = write_stack_state(args.out, RunningStack(stack.gateway_url, stack.api_key, stack.aws.endpoint, os.getpid()))
-    assert stack.resources is not None and stack.resources.operator is not None
+    assert stack.resources is not None and stack.resources.user_pool is not None
+    assert stack.resources.operator is not None
+    running = RunningStack(stack.gateway_url, stack.aws.endpoint, os.getpid(), stack.resources.user_pool)
+    state = write_stack_state(args.out, running)
     aws = write_aws_state(args.out, stack.aws.endpoint, REGION, stack.resources.operator)
     print(f"Spaceport is running: gateway {stack.gateway_url}   local AWS {stack.aws.endpoint}")
     print(f"Local AWS as an operator (IAM enforced for every unit's role): {aws}")
-    if stack.generated_api_key:
-        print(f"API key (generated; set SPACEPORT_API_KEY to choose one): {stack.api_key}")
+    print("Sign in: `spaceport token you@example.com` prints an ID token (send it as Authorization).")
     if stack.options.web_dist and stack.options.web_dist.is_dir():
         print(f"Web app: {stack.gateway_url}/")
     print("Ctrl-C stops it.", flush=True)
@@ -149,7 +160,12 @@ def run_main(argv: list[str] | None = None) -> int:
         "./spaceport-out/<job>/. Exits 0 only when the job completed.",
     )
     parser.add_argument("photos", type=Path, help="a ZIP of photos (spaceport sample makes one)")
-    parser.add_argument("--email", required=True, help="where the result email goes (captured locally)")
+    parser.add_argument(
+        "--email",
+        required=True,
+        help="the local user the job runs as (created and signed in if needed); the result email goes "
+        "there (captured locally)",
+    )
     parser.add_argument("--preset", choices=("quick", "default", "quality"), help="training preset")
     parser.add_argument(
         "--option",
@@ -178,10 +194,12 @@ def _run(args: argparse.Namespace) -> int:
     # The stack stops itself, and any job still running, on Ctrl-C or any error.
     print("starting the local stack (moto as AWS, gateway, workers, job runner)...", flush=True)
     with LocalStack(StackOptions(workdir=args.out / ".stack", gateway_port=port)) as stack:
-        api = GatewayClient(stack.gateway_url, stack.api_key)
+        assert stack.resources is not None and stack.resources.user_pool is not None
+        user = sign_in_user(stack.resources.user_pool, args.email)
+        api = GatewayClient(stack.gateway_url, user.id_token)
         size = args.photos.stat().st_size
-        print(f"gateway {stack.gateway_url}; uploading {args.photos.name} ({size:,} bytes)", flush=True)
-        job_id = api.create_job(api.upload(args.photos), args.email, options)
+        print(f"gateway {stack.gateway_url}; signed in as {user.email}; uploading {args.photos.name} ({size:,} bytes)")
+        job_id = api.create_job(api.upload(args.photos), options)
         print(f"job {job_id}", flush=True)
         follow(lambda: api.get_job(job_id), "r1", timeout_s=args.timeout)
         stack.wait_until_idle(timeout_s=30)  # let notify finish its email
@@ -289,6 +307,84 @@ def _replay(args: argparse.Namespace) -> int:
     return _report(record, save_outputs(record, args.out, stack.aws_endpoint))
 
 
+# --- spaceport token
+
+
+def token_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spaceport token",
+        description="Sign in to the running `spaceport serve` as EMAIL (the local user is created, its address "
+        "verified, if it does not exist; it gets a new random password) and print its Cognito ID token on the "
+        "last line, for curl (-H 'Authorization: <token>') and tests. Local only: against a deployed stack, "
+        "sign in through the web app.",
+    )
+    parser.add_argument("email", help="the local user's email address (the user pool's username)")
+    parser.add_argument("--operator", action="store_true", help="make the user a member of the operators group")
+    parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where `spaceport serve` keeps its state")
+    args = parser.parse_args(argv)
+    return _guard(lambda: _token(args))
+
+
+def _token(args: argparse.Namespace) -> int:
+    deployment = deployment_from_env()
+    if deployment != LOCAL_DEPLOYMENT:
+        raise LocalOnlyError(
+            f"spaceport token signs in to the local stack only, not to deployment {deployment!r}: sign in "
+            "through that deployment's web app (its Cognito user pool) instead."
+        )
+    user = require_running_stack(args.out).sign_in(args.email, operator=args.operator)
+    print(f"user {user.email} (sub {user.sub}{', operator' if user.operator else ''}); ID token:", file=sys.stderr)
+    print(user.id_token, flush=True)
+    return 0
+
+
+# --- spaceport integration-key
+
+
+def integration_key_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spaceport integration-key",
+        description="Issue an API key for a backend that submits jobs for the user EMAIL (an operator's task): "
+        "the key goes into the deployment's integrations usage plan (its throttle and quota) and is bound to "
+        "that user, whose verified address the jobs' emails go to. The key is printed once, on the last line; "
+        "it belongs on a server, never in a browser. Locally it is issued on the running `spaceport serve`; "
+        "with SPACEPORT_DEPLOYMENT set to a deployed stack, with this shell's AWS credentials.",
+    )
+    parser.add_argument("email", help="the user the key acts for (signed up, address verified)")
+    parser.add_argument("--name", required=True, help="what the key is for, e.g. the integration's name")
+    parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where `spaceport serve` keeps its state (local)")
+    args = parser.parse_args(argv)
+    return _guard(lambda: _integration_key(args))
+
+
+def _integration_key(args: argparse.Namespace) -> int:
+    import boto3
+
+    from spaceport.adapters import build_ports
+    from spaceport.config import PipelineConfig
+    from spaceport.integrations import find_usage_plan, find_user_pool, issue_key
+
+    deployment = deployment_from_env()
+    if deployment == LOCAL_DEPLOYMENT:
+        require_running_stack(args.out).use()
+    apigateway, cognito = boto3.client("apigateway"), boto3.client("cognito-idp")
+    ports = build_ports(PipelineConfig.from_env())
+    key = issue_key(
+        apigateway,
+        cognito,
+        ports,
+        find_usage_plan(apigateway, deployment),
+        find_user_pool(cognito, deployment),
+        args.email,
+        args.name,
+    )
+    print(
+        f"key {key.key_id} for {key.owner_email} (sub {key.owner}) in usage plan {key.usage_plan_id}:", file=sys.stderr
+    )
+    print(key.value, flush=True)
+    return 0
+
+
 # --- shared pieces
 
 
@@ -356,4 +452,4 @@ def _guard(body: Callable[[], int]) -> int:
         return 130
 
 
-__all__ = ["replay_main", "run_main", "serve_main", "state_file", "status_main"]
+__all__ = ["integration_key_main", "replay_main", "run_main", "serve_main", "state_file", "status_main", "token_main"]

@@ -19,7 +19,10 @@ request itself, in front of the moto server (:class:`IamEnforcer`):
    error format, before moto sees the request;
 4. an S3 ``GET``/``HEAD`` of a missing key answers 403, not 404, to a principal without
    ``s3:ListBucket`` on the bucket, as S3 does;
-5. expired temporary credentials answer ``ExpiredToken``.
+5. expired temporary credentials answer ``ExpiredToken``;
+6. what AWS answers unsigned (a browser's CORS preflight, a user pool's sign-up and sign-in,
+   its public keys: :func:`is_unsigned_public_call`) passes as it is; any other unsigned call is
+   refused.
 
 The control plane's tests run moto in their own process (``mock_aws``), with no server between:
 :class:`InProcessIam` makes the same checks in botocore's ``before-send`` event of each unit's
@@ -50,6 +53,7 @@ with the resource ``*``, so a new kind of call shows up in the first test that m
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
@@ -457,6 +461,8 @@ class IamEnforcer:
             body = environ["wsgi.input"].read()
         environ["wsgi.input"] = io.BytesIO(body)
         request = _request(environ, body)
+        if is_unsigned_public_call(request):
+            return self.app(environ, start_response)
         access_key, region = _credential(request)
         principal = find_principal(access_key)
         if principal is None:
@@ -531,6 +537,34 @@ def _denial(principal: Principal, check: Check) -> str:
         f"to perform: {check.action} on resource: {check.resource} because no identity-based policy "
         "allows the action"
     )
+
+
+_COGNITO_TARGET = "AWSCognitoIdentityProviderService."
+_JWKS_PATH = re.compile(r"/[\w-]+_[0-9A-Za-z]+/\.well-known/jwks\.json")
+
+
+@functools.cache
+def _unsigned_cognito_actions() -> frozenset[str]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("cognito-idp")
+    return frozenset(name for name in model.operation_names if model.operation_model(name).auth_type == "none")
+
+
+def is_unsigned_public_call(request: Request) -> bool:
+    """A call AWS answers without a signature, so without IAM: a browser's CORS preflight (no
+    browser signs one; the service answers it from its CORS rules), a user pool's own sign-up
+    and sign-in actions (botocore's model marks them unsigned; a browser or ``spaceport token``
+    sends them with the app client's id, a password or the user's token), and a pool's public
+    keys (``GET /<pool id>/.well-known/jwks.json``), which API Gateway's authorizer reads."""
+    if request.method == "OPTIONS":
+        return True
+    if request.header("authorization"):
+        return False
+    target = request.header("x-amz-target")
+    if target.startswith(_COGNITO_TARGET):
+        return target.removeprefix(_COGNITO_TARGET) in _unsigned_cognito_actions()
+    return request.method == "GET" and _JWKS_PATH.fullmatch(request.path) is not None
 
 
 def _request(environ: Mapping[str, Any], body: bytes) -> Request:
@@ -703,10 +737,13 @@ __all__ = [
     "Check",
     "Decision",
     "IamEnforcer",
+    "InProcessIam",
     "Principal",
     "checks_for",
     "evaluate",
     "find_principal",
+    "is_unsigned_public_call",
     "needed_statements",
+    "refused_check",
     "role_session",
 ]

@@ -11,6 +11,8 @@ What it creates (all through boto3, so it works against any endpoint):
 * the jobs and idempotency tables;
 * the verified SES sender;
 * per stage, an ECR repository (immutable tags) holding the image the local jobs name;
+* the Cognito user pool people sign in to, its app client and the operators group
+  (:mod:`spaceport.local.cognito`), and the usage plan integration keys are issued in;
 * one IAM role per deploy unit of :data:`~spaceport.contracts.units.UNITS`, named as in AWS
   (``spaceport-<unit>-<deployment>``), trusted by the unit's service and holding the very
   policy that deploys, filled in with the local resources' ARNs (:func:`policy_names`); the
@@ -38,6 +40,8 @@ from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES, ServiceSpec
 from spaceport.contracts.units import UNITS, Unit, job_role_key, job_unit, queue_arn_key, repository_key
+from spaceport.integrations import usage_plan_name
+from spaceport.local.cognito import LocalUserPool, create_user_pool
 
 # moto's account (every local resource lives in it).
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -65,6 +69,11 @@ def image_uri(deployment: str, stage: Stage, region: str) -> str:
     )
 
 
+# Integration keys' throttle and quota, locally (AWS: the stack's settings).
+LOCAL_INTEGRATION_THROTTLE = {"rateLimit": 5.0, "burstLimit": 10}
+LOCAL_INTEGRATION_QUOTA = {"limit": 1000, "period": "DAY"}
+
+
 @dataclass
 class Provisioned:
     bus_arn: str
@@ -76,6 +85,18 @@ class Provisioned:
     # unit name -> the ARN of its role
     role_arns: dict[str, str] = field(default_factory=dict)
     operator: OperatorKey | None = None
+    user_pool: LocalUserPool | None = None
+    integration_usage_plan_id: str = ""
+
+    def environment(self) -> dict[str, str]:
+        """The settings (:class:`PipelineConfig` variables) that name what only exists once provisioned."""
+        if self.user_pool is None:
+            return {}
+        return {
+            PipelineConfig.variable("user_pool_id"): self.user_pool.pool_id,
+            PipelineConfig.variable("user_pool_client_id"): self.user_pool.client_id,
+            PipelineConfig.variable("user_pool_arn"): self.user_pool.arn,
+        }
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,13 @@ def provision(config: PipelineConfig) -> Provisioned:
     _create_tables(config)
     boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
     provisioned.repository_arns = _create_repositories(config.deployment)
+    provisioned.user_pool = create_user_pool(resource_name(config.deployment, "users"), config.operators_group)
+    provisioned.integration_usage_plan_id = boto3.client("apigateway").create_usage_plan(
+        name=usage_plan_name(config.deployment),
+        description="Integration keys: each bound to one Spaceport user",
+        throttle=LOCAL_INTEGRATION_THROTTLE,
+        quota=LOCAL_INTEGRATION_QUOTA,
+    )["id"]
     names = policy_names(config, provisioned)
     provisioned.role_arns = {unit.name: _create_unit_role(unit, config.deployment, names) for unit in UNITS.values()}
     provisioned.operator = _create_operator(config.deployment)
@@ -148,13 +176,13 @@ def _create_buckets(config: PipelineConfig) -> None:
     s3 = boto3.client("s3")
     for bucket in config.buckets:
         s3.create_bucket(Bucket=bucket)
-    # The web app PUTs the photos ZIP straight to a presigned URL from the browser.
+    # The web app POSTs the photos ZIP straight to S3 from the browser (a presigned POST).
     s3.put_bucket_cors(
         Bucket=config.uploads_bucket,
         CORSConfiguration={
             "CORSRules": [
                 {
-                    "AllowedMethods": ["PUT", "GET", "HEAD"],
+                    "AllowedMethods": ["POST", "GET", "HEAD"],
                     "AllowedOrigins": [config.cors_origin],
                     "AllowedHeaders": ["*"],
                     "ExposeHeaders": ["ETag"],

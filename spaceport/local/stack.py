@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -56,7 +55,6 @@ class StackError(SpaceportError):
 class StackOptions:
     workdir: Path
     gateway_port: int = LOCAL_GATEWAY_PORT
-    api_key: str | None = None
     web_dist: Path | None = REPO_ROOT / "web" / "dist"
     # None: the queues' own visibility timeout (6x the consumer timeout), as in AWS.
     visibility_timeout_s: int | None = None
@@ -73,10 +71,6 @@ class LocalStack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.api_key = options.api_key or os.environ.get("SPACEPORT_API_KEY") or ""
-        self.generated_api_key = not self.api_key
-        if self.generated_api_key:
-            self.api_key = secrets.token_urlsafe(24)
         # Port 0: any free port (tests, and `spaceport run` beside a running `serve`).
         self.gateway_port = options.gateway_port or free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
@@ -128,7 +122,6 @@ class LocalStack:
         self._environ.set(
             {
                 **stage_settings,
-                "SPACEPORT_API_KEY": self.api_key,
                 "SPACEPORT_PUBLIC_BASE_URL": self.gateway_url,
             }
         )
@@ -136,6 +129,10 @@ class LocalStack:
         reset_default_ports()
         self.config = PipelineConfig.from_env()
         self.resources = provision(self.config)
+        # The user pool exists only now: the apps read its ids from the environment.
+        self._environ.set(self.resources.environment())
+        reset_default_ports()
+        self.config = PipelineConfig.from_env()
         # Every unit calls AWS with its own role, whose policy is the one that deploys.
         use_sessions(self.unit_session)
         for spec in SERVICES:
@@ -145,9 +142,7 @@ class LocalStack:
         try:
             app = load_chalice_app(REPO_ROOT / "gateway" / "app.py")
             logs = LambdaLogs(self.unit_session("gateway"), f"spaceport-gateway-{self.config.deployment}")
-            self._gateway = GatewayServer(
-                app, self.gateway_port, self.api_key, self.options.web_dist, logs=logs
-            ).start()
+            self._gateway = GatewayServer(app, self.gateway_port, self.options.web_dist, logs=logs).start()
         except OSError as error:
             raise StackError(
                 f"Cannot listen on {self.gateway_url}: {error.strerror}. Is another `spaceport serve` running?"

@@ -15,6 +15,7 @@ import boto3
 
 from spaceport.adapters import build_ports
 from spaceport.adapters.wiring import use_sessions
+from spaceport.auth import Caller
 from spaceport.config import PipelineConfig
 from spaceport.contracts.events import EVENT_SOURCE
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
@@ -23,8 +24,10 @@ from spaceport.local.provision import provision
 from spaceport.ports import Ports
 
 REPO = Path(__file__).resolve().parents[2]
-API_KEY = "test-key-123"
 REGION = "us-east-1"
+# The signed-in users the control plane's tests act as (tests/auth checks how a caller is verified).
+PILOT = Caller(subject="pilot-sub", email="pilot@example.com", email_verified=True)
+OPERATOR = Caller(subject="operator-sub", email="ops@example.com", email_verified=True, operator=True)
 
 
 class World:
@@ -120,7 +123,7 @@ class World:
             for message in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
         ]
 
-    def put_zip(self, key: str = "uploads/u1/photos.zip", files: int = 2) -> str:
+    def put_zip(self, key: str = f"uploads/{PILOT.subject}/u1/photos.zip", files: int = 2) -> str:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for index in range(files):

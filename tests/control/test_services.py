@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import requests
-from control_helpers import REPO, load_app, sqs_event, state_change
+from control_helpers import PILOT, REPO, load_app, sqs_event, state_change
 
 from spaceport.api import cancel_job, create_job, get_job, reprocess_job
 from spaceport.contracts.events import JobOptions
@@ -42,7 +42,9 @@ COMPRESS_METRICS = {
 
 def new_job(world, **options) -> str:
     photos = world.put_zip()
-    answer = create_job(world.unit("gateway"), {"s3Url": photos, "email": "pilot@example.com", "options": options})
+    answer = create_job(
+        world.unit("gateway"), PILOT, {"s3Url": photos, "email": "pilot@example.com", "options": options}
+    )
     return answer.body["jobId"]
 
 
@@ -266,7 +268,7 @@ def test_an_explained_failure_is_not_retried(world):
 def test_cancel_stops_the_running_job_and_ends_quietly(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    assert cancel_job(world.unit("gateway"), job_id).status == 202
+    assert cancel_job(world.unit("gateway"), PILOT, job_id).status == 202
     cancelled = last(world, "JobCancelled")
     assert run_stage(world, Stage.SFM, cancelled) == "stopped"
     name = f"spaceport-local-sfm-{job_id}-r1-a1"
@@ -286,7 +288,7 @@ def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     finish_from_sfm(world, job_id)
     first_completion = last(world, "CompressionCompleted")
 
-    answer = reprocess_job(world.unit("gateway"), job_id, {"fromStage": "train", "options": {"steps": 500}})
+    answer = reprocess_job(world.unit("gateway"), PILOT, job_id, {"fromStage": "train", "options": {"steps": 500}})
     assert answer.status == 202 and answer.body["runId"] == "r2"
     again = last(world, "JobRequested")
     assert json.loads(again)["detail"]["input_uri"] == f"s3://spaceport-local-sfm/{job_id}/r1/"
@@ -346,9 +348,9 @@ def test_diagnosis_tells_transient_from_explained_failures(status, reason, repor
 def test_finished_job_shows_presigned_links(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    assert "links" not in get_job(world.unit("gateway"), job_id).body
+    assert "links" not in get_job(world.unit("gateway"), PILOT, job_id).body
     finish_from_sfm(world, job_id)
-    view = get_job(world.unit("gateway"), job_id).body
+    view = get_job(world.unit("gateway"), PILOT, job_id).body
     assert view["status"] == "SUCCEEDED" and view["stage_percent"] == 100
     assert set(view["links"]) == {"sog", "ply", "report", "viewer"}
     assert requests.get(view["links"]["sog"], timeout=10).content.startswith(b"PK\x03\x04")
@@ -360,13 +362,13 @@ def test_finished_job_shows_presigned_links(world):
 def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world):
     job_id = new_job(world)
     trigger = requested(world, job_id)
-    cancel_job(world.unit("gateway"), job_id)  # lands before the sfm service handles the trigger...
+    cancel_job(world.unit("gateway"), PILOT, job_id)  # lands before the sfm service handles the trigger...
     assert run_stage(world, Stage.SFM, trigger) == "stale"
     assert world.processing_jobs() == []
     # ...or after it launched but before it recorded the start.
     other = new_job(world)
     record = world.ports.store.get(other)
-    cancel_job(world.unit("gateway"), other)
+    cancel_job(world.unit("gateway"), PILOT, other)
     assert (
         _launch(SageMakerJobKey("local", Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.unit("sfm"))
         == "cancelled"
@@ -426,7 +428,7 @@ def test_a_success_that_was_emailed_stands_against_a_racing_cancel_and_a_stray_f
                 target=race, args=("success", lambda b=success: handle_notify_message(b, world.unit("notify")))
             ),
             threading.Thread(
-                target=race, args=("cancel", lambda j=job_id: cancel_job(world.unit("gateway"), j), head_start_s)
+                target=race, args=("cancel", lambda j=job_id: cancel_job(world.unit("gateway"), PILOT, j), head_start_s)
             ),
             threading.Thread(
                 target=race,
@@ -555,14 +557,14 @@ def test_a_300_mb_model_never_passes_through_the_train_service(world):
 def test_a_flight_log_posted_with_the_photos_reaches_the_sfm_job_as_its_second_input(world):
     photos = world.put_zip()
     log = "name,lat,lon,alt\nIMG_0001.jpg,46.1,7.2,80\n"
-    answer = create_job(world.unit("gateway"), {"s3Url": photos, "email": "pilot@example.com", "flightLog": log})
+    answer = create_job(world.unit("gateway"), PILOT, {"s3Url": photos, "email": "pilot@example.com", "flightLog": log})
     job_id = answer.body["jobId"]
     assert run_stage(world, Stage.SFM, requested(world, job_id)) == "launched"
     [name] = world.processing_jobs()
     inputs = world.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingInputs"]
     where = {i["InputName"]: (i["S3Input"]["S3Uri"], i["S3Input"]["LocalPath"]) for i in inputs}
     assert where == {
-        "photos": (photos, "/opt/ml/processing/input/photos"),
+        "photos": (world.ports.store.get(job_id).input_uri, "/opt/ml/processing/input/photos"),
         "flight_log": (world.config.layout.flight_plan(job_id), "/opt/ml/processing/input/flight_log"),
     }
 
@@ -586,7 +588,7 @@ def test_the_job_view_shows_where_the_capture_is_and_every_format_of_the_scene(w
     handle_stage_message(
         Stage.SFM, state_change(SageMakerJobKey("local", Stage.SFM, job_id, "r1"), "Completed"), world.unit("sfm")
     )
-    running = get_job(world.unit("gateway"), job_id).body
+    running = get_job(world.unit("gateway"), PILOT, job_id).body
     assert running["georeference"] == {"used": True, "frame": "enu", "origin": origin, "horizontal_rms_m": 1.2}
     assert "flightPath" not in running, "read once the job is done"
     # The completion event carries the small georeference, never the camera centres.
@@ -599,7 +601,7 @@ def test_the_job_view_shows_where_the_capture_is_and_every_format_of_the_scene(w
     world.ports.objects.put_bytes(prefix + "scene.spz", b"spz")
     complete_compress(world, job_id)
     handle_notify_message(last(world, "CompressionCompleted"), world.unit("notify"))
-    done = get_job(world.unit("gateway"), job_id).body
+    done = get_job(world.unit("gateway"), PILOT, job_id).body
     assert set(done["links"]) == {"sog", "spz", "ply", "report", "viewer"}  # no .glb was written
     assert requests.get(done["links"]["spz"], timeout=10).content == b"spz"
     path = done["flightPath"]

@@ -32,16 +32,16 @@ from spaceport_infra.chalice_apps import (
     BATCH_ITEM_FAILURES,
     BATCH_ITEM_FAILURES_TEMPLATE,
     DeployStepError,
+    apply_api_settings,
     enable_batch_item_failures,
     fetch_deployment_parameters,
-    install_api_key,
     publish_site,
     render_deployment,
     render_policy,
     vendor_shared_package,
 )
 from spaceport_infra.imports import import_closure
-from spaceport_infra.parameters import ARN_KEYS, arn_parameter, env_path
+from spaceport_infra.parameters import API_THROTTLE, ARN_KEYS, api_parameter, arn_parameter, env_path
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -334,14 +334,29 @@ def test_finish_refuses_a_service_without_its_queue_or_a_missing_deploy(aws, tmp
         enable_batch_item_failures(app, "test", boto3.client("lambda"))
 
 
-def test_finish_installs_the_api_key_without_dropping_the_environment(aws, tmp_path):
+def test_finish_throttles_every_gateway_route_and_attaches_the_integrations_usage_plan(aws, tmp_path):
     gateway = next(app for app in APPS if app.is_api)
     app = ChaliceApp(gateway.name, tmp_path / gateway.name, None)
-    arn = _function("spaceport-gateway-test", {"SPACEPORT_BUS_NAME": "spaceport"})
-    _deployed(app, [{"name": "api_handler", "resource_type": "lambda_function", "lambda_arn": arn}])
-    assert install_api_key(app, "test", boto3.client("lambda"), "k3y") == [arn]
-    variables = boto3.client("lambda").get_function_configuration(FunctionName=arn)["Environment"]["Variables"]
-    assert variables == {"SPACEPORT_BUS_NAME": "spaceport", "SPACEPORT_API_KEY": "k3y"}
+    (app.directory / ".chalice").mkdir(parents=True)
+    (app.directory / ".chalice" / "config.json").write_text(json.dumps({"api_gateway_stage": "v1"}))
+    apigateway, ssm = boto3.client("apigateway"), boto3.client("ssm")
+    api_id = apigateway.create_rest_api(name="spaceport-gateway")["id"]
+    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    apigateway.create_deployment(restApiId=api_id, stageName="v1")
+    plan = apigateway.create_usage_plan(name="spaceport-test-integrations")["id"]
+    _deployed(app, [{"name": "rest_api", "resource_type": "rest_api", "rest_api_id": api_id, "rest_api_url": "x"}])
+    with pytest.raises(DeployStepError, match="deploy-infra"):
+        apply_api_settings(app, "test", apigateway, ssm)
+    for name, value in {"rate": "25", "burst": "50", "plan": plan}.items():
+        ssm.put_parameter(Name=api_parameter("test", API_THROTTLE[name]), Value=value, Type="String")
+    for _ in range(2):  # a second finish (after the next chalice deploy) changes nothing
+        applied = apply_api_settings(app, "test", apigateway, ssm)
+    assert applied == {"api": api_id, "stage": "v1", "rate": 25.0, "burst": 50, "usage_plan": plan}
+    every_route = apigateway.get_stage(restApiId=api_id, stageName="v1")["methodSettings"]["*/*"]
+    assert (every_route["throttlingRateLimit"], every_route["throttlingBurstLimit"]) == (25.0, 50)
+    assert apigateway.get_usage_plan(usagePlanId=plan)["apiStages"] == [{"apiId": api_id, "stage": "v1"}]
 
 
 def test_prepare_reads_the_stacks_parameters(aws):
@@ -372,25 +387,35 @@ def test_site_step_publishes_the_viewer_with_its_config(aws, tmp_path):
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><title>Spaceport</title>")
     (dist / "assets" / "index-1a2b.js").write_text("console.log('viewer')")
-    ssm, secrets, s3 = boto3.client("ssm"), boto3.client("secretsmanager"), boto3.client("s3")
+    ssm, s3 = boto3.client("ssm"), boto3.client("s3")
     s3.create_bucket(Bucket="site", CreateBucketConfiguration={"LocationConstraint": REGION})
-    secret = secrets.create_secret(Name="spaceport/test/api-key", SecretString="k3y")["ARN"]
-    ssm.put_parameter(Name=f"{env_path('test')}SPACEPORT_SITE_BUCKET", Value="site", Type="String")
-    ssm.put_parameter(Name=arn_parameter("test", "ApiKeySecretArn"), Value=secret, Type="String")
+    for name, value in {
+        "SPACEPORT_SITE_BUCKET": "site",
+        "SPACEPORT_USER_POOL_ID": "eu-west-1_abc",
+        "SPACEPORT_USER_POOL_CLIENT_ID": "web123",
+    }.items():
+        ssm.put_parameter(Name=f"{env_path('test')}{name}", Value=value, Type="String")
+    ssm.put_parameter(Name=arn_parameter("test", "JobsTableArn"), Value="arn:aws:dynamodb:x", Type="String")
 
-    assert publish_site(app, "test", dist, ssm, secrets, s3) == "site"
+    assert publish_site(app, "test", dist, ssm, s3) == "site"
     config = json.loads(s3.get_object(Bucket="site", Key="config.json")["Body"].read())
+    # How to reach the API and sign in; nothing secret (the web client has no secret).
     assert config == {
         "apiBaseUrl": "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
-        "apiKey": "k3y",
-        "apiKeyHeader": "x-api-key",
+        "auth": {
+            "region": REGION,
+            "userPoolId": "eu-west-1_abc",
+            "clientId": "web123",
+            "endpoint": None,
+            "authFlow": "USER_SRP_AUTH",
+        },
     }
     page = s3.head_object(Bucket="site", Key="index.html")
     assert (page["ContentType"], page["CacheControl"]) == ("text/html", "no-cache")
     script = s3.head_object(Bucket="site", Key="assets/index-1a2b.js")
     assert script["CacheControl"].endswith("immutable") and "javascript" in script["ContentType"]
     with pytest.raises(DeployStepError, match="make web"):
-        publish_site(app, "test", tmp_path / "nothing", ssm, secrets, s3)
+        publish_site(app, "test", tmp_path / "nothing", ssm, s3)
 
 
 @pytest.mark.slow

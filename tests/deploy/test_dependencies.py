@@ -34,7 +34,7 @@ def layer_of(module: str) -> str:
     top = parts[1]
     if top in ("errors", "exit_codes", "files"):
         return "foundation"
-    if top == "contracts":
+    if top in ("contracts", "auth"):  # auth: who a caller is, and the share tokens' format
         return "contracts"
     if top in ("config", "container", "progress", "compute", "entrypoint"):
         return "settings"
@@ -42,7 +42,7 @@ def layer_of(module: str) -> str:
         return "ports"
     if top == "adapters":
         return "adapters"
-    if top in ("handlers", "api"):
+    if top in ("handlers", "api", "integrations"):
         return "handlers"
     if top in ("service_apps", "app_loader", "unit_app"):
         return "apps"

@@ -15,7 +15,7 @@ from spaceport.config import PipelineConfig
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES
 from spaceport_infra.apps import APPS, lambda_function_names
-from spaceport_infra.parameters import ARN_KEYS, arn_path, env_path, rules_path
+from spaceport_infra.parameters import API_THROTTLE, ARN_KEYS, api_parameter, arn_path, env_path, rules_path
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,9 @@ def _allow_statements(synthesised) -> list[tuple[str, dict[str, Any]]]:
     for key, resource in synthesised.resources.items():
         properties = resource.get("Properties", {})
         documents = [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
-        documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        # A Cognito pool's "Policies" is its password rule, not IAM.
+        if resource["Type"].startswith("AWS::IAM::"):
+            documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
         for document in documents:
             found += [(key, s) for s in document["Statement"] if s["Effect"] == "Allow"]
     return found
@@ -243,7 +245,6 @@ def test_parameters_give_the_apps_every_resource_name_config_reads(synthesised, 
     assert env <= recording.asked, env - recording.asked
     # Everything that names a resource or how a job runs comes from the stack; tuning knobs keep defaults.
     tuning = {
-        "SPACEPORT_API_KEY",
         "SPACEPORT_MAX_ATTEMPTS",
         "SPACEPORT_MAX_UPLOAD_BYTES",
         "SPACEPORT_MAX_BODY_BYTES",
@@ -323,3 +324,28 @@ def test_jobs_run_an_immutable_image_of_the_deployment(synthesised, deployment):
     for stage in JOB_STAGES:
         image = json.dumps(synthesised.stack.resolve(env[f"SPACEPORT_{stage.name}_IMAGE"]))
         assert f":{synthesised.stack.settings.image_tag}" in image and "latest" not in image, image
+
+
+def test_accounts_a_user_pool_a_browser_client_without_secret_operators_and_an_integration_plan(
+    synthesised, deployment
+):
+    [pool] = synthesised.of_type("AWS::Cognito::UserPool").values()
+    assert pool["Properties"]["UsernameAttributes"] == ["email"]
+    assert pool["Properties"]["AutoVerifiedAttributes"] == ["email"]
+    [client] = synthesised.of_type("AWS::Cognito::UserPoolClient").values()
+    assert client["Properties"]["GenerateSecret"] is False, "the web app's client runs in a browser"
+    assert set(client["Properties"]["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    [group] = synthesised.of_type("AWS::Cognito::UserPoolGroup").values()
+    assert group["Properties"]["GroupName"] == PipelineConfig().operators_group
+    [plan] = synthesised.of_type("AWS::ApiGateway::UsagePlan").values()
+    assert plan["Properties"]["Throttle"] == {"BurstLimit": 10, "RateLimit": 5}
+    assert plan["Properties"]["Quota"] == {"Limit": 2000, "Period": "DAY"}
+    assert not synthesised.of_type("AWS::SecretsManager::Secret"), "no shared key to publish any more"
+    parameters = {
+        p["Properties"]["Name"]: p["Properties"]["Value"] for p in synthesised.of_type("AWS::SSM::Parameter").values()
+    }
+    assert parameters[api_parameter(deployment, API_THROTTLE["rate"])] == "50"
+    assert parameters[api_parameter(deployment, API_THROTTLE["burst"])] == "100"
+    assert _logical_id(parameters[api_parameter(deployment, API_THROTTLE["plan"])]) in synthesised.resources
+    for variable in ("SPACEPORT_USER_POOL_ID", "SPACEPORT_USER_POOL_CLIENT_ID", "SPACEPORT_USER_POOL_ARN"):
+        assert _logical_id(parameters[env_path(deployment) + variable]) in synthesised.resources, variable

@@ -15,9 +15,7 @@ def stack(tmp_path_factory):
     from spaceport.local.stack import LocalStack, StackOptions
 
     workdir = tmp_path_factory.mktemp("stack")
-    local = LocalStack(
-        StackOptions(workdir=workdir, gateway_port=0, api_key="local-test-key", web_dist=None, stop_grace_s=5)
-    )
+    local = LocalStack(StackOptions(workdir=workdir, gateway_port=0, web_dist=None, stop_grace_s=5))
     local.start()
     try:
         yield local

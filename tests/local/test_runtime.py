@@ -276,7 +276,7 @@ def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
     (tmp_path / "index.html").write_text("<html>app</html>")
     (tmp_path / "assets" / "app.js").write_text("console.log(1)")
     (tmp_path.parent / "secret.txt").write_text("no")
-    server = GatewayServer(app, free_port(), api_key="k1", web_dist=tmp_path).start()
+    server = GatewayServer(app, free_port(), web_dist=tmp_path).start()
     try:
 
         def get(path: str, accept: str = "*/*") -> tuple[int, str, str]:
@@ -288,11 +288,8 @@ def test_the_gateway_serves_config_the_web_app_and_the_api(tmp_path):
                 return error.code, error.headers["Content-Type"], error.read().decode()
 
         status, _, body = get("/config.json")
-        assert status == 200 and json.loads(body) == {
-            "apiBaseUrl": server.base_url,
-            "apiKey": "k1",
-            "apiKeyHeader": "x-api-key",
-        }
+        # No user pool here (nothing provisioned): the site says so, and no secret is in it either way.
+        assert status == 200 and json.loads(body) == {"apiBaseUrl": server.base_url, "auth": None}
         assert get("/")[2] == "<html>app</html>"
         assert get("/assets/app.js")[1].endswith("javascript")
         assert json.loads(get("/jobs/j1")[2]) == {"jobId": "j1"}, "the app's API calls reach the API"

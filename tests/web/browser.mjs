@@ -10,6 +10,11 @@
 //            flight plan, links and embed snippet; then its one-page HTML download, opened from disk
 //        {"kind": "measure", "url", "screenshot", "timeoutMs", "actions": [{"tool", "points": [[x, y, z], ...]}]}:
 //            clicks each scene point where the viewer draws it, with each tool, and reads the results
+//        {"kind": "accounts", "url", "zip", "owner": {"email", "password"}, "stranger": {...}, "screenshotDir"}:
+//            signs the owner up (any confirmation code: the local pool has no mail), uploads, lists
+//            "my jobs", signs out and in again, and opens the owner's job page signed out and as
+//            the stranger (signed up too)
+// An upload plan with "signUp": {"email", "password"} signs up first.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -98,6 +103,10 @@ try {
     }
   } else if (plan.kind === 'job') {
     await openPage();
+    if (plan.signIn) {
+      await signIn(new URL(plan.url).origin, plan.signIn);
+      await page.waitForSelector('#photos', { state: 'attached', timeout: 30_000 });
+    }
     await page.goto(plan.url);
     await page.waitForFunction(() => document.body.dataset.jobStatus, null, { timeout: 30_000 }).catch(() => {});
     await page.screenshot({ path: plan.screenshot, fullPage: true });
@@ -115,8 +124,13 @@ try {
   } else if (plan.kind === 'measure') {
     await openPage();
     result = await measureFlow(plan);
+  } else if (plan.kind === 'accounts') {
+    await openPage();
+    result = await accountsFlow(plan);
+    result.console = consoleMessages;
   } else if (plan.kind === 'upload') {
     await openPage();
+    if (plan.signUp) await signUp(new URL(plan.url).origin, plan.signUp);
     result = await uploadFlow(plan);
     result.console = consoleMessages;
   } else {
@@ -129,21 +143,96 @@ try {
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);
 
-async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, notZip, reprocessFrom }) {
+/** Create an account on the sign-in page, confirm it (the local pool takes any code) and land signed in. */
+async function signUp(base, { email, password }) {
+  await page.goto(`${base}/signin`);
+  await page.fill('#auth-email', email);
+  await page.fill('#auth-password', password);
+  await page.click('#signup');
+  await page.waitForSelector('#confirm-box:not([hidden])', { timeout: 30_000 });
+  await page.fill('#confirm-code', '000000');
+  await page.click('#confirm');
+  await page.waitForSelector('#photos', { state: 'attached', timeout: 30_000 });
+}
+
+async function signIn(base, { email, password }) {
+  await page.goto(`${base}/signin`);
+  await page.fill('#auth-email', email);
+  await page.fill('#auth-password', password);
+  await page.click('#signin');
+}
+
+async function signOut() {
+  await page.click('#signout');
+  await page.waitForURL(/\/signin$/, { timeout: 10_000 });
+}
+
+function jobPageState() {
+  return page.evaluate(() => ({
+    status: document.body.dataset.jobStatus ?? null,
+    statusLine: document.getElementById('job-status')?.textContent ?? '',
+    signInLink: Boolean(document.getElementById('signin-link')),
+  }));
+}
+
+async function accountsFlow({ url, zip, owner, stranger, screenshotDir }) {
+  const shot = (name) => page.screenshot({ path: path.join(screenshotDir, name), fullPage: true });
+  const base = new URL(url).origin;
+  await signUp(base, owner);
+  await shot('01-signed-up.png');
+  const account = await page.textContent('#account-email');
+  const resultAddress = await page.textContent('#result-address');
+  await page.setInputFiles('#photos', zip);
+  await page.click('#submit');
+  await page.waitForURL(/\/jobs\/[^/]+$/, { timeout: 60_000 });
+  const jobId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
+  await page.waitForFunction(() => document.body.dataset.jobStatus, null, { timeout: 30_000 });
+  await shot('02-job.png');
+  const ownerView = await jobPageState();
+  await page.click('#my-jobs-link');
+  await page.waitForSelector(`#my-jobs li[data-job="${jobId}"]`, { timeout: 30_000 });
+  await shot('03-my-jobs.png');
+  const myJobs = await page.$$eval('#my-jobs li', (items) => items.map((li) => li.dataset.job));
+  await signOut();
+  // Signed out, the job page asks for a sign-in.
+  await page.goto(`${base}/jobs/${encodeURIComponent(jobId)}`);
+  await page.waitForFunction(() => document.getElementById('signin-link'), null, { timeout: 30_000 });
+  const signedOutView = await jobPageState();
+  // A wrong password is refused on the sign-in page; the right one signs in.
+  await signIn(base, { ...owner, password: `${owner.password}-wrong` });
+  await page.waitForFunction(() => document.getElementById('auth-message')?.classList.contains('error'), null, { timeout: 30_000 });
+  const wrongPassword = await page.textContent('#auth-message');
+  await signIn(base, owner);
+  await page.waitForSelector('#photos', { state: 'attached', timeout: 30_000 });
+  const signedInAgain = await page.textContent('#account-email');
+  await signOut();
+  // Another user cannot open the owner's job page, nor sees it in their jobs.
+  await signUp(base, stranger);
+  await page.goto(`${base}/jobs/${encodeURIComponent(jobId)}`);
+  await page.waitForFunction(() => /There is no job/.test(document.getElementById('job-status')?.textContent ?? ''), null,
+    { timeout: 30_000 }).catch(() => {});
+  await shot('04-stranger-job.png');
+  const strangerView = await jobPageState();
+  await page.goto(`${base}/jobs`);
+  await page.waitForFunction(() => document.getElementById('my-jobs-message')?.textContent !== 'Loading…', null, { timeout: 30_000 });
+  const strangerJobs = await page.$$eval('#my-jobs li', (items) => items.map((li) => li.dataset.job));
+  return { jobId, account, resultAddress, ownerView, myJobs, signedOutView, wrongPassword, signedInAgain, strangerView, strangerJobs };
+}
+
+async function uploadFlow(plan) {
+  const { url, zip, preset, screenshotDir, timeoutMs, notZip, reprocessFrom } = plan;
   const shot = (name) => page.screenshot({ path: path.join(screenshotDir, name), fullPage: true });
   await page.goto(url);
   let notZipMessage = null;
   if (notZip) {
     // A file that is not a ZIP is refused on the page, before anything is uploaded.
     await page.setInputFiles('#photos', notZip);
-    await page.fill('#email', email);
     await page.click('#submit');
     await page.waitForFunction(() => document.getElementById('upload-message')?.textContent, null, { timeout: 10_000 });
     notZipMessage = { text: await page.textContent('#upload-message'), url: page.url() };
     await shot('00-not-a-zip.png');
   }
   await page.setInputFiles('#photos', zip);
-  await page.fill('#email', email);
   await page.selectOption('#preset', preset);
   await shot('01-upload-form.png');
   await page.click('#submit');
@@ -196,6 +285,12 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
       notice: document.getElementById('job-notice')?.hidden === false ? document.getElementById('job-notice').textContent : '',
     }));
   }
+  let shareLink = null;
+  if (plan.share && status === 'SUCCEEDED') {
+    await page.click('#make-share');
+    await page.waitForFunction(() => document.getElementById('share-link')?.value, null, { timeout: 30_000 });
+    shareLink = await page.inputValue('#share-link');
+  }
   const facts = await page.$$eval('#job-facts dt', (terms) => Object.fromEntries(terms.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ''])));
   const links = await page.$$eval('a.download', (anchors) => anchors.map((a) => ({ name: a.dataset.artifact, href: a.href })));
   let viewer = null;
@@ -206,7 +301,7 @@ async function uploadFlow({ url, zip, email, preset, screenshotDir, timeoutMs, n
     viewer.url = page.url();
   }
   const percentsShown = Object.fromEntries(Object.entries(percents).map(([stage, set]) => [stage, [...set].sort((a, b) => a - b)]));
-  return { jobId, seen, percentsShown, status, errorText, facts, links, viewer, reprocess, notZipMessage };
+  return { jobId, seen, percentsShown, status, errorText, facts, links, viewer, reprocess, notZipMessage, shareLink };
 }
 
 /** Bytes the page has fetched (every resource's body as it came over the wire) up to `untilMs`. */
@@ -300,8 +395,10 @@ async function measureFlow(plan) {
 
 async function shareFlow({ url, download, screenshot, timeoutMs }) {
   await page.goto(url);
-  await page.waitForFunction(() => document.body.dataset.jobStatus === 'SUCCEEDED' && document.getElementById('embed-snippet'),
+  await page.waitForFunction(() => document.body.dataset.jobStatus === 'SUCCEEDED' && document.getElementById('make-share'),
     null, { timeout: 30_000 });
+  await page.click('#make-share');
+  await page.waitForFunction(() => !document.getElementById('embed-snippet').hidden, null, { timeout: 30_000 });
   await page.screenshot({ path: screenshot, fullPage: true });
   const job = await page.evaluate(() => ({
     location: document.getElementById('job-location')?.textContent ?? '',
@@ -310,6 +407,7 @@ async function shareFlow({ url, download, screenshot, timeoutMs }) {
     links: [...document.querySelectorAll('a.download')].map((a) => a.dataset.artifact),
     viewer: document.getElementById('open-viewer')?.getAttribute('href') ?? null,
     embed: document.getElementById('embed-snippet')?.value ?? '',
+    shareLink: document.getElementById('share-link')?.value ?? '',
   }));
   const [file] = await Promise.all([page.waitForEvent('download', { timeout: timeoutMs }), page.click('#download-html')]);
   await file.saveAs(download);

@@ -6,7 +6,6 @@ are missing.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -90,7 +89,7 @@ def spaceport_serve(web_dist: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from spaceport.local.aws import free_port
 
     port = free_port()
-    env = {**os.environ, "SPACEPORT_API_KEY": secrets.token_urlsafe(16)}
+    env = dict(os.environ)
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "spaceport.cli", "serve", "--port", str(port),
                                 "--out", str(tmp_path_factory.mktemp("serve-out"))],

@@ -24,6 +24,9 @@ pytestmark = [
 ]
 
 
+OWNER = {"email": "failing-pilot@example.com", "password": "a long test password"}
+
+
 @pytest.fixture(scope="module")
 def failed_job(spaceport_serve: str, screenshot_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     files = tmp_path_factory.mktemp("failed-job-files")
@@ -35,7 +38,7 @@ def failed_job(spaceport_serve: str, screenshot_dir: Path, tmp_path_factory: pyt
     shots = screenshot_dir / "failed-job"
     shots.mkdir(exist_ok=True)
     return run_browser({"kind": "upload", "url": f"{spaceport_serve}/", "zip": str(not_photos), "notZip": str(not_zip),
-                        "email": "pilot@example.com", "preset": "quick", "screenshotDir": str(shots),
+                        "signUp": OWNER, "preset": "quick", "screenshotDir": str(shots),
                         "timeoutMs": 180_000, "reprocessFrom": "sfm"}, timeout_s=420)
 
 
@@ -65,7 +68,7 @@ def test_operator_reprocess_starts_a_new_run(failed_job: dict) -> None:
 def test_a_job_page_loads_directly(failed_job: dict, spaceport_serve: str, screenshot_dir: Path) -> None:
     url = f"{spaceport_serve}/jobs/{failed_job['jobId']}"
     skip_unless_served_as_page(url)
-    page = run_browser({"kind": "job", "url": url, "screenshot": str(screenshot_dir / "failed-job" / "03-direct-load.png")},
-                       timeout_s=120)
+    page = run_browser({"kind": "job", "url": url, "signIn": OWNER,
+                        "screenshot": str(screenshot_dir / "failed-job" / "03-direct-load.png")}, timeout_s=120)
     assert page["status"] == "FAILED", page
     assert console_errors(page) == []

@@ -18,6 +18,7 @@ from web_browser import CompressedScene, StaticSite, pixel_spread, run_browser
 pytestmark = pytest.mark.slow
 
 JOB = "job-share-1"
+TOKEN = "S" * 43
 FLIGHT_PATH = [[-40.0 + 10 * i, -30.0 + (i % 2) * 60, 80.0] for i in range(9)]  # a lawnmower pass
 
 
@@ -39,8 +40,11 @@ def shared(static_site: StaticSite, compressed_scene: CompressedScene, screensho
     # The API under /api, so that the page /jobs/<id> and the record do not share a path.
     (files / "config.json").write_text(json.dumps({"apiBaseUrl": f"{static_site.url}/api"}))
     (files / "job.json").write_text(json.dumps(record))
+    (files / "share.json").write_text(json.dumps({"jobId": JOB, "shared": True, "token": TOKEN,
+                                                  "shareUrl": f"{static_site.url}/view/share/{TOKEN}"}))
     static_site.add("/config.json", files / "config.json")
     static_site.add(f"/api/jobs/{JOB}", files / "job.json")
+    static_site.add(f"/api/jobs/{JOB}/share", files / "share.json")
     return run_browser({"kind": "share", "url": f"{static_site.url}/jobs/{JOB}", "download": str(files / f"{JOB}.html"),
                         "screenshot": str(screenshot_dir / "job-share.png"), "timeoutMs": 90_000}, timeout_s=300)
 
@@ -55,8 +59,10 @@ def test_the_job_page_links_the_exports_but_not_the_streamed_index(shared: dict)
     assert shared["viewer"] == f"/view/{JOB}"
 
 
-def test_the_embed_snippet_is_an_iframe_of_the_viewer(shared: dict) -> None:
-    assert shared["embed"].startswith("<iframe ") and f"/view/{JOB}\"" in shared["embed"]
+def test_a_share_link_made_on_the_page_is_shown_with_its_embed_snippet(shared: dict) -> None:
+    # The owner's viewer (/view/<job>) needs a sign-in; what is embedded elsewhere is the share link.
+    assert shared["shareLink"].endswith(f"/view/share/{TOKEN}")
+    assert shared["embed"].startswith("<iframe ") and f"/view/share/{TOKEN}\"" in shared["embed"]
 
 
 def test_the_html_download_shows_the_scene_from_disk(shared: dict, screenshot_dir: Path,

@@ -1,9 +1,9 @@
 """Upload -> progress -> rendered splat, in a real browser against ``spaceport serve``.
 
-One pipeline run: the browser uploads the generated sample with the quick preset, watches the
-job page until the job ends, opens the viewer from the job page, then opens the job's viewer
-link (the one the email carries) as a fresh page load. Screenshots of every step are left in the
-session's ``web-screenshots/upload-flow`` folder.
+One pipeline run: the browser signs up, uploads the generated sample with the quick preset,
+watches the job page until the job ends, opens the viewer from the job page, makes a share link,
+then opens that link as a fresh page load, signed in as no one. Screenshots of every step are
+left in the session's ``web-screenshots/upload-flow`` folder.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def upload_flow(spaceport_serve: str, small_capture: Path, screenshot_dir: Path)
     shots.mkdir(exist_ok=True)
     return run_browser({
         "kind": "upload", "url": f"{spaceport_serve}/", "zip": str(small_capture),
-        "email": "pilot@example.com", "preset": "quick", "screenshotDir": str(shots),
+        "signUp": {"email": "pilot@example.com", "password": "a long test password"}, "share": True,
+        "preset": "quick", "screenshotDir": str(shots),
         "timeoutMs": PIPELINE_TIMEOUT_S * 1000,
     }, timeout_s=PIPELINE_TIMEOUT_S + 180)
 
@@ -78,12 +79,13 @@ def test_viewer_opened_from_the_job_renders_the_splat(upload_flow: dict, screens
     assert console_errors(viewer) == []
 
 
-def test_the_emailed_viewer_link_opens_the_viewer(spaceport_serve: str, upload_flow: dict, screenshot_dir: Path) -> None:
+def test_a_share_link_opens_the_viewer_for_anyone(spaceport_serve: str, upload_flow: dict, screenshot_dir: Path) -> None:
     assert upload_flow["status"] == "SUCCEEDED", f"the job did not finish ({upload_flow['status']}), so it has no scene"
-    link = f"{spaceport_serve}/view/{upload_flow['jobId']}"
+    link = upload_flow["shareLink"]
+    assert link and link.startswith(f"{spaceport_serve}/view/share/"), upload_flow
     skip_unless_served_as_page(link)
     result = run_browser({"kind": "viewer", "timeoutMs": 60_000,
-                          "pages": [{"url": link, "screenshot": str(screenshot_dir / "upload-flow" / "04-email-link.png")}]},
+                          "pages": [{"url": link, "screenshot": str(screenshot_dir / "upload-flow" / "04-share-link.png")}]},
                          timeout_s=120)
     page = result["pages"][0]
     assert page["state"] == "ready", page

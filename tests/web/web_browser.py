@@ -57,6 +57,20 @@ class SiteHandler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
+    def do_POST(self) -> None:
+        """A POST to one of the extra files answers with that file (a stand-in for an API call)."""
+        route = self.path.split("?", 1)[0]
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if route not in self.extra_files:
+            self.send_error(404)
+            return
+        body = self.extra_files[route].read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
 
 @dataclass
 class StaticSite:

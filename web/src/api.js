@@ -1,10 +1,12 @@
 /**
- * A small client for the Spaceport API: base URL and key from /config.json, errors in plain words.
+ * A small client for the Spaceport API: base URL from /config.json, the signed-in user's ID token
+ * in Authorization (auth.js), errors in plain words. A 401 means the sign-in is missing or expired.
  *
  * @example
  *   const { uploadUrl, s3Url } = await api.post('/uploads', { filename: 'photos.zip' });
  *   const job = await api.get(`/jobs/${jobId}`);
  */
+import { idToken } from './auth.js';
 import { loadConfig } from './config.js';
 
 /** An API call that failed; `message` is fit to show a person, `status` is the HTTP status (0: no answer). */
@@ -18,10 +20,11 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body, headers = {}) {
-  const { apiBaseUrl, apiKey, apiKeyHeader } = await loadConfig();
+async function request(method, path, body, headers = {}, signed = true) {
+  const { apiBaseUrl } = await loadConfig();
   const init = { method, headers: { ...headers } };
-  if (apiKey) init.headers[apiKeyHeader] = apiKey;
+  const token = signed ? await idToken() : null;
+  if (token) init.headers.authorization = token;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -38,6 +41,9 @@ async function request(method, path, body, headers = {}) {
     payload = text ? JSON.parse(text) : null;
   } catch {
     payload = null;
+  }
+  if (response.status === 401) {
+    throw new ApiError('Sign in to see this: your sign-in is missing or has expired.', 401, 'not_signed_in');
   }
   if (!response.ok) {
     const { message, code } = errorOf(payload);
@@ -58,4 +64,7 @@ function errorOf(payload) {
 export const api = {
   get: (path) => request('GET', path),
   post: (path, body, headers) => request('POST', path, body ?? {}, headers),
+  delete: (path) => request('DELETE', path),
+  /** A public route (a share link's view): no sign-in is sent. */
+  public: (path) => request('GET', path, undefined, {}, false),
 };

@@ -1,8 +1,10 @@
 /**
- * Job page (/jobs/<id>): the live stage and progress polled from GET /jobs/{id}, the error in
- * plain words, downloads and "open viewer" when done, and operator actions (reprocess, cancel).
+ * Job page (/jobs/<id>, its owner's and the operators'): the live stage and progress polled from
+ * GET /jobs/{id}, the error in plain words, downloads and "open viewer" when done, the share link
+ * (make a new one, stop sharing) with its embed snippet, and reprocess and cancel.
  */
 import { api, ApiError } from './api.js';
+import { signInLink } from './my-jobs.js';
 import { formatBytes, h, progressBar } from './dom.js';
 import { formatLatLon, georeferenceFrom } from './geo.js';
 import { JOB_STAGES, STAGE_NAMES, overallFraction, readJob } from './job-record.js';
@@ -47,6 +49,10 @@ export function mount(root, { jobId }) {
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
         statusLine.textContent = `There is no job ${jobId}. Check the link, or upload the photos again.`;
+        return;
+      }
+      if (error instanceof ApiError && error.status === 401) {
+        statusLine.replaceChildren(signInLink(location.pathname), ' to see this job.');
         return;
       }
       say(notice, `${error.message} Retrying…`, true, true);
@@ -174,11 +180,17 @@ function flightPlan(points) {
   return h('figure', { class: 'flight' }, svg, h('figcaption', {}, `${points.length} photos over ${span.toFixed(0)} m, north up`));
 }
 
-/** An embed snippet to copy and the scene as one HTML page to download. */
+/**
+ * The share link (anyone with it may view the scene; the API shows its token only when it makes
+ * one), its embed snippet, stopping sharing, and the scene as one HTML page to download.
+ */
 function sharing(job, raw) {
-  const viewerUrl = `${location.origin}/view/${encodeURIComponent(job.jobId)}`;
-  const snippet = h('textarea', { id: 'embed-snippet', readonly: true, rows: 3 }, embedSnippet(viewerUrl, `Spaceport scene ${job.jobId}`));
-  const copy = h('button', { type: 'button', class: 'secondary', id: 'copy-embed' }, 'Copy');
+  const state = h('p', { id: 'share-state' }, raw?.shared
+    ? 'This scene is shared: anyone with its link can view it. A new link replaces the old one.'
+    : 'This scene is not shared.');
+  const link = h('input', { type: 'text', readonly: true, id: 'share-link', class: 'share-link', hidden: true });
+  const snippet = h('textarea', { id: 'embed-snippet', readonly: true, rows: 3, hidden: true });
+  const copy = h('button', { type: 'button', class: 'secondary', id: 'copy-embed', hidden: true }, 'Copy');
   copy.addEventListener('click', async () => {
     snippet.select();
     try {
@@ -186,6 +198,41 @@ function sharing(job, raw) {
       copy.textContent = 'Copied';
     } catch {
       copy.textContent = 'Select and copy';
+    }
+  });
+  const make = h('button', { type: 'button', id: 'make-share' }, raw?.shared ? 'Make a new share link' : 'Make a share link');
+  const stop = h('button', { type: 'button', class: 'secondary', id: 'stop-share', hidden: !raw?.shared }, 'Stop sharing');
+  const problem = h('p', { class: 'message error', id: 'share-message', hidden: true });
+  const fail = (error) => {
+    problem.hidden = false;
+    problem.textContent = error.message;
+  };
+  make.addEventListener('click', async () => {
+    make.disabled = true;
+    try {
+      const { shareUrl } = await api.post(`/jobs/${encodeURIComponent(job.jobId)}/share`, {});
+      link.value = shareUrl;
+      snippet.value = embedSnippet(shareUrl, `Spaceport scene ${job.jobId}`);
+      for (const element of [link, snippet, copy, stop]) element.hidden = false;
+      state.textContent = 'Shared: anyone with this link can view the scene (it is shown only now; keep it).';
+      make.textContent = 'Make a new share link';
+    } catch (error) {
+      fail(error);
+    } finally {
+      make.disabled = false;
+    }
+  });
+  stop.addEventListener('click', async () => {
+    stop.disabled = true;
+    try {
+      await api.delete(`/jobs/${encodeURIComponent(job.jobId)}/share`);
+      for (const element of [link, snippet, copy, stop]) element.hidden = true;
+      state.textContent = 'This scene is not shared: the link no longer works.';
+      make.textContent = 'Make a share link';
+    } catch (error) {
+      fail(error);
+    } finally {
+      stop.disabled = false;
     }
   });
   const message = h('p', { class: 'message', id: 'standalone-message', hidden: true });
@@ -208,8 +255,8 @@ function sharing(job, raw) {
     }
   });
   return [
-    h('h2', {}, 'Share'),
-    h('label', { for: 'embed-snippet' }, 'Embed the viewer in a website'), snippet, copy,
+    h('h2', {}, 'Share'), state, h('p', { class: 'actions' }, make, ' ', stop), problem,
+    link, h('label', { for: 'embed-snippet', hidden: true }, 'Embed the viewer in a website'), snippet, copy,
     h('p', {}, download), message,
   ];
 }

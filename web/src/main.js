@@ -1,22 +1,30 @@
 /**
- * The site's router: one page, three views chosen by the path.
+ * The site's router: one page, its views chosen by the path.
  *
- *   /               upload page
- *   /jobs/<id>      job page (live status)
- *   /view?sog=<url> viewer for a .sog URL
- *   /view/<job>     viewer for a job's scene
+ *   /                   upload page (signed in)
+ *   /signin             sign in, or create an account
+ *   /jobs               my jobs
+ *   /jobs/<id>          job page (live status; the owner's and the operators' only)
+ *   /view?sog=<url>     viewer for a .sog URL
+ *   /view/<job>         viewer for a job's scene (signed in)
+ *   /view/share/<token> viewer for a shared scene (anyone with the link)
  */
 import './style.css';
+import { showAccount } from './account.js';
 import { h } from './dom.js';
 
 const routes = [
   { pattern: /^\/(index\.html)?$/, load: () => import('./upload.js'), params: () => ({}) },
+  { pattern: /^\/signin\/?$/, load: () => import('./signin.js'), params: () => ({}) },
+  { pattern: /^\/jobs\/?$/, load: () => import('./my-jobs.js'), params: () => ({}) },
   { pattern: /^\/jobs\/([^/]+)\/?$/, load: () => import('./job.js'), params: (m) => ({ jobId: decodeURIComponent(m[1]) }) },
+  { pattern: /^\/view\/share\/([^/]+)\/?$/, load: () => import('./viewer.js'), params: (m) => ({ shareToken: decodeURIComponent(m[1]) }) },
   { pattern: /^\/view\/?$/, load: () => import('./viewer.js'), params: () => ({ sogUrl: new URLSearchParams(location.search).get('sog') }) },
   { pattern: /^\/view\/([^/]+)\/?$/, load: () => import('./viewer.js'), params: (m) => ({ jobId: decodeURIComponent(m[1]) }) },
 ];
 
 const root = document.getElementById('app');
+const account = document.getElementById('account');
 let leaveCurrent = () => {};
 
 /** Go to a path inside the site without reloading it. */
@@ -30,6 +38,7 @@ async function render() {
   leaveCurrent = () => {};
   root.replaceChildren();
   document.body.classList.remove('viewer-page');
+  if (account) showAccount(account, navigate);
   const route = routes.map((r) => ({ r, m: location.pathname.match(r.pattern) })).find(({ m }) => m);
   if (!route) {
     root.append(h('section', { class: 'card' }, h('h1', {}, 'Page not found'), h('p', {}, 'There is nothing at ', h('code', {}, location.pathname), '. ', h('a', { href: '/', 'data-link': true }, 'Upload photos'), '.')));

@@ -1,9 +1,12 @@
 /**
- * Upload page: pick or drop a ZIP of photos, give an email and a preset, then
- * POST /uploads -> PUT the ZIP to the presigned URL (with progress) -> POST /jobs -> job page.
+ * Upload page (signed in): pick or drop a ZIP of photos and a preset, then POST /uploads -> POST the
+ * ZIP to S3 with the presigned form (with progress) -> POST /jobs -> job page. The result is
+ * emailed to the user's verified address.
  */
 import { api, ApiError } from './api.js';
+import { hasSignIn, signedInEmail } from './auth.js';
 import { formatBytes, h, progressBar } from './dom.js';
+import { signInLink } from './my-jobs.js';
 import { looksLikeZip } from './zip-magic.js';
 
 const PRESETS = [
@@ -12,13 +15,23 @@ const PRESETS = [
   ['quality', 'Quality: slowest, sharpest'],
 ];
 
-export function mount(root, _params, { navigate }) {
+export function mount(root, _params, context) {
+  Promise.all([hasSignIn(), signedInEmail()]).then(([required, email]) => {
+    if (required && !email) {
+      root.append(h('section', { class: 'card', id: 'upload-signin' }, h('h1', {}, 'Turn drone photos into a 3D scene'),
+        h('p', {}, signInLink('/'), ' to upload photos: the result is emailed to your address.')));
+      return;
+    }
+    uploadForm(root, email, context);
+  }).catch((error) => root.append(h('p', { class: 'message error' }, error.message)));
+}
+
+function uploadForm(root, signedIn, { navigate }) {
   let file = null;
   const fileInput = h('input', { type: 'file', id: 'photos', name: 'photos', accept: '.zip,application/zip', class: 'visually-hidden' });
   const fileLabel = h('span', { class: 'drop-file' }, 'No file chosen');
   const dropZone = h('label', { class: 'drop-zone', for: 'photos' },
     h('strong', {}, 'Drop a ZIP of drone photos here'), h('span', {}, 'or click to choose one'), fileLabel);
-  const email = h('input', { type: 'email', id: 'email', name: 'email', required: true, placeholder: 'you@example.com', autocomplete: 'email' });
   const preset = h('select', { id: 'preset', name: 'preset' },
     PRESETS.map(([value, label]) => h('option', { value, selected: value === 'default' }, label)));
   const submit = h('button', { type: 'submit', id: 'submit' }, 'Upload and start');
@@ -46,7 +59,7 @@ export function mount(root, _params, { navigate }) {
   const form = h('form', { class: 'card upload-form', novalidate: true },
     h('h1', {}, 'Turn drone photos into a 3D scene'),
     dropZone, fileInput,
-    h('label', { for: 'email' }, 'Email for the result'), email,
+    signedIn ? h('p', { id: 'result-address' }, 'The result is emailed to ', h('strong', {}, signedIn), '.') : null,
     h('label', { for: 'preset' }, 'Preset'), preset,
     submit, progress.element, message);
 
@@ -61,19 +74,18 @@ export function mount(root, _params, { navigate }) {
     message.className = 'message';
     message.textContent = '';
     if (!file) return fail('Choose a ZIP of photos first.');
-    if (!email.checkValidity() || !email.value) return fail('Enter a valid email address; the result link is sent there.');
     if (!(await isZip(file))) return fail(`${file.name} is not a ZIP file. Put the photos in a .zip and try again.`);
     submit.disabled = true;
     progress.element.hidden = false;
     try {
       progress.update(0, 'Preparing the upload…');
-      const { uploadUrl, s3Url } = await api.post('/uploads', { filename: file.name });
-      await putWithProgress(uploadUrl, file, (fraction) =>
+      const { uploadUrl, uploadFields, s3Url } = await api.post('/uploads', { filename: file.name });
+      await postWithProgress(uploadUrl, uploadFields, file, (fraction) =>
         progress.update(fraction, `Uploading ${file.name}: ${(fraction * 100).toFixed(0)}%`));
       progress.update(1, 'Upload complete, starting the job…');
       // One key per submission: a retried POST (flaky network) returns the same job, not a second one.
       const { jobId } = await api.post('/jobs',
-        { s3Url, email: email.value, options: { preset: preset.value } },
+        { s3Url, options: { preset: preset.value } },
         { 'Idempotency-Key': crypto.randomUUID() });
       navigate(`/jobs/${encodeURIComponent(jobId)}`);
     } catch (error) {
@@ -93,12 +105,17 @@ class UploadError extends Error {
   name = 'UploadError';
 }
 
-/** PUT the file to a presigned URL; fetch() reports no upload progress, XMLHttpRequest does. */
-function putWithProgress(url, file, onProgress) {
+/**
+ * POST the file to S3 with the presigned form: its fields, then the file (S3 checks the size range
+ * and the type the form names). fetch() reports no upload progress, XMLHttpRequest does.
+ */
+function postWithProgress(url, fields, file, onProgress) {
   return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    form.append('file', file);
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', url);
-    xhr.setRequestHeader('content-type', 'application/zip');
+    xhr.open('POST', url);
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
@@ -108,6 +125,6 @@ function putWithProgress(url, file, onProgress) {
         : reject(new UploadError(`The upload was refused (HTTP ${xhr.status}). Try again; if it keeps failing the upload link may have expired.`)));
     xhr.addEventListener('error', () => reject(new UploadError('The upload failed: the storage server could not be reached.')));
     xhr.addEventListener('abort', () => reject(new UploadError('The upload was cancelled.')));
-    xhr.send(file);
+    xhr.send(form);
   });
 }

@@ -1,5 +1,6 @@
 /**
- * Viewer (/view?sog=<url>, /view?lod=<url of lod-meta.json> or /view/<job>): shows a PlayCanvas
+ * Viewer (/view?sog=<url>, /view?lod=<url of lod-meta.json>, /view/<job> for its owner, or
+ * /view/share/<token> for anyone with a share link): shows a PlayCanvas
  * SOG bundle, or streams a streamed SOG (levels of detail) under a splat budget, with the
  * PlayCanvas engine; fits the camera to the splat, and lets the user orbit (left drag), pan
  * (right drag or shift) and zoom (wheel), and measure (measure.js). Every failure ends in a
@@ -56,7 +57,7 @@ export function splatBudget(query = new URLSearchParams(location.search), agent 
   return phone ? PHONE_SPLAT_BUDGET : DESKTOP_SPLAT_BUDGET;
 }
 
-export function mount(root, { sogUrl, lodUrl, jobId, sceneBytes, georeference: given }) {
+export function mount(root, { sogUrl, lodUrl, jobId, shareToken, sceneBytes, georeference: given }) {
   document.body.classList.add('viewer-page');
   const query = new URLSearchParams(location.search);
   let up = UP_AXES[query.get('up')] ? query.get('up') : 'z';
@@ -106,6 +107,7 @@ export function mount(root, { sogUrl, lodUrl, jobId, sceneBytes, georeference: g
   const start = async () => {
     let scene = { sogUrl, lodUrl: lodUrl ?? query.get('lod') };
     if (!scene.sogUrl && !scene.lodUrl && jobId) scene = await sceneOfJob(jobId);
+    if (!scene.sogUrl && !scene.lodUrl && shareToken) scene = await sharedScene(shareToken);
     georeference = scene.georeference ?? georeference;
     status.georeferenced = Boolean(georeference);
     if (!scene.sogUrl && !scene.lodUrl && !sceneBytes) {
@@ -312,6 +314,20 @@ async function pickingData(app, url, asset) {
 }
 
 /** The job's scene: its streamed scene when it has one, else its .sog, and its georeference. */
+/** A shared scene, from its public view (GET /share/{token}: no sign-in); streamed when it can be. */
+async function sharedScene(token) {
+  let raw;
+  try {
+    raw = await api.public(`/share/${encodeURIComponent(token)}`);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) throw new SceneError('This share link does not work (any more): ask for a new one.');
+    throw error;
+  }
+  const links = raw.links ?? {};
+  const pick = (name) => (typeof links[name] === 'string' && links[name] ? links[name] : null);
+  return { sogUrl: pick('sog'), lodUrl: pick('streamed'), georeference: georeferenceFrom(raw.georeference) };
+}
+
 async function sceneOfJob(jobId) {
   const raw = await api.get(`/jobs/${encodeURIComponent(jobId)}`);
   const job = readJob(raw);
