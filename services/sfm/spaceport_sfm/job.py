@@ -257,6 +257,7 @@ def _reconstruct(
         undistort,
         write_position_priors,
     )
+    from spaceport_sfm.summary import scene_summary
 
     image_dir = work / "images"
     with run.stage("unpack", f"unpacking {photos.name}"):
@@ -381,7 +382,10 @@ def _reconstruct(
         report["undistorted_cameras"] = _camera_summary(undistorted)
         points_ply = work / SfmOutputs.POINTS
         undistorted.export_PLY(points_ply)
+        summary = scene_summary(undistorted, georeferenced=bool(report["georeference"]["used"]))
+        write_json_atomic(work / SfmOutputs.SCENE_SUMMARY, summary.model_dump(mode="json"))
         _replace(work / "undistorted" / "sparse", out_dir / SfmOutputs.SPARSE)
         _replace(work / "undistorted" / "images", out_dir / SfmOutputs.IMAGES)
         _replace(points_ply, out_dir / SfmOutputs.POINTS)
+        _replace(work / SfmOutputs.SCENE_SUMMARY, out_dir / SfmOutputs.SCENE_SUMMARY)
         run.update(1.0, f"placed {len(registered_names)} of {len(usable)} photos, {model.num_points3D()} points")
