@@ -30,7 +30,15 @@ from enum import StrEnum
 from typing import Any
 
 from spaceport.contracts.deployment import resource_name
-from spaceport.contracts.layout import JOB_REPORT, PROGRESS, STAGE_REPORT, CompressOutputs, TrainOutputs
+from spaceport.contracts.layout import (
+    JOB_REPORT,
+    PROGRESS,
+    STAGE_REPORT,
+    BlockOutputs,
+    CompressOutputs,
+    SfmOutputs,
+    TrainOutputs,
+)
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES, stage_service
 
@@ -210,11 +218,52 @@ def _stage_service(stage: Stage) -> Unit:
             _objects("ReadOwnJobsReport", ("GetObject",), *(f"{bucket}/*{name}" for name in reads[stage])),
             # Without it S3 answers a missing report with 403, not 404.
             _objects("TellMissingReports", ("ListBucket",), bucket),
+            *_BLOCK_GRANTS.get(stage, ()),
         ),
     )
 
 
-def _job(stage: Stage, reads: tuple[str, ...], writes: str) -> Unit:
+# The train service trains a capture too large for one job in blocks (spaceport.handlers.blocks): it
+# plans from the SfM job's scene summary, writes the plan and the merge job's manifest beside the
+# run, and launches and follows the merge, a processing job on the training image and role.
+_BLOCK_GRANTS: Mapping[Stage, tuple[Grant, ...]] = {
+    Stage.TRAIN: (
+        _objects("ReadSceneSummaries", ("GetObject",), f"{BUCKET_ARN[Stage.SFM]}/*{SfmOutputs.SCENE_SUMMARY}"),
+        # Without it S3 answers an SfM output with no scene summary (from before them) with 403, not 404.
+        _objects("TellMissingSceneSummaries", ("ListBucket",), BUCKET_ARN[Stage.SFM]),
+        _objects(
+            "WriteBlockPlansAndMergeInputs",
+            ("PutObject",),
+            *(f"{BUCKET_ARN[Stage.TRAIN]}/*{name}" for name in (BlockOutputs.PLAN, BlockOutputs.MERGE_INPUTS)),
+        ),
+        Grant(
+            "OwnMergeJobs",
+            Port.LAUNCHER,
+            (
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:AddTags",
+            ),
+            (_arn("sagemaker", f"processing-job/{stage_service(Stage.TRAIN).sagemaker_job_prefix(DEPLOYMENT)}*"),),
+        ),
+    ),
+}
+# What the merge job, run as the training job's role, needs beyond the training job's own grants.
+_MERGE_JOB_GRANTS = (
+    Grant(
+        "MergeJobLogs",
+        Port.RUNTIME,
+        ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+        (
+            _arn("logs", "log-group:/aws/sagemaker/ProcessingJobs"),
+            _arn("logs", "log-group:/aws/sagemaker/ProcessingJobs:log-stream:*"),
+        ),
+    ),
+)
+
+
+def _job(stage: Stage, reads: tuple[str, ...], writes: str, extra: tuple[Grant, ...] = ()) -> Unit:
     """A stage's SageMaker job: its inputs, its outputs, its image and its logs (no other AWS call)."""
     kind = "ProcessingJobs" if stage_service(stage).sagemaker_job == "processing" else "TrainingJobs"
     logs = _arn("logs", f"log-group:/aws/sagemaker/{kind}")
@@ -238,6 +287,7 @@ def _job(stage: Stage, reads: tuple[str, ...], writes: str) -> Unit:
                 ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
                 (logs, f"{logs}:log-stream:*"),
             ),
+            *extra,
         ),
         service_principal="sagemaker.amazonaws.com",
     )
@@ -299,7 +349,12 @@ UNITS: Mapping[str, Unit] = {
             ),
         ),
         _job(Stage.SFM, reads=(UPLOADS_BUCKET_ARN,), writes=BUCKET_ARN[Stage.SFM]),
-        _job(Stage.TRAIN, reads=(BUCKET_ARN[Stage.SFM], BUCKET_ARN[Stage.TRAIN]), writes=BUCKET_ARN[Stage.TRAIN]),
+        _job(
+            Stage.TRAIN,
+            reads=(BUCKET_ARN[Stage.SFM], BUCKET_ARN[Stage.TRAIN]),
+            writes=BUCKET_ARN[Stage.TRAIN],
+            extra=_MERGE_JOB_GRANTS,
+        ),
         _job(Stage.COMPRESS, reads=(BUCKET_ARN[Stage.TRAIN],), writes=BUCKET_ARN[Stage.COMPRESS]),
     )
 }

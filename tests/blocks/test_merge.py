@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from spaceport.block_plan import make_plan
 from spaceport.cli import main as spaceport_main
 from spaceport.contracts.blocks import BlockBudget, BlockPlan, SceneSummary
 from spaceport.contracts.layout import TrainOutputs, block_name
+from spaceport.handlers.block_plan import make_plan
 from spaceport.splats import Splats, read_ply, write_ply
 from spaceport_train.blocks import block_scene, points_within, read_plan
 from spaceport_train.errors import BlockPlanError, MergeError

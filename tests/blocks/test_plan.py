@@ -7,51 +7,13 @@ import math
 
 import pytest
 
-from spaceport.block_plan import demo_summary, make_plan
-from spaceport.contracts.blocks import (
-    GPU_PRESET_TRAINING,
-    BlockBudget,
-    BlockPlan,
-    SceneSummary,
-    ViewSummary,
-)
-
-ENU = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+from spaceport.contracts.blocks import GPU_PRESET_TRAINING, BlockBudget, BlockPlan, ViewSummary
+from spaceport.handlers.block_plan import demo_summary, make_plan
 
 
 def budget(**changes) -> BlockBudget:
     values = dict(max_gaussians=10**9, max_megapixels=1e9, image_size_px=0, steps=1_000)
     return BlockBudget(**{**values, **changes})
-
-
-def strip_summary(length: float = 200.0, width: float = 40.0, cameras: int = 40, extra=()) -> SceneSummary:
-    """A long field of points along u (one cell each 2 m), nadir cameras 30 m up along its middle."""
-    down = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, -1.0)
-    views = [
-        ViewSummary(
-            name=f"n{i:03d}.jpg",
-            centre=(-length / 2 + (i + 0.5) * length / cameras, 0.0, 30.0),
-            rotation=down,
-            fx=150.0,
-            fy=150.0,
-            cx=100.0,
-            cy=75.0,
-            width=200,
-            height=150,
-        )
-        for i in range(cameras)
-    ]
-    cells = [(i, j, 20, 0.0, 3.0) for i in range(int(length / 2)) for j in range(int(width / 2))]
-    return SceneSummary(
-        frame="enu",
-        axes=ENU,
-        views=[*views, *extra],
-        cell_size=2.0,
-        origin=(-length / 2, -width / 2),
-        cells=cells,
-        points=sum(c[2] for c in cells),
-        heights=(0.0, 3.0),
-    )
 
 
 def owners(plan: BlockPlan, u: float, v: float) -> list[int]:
@@ -66,7 +28,7 @@ def test_a_capture_within_the_budget_is_one_block_owning_the_whole_plane():
     assert plan.reason.startswith("fits one job")
 
 
-def test_over_the_budget_the_cores_tile_the_plane_and_each_block_fits():
+def test_over_the_budget_the_cores_tile_the_plane_and_each_block_fits(strip_summary):
     summary = strip_summary()
     whole = make_plan(summary, budget()).whole
     plan = make_plan(summary, budget(max_gaussians=whole.gaussians // 3))
@@ -79,7 +41,7 @@ def test_over_the_budget_the_cores_tile_the_plane_and_each_block_fits():
     assert all(block.core.v_min is None and block.core.v_max is None for block in plan.blocks)
 
 
-def test_neighbours_overlap_by_the_margin_and_share_the_cameras_over_the_seam():
+def test_neighbours_overlap_by_the_margin_and_share_the_cameras_over_the_seam(strip_summary):
     summary = strip_summary()
     whole = make_plan(summary, budget()).whole
     plan = make_plan(summary, budget(max_gaussians=int(whole.gaussians * 0.6), margin=0.2))
@@ -94,7 +56,7 @@ def test_neighbours_overlap_by_the_margin_and_share_the_cameras_over_the_seam():
     assert left.predicted.points + right.predicted.points > whole.points  # the overlap is trained twice
 
 
-def test_cameras_are_chosen_by_what_their_frustum_sees_not_where_they_stand():
+def test_cameras_are_chosen_by_what_their_frustum_sees_not_where_they_stand(strip_summary):
     # An oblique camera far west of the strip looking east along it, and one above its west end looking at the sky.
     east = ViewSummary(
         name="oblique.jpg",
@@ -127,7 +89,7 @@ def test_cameras_are_chosen_by_what_their_frustum_sees_not_where_they_stand():
     assert not any("sky.jpg" in block.cameras for block in plan.blocks)
 
 
-def test_pixels_over_the_budget_split_too_unless_splitting_does_not_help():
+def test_pixels_over_the_budget_split_too_unless_splitting_does_not_help(strip_summary):
     summary = strip_summary()
     whole = make_plan(summary, budget()).whole
     plan = make_plan(summary, budget(max_megapixels=whole.megapixels / 2.5))
@@ -150,7 +112,7 @@ def test_pixels_over_the_budget_split_too_unless_splitting_does_not_help():
     assert "splitting further does not help" in stuck.reason
 
 
-def test_the_plan_is_the_same_every_time_and_round_trips_as_json():
+def test_the_plan_is_the_same_every_time_and_round_trips_as_json(strip_summary):
     summary = strip_summary()
     chosen = budget(max_gaussians=make_plan(summary, budget()).whole.gaussians // 3)
     plan = make_plan(summary, chosen)

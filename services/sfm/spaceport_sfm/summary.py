@@ -1,6 +1,6 @@
 """What the block planner needs of a reconstruction: its cameras and its points on a ground grid.
 
-The train service plans blocks in its Lambda (:mod:`spaceport.block_plan`), which reads no
+The train service plans blocks in its Lambda (:mod:`spaceport.handlers.block_plan`), which reads no
 COLMAP model; the SfM job leaves it :class:`~spaceport.contracts.blocks.SceneSummary` instead
 (:attr:`~spaceport.contracts.layout.SfmOutputs.SCENE_SUMMARY`): every placed photo's pinhole
 camera and the sparse points counted on a grid of :data:`GRID_CELLS` cells along the longer

@@ -14,15 +14,21 @@ each block's :attr:`~spaceport.contracts.layout.TrainOutputs.SPLAT` under a fold
 the nearest enclosing folder named like :func:`~spaceport.contracts.layout.block_name`), writes
 the merged splat and a report in the training job's names, so compression takes it as it is.
 
->>> import numpy as np
->>> from spaceport.block_plan import demo_summary, make_plan
->>> from spaceport.contracts.blocks import BlockBudget
->>> plan = make_plan(demo_summary(), BlockBudget(max_gaussians=150_000, max_megapixels=100.0, image_size_px=0, steps=1))
->>> left, right = Splats.empty(3), Splats.empty(3)
->>> left.means[:, 0] = right.means[:, 0] = [-5.0, -0.5, 3.0]   # the border is at u = 0
->>> merged, kept = merge_blocks(plan, {0: left, 1: right})
+Two blocks owning the ground west and east of ``u = 0``, each holding a Gaussian on either side:
+
+>>> from spaceport.contracts.blocks import BlockBudget, PlannedBlock, Prediction
+>>> nothing = Prediction(cameras=0, points=0, gaussians=0, megapixels=0.0, gpu_hours=0.0)
+>>> cores = [GroundRect(u_max=0.0), GroundRect(u_min=0.0)]
+>>> plan = BlockPlan(
+...     frame="enu", axes=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), heights=(0.0, 5.0),
+...     budget=BlockBudget(max_gaussians=1, max_megapixels=1.0, image_size_px=0, steps=1), whole=nothing,
+...     blocks=[PlannedBlock(index=i, core=core, bounds=core, cameras=[], predicted=nothing) for i, core in enumerate(cores)],
+...     reason="two halves")
+>>> west, east = Splats.empty(2), Splats.empty(2)
+>>> west.means[:, 0] = east.means[:, 0] = [-0.5, 3.0]
+>>> merged, kept = merge_blocks(plan, {0: west, 1: east})
 >>> merged.means[:, 0].tolist(), kept
-([-5.0, -0.5, 3.0], {0: 2, 1: 1})
+([-0.5, 3.0], {0: 1, 1: 1})
 """
 
 from __future__ import annotations
