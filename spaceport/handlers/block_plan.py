@@ -148,7 +148,7 @@ class _Planner:
             points=points,
             gaussians=gaussians,
             megapixels=round(megapixels, 3),
-            gpu_hours=round(predicted_gpu_hours(self.budget, megapixels, len(cameras), gaussians), 4),
+            gpu_hours=round(predicted_gpu_hours(self.budget, megapixels, len(cameras), gaussians), 6),
         )
 
     def block(self, core: GroundRect) -> PlannedBlock | None:
