@@ -35,8 +35,9 @@ class InvalidEventError(SpaceportError):
 
 
 # Which photo pairs SfM matches, and how it places them (the SfM job's own options use these).
-Matcher = Literal["auto", "exhaustive", "sequential", "spatial"]
-Mapper = Literal["incremental", "global"]
+Matcher = Literal["auto", "exhaustive", "sequential", "spatial", "vocabtree"]
+# auto: incremental for smaller captures, global mapping for large ones (spaceport_sfm.reconstruct.choose_mapper).
+Mapper = Literal["incremental", "global", "auto"]
 MATCHERS: tuple[str, ...] = get_args(Matcher)
 _STEPS = TRAINING_SETTINGS["steps"]
 MAPPERS: tuple[str, ...] = get_args(Mapper)
