@@ -37,7 +37,7 @@ deploy-infra: synth ## Deploy the shared stack (DEPLOYMENT=prod; needs AWS crede
 deploy: setup ## chalice deploy one app: make deploy SERVICE=gateway|sfm|train|compress|notify|sweeper [DEPLOYMENT=prod]
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=gateway|sfm|train|compress|notify|sweeper"; exit 2; }
 	$(BIN)/python -m spaceport_infra.chalice_apps prepare $(SERVICE) --deployment $(DEPLOYMENT)
-	cd $$($(BIN)/python -m spaceport_infra.chalice_apps path $(SERVICE)) && $(abspath $(BIN))/chalice deploy --stage $(DEPLOYMENT)
+	cd $$($(BIN)/python -m spaceport_infra.chalice_apps path $(SERVICE)) && SPACEPORT_MAKE_DEPLOY=1 $(abspath $(BIN))/chalice deploy --stage $(DEPLOYMENT)
 	$(BIN)/python -m spaceport_infra.chalice_apps finish $(SERVICE) --deployment $(DEPLOYMENT)
 
 deploy-all: ## chalice deploy every app (services first, then the gateway)
@@ -75,7 +75,7 @@ setup: $(STAMP) $(INTEROP_STAMP) ## Create .venv and install everything (idempot
 
 # --- the web app (web/): upload page, job page, splat viewer; served from web/dist -----------
 .PHONY: web
-WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js web/standalone.html web/vite.standalone.config.js
 
 web: web/dist/index.html ## Build the web app into web/dist (needs npm)
 

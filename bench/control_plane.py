@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -64,16 +63,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the job did not complete: {record.status.value} {record.error}")
             return 1
         stages = []
-        for job_dir in sorted((workdir / "stack" / "jobs").iterdir()):
-            state = json.loads((job_dir / "state.json").read_text())
+        for job in stack.runner.jobs():
+            assert job.command_started is not None and job.command_ended is not None and job.ended is not None
+            tags = {tag["Key"]: tag["Value"] for tag in job.request.get("Tags", [])}
             stages.append(
                 (
-                    job_dir.name.split("-")[1],
-                    state["command_ended"] - state["command_started"],
-                    _epoch(state["ended"]) - _epoch(state["created"]),
+                    tags["spaceport:stage"],
+                    job.command_ended - job.command_started,
+                    _epoch(job.ended) - _epoch(job.created),
                 )
             )
         hops = [d for worker in stack.workers.values() for d in worker.deliveries]
+        checks = list(stack.aws.iam.decisions) if stack.aws.iam else []
 
     total = emailed - posted
     inside = sum(command for _, command, _ in stages)
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{statistics.median(latencies):.0f} ms, p90 {latencies[int(0.9 * (len(latencies) - 1))]:.0f} ms, "
         f"max {latencies[-1]:.0f} ms (goal: median < 100 ms)"
     )
+    refused = sum(not check.allowed for check in checks)
+    print(f"local IAM: {len(checks)} checks of the units' calls, {refused} refused")
     return 0
 
 

@@ -3,9 +3,10 @@
 # 1. parity: trains the generated sample briefly on CUDA (gsplat), then renders the same Gaussians with
 #    both backends and reports the PSNR of the CPU renders against the CUDA renders;
 # 2. the CUDA rasteriser tests (classic and antialiased against the CPU rasteriser);
-# 3. the sky, exposure and antialiasing settings on CUDA: a generated oblique scene with a sky, quick preset;
-# 4. fern 1/4 with gsplat, preset default (the 30k-step schedule), within an 8-minute budget;
-# 5. blocks: a generated wide flight trained in 2 blocks and merged, against whole training (PSNR).
+# 3. the compression stage on CUDA (bench/compress_gpu_check.sh: PLAS on CUDA, the compress job on CUDA);
+# 4. the sky, exposure and antialiasing settings on CUDA: a generated oblique scene with a sky, quick preset;
+# 5. fern 1/4 with gsplat, preset default (the 30k-step schedule), within a 4-minute budget;
+# 6. blocks: a generated wide flight trained in 2 blocks and merged, against whole training (PSNR).
 # Expects the datasets copied into the tree at ./datasets (or SPACEPORT_DATASETS). About 15 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,9 @@ PY
 echo "== CUDA rasteriser tests (classic and antialiased vs the CPU rasteriser)"
 $PY -m pytest -q tests/train/test_rasterize.py -k cuda
 
+echo "== compression on CUDA"
+OUT="$OUT" PY="$PY" SPACEPORT_DATASETS="$DATASETS" bash bench/compress_gpu_check.sh
+
 echo "== sky + exposure + antialiased on CUDA: generated oblique scene, truth reconstruction, quick preset"
 $PY - "$OUT" <<'PY'
 import json, sys
@@ -64,10 +68,10 @@ for background in ("black", "sky"):
     print(background, {k: m[k] for k in ("psnr", "steps", "total_wall_s", "backend", "rasterize_mode")}, m["exposure"])
 PY
 
-echo "== fern 1/4 (llff_fern/images, 1008x756), preset default (30k steps), gsplat, 480 s budget"
+echo "== fern 1/4 (llff_fern/images, 1008x756), preset default (30k steps), gsplat, 240 s budget"
 $PY -m spaceport.cli sfm "$DATASETS/llff_fern/images" "$OUT/fern4_sfm"
 start=$(date +%s)
-$PY -m spaceport.cli train "$OUT/fern4_sfm" "$OUT/fern4" --preset default --device cuda --time-budget-s 480
+$PY -m spaceport.cli train "$OUT/fern4_sfm" "$OUT/fern4" --preset default --device cuda --time-budget-s 240
 echo "fern 1/4 train wall: $(( $(date +%s) - start )) s"
 $PY -c "import json; m=json.load(open('$OUT/fern4/metrics.json')); print({k: m[k] for k in ('psnr','ssim','num_gaussians','steps','wall_time_s','total_wall_s','device','backend','resolution')})"
 

@@ -8,7 +8,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, CORSConfig, Response
+from chalice import CORSConfig, Response
 
 from spaceport.adapters import default_ports
 from spaceport.api import (
@@ -28,8 +28,9 @@ from spaceport.api import (
 )
 from spaceport.config import PipelineConfig
 from spaceport.contracts.topology import GATEWAY
+from spaceport.unit_app import unit_app
 
-app = Chalice(app_name="spaceport-gateway")
+app = unit_app(GATEWAY)
 app.api.cors = CORSConfig(
     allow_origin=PipelineConfig.from_env().cors_origin,
     allow_headers=["Content-Type", "X-Api-Key", "Idempotency-Key"],

@@ -14,13 +14,13 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("spaceport_sfm.sample:main", "write a synthetic drone capture (JPEGs with GPS) and its ground truth"),
     "sfm": ("spaceport_sfm.cli:main", "photos (.zip or folder) -> COLMAP reconstruction, undistorted images, report"),
-    "train": ("spaceport_train.cli:main", "SfM output -> trained 3D Gaussian splat (splat.ply, metrics, renders)"),
+    "train": ("spaceport_train.cli:main", "SfM output -> trained 3D Gaussian splat (.ply, metrics, renders)"),
     "merge": (
         "spaceport_train.cli:merge_main",
         "the blocks of a run trained in blocks (its block plan) -> one merged splat",
     ),
-    "compress": ("spaceport_compress.cli:compress_main", "splat .ply -> PlayCanvas SOG bundle (scene.sog)"),
-    "decompress": ("spaceport_compress.cli:decompress_main", "scene.sog -> standard 3DGS .ply"),
+    "compress": ("spaceport_compress.cli:compress_main", "splat .ply -> PlayCanvas SOG bundle (.sog)"),
+    "decompress": ("spaceport_compress.cli:decompress_main", ".sog -> standard 3DGS .ply"),
     "export": (
         "spaceport_compress.export:main",
         "a .sog or .ply -> .spz, .glb (KHR_gaussian_splatting), .ply or .html",
@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": (
         "spaceport.local.commands:replay_main",
         "reprocess a job from a stage, or replay archived events (StartReplay)",
+    ),
+    "view": (
+        "spaceport.local.commands:view_main",
+        "serve a saved local run again: its job page, viewer and the saved email's links",
     ),
 }
 

@@ -22,6 +22,7 @@ from spaceport.contracts.topology import SWEEPER, service
 from spaceport.handlers import handle_notify_message, handle_stage_message, process_sqs_batch
 from spaceport.handlers.sweeper import sweep as sweep_stalled_jobs
 from spaceport.ports import Ports
+from spaceport.unit_app import unit_app
 
 MessageHandler = Callable[[str, Ports, Any], str]
 SWEEP_EVERY_MINUTES = 15
@@ -30,7 +31,7 @@ SWEEP_EVERY_MINUTES = 15
 def queue_service_app(name: str, handle: MessageHandler) -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]:
     """``(app, consume)`` for the service ``name``: ``consume`` handles one batch of its queue."""
     spec = service(name)
-    app = Chalice(app_name=f"spaceport-{name}")
+    app = unit_app(name)
 
     # Chalice reads the queue when it loads the app, with the deployment's environment (its stage's
     # environment_variables when deploying, the Lambda's when running).
@@ -54,7 +55,7 @@ def notify_service_app() -> tuple[Chalice, Callable[[SQSEvent], dict[str, Any]]]
 
 def sweeper_app() -> tuple[Chalice, Callable[[CloudWatchEvent], list[str]]]:
     """``(app, sweep)``: every :data:`SWEEP_EVERY_MINUTES`, fail the jobs nothing moved for too long."""
-    app = Chalice(app_name=f"spaceport-{SWEEPER}")
+    app = unit_app(SWEEPER)
 
     @app.schedule(Rate(SWEEP_EVERY_MINUTES, unit=Rate.MINUTES))
     def sweep(event: CloudWatchEvent) -> list[str]:

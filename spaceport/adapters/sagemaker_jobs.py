@@ -87,6 +87,8 @@ def processing_job_request(spec: StageJobSpec) -> dict[str, Any]:
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_s},
         "AppSpecification": {"ImageUri": spec.image_uri, "ContainerEntrypoint": list(spec.command)},
+        # No job calls AWS (SageMaker moves its data), and SfM parses untrusted images: no network.
+        "NetworkConfig": {"EnableNetworkIsolation": True},
         "RoleArn": spec.role_arn,
         "Tags": _tags(spec),
     }
@@ -100,6 +102,8 @@ def training_job_request(spec: StageJobSpec) -> dict[str, Any]:
     stopping = {"MaxRuntimeInSeconds": spec.max_runtime_s}
     request: dict[str, Any] = {
         "TrainingJobName": spec.name,
+        # The job calls no AWS API: SageMaker moves its channels, model and checkpoints.
+        "EnableNetworkIsolation": True,
         "AlgorithmSpecification": {
             "TrainingImage": spec.image_uri,
             "TrainingInputMode": "File",

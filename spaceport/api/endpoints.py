@@ -36,7 +36,7 @@ from spaceport.contracts.training import BadTrainingSettings, check_hyperparamet
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.handlers.results import download_links
-from spaceport.handlers.stage_jobs import stage_input
+from spaceport.handlers.stage_jobs import flight_path, stage_input
 from spaceport.ports import Ports
 
 # The headers a client sends: its API key, and a key that makes a repeated POST return the same job.
@@ -351,6 +351,9 @@ def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
     if progress is not None:
         view["progress"] = progress
         view["stage_percent"] = round(100 * progress["fraction"], 1)
+    georeference = record.summary.get("sfm_georeference")
+    if isinstance(georeference, dict):
+        view["georeference"] = georeference
     blocks = record.blocks
     if (
         blocks is not None
@@ -363,6 +366,9 @@ def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
     if record.status is JobStatus.SUCCEEDED:
         view["links"] = download_links(ports, record.job_id, record.artifacts)
         view["links"]["viewer"] = viewer_url(ports.config.public_base_url, record.job_id)
+        if "sfm_report" in record.artifacts:
+            # Read once the job is done: the page stops asking then.
+            view["flightPath"] = flight_path(ports.objects.read_json(record.artifacts["sfm_report"]))
     return view
 
 

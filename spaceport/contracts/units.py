@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.layout import (
     JOB_REPORT,
     PROGRESS,
@@ -79,7 +78,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class Unit:
-    """A deploy unit: its name (its role is ``spaceport-<deployment>-<name>``) and its grants."""
+    """A deploy unit: its name (its role is ``spaceport-<name>-<deployment>``) and its grants."""
 
     name: str
     grants: tuple[Grant, ...]
@@ -105,7 +104,8 @@ class Unit:
         return {"Version": "2012-10-17", "Statement": json.loads(rendered)}
 
     def role_name(self, deployment: str) -> str:
-        return resource_name(deployment, self.name)
+        # Chalice's own name for an app's role is <app_name>-<stage>: spaceport-<unit>-<deployment>.
+        return f"spaceport-{self.name}-{deployment}"
 
 
 # --- the resources, as templates over the stack's outputs
@@ -186,7 +186,7 @@ def _stage_service(stage: Stage) -> Unit:
     reads = {
         Stage.SFM: (report,),
         Stage.TRAIN: (report, TrainOutputs.SPLAT),
-        Stage.COMPRESS: (report, CompressOutputs.SCENE),
+        Stage.COMPRESS: (report, CompressOutputs.SCENE, CompressOutputs.SPZ, CompressOutputs.GLB),
     }
     bucket = BUCKET_ARN[stage]
     return Unit(
@@ -312,6 +312,8 @@ UNITS: Mapping[str, Unit] = {
                     "ReadProgressAndSignResultLinks",
                     ("GetObject",),
                     *(f"{bucket}/*{PROGRESS}" for bucket in BUCKET_ARN.values()),
+                    # The flight path the job page draws, from SfM's report.
+                    f"{BUCKET_ARN[Stage.SFM]}/*{SfmOutputs.REPORT}",
                     f"{BUCKET_ARN[Stage.TRAIN]}/*{TrainOutputs.SPLAT}",
                     f"{BUCKET_ARN[Stage.COMPRESS]}/*",
                 ),

@@ -8,11 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from spaceport.contracts.layout import JOB_REPORT, CompressOutputs, TrainOutputs, download_name
+from spaceport.handlers.stage_jobs import EXPORTS
 from spaceport.ports import Ports
 
 # Link name (also the job record's artifact name) -> the artifact's file name, which gives the
 # download its suffix.
-DOWNLOADS: Mapping[str, str] = {"sog": CompressOutputs.SCENE, "ply": TrainOutputs.SPLAT, "report": JOB_REPORT}
+DOWNLOADS: Mapping[str, str] = {
+    "sog": CompressOutputs.SCENE,
+    **EXPORTS,
+    "ply": TrainOutputs.SPLAT,
+    "report": JOB_REPORT,
+}
 
 
 def download_links(ports: Ports, job_id: str, artifacts: Mapping[str, str]) -> dict[str, str]:

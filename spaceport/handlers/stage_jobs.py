@@ -191,13 +191,40 @@ class StageOutputs:
     report: dict[str, Any] | None = None
 
 
+# The compression job's other formats of the scene: artifact name -> file name.
+EXPORTS: Mapping[str, str] = {"spz": CompressOutputs.SPZ, "glb": CompressOutputs.GLB}
+
+# What the job page, the viewer and the email need of SfM's georeference (the camera centres,
+# one per photo, stay in the report: a summary travels in events, which are at most 256 KB).
+GEOREFERENCE_FIELDS = ("used", "reason", "frame", "origin", "horizontal_rms_m", "vertical_rms_m", "max_error_m")
+
+
 def _summary(stage: Stage, report: dict[str, Any] | None) -> dict[str, Any]:
     if not report:
         return {}
-    figures = {
+    figures: dict[str, Any] = {
         name: report[name] for name in SUMMARY_FIELDS[stage] if isinstance(report.get(name), (int, float, str, bool))
     }
+    georeference = report.get("georeference")
+    if stage is Stage.SFM and isinstance(georeference, dict):
+        figures["georeference"] = {name: georeference[name] for name in GEOREFERENCE_FIELDS if name in georeference}
     return {f"{stage.value}_{name}": value for name, value in figures.items()}
+
+
+def flight_path(report: Mapping[str, Any] | None, at_most: int = 1000) -> list[list[float]]:
+    """The placed photos' centres (ENU metres, in name order) from SfM's report, every k-th past ``at_most``.
+
+    >>> centres = [{"name": f"{i}.jpg", "enu": [i, 2 * i, 50.0]} for i in range(5)]
+    >>> flight_path({"georeference": {"camera_centres": centres}}, at_most=3)
+    [[0, 0, 50.0], [2, 4, 50.0], [4, 8, 50.0]]
+    """
+    georeference = (report or {}).get("georeference")
+    centres = georeference.get("camera_centres") if isinstance(georeference, dict) else None
+    if not isinstance(centres, list):
+        return []
+    points = [c["enu"] for c in centres if isinstance(c, dict) and isinstance(c.get("enu"), list)]
+    step = max(1, -(-len(points) // at_most))
+    return points[::step]
 
 
 def read_stage_report(config: PipelineConfig, objects: ObjectStore, key: SageMakerJobKey) -> dict[str, Any] | None:
@@ -227,6 +254,10 @@ def collect_outputs(config: PipelineConfig, objects: ObjectStore, key: SageMaker
     head = objects.head(scene)
     if head is not None:
         summary["compress_sog_bytes"] = head.size
+    for name, file_name in EXPORTS.items():
+        export = layout.output(stage, key.job_id, key.run_id, file_name)
+        if objects.head(export) is not None:
+            artifacts[name] = export
     return StageOutputs(prefix, artifacts, summary, report)
 
 

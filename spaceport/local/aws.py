@@ -16,6 +16,9 @@ Where moto differs from AWS, the smallest workaround lives here and is named:
   ``application/x-www-form-urlencoded`` (what ``curl --data-binary`` and Python's ``urllib``
   send by default) as a form, and hangs; S3 stores the body. :func:`_bodies_are_bodies` hands
   moto such a body as ``application/octet-stream``, so it stores it.
+* moto checks IAM policies against resources for S3 alone and ignores conditions;
+  :class:`~spaceport.local.iam.IamEnforcer` (in front of the server) checks every call a role
+  makes against its policies, resources and conditions included.
 * moto's SageMaker records a job as ``Completed`` the moment it is created, overwrites a job
   of the same name and has no ``StopTrainingJob``; :func:`_sagemaker_runs_jobs` makes it refuse
   a name in use (``ResourceInUse``) and what :func:`~spaceport.local.runner.check_request`
@@ -45,6 +48,7 @@ from typing import Any
 
 from spaceport.contracts.topology import SageMakerJobKind
 from spaceport.local.environ import EnvironmentOverlay
+from spaceport.local.iam import ROOT_ACCESS_KEY, IamEnforcer
 from spaceport.local.runner import LocalJob, LocalJobRunner, RequestRefused, check_request
 
 REGION = "us-east-1"
@@ -71,6 +75,7 @@ class LocalAws:
         self.runner = runner
         self._server: Any = None
         self._environ = EnvironmentOverlay()
+        self.iam: IamEnforcer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -80,9 +85,10 @@ class LocalAws:
         """What a process needs to use this server through the ordinary boto3 code paths."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            # The account's root: the runtime's harness; each unit signs with its own role's keys.
+            "AWS_ACCESS_KEY_ID": ROOT_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": ROOT_ACCESS_KEY,
+            "AWS_SESSION_TOKEN": ROOT_ACCESS_KEY,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
         }
@@ -99,7 +105,9 @@ class LocalAws:
         self._server.start()
         wsgi = self._server._server
         assert wsgi is not None
-        wsgi.app = _bodies_are_bodies(wsgi.app)
+        # IAM first: a refused call never reaches moto.
+        self.iam = IamEnforcer(_bodies_are_bodies(wsgi.app))
+        wsgi.app = self.iam
         # moto keeps its accounts per process: a new local AWS starts as an empty account.
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10

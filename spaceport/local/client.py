@@ -35,8 +35,10 @@ from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
 from spaceport.files import write_json_atomic
 from spaceport.local.aws import LocalAws
+from spaceport.local.provision import OperatorKey
 
 STATE_FILE = "serve.json"
+AWS_FILE = "aws.json"
 
 
 class GatewayRequestError(SpaceportError):
@@ -81,6 +83,28 @@ def write_stack_state(out_root: Path, stack: RunningStack) -> Path:
     """Leave the state file for the other commands (it holds the API key: owner-readable only)."""
     path = state_file(out_root)
     write_json_atomic(path, asdict(stack), mode=0o600)
+    return path
+
+
+def aws_file(out_root: Path) -> Path:
+    return out_root / ".stack" / AWS_FILE
+
+
+def write_aws_state(out_root: Path, endpoint: str, region: str, operator: OperatorKey) -> Path:
+    """Where the local AWS is and an operator's key for it, for tools and people (owner-readable only).
+
+    ``aws --endpoint-url "$(jq -r .endpoint OUT/.stack/aws.json)" sqs list-queues`` with the key's
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` inspects the local account as an administrator.
+    """
+    path = aws_file(out_root)
+    state = {
+        "endpoint": endpoint,
+        "region": region,
+        "accessKeyId": operator.access_key_id,
+        "secretAccessKey": operator.secret_access_key,
+        "user": operator.user,
+    }
+    write_json_atomic(path, state, mode=0o600)
     return path
 
 

@@ -25,11 +25,13 @@ from typing import Any
 
 from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT
 from spaceport.contracts.job import JobRecord, JobStatus
+from spaceport.contracts.links import status_url, viewer_url
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SERVICES
 from spaceport.entrypoint import run_job
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
+from spaceport.local.aws import REGION
 from spaceport.local.client import (
     GatewayClient,
     RunningStack,
@@ -37,12 +39,13 @@ from spaceport.local.client import (
     require_running_stack,
     running_stack,
     state_file,
+    write_aws_state,
     write_stack_state,
 )
 from spaceport.local.progress_view import JobNotCompletedError, describe, follow
-from spaceport.local.results import JOB_FILE, save_outputs
+from spaceport.local.results import JOB_FILE, SavedResultsServer, save_outputs
 from spaceport.local.runner import CORES_PER_JOB, default_concurrency
-from spaceport.local.stack import LocalStack, StackOptions
+from spaceport.local.stack import REPO_ROOT, LocalStack, StackOptions
 
 OUT_ROOT = Path("spaceport-out")
 
@@ -86,7 +89,10 @@ def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     state = write_stack_state(args.out, RunningStack(stack.gateway_url, stack.api_key, stack.aws.endpoint, os.getpid()))
+    assert stack.resources is not None and stack.resources.operator is not None
+    aws = write_aws_state(args.out, stack.aws.endpoint, REGION, stack.resources.operator)
     print(f"Spaceport is running: gateway {stack.gateway_url}   local AWS {stack.aws.endpoint}")
+    print(f"Local AWS as an operator (IAM enforced for every unit's role): {aws}")
     if stack.generated_api_key:
         print(f"API key (generated; set SPACEPORT_API_KEY to choose one): {stack.api_key}")
     if stack.options.web_dist and stack.options.web_dist.is_dir():
@@ -97,7 +103,48 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         print("Stopping (running jobs are stopped)...", flush=True)
         state.unlink(missing_ok=True)
+        aws.unlink(missing_ok=True)
         stack.stop()
+    return 0
+
+
+# --- spaceport view
+
+
+def view_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spaceport view",
+        description="Serve the runs `spaceport run` saved in OUT (default ./spaceport-out) as the local gateway "
+        "served them: the web app, each job's page and viewer, and the files the saved email links, until Ctrl-C.",
+    )
+    parser.add_argument("job", nargs="?", help="the job to open (default: the newest saved one)")
+    parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where `spaceport run` saved the runs")
+    parser.add_argument(
+        "--port", type=int, default=LOCAL_GATEWAY_PORT, help=f"port (default {LOCAL_GATEWAY_PORT}, the gateway's)"
+    )
+    args = parser.parse_args(argv)
+    return _guard(lambda: _view(args))
+
+
+def _view(args: argparse.Namespace) -> int:
+    saved = sorted(args.out.glob(f"*/{JOB_FILE}"), key=lambda path: path.stat().st_mtime)
+    job = args.job or (saved[-1].parent.name if saved else None)
+    if job is None or not (args.out / job / JOB_FILE).is_file():
+        raise SpaceportError(
+            f"No saved run {'of ' + job if job else ''} in {args.out}/: `spaceport run` saves one there."
+        )
+    if not _port_free(args.port):
+        raise SpaceportError(f"Port {args.port} is in use (a running `spaceport serve`?): pass --port.")
+    server = SavedResultsServer(args.out, args.port, REPO_ROOT / "web" / "dist").start()
+    print(f"job {job}: {status_url(server.base_url, job)}   viewer: {viewer_url(server.base_url, job)}")
+    print("Ctrl-C stops it.", flush=True)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        stopping.wait()
+    finally:
+        server.stop()
     return 0
 
 
@@ -314,6 +361,10 @@ def _report(record: JobRecord, out_dir: Path) -> int:
     for path in sorted(out_dir.iterdir()):
         if path.is_file():
             print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
+    if (out_dir / JOB_FILE).is_file():
+        print(
+            f"look at it (job page, viewer, the email's links): spaceport view {record.job_id} --out {out_dir.parent}"
+        )
     if record.status is not JobStatus.SUCCEEDED:
         raise JobNotCompletedError(
             f"Job {record.job_id} ended {record.status.value}" + (f": {record.error.message}" if record.error else ".")

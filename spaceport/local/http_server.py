@@ -19,12 +19,15 @@ import functools
 import json
 import mimetypes
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from spaceport.api.endpoints import API_KEY_HEADER
 from spaceport.app_loader import import_app_module
+from spaceport.local.workers import LambdaLogs
 
 
 def load_chalice_app(app_path: Path, module_name: str = "spaceport_local_gateway_app") -> Any:
@@ -36,14 +39,20 @@ class GatewayServer:
     """Chalice's local HTTP server for one app, plus ``/config.json`` and the web app's files."""
 
     def __init__(
-        self, app: Any, port: int, api_key: str, web_dist: Path | None = None, host: str = "127.0.0.1"
+        self,
+        app: Any,
+        port: int,
+        api_key: str,
+        web_dist: Path | None = None,
+        host: str = "127.0.0.1",
+        logs: LambdaLogs | None = None,
     ) -> None:
         from chalice.config import Config
         from chalice.local import CustomLocalChalice, LocalDevServer, create_local_server
 
         self.host, self.port = host, port
         self.base_url = f"http://{host}:{port}"
-        site = _Site(self.base_url, api_key, web_dist if web_dist is not None and web_dist.is_dir() else None)
+        site = _Site(self.base_url, api_key, web_dist if web_dist is not None and web_dist.is_dir() else None, logs)
         # create_local_server makes the app's current_request thread-local; the request handler
         # is swapped for ours so that /config.json and the web app come from the same origin.
         config = Config()
@@ -67,9 +76,11 @@ class GatewayServer:
 
 
 class _Site:
-    def __init__(self, base_url: str, api_key: str, web_dist: Path | None) -> None:
+    def __init__(self, base_url: str, api_key: str, web_dist: Path | None, logs: LambdaLogs | None) -> None:
         self.config = json.dumps({"apiBaseUrl": base_url, "apiKey": api_key, "apiKeyHeader": API_KEY_HEADER})
         self.web_dist = web_dist.resolve() if web_dist is not None else None
+        # The API's function's log lines, one invocation per API request, as Lambda writes them.
+        self.logs = logs
 
     def static_file(self, path: str, accept: str) -> Path | None:
         """The web app's file for a URL path (never outside ``web/dist``), or its page for a browser."""
@@ -111,11 +122,18 @@ def _handler_class() -> type:
             self._send_http_response(200, {"Content-Type": content_type}, body)
             return True
 
+        def _generic_handle(self) -> None:
+            started = time.time()
+            super()._generic_handle()
+            if self.site.logs is not None:
+                self.site.logs.invocation(str(uuid.uuid4()), started)
+
         def do_GET(self) -> None:
             if not self._serve_site():
                 self._generic_handle()
 
         do_HEAD = do_GET
+        do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the runtime's own output is what the user reads

@@ -10,7 +10,12 @@ What it creates (all through boto3, so it works against any endpoint):
   state changes), with the queue as target;
 * the jobs and idempotency tables;
 * the verified SES sender;
-* one IAM role per stage's SageMaker job (:func:`job_role_arn`), which SageMaker may assume.
+* per stage, an ECR repository (immutable tags) holding the image the local jobs name;
+* one IAM role per deploy unit of :data:`~spaceport.contracts.units.UNITS`, named as in AWS
+  (``spaceport-<unit>-<deployment>``), trusted by the unit's service and holding the very
+  policy that deploys, filled in with the local resources' ARNs (:func:`policy_names`); the
+  local IAM (:mod:`spaceport.local.iam`) enforces it on every call the unit makes;
+* an operator: an IAM user with an access key, for tools that inspect the local account.
 
 >>> from spaceport.local.aws import LocalAws
 >>> with LocalAws():
@@ -29,21 +34,35 @@ import boto3
 
 from spaceport.adapters.jobstore import idempotency_table_definition, jobs_table_definition
 from spaceport.config import PipelineConfig
+from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import DEFAULT_BUS, PIPELINE_BUS, SERVICES, ServiceSpec
-from spaceport.contracts.units import job_unit
+from spaceport.contracts.units import UNITS, Unit, job_role_key, job_unit, queue_arn_key, repository_key
 
 # moto's account (every local resource lives in it).
 LOCAL_ACCOUNT_ID = "123456789012"
-SAGEMAKER_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
+# The inline policy each unit's role holds (the unit's whole policy).
+UNIT_POLICY = "spaceport"
+# The tag the local jobs' image carries, and the one layer its stand-in manifest lists.
+LOCAL_IMAGE_TAG = "local"
+LOCAL_LAYER = "sha256:" + "0" * 64
+
+
+def role_arn(unit: Unit, deployment: str) -> str:
+    """The local role of ``unit``."""
+    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{unit.role_name(deployment)}"
 
 
 def job_role_arn(deployment: str, stage: Stage) -> str:
     """The role the local SageMaker jobs of ``stage`` run as."""
-    return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{job_unit(stage).role_name(deployment)}"
+    return role_arn(job_unit(stage), deployment)
+
+
+def image_uri(deployment: str, stage: Stage, region: str) -> str:
+    """The ECR image the local jobs of ``stage`` name (the runner runs this checkout's code)."""
+    return (
+        f"{LOCAL_ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{resource_name(deployment, stage.value)}:{LOCAL_IMAGE_TAG}"
+    )
 
 
 @dataclass
@@ -52,6 +71,20 @@ class Provisioned:
     archive_arn: str
     queue_urls: dict[str, str] = field(default_factory=dict)
     dead_letter_queue_urls: dict[str, str] = field(default_factory=dict)
+    queue_arns: dict[str, str] = field(default_factory=dict)
+    repository_arns: dict[Stage, str] = field(default_factory=dict)
+    # unit name -> the ARN of its role
+    role_arns: dict[str, str] = field(default_factory=dict)
+    operator: OperatorKey | None = None
+
+
+@dataclass(frozen=True)
+class OperatorKey:
+    """The local account's operator: an IAM user with every permission, for tools and people."""
+
+    user: str
+    access_key_id: str
+    secret_access_key: str
 
 
 def provision(config: PipelineConfig) -> Provisioned:
@@ -65,15 +98,50 @@ def provision(config: PipelineConfig) -> Provisioned:
         Description="Every Spaceport pipeline event, for reprocessing by replay.",
     )["ArchiveArn"]
     provisioned = Provisioned(bus_arn=bus_arn, archive_arn=archive_arn)
+    sqs = boto3.client("sqs")
     for spec in SERVICES:
         queue_url, dlq_url = _create_service_queues(spec, config.deployment)
         provisioned.queue_urls[spec.name] = queue_url
         provisioned.dead_letter_queue_urls[spec.name] = dlq_url
+        provisioned.queue_arns[spec.name] = _queue_arn(sqs, queue_url)
         _subscribe(spec, queue_url, config)
     _create_tables(config)
     boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
-    _create_job_roles(config.deployment)
+    provisioned.repository_arns = _create_repositories(config.deployment)
+    names = policy_names(config, provisioned)
+    provisioned.role_arns = {unit.name: _create_unit_role(unit, config.deployment, names) for unit in UNITS.values()}
+    provisioned.operator = _create_operator(config.deployment)
     return provisioned
+
+
+def policy_names(config: PipelineConfig, provisioned: Provisioned) -> dict[str, str]:
+    """What the units' policies name as ``${Key}``, for the local resources (infra's ``arns()`` in AWS)."""
+    region = boto3.session.Session().region_name or "us-east-1"
+
+    def arn(service: str, rest: str) -> str:
+        return f"arn:aws:{service}:{region}:{LOCAL_ACCOUNT_ID}:{rest}"
+
+    names = {
+        "Deployment": config.deployment,
+        "Partition": "aws",
+        "Region": region,
+        "AccountId": LOCAL_ACCOUNT_ID,
+        "UploadsBucketArn": f"arn:aws:s3:::{config.uploads_bucket}",
+        "SfmBucketArn": f"arn:aws:s3:::{config.sfm_bucket}",
+        "TrainBucketArn": f"arn:aws:s3:::{config.train_bucket}",
+        "CompressedBucketArn": f"arn:aws:s3:::{config.compressed_bucket}",
+        "SiteBucketArn": f"arn:aws:s3:::{config.site_bucket}",
+        "JobsTableArn": arn("dynamodb", f"table/{config.jobs_table}"),
+        "IdempotencyTableArn": arn("dynamodb", f"table/{config.idempotency_table}"),
+        "EventBusArn": provisioned.bus_arn,
+        "ArchiveArn": provisioned.archive_arn,
+        "SenderIdentityArn": arn("ses", f"identity/{config.sender_email}"),
+        "SenderEmail": config.sender_email,
+    }
+    names.update({queue_arn_key(name): queue for name, queue in provisioned.queue_arns.items()})
+    names.update({job_role_key(stage): job_role_arn(config.deployment, stage) for stage in JOB_STAGES})
+    names.update({repository_key(stage): repository for stage, repository in provisioned.repository_arns.items()})
+    return names
 
 
 def _create_buckets(config: PipelineConfig) -> None:
@@ -138,9 +206,48 @@ def _create_tables(config: PipelineConfig) -> None:
     dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))
 
 
-def _create_job_roles(deployment: str) -> None:
+def _create_repositories(deployment: str) -> dict[Stage, str]:
+    """Per stage an immutable repository with the image the local jobs name (a manifest of one layer)."""
+    return {stage: publish_local_image(resource_name(deployment, stage.value), LOCAL_IMAGE_TAG) for stage in JOB_STAGES}
+
+
+def publish_local_image(repository: str, tag: str) -> str:
+    """An immutable ECR repository holding a stand-in image (one layer) under ``tag``; its ARN.
+
+    The runner pulls it as SageMaker would, then runs this checkout's code.
+    """
+    ecr = boto3.client("ecr")
+    created = ecr.create_repository(repositoryName=repository, imageTagMutability="IMMUTABLE")["repository"]
+    layer = {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": LOCAL_LAYER}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": LOCAL_LAYER},
+        "layers": [layer],
+    }
+    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+    return str(created["repositoryArn"])
+
+
+def _create_unit_role(unit: Unit, deployment: str, names: dict[str, str]) -> str:
     iam = boto3.client("iam")
-    for stage in JOB_STAGES:
-        iam.create_role(
-            RoleName=job_unit(stage).role_name(deployment), AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST)
-        )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": unit.service_principal}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    name = unit.role_name(deployment)
+    arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    iam.put_role_policy(RoleName=name, PolicyName=UNIT_POLICY, PolicyDocument=json.dumps(unit.policy(names)))
+    return arn
+
+
+def _create_operator(deployment: str) -> OperatorKey:
+    iam = boto3.client("iam")
+    user = f"spaceport-operator-{deployment}"
+    iam.create_user(UserName=user)
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName=user, PolicyName="administrator", PolicyDocument=json.dumps(admin))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return OperatorKey(user, str(key["AccessKeyId"]), str(key["SecretAccessKey"]))

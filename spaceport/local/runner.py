@@ -47,7 +47,6 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spaceport.adapters.aws_errors import is_not_found
 from spaceport.compute import THREADS_ENV
 from spaceport.container import ROOT_ENV, SAGEMAKER_ROOT
 from spaceport.contracts.deployment import INSTANCE_TYPES
@@ -75,6 +74,21 @@ MAX_ENVIRONMENT_VALUE = 256
 
 # A session with the credentials a job's role gives (the runtime assumes the role; tests may not).
 SessionForRole = Callable[[str], boto3.session.Session]
+# What a network-isolated job's environment loses: every way to reach AWS.
+_AWS_ACCESS = (
+    "AWS_ACCESS_KEY",
+    "AWS_SECRET",
+    "AWS_SESSION",
+    "AWS_SECURITY",
+    "AWS_ENDPOINT",
+    "AWS_PROFILE",
+    "AWS_CONTAINER",
+)
+# SageMaker's log groups, per job kind.
+LOG_GROUPS = {"processing": "/aws/sagemaker/ProcessingJobs", "training": "/aws/sagemaker/TrainingJobs"}
+# CloudWatch Logs takes at most this many events, and about this many bytes, per PutLogEvents.
+_LOG_BATCH_EVENTS = 5000
+_LOG_BATCH_BYTES = 800_000
 
 
 class JobNotFoundError(SpaceportError, LookupError):
@@ -126,6 +140,13 @@ class LocalJob:
     @property
     def max_runtime_s(self) -> float:
         return float(self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
+
+    @property
+    def network_isolated(self) -> bool:
+        """``EnableNetworkIsolation`` (training) or ``NetworkConfig.EnableNetworkIsolation`` (processing)."""
+        if self.kind == "training":
+            return bool(self.request.get("EnableNetworkIsolation"))
+        return bool((self.request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
 
 
 def default_concurrency(cores: int | None = None) -> int:
@@ -238,6 +259,11 @@ class LocalJobRunner:
         with self._lock:
             return [name for name, job in self._jobs.items() if not job.done.is_set()]
 
+    def jobs(self) -> list[LocalJob]:
+        """Every job this runner was asked for, in the order it was asked."""
+        with self._lock:
+            return list(self._jobs.values())
+
     def stop_all(self, timeout_s: float) -> None:
         for name in self.running():
             self.stop(name)
@@ -255,17 +281,21 @@ class LocalJobRunner:
 
     def _run(self, job: LocalJob) -> None:
         with self._slots:
+            session = None
             try:
                 session = self.session_for_role(job.request["RoleArn"])
                 s3 = session.client("s3")
-                self._download_inputs(job, s3)
-                if not job.stop_requested:
-                    self._execute(job, s3)
-                self._finish(job, s3)
+                if _pull_image(job, session):
+                    self._download_inputs(job, s3)
+                    if not job.stop_requested:
+                        self._execute(job, s3)
+                    self._finish(job, s3)
             except Exception as error:  # a runner fault fails the job as SageMaker's InternalServerError would
                 job.status, job.failure_reason = "Failed", f"InternalServerError: the local job runner failed: {error}"
                 with (job.folder / "job.log").open("a") as log:
                     log.write(f"\n{job.failure_reason}\n")
+            if session is not None:
+                _send_log(job, session)
             job.ended = _now()
             job.on_update(job)
             try:
@@ -301,6 +331,9 @@ class LocalJobRunner:
         if not entrypoint:
             raise RuntimeError("the request names no ContainerEntrypoint")
         env = {**os.environ, **(job.request.get("Environment") or {}), ROOT_ENV: str(job.ml_root)}
+        if job.network_isolated:
+            # No route out and no credentials: the job reaches nothing but its own folders.
+            env = {name: value for name, value in env.items() if not name.startswith(_AWS_ACCESS)}
         env["PYTHONUNBUFFERED"] = "1"
         if self.job_threads is not None:
             env[THREADS_ENV] = str(self.job_threads)
@@ -424,6 +457,58 @@ class _ContinuousSync:
                 self.seen[path] = stamp
 
 
+def _pull_image(job: LocalJob, session: Any) -> bool:
+    """Pull the job's image from ECR with its role, as SageMaker does; a job whose image cannot be
+    pulled fails before it starts (its inputs are not even downloaded)."""
+    spec = job.request.get("AppSpecification") or job.request.get("AlgorithmSpecification") or {}
+    uri = str(spec.get("ImageUri") or spec.get("TrainingImage") or "")
+    repository, _, reference = uri.split("/", 1)[-1].partition("@" if "@" in uri else ":")
+    image_id = {"imageDigest": reference} if "@" in uri else {"imageTag": reference}
+    ecr = session.client("ecr")
+    try:
+        ecr.get_authorization_token()
+        images = ecr.batch_get_image(repositoryName=repository, imageIds=[image_id]).get("images", [])
+        if images:
+            manifest = json.loads(images[0]["imageManifest"])
+            layers = [layer["digest"] for layer in manifest.get("layers", [])]
+            ecr.batch_check_layer_availability(repositoryName=repository, layerDigests=layers)
+    except ClientError as error:
+        job.status, job.failure_reason = "Failed", f"ClientError: cannot pull {uri}: {error}"
+        return False
+    if not images:
+        job.status, job.failure_reason = "Failed", f"ClientError: the image {uri} does not exist."
+        return False
+    return True
+
+
+def _send_log(job: LocalJob, session: Any) -> None:
+    """The job's output in CloudWatch Logs, in SageMaker's group and a stream named for the job."""
+    log = job.folder / "job.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    logs = session.client("logs")
+    group, stream = LOG_GROUPS[job.kind], f"{job.name}/algo-1-{int(time.time())}"
+    try:
+        try:
+            logs.create_log_group(logGroupName=group)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                raise
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for line in [*lines, f"{job.status or 'Ended'}: {job.failure_reason or ''}".rstrip(": ")]:
+            event = {"timestamp": now, "message": line or " "}
+            if len(batch) >= _LOG_BATCH_EVENTS or size + len(line) + 26 > _LOG_BATCH_BYTES:
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+                batch, size = [], 0
+            batch.append(event)
+            size += len(line) + 26
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+    except ClientError as error:  # SageMaker loses the log, not the job, when its role may not write it
+        logger.warning("%s: its log did not reach CloudWatch Logs: %s", job.name, error)
+
+
 def _put_state_change(job: LocalJob) -> None:
     entry = state_change_entry(job)
     # SageMaker puts its events on the account's default bus itself (no role of ours is involved).
@@ -497,21 +582,27 @@ def _now() -> str:
 
 
 def _download(s3: Any, uri: str, target: Path, missing_ok: bool = False) -> None:
-    """An object keeps its file name in ``target``; a prefix keeps its relative layout."""
+    """An object keeps its file name in ``target``; a prefix keeps its relative layout.
+
+    As SageMaker reads an ``S3Prefix`` input: by listing the prefix (the role needs
+    ``s3:ListBucket``), then getting each object.
+    """
     where = S3Location.parse(uri)
     target.mkdir(parents=True, exist_ok=True)
     key = where.key
+    paginator = s3.get_paginator("list_objects_v2")
     if key and not key.endswith("/"):
-        try:
-            s3.head_object(Bucket=where.bucket, Key=key)
+        listed = [
+            item["Key"]
+            for page in paginator.paginate(Bucket=where.bucket, Prefix=key)
+            for item in page.get("Contents", [])
+        ]
+        if key in listed:
             s3.download_file(where.bucket, key, str(target / PurePosixPath(key).name))
             return
-        except s3.exceptions.ClientError as error:
-            if not is_not_found(error):
-                raise
         key += "/"
     transfers: list[tuple[str, Path]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=key):
+    for page in paginator.paginate(Bucket=where.bucket, Prefix=key):
         for item in page.get("Contents", []):
             relative = item["Key"][len(key) :]
             if not relative or relative.endswith("/"):

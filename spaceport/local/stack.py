@@ -24,25 +24,25 @@ from pathlib import Path
 import boto3
 
 from spaceport.adapters import reset_default_ports
+from spaceport.adapters.wiring import use_sessions
 from spaceport.app_loader import import_app_module
 from spaceport.config import PipelineConfig
-from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT, deployment_from_env, resource_name
+from spaceport.contracts.deployment import LOCAL_GATEWAY_PORT, deployment_from_env
 from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SERVICES, SWEEPER, service
 from spaceport.errors import SpaceportError
 from spaceport.exit_codes import ExitCode
-from spaceport.local.aws import LocalAws, free_port
+from spaceport.local.aws import REGION, LocalAws, free_port
 from spaceport.local.environ import EnvironmentOverlay
 from spaceport.local.http_server import GatewayServer, load_chalice_app
-from spaceport.local.provision import LOCAL_ACCOUNT_ID, Provisioned, job_role_arn, provision
+from spaceport.local.iam import role_session
+from spaceport.local.provision import LOCAL_ACCOUNT_ID, Provisioned, image_uri, job_role_arn, provision
 from spaceport.local.runner import LocalJobRunner
-from spaceport.local.workers import LambdaContext, QueueWorker
+from spaceport.local.workers import LambdaContext, LambdaLogs, QueueWorker
 
 logger = logging.getLogger("spaceport.local")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The image each local job request names; the runner checks that one is named and runs this checkout.
-LOCAL_IMAGE_TAG = "local"
 
 
 class StackError(SpaceportError):
@@ -83,6 +83,8 @@ class LocalStack:
         cores = len(os.sched_getaffinity(0))
         self.runner = LocalJobRunner(
             options.workdir / "jobs",
+            # SageMaker moves a job's data and pulls its image with the job's own role.
+            session_for_role=lambda role_arn: role_session(role_arn, "SageMaker"),
             job_threads=options.job_threads or max(1, cores // options.max_concurrent_jobs),
             max_concurrent_jobs=options.max_concurrent_jobs,
             stop_grace_s=options.stop_grace_s,
@@ -93,6 +95,9 @@ class LocalStack:
         self.resources: Provisioned | None = None
         self._gateway: GatewayServer | None = None
         self._environ = EnvironmentOverlay()
+        self._sessions: dict[str, boto3.session.Session] = {}
+        self._sessions_lock = threading.Lock()
+        self._sweeper_logs: LambdaLogs | None = None
         self._log_handler: logging.Handler | None = None
         self._paused: set[str] = set()
         self._workers_lock = threading.Lock()
@@ -118,7 +123,7 @@ class LocalStack:
         stage_settings = {}
         for stage in JOB_STAGES:
             prefix = f"SPACEPORT_{stage.name}"
-            stage_settings[f"{prefix}_IMAGE"] = f"{resource_name(deployment, stage.value)}:{LOCAL_IMAGE_TAG}"
+            stage_settings[f"{prefix}_IMAGE"] = image_uri(deployment, stage, REGION)
             stage_settings[f"{prefix}_ROLE_ARN"] = job_role_arn(deployment, stage)
         self._environ.set(
             {
@@ -131,13 +136,18 @@ class LocalStack:
         reset_default_ports()
         self.config = PipelineConfig.from_env()
         self.resources = provision(self.config)
+        # Every unit calls AWS with its own role, whose policy is the one that deploys.
+        use_sessions(self.unit_session)
         for spec in SERVICES:
             self._start_worker(spec.name)
         self._supervisor.start()
         self._sweeper.start()
         try:
             app = load_chalice_app(REPO_ROOT / "gateway" / "app.py")
-            self._gateway = GatewayServer(app, self.gateway_port, self.api_key, self.options.web_dist).start()
+            logs = LambdaLogs(self.unit_session("gateway"), f"spaceport-gateway-{self.config.deployment}")
+            self._gateway = GatewayServer(
+                app, self.gateway_port, self.api_key, self.options.web_dist, logs=logs
+            ).start()
         except OSError as error:
             raise StackError(
                 f"Cannot listen on {self.gateway_url}: {error.strerror}. Is another `spaceport serve` running?"
@@ -160,7 +170,8 @@ class LocalStack:
             self._gateway = None
         self.aws.stop()  # stops the running jobs first
         self._environ.restore()
-        reset_default_ports()
+        use_sessions(None)
+        self._sessions.clear()
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler.close()
@@ -207,6 +218,14 @@ class LocalStack:
             self._start_worker(service_name)
             self._paused.discard(service_name)
 
+    def unit_session(self, unit: str) -> boto3.session.Session:
+        """The session a deploy unit's code calls AWS with: its role's (the local IAM enforces its policy)."""
+        assert self.resources is not None, "the units' roles exist once the stack is provisioned"
+        with self._sessions_lock:
+            if unit not in self._sessions:
+                self._sessions[unit] = role_session(self.resources.role_arns[unit], f"{unit}-local")
+            return self._sessions[unit]
+
     # --- internals
 
     def _start_worker(self, name: str) -> None:
@@ -216,7 +235,11 @@ class LocalStack:
             raise StackError(f"The {name} service has no app at {app_path}.")
         assert self.config is not None, "workers start once the stack is configured"
         worker = QueueWorker.for_app(
-            spec, self.config.deployment, app_path, visibility_timeout_s=self.options.visibility_timeout_s
+            spec,
+            self.config.deployment,
+            app_path,
+            visibility_timeout_s=self.options.visibility_timeout_s,
+            session=self.unit_session(name),
         )
         worker.start()
         self.workers[name] = worker
@@ -230,9 +253,13 @@ class LocalStack:
                         logger.warning("worker %s died; starting a new one", name)
                         self._start_worker(name)
 
-    def _sweep(self) -> None:
-        """Run the sweeper app's scheduled function, as EventBridge Scheduler would."""
+    def sweep_once(self) -> None:
+        """Invoke the sweeper app's scheduled function now, as EventBridge Scheduler does every few minutes."""
         module = import_app_module(REPO_ROOT / "services" / SWEEPER / "app.py", "spaceport_local_app_sweeper")
+        assert self.config is not None
+        function_name = f"spaceport-{SWEEPER}-{self.config.deployment}-sweep"
+        if self._sweeper_logs is None:
+            self._sweeper_logs = LambdaLogs(self.unit_session(SWEEPER), function_name)
         event = {
             "version": "0",
             "id": "local",
@@ -244,11 +271,18 @@ class LocalStack:
             "resources": [],
             "detail": {},
         }
+        context = LambdaContext(function_name, 300)
+        started, outcome = time.time(), ""
+        try:
+            module.sweep(event, context)
+        except Exception as error:  # a failed sweep is logged and tried again, as a scheduled Lambda is
+            logger.exception("sweeper failed")
+            outcome = f"[ERROR] {type(error).__name__}: {error}"
+        self._sweeper_logs.invocation(context.aws_request_id, started, outcome)
+
+    def _sweep(self) -> None:
         while not self._stopping.wait(self.options.sweep_interval_s):
-            try:
-                module.sweep(event, LambdaContext(f"spaceport-{SWEEPER}", 300))
-            except Exception:  # a failed sweep is logged and tried again, as a scheduled Lambda is
-                logger.exception("sweeper failed")
+            self.sweep_once()
 
     def _log_to_file(self) -> None:
         """Handlers' log lines go to ``stack.log``, so the terminal shows only the progress."""

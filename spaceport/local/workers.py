@@ -74,15 +74,56 @@ class Delivery:
         return self.handler_started_at - self.sent_at
 
 
-def load_sqs_handler(app_path: Path, queue_name: str) -> LambdaHandler:
-    """The function a Chalice app at ``app_path`` registers for ``queue_name``'s messages."""
+def load_sqs_handler(app_path: Path, queue_name: str) -> tuple[LambdaHandler, str]:
+    """The function a Chalice app at ``app_path`` registers for ``queue_name``'s messages, and its name."""
     module = import_app_module(app_path, f"spaceport_local_app_{app_path.parent.name}")
     app = module.app
     for source in app.event_sources:
         if getattr(source, "queue", None) == queue_name:
             handler: LambdaHandler = getattr(module, source.handler_string.rsplit(".", 1)[-1])
-            return handler
+            return handler, str(source.name)
     raise LookupError(f"{app_path} registers no on_sqs_message handler for queue {queue_name!r}")
+
+
+class LambdaLogs:
+    """What Lambda's runtime writes to CloudWatch Logs for each invocation, with the function's role.
+
+    Lambda loses the lines, not the invocation, when the role may not write them; so does this.
+    """
+
+    def __init__(self, session: boto3.session.Session, function_name: str) -> None:
+        self._logs = session.client("logs")
+        self.group = f"/aws/lambda/{function_name}"
+        self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def invocation(self, request_id: str, started: float, outcome: str = "") -> None:
+        """START, END and REPORT of one invocation that began at ``started`` (epoch seconds)."""
+        ended = time.time()
+        lines = [
+            f"START RequestId: {request_id} Version: $LATEST",
+            *([outcome] if outcome else []),
+            f"END RequestId: {request_id}",
+            f"REPORT RequestId: {request_id}\tDuration: {(ended - started) * 1000:.2f} ms",
+        ]
+        stamp = int(ended * 1000)
+        try:
+            with self._lock:
+                if not self._ready:
+                    try:
+                        self._logs.create_log_group(logGroupName=self.group)
+                    except self._logs.exceptions.ResourceAlreadyExistsException:
+                        pass
+                    self._logs.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+                    self._ready = True
+                self._logs.put_log_events(
+                    logGroupName=self.group,
+                    logStreamName=self.stream,
+                    logEvents=[{"timestamp": stamp, "message": line} for line in lines],
+                )
+        except Exception as error:  # Lambda drops the lines, never the invocation
+            logger.warning("%s: log lines lost: %s", self.group, error)
 
 
 class QueueWorker(threading.Thread):
@@ -96,6 +137,8 @@ class QueueWorker(threading.Thread):
         wait_s: int = 1,
         retry_delay_s: int = 1,
         visibility_timeout_s: int | None = None,
+        session: boto3.session.Session | None = None,
+        function_name: str | None = None,
     ) -> None:
         super().__init__(name=f"worker-{service.name}", daemon=True)
         self.service = service
@@ -109,17 +152,26 @@ class QueueWorker(threading.Thread):
         self._stop_requested = threading.Event()
         # Fault injection for tests: die after the next handler call, before deleting anything.
         self._die_after_next_batch = threading.Event()
-        # Its own session: workers are (re)started from several threads, and boto3's default
-        # session is not safe to share across threads.
-        self._sqs = boto3.session.Session().client("sqs")
-        self._queue_url = self._sqs.get_queue_url(QueueName=service.queue_name(deployment))["QueueUrl"]
-        self._queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
+        # The event source mapping knows its queue (looked up here as the account's admin) and polls
+        # it with the function's role. Its own session: workers are (re)started from several
+        # threads, and boto3's default session is not safe to share across threads.
+        lookup = boto3.session.Session().client("sqs")
+        self._queue_url = lookup.get_queue_url(QueueName=service.queue_name(deployment))["QueueUrl"]
+        self._queue_arn = lookup.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+        session = session or boto3.session.Session()
+        self._sqs = session.client("sqs")
+        self.function_name = function_name or f"spaceport-{service.name}-{deployment}"
+        self.logs = LambdaLogs(session, self.function_name)
 
     @classmethod
     def for_app(cls, service: ServiceSpec, deployment: str, app_path: Path, **kwargs: Any) -> QueueWorker:
-        return cls(service, deployment, load_sqs_handler(app_path, service.queue_name(deployment)), **kwargs)
+        handler, name = load_sqs_handler(app_path, service.queue_name(deployment))
+        # Chalice names the function <app_name>-<deployment>-<handler>; the app is spaceport-<service>.
+        return cls(
+            service, deployment, handler, function_name=f"spaceport-{service.name}-{deployment}-{name}", **kwargs
+        )
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop_requested.set()
@@ -167,14 +219,17 @@ class QueueWorker(threading.Thread):
             )
             for message in messages
         )
-        context = LambdaContext(f"spaceport-{self.service.name}", self.service.consumer_timeout_s)
+        context = LambdaContext(self.function_name, self.service.consumer_timeout_s)
+        outcome = ""
         try:
             response = self.handler(event, context) or {}
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-        except Exception:
+        except Exception as error:
             # A handler that raises fails the whole batch, as in Lambda.
             logger.exception("worker %s: handler raised; the batch will be retried", self.service.name)
             failed = {message["MessageId"] for message in messages}
+            outcome = f"[ERROR] {type(error).__name__}: {error}"
+        self.logs.invocation(context.aws_request_id, started, outcome)
         self.batches_handled += 1
         if self._die_after_next_batch.is_set():
             self._die_after_next_batch.clear()

@@ -7,20 +7,21 @@ from control_helpers import API_KEY, REGION, World
 from moto import mock_aws
 
 from spaceport.adapters import reset_default_ports
+from spaceport.adapters.wiring import use_sessions
 from spaceport.config import PipelineConfig
+from spaceport.contracts.deployment import LOCAL_DEPLOYMENT
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.local.aws import answer_like_aws
+from spaceport.local.provision import image_uri, job_role_arn
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "SPACEPORT_API_KEY": API_KEY,
-    "SPACEPORT_SFM_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-sfm-job",
-    "SPACEPORT_TRAIN_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-train-job",
-    "SPACEPORT_COMPRESS_ROLE_ARN": "arn:aws:iam::123456789012:role/spaceport-compress-job",
-    "SPACEPORT_SFM_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm:1",
-    "SPACEPORT_TRAIN_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-train:1",
-    "SPACEPORT_COMPRESS_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-compress:1",
+    # The roles and images the local provisioning creates, as the local stack names them.
+    **{f"SPACEPORT_{stage.name}_ROLE_ARN": job_role_arn(LOCAL_DEPLOYMENT, stage) for stage in JOB_STAGES},
+    **{f"SPACEPORT_{stage.name}_IMAGE": image_uri(LOCAL_DEPLOYMENT, stage, REGION) for stage in JOB_STAGES},
     "SPACEPORT_MAX_UPLOAD_BYTES": str(64 * 1024),
     "SPACEPORT_PUBLIC_BASE_URL": "https://spaceport.example.com",
 }
@@ -40,10 +41,11 @@ def _account():
         answer_like_aws()
         with mock_aws():
             yield World(PipelineConfig.from_env())
-        reset_default_ports()
+        use_sessions(None)
 
 
 @pytest.fixture
-def world(_account) -> World:
+def world(_account):
     _account.reset()
-    return _account
+    yield _account
+    assert _account.refused() == [], "a unit's own policy refused a call it made"

@@ -13,10 +13,14 @@ from typing import Any
 
 import boto3
 
-from spaceport.adapters import build_ports, idempotency_table_definition, jobs_table_definition
+from spaceport.adapters import build_ports
+from spaceport.adapters.wiring import use_sessions
 from spaceport.config import PipelineConfig
 from spaceport.contracts.events import EVENT_SOURCE
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
+from spaceport.local.iam import InProcessIam, role_session
+from spaceport.local.provision import provision
+from spaceport.ports import Ports
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-123"
@@ -24,22 +28,24 @@ REGION = "us-east-1"
 
 
 class World:
-    """The mocked account: ports, plus a queue that sees every event published on the bus."""
+    """The mocked account, provisioned as the local stack is: the units' roles with the policies
+    that deploy, IAM checked on every call a unit makes (:meth:`unit`), a queue that sees every
+    event published on the bus, and ``ports`` with every port as the account's root, to set a
+    scene up and look at it.
+    """
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
+        self.iam = InProcessIam()
+        self.resources = provision(config)
+        self._unit_ports: dict[str, Ports] = {}
+        use_sessions(self._session)
         self.ports = build_ports(config)
         self.sqs = boto3.client("sqs")
         self.s3 = boto3.client("s3")
         self.sagemaker = boto3.client("sagemaker")
         self.dynamodb = boto3.client("dynamodb")
         events = boto3.client("events")
-        for bucket in config.buckets:
-            self.s3.create_bucket(Bucket=bucket)
-        events.create_event_bus(Name=config.bus_name)
-        self.dynamodb.create_table(**jobs_table_definition(config.jobs_table))
-        self.dynamodb.create_table(**idempotency_table_definition(config.idempotency_table))
-        boto3.client("ses").verify_email_identity(EmailAddress=config.sender_email)
         self.observer = self.sqs.create_queue(QueueName="observer")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=self.observer, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -49,6 +55,19 @@ class World:
         )
         events.put_targets(Rule="observe", EventBusName=config.bus_name, Targets=[{"Id": "observer", "Arn": arn}])
         self._seen: list[dict[str, Any]] = []
+
+    def _session(self, unit: str) -> Any:
+        return self.iam.enforce_on(role_session(self.resources.role_arns[unit], f"{unit}-control-test"))
+
+    def unit(self, name: str) -> Ports:
+        """The ports the deploy unit ``name`` builds, calling AWS with its own role (IAM checked)."""
+        if name not in self._unit_ports:
+            self._unit_ports[name] = build_ports(self.config, name)
+        return self._unit_ports[name]
+
+    def refused(self) -> list[str]:
+        """Every call a unit's role made that its policy refused, as ``role: action on resource``."""
+        return [f"{d.role}: {d.action} on {d.resource}" for d in self.iam.decisions if not d.allowed]
 
     def reset(self) -> None:
         """Forget every job, idempotency record, event, email and SageMaker job of the previous test."""
@@ -61,6 +80,7 @@ class World:
                 self.dynamodb.delete_item(TableName=table, Key={key: item[key]})
         self.published()  # drains the observer queue
         self._seen.clear()
+        self.iam.decisions.clear()
         ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages.clear()
         sagemaker = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
         sagemaker.processing_jobs.clear()

@@ -64,6 +64,7 @@ def test_training_job_uses_spot_checkpoints_time_limit_and_tags(sagemaker):
         "ResourceConfig": {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
         "StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400},
         "EnableManagedSpotTraining": True,
+        "EnableNetworkIsolation": True,
         "CheckpointConfig": {
             "S3Uri": "s3://spaceport-local-train/0a1b2c3d4e5f6a7b/r2/outputs/",
             "LocalPath": "/opt/ml/checkpoints",
@@ -141,6 +142,7 @@ def test_processing_job_and_stop_of_an_ended_job(sagemaker):
                 ]
             },
             "ProcessingResources": ANY,
+            "NetworkConfig": {"EnableNetworkIsolation": True},
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "AppSpecification": {
                 "ImageUri": "compress:1",

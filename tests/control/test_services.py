@@ -42,7 +42,7 @@ COMPRESS_METRICS = {
 
 def new_job(world, **options) -> str:
     photos = world.put_zip()
-    answer = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com", "options": options})
+    answer = create_job(world.unit("gateway"), {"s3Url": photos, "email": "pilot@example.com", "options": options})
     return answer.body["jobId"]
 
 
@@ -52,18 +52,18 @@ def requested(world, job_id) -> str:
 
 
 def run_stage(world, stage: Stage, body: str) -> str:
-    return handle_stage_message(stage, body, world.ports)
+    return handle_stage_message(stage, body, world.unit(stage.value))
 
 
-def forgetful(world):
-    """The ports without idempotency records: what an archive replay meets once they expired."""
-    return dataclasses.replace(world.ports, idempotency=None)
+def forgetful(world, unit: str):
+    """``unit``'s ports without idempotency records: what an archive replay meets once they expired."""
+    return dataclasses.replace(world.unit(unit), idempotency=None)
 
 
 def complete_sfm(world, job_id, run_id="r1", attempt=1, ports=None) -> str:
     key = SageMakerJobKey("local", Stage.SFM, job_id, run_id, attempt)
     world.put_json(f"s3://spaceport-local-sfm/{job_id}/{run_id}/report.json", SFM_REPORT)
-    return handle_stage_message(Stage.SFM, state_change(key, "Completed"), ports or world.ports)
+    return handle_stage_message(Stage.SFM, state_change(key, "Completed"), ports or world.unit("sfm"))
 
 
 def complete_train(world, job_id, run_id="r1", attempt=1) -> str:
@@ -92,7 +92,7 @@ def finish_from_sfm(world, job_id) -> None:
     complete_train(world, job_id)
     run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
     complete_compress(world, job_id)
-    handle_notify_message(last(world, "CompressionCompleted"), world.ports)
+    handle_notify_message(last(world, "CompressionCompleted"), world.unit("notify"))
 
 
 def last(world, detail_type: str) -> str:
@@ -132,10 +132,10 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     assert complete_compress(world, job_id) == "completed"
 
     completion = last(world, "CompressionCompleted")
-    assert handle_notify_message(completion, world.ports) == "emailed"
+    assert handle_notify_message(completion, world.unit("notify")) == "emailed"
     # Delivered again: the first answer, no second email; replayed after the idempotency records expired: the same.
-    assert handle_notify_message(completion, world.ports) == "emailed"
-    assert handle_notify_message(completion, forgetful(world)) == "duplicate"
+    assert handle_notify_message(completion, world.unit("notify")) == "emailed"
+    assert handle_notify_message(completion, forgetful(world, "notify")) == "duplicate"
     types = world.published_types()
     assert types == [
         "JobRequested",
@@ -168,21 +168,37 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     assert "<a href=" in html and "Held-out PSNR" in html
 
 
+def test_each_unit_calls_with_its_own_role_and_a_call_beyond_its_policy_is_refused(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    finish_from_sfm(world, job_id)
+    roles = {decision.role for decision in world.iam.decisions}
+    assert roles == {f"spaceport-{unit}-local" for unit in ("gateway", "sfm", "train", "compress", "notify")}
+    assert world.refused() == []
+    # notify may write the job's report beside the scene, and nothing of the user's photos.
+    with pytest.raises(Exception, match="AccessDenied"):
+        world.unit("notify").objects.put_bytes(f"s3://{world.config.uploads_bucket}/uploads/u1/photos.zip", b"PK")
+    assert world.refused() == [
+        f"spaceport-notify-local: s3:PutObject on arn:aws:s3:::{world.config.uploads_bucket}/uploads/u1/photos.zip"
+    ]
+    world.iam.decisions.clear()
+
+
 def test_duplicate_and_old_events_never_move_a_job_backwards(world):
     job_id = new_job(world)
     trigger = requested(world, job_id)
     assert run_stage(world, Stage.SFM, trigger) == "launched"
     assert run_stage(world, Stage.SFM, trigger) == "launched"  # the first delivery's answer, nothing run again
-    assert handle_stage_message(Stage.SFM, trigger, forgetful(world)) == "duplicate"
+    assert handle_stage_message(Stage.SFM, trigger, forgetful(world, "sfm")) == "duplicate"
     assert complete_sfm(world, job_id) == "completed"
-    assert complete_sfm(world, job_id, ports=forgetful(world)) == "duplicate"
+    assert complete_sfm(world, job_id, ports=forgetful(world, "sfm")) == "duplicate"
     sfm_done = last(world, "SfmCompleted")
     assert run_stage(world, Stage.TRAIN, sfm_done) == "launched"
     before = world.ports.store.get(job_id)
     # Replays of every earlier event after the idempotency records expired change nothing and launch nothing.
-    assert handle_stage_message(Stage.TRAIN, sfm_done, forgetful(world)) == "duplicate"
-    assert handle_stage_message(Stage.SFM, trigger, forgetful(world)) == "duplicate"
-    assert complete_sfm(world, job_id, ports=forgetful(world)) == "duplicate"
+    assert handle_stage_message(Stage.TRAIN, sfm_done, forgetful(world, "train")) == "duplicate"
+    assert handle_stage_message(Stage.SFM, trigger, forgetful(world, "sfm")) == "duplicate"
+    assert complete_sfm(world, job_id, ports=forgetful(world, "sfm")) == "duplicate"
     after = world.ports.store.get(job_id)
     assert (after.position, after.stage, after.status) == (before.position, Stage.TRAIN, JobStatus.RUNNING)
     assert world.processing_jobs() == [f"spaceport-local-sfm-{job_id}-r1-a1"]
@@ -208,7 +224,9 @@ def test_transient_failures_retry_then_fail_with_one_failure_email(world):
         key = SageMakerJobKey("local", Stage.SFM, job_id, "r1", attempt)
         assert run_stage(world, Stage.SFM, state_change(key, "Failed", reason)) == "retried"
         assert run_stage(world, Stage.SFM, state_change(key, "Failed", reason)) == "retried"
-        assert handle_stage_message(Stage.SFM, state_change(key, "Failed", reason), forgetful(world)) == "duplicate"
+        assert (
+            handle_stage_message(Stage.SFM, state_change(key, "Failed", reason), forgetful(world, "sfm")) == "duplicate"
+        )
     assert world.processing_jobs() == [f"spaceport-local-sfm-{job_id}-r1-a{n}" for n in (1, 2, 3)]
     assert world.ports.store.get(job_id).attempt == 3
     last_key = SageMakerJobKey("local", Stage.SFM, job_id, "r1", 3)
@@ -218,8 +236,8 @@ def test_transient_failures_retry_then_fail_with_one_failure_email(world):
     record = world.ports.store.get(job_id)
     assert record.status is JobStatus.FAILED and record.error.stage is Stage.SFM
 
-    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
-    assert handle_notify_message(last(world, "JobFailed"), forgetful(world)) == "duplicate"
+    assert handle_notify_message(last(world, "JobFailed"), world.unit("notify")) == "emailed"
+    assert handle_notify_message(last(world, "JobFailed"), forgetful(world, "notify")) == "duplicate"
     [raw] = world.sent_emails()
     text = email.message_from_bytes(raw, policy=email.policy.default).get_body(("plain",)).get_content()
     assert "Stage: sfm" in text and "internal error" in text and "What to try" in text
@@ -248,7 +266,7 @@ def test_an_explained_failure_is_not_retried(world):
 def test_cancel_stops_the_running_job_and_ends_quietly(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    assert cancel_job(world.ports, job_id).status == 202
+    assert cancel_job(world.unit("gateway"), job_id).status == 202
     cancelled = last(world, "JobCancelled")
     assert run_stage(world, Stage.SFM, cancelled) == "stopped"
     name = f"spaceport-local-sfm-{job_id}-r1-a1"
@@ -268,7 +286,7 @@ def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     finish_from_sfm(world, job_id)
     first_completion = last(world, "CompressionCompleted")
 
-    answer = reprocess_job(world.ports, job_id, {"fromStage": "train", "options": {"steps": 500}})
+    answer = reprocess_job(world.unit("gateway"), job_id, {"fromStage": "train", "options": {"steps": 500}})
     assert answer.status == 202 and answer.body["runId"] == "r2"
     again = last(world, "JobRequested")
     assert json.loads(again)["detail"]["input_uri"] == f"s3://spaceport-local-sfm/{job_id}/r1/"
@@ -277,11 +295,11 @@ def test_reprocess_from_train_is_a_new_run_on_the_first_runs_sfm(world):
     assert training["HyperParameters"]["steps"] == "500"
     assert training["OutputDataConfig"]["S3OutputPath"] == f"s3://spaceport-local-train/{job_id}/r2/"
     # The first run's completion, replayed now, belongs to an older run: no email, no change.
-    assert handle_notify_message(first_completion, forgetful(world)) == "stale"
+    assert handle_notify_message(first_completion, forgetful(world, "notify")) == "stale"
     complete_train(world, job_id, "r2")
     run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
     complete_compress(world, job_id, "r2")
-    assert handle_notify_message(last(world, "CompressionCompleted"), world.ports) == "emailed"
+    assert handle_notify_message(last(world, "CompressionCompleted"), world.unit("notify")) == "emailed"
     record = world.ports.store.get(job_id)
     assert record.run_id == "r2" and record.status is JobStatus.SUCCEEDED and len(world.sent_emails()) == 2
     assert world.ports.objects.head(f"s3://spaceport-local-train/{job_id}/r1/outputs/splat.ply") is not None
@@ -328,9 +346,9 @@ def test_diagnosis_tells_transient_from_explained_failures(status, reason, repor
 def test_finished_job_shows_presigned_links(world):
     job_id = new_job(world)
     run_stage(world, Stage.SFM, requested(world, job_id))
-    assert "links" not in get_job(world.ports, job_id).body
+    assert "links" not in get_job(world.unit("gateway"), job_id).body
     finish_from_sfm(world, job_id)
-    view = get_job(world.ports, job_id).body
+    view = get_job(world.unit("gateway"), job_id).body
     assert view["status"] == "SUCCEEDED" and view["stage_percent"] == 100
     assert set(view["links"]) == {"sog", "ply", "report", "viewer"}
     assert requests.get(view["links"]["sog"], timeout=10).content.startswith(b"PK\x03\x04")
@@ -342,15 +360,15 @@ def test_finished_job_shows_presigned_links(world):
 def test_a_job_cancelled_while_its_stage_starts_is_stopped_by_the_starter(world):
     job_id = new_job(world)
     trigger = requested(world, job_id)
-    cancel_job(world.ports, job_id)  # lands before the sfm service handles the trigger...
+    cancel_job(world.unit("gateway"), job_id)  # lands before the sfm service handles the trigger...
     assert run_stage(world, Stage.SFM, trigger) == "stale"
     assert world.processing_jobs() == []
     # ...or after it launched but before it recorded the start.
     other = new_job(world)
     record = world.ports.store.get(other)
-    cancel_job(world.ports, other)
+    cancel_job(world.unit("gateway"), other)
     assert (
-        _launch(SageMakerJobKey("local", Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.ports)
+        _launch(SageMakerJobKey("local", Stage.SFM, other, "r1"), record.input_uri, JobOptions(), world.unit("sfm"))
         == "cancelled"
     )
     name = f"spaceport-local-sfm-{other}-r1-a1"
@@ -404,10 +422,15 @@ def test_a_success_that_was_emailed_stands_against_a_racing_cancel_and_a_stray_f
                 answers[name] = error
 
         threads = [
-            threading.Thread(target=race, args=("success", lambda b=success: handle_notify_message(b, world.ports))),
-            threading.Thread(target=race, args=("cancel", lambda j=job_id: cancel_job(world.ports, j), head_start_s)),
             threading.Thread(
-                target=race, args=("stray", lambda b=stray_body: handle_notify_message(b, world.ports), head_start_s)
+                target=race, args=("success", lambda b=success: handle_notify_message(b, world.unit("notify")))
+            ),
+            threading.Thread(
+                target=race, args=("cancel", lambda j=job_id: cancel_job(world.unit("gateway"), j), head_start_s)
+            ),
+            threading.Thread(
+                target=race,
+                args=("stray", lambda b=stray_body: handle_notify_message(b, world.unit("notify")), head_start_s),
             ),
         ]
         for thread in threads:
@@ -442,7 +465,7 @@ def test_a_launch_sagemaker_refuses_ends_the_job_with_the_reason_in_the_email(wo
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert (failed["stage"], failed["error_code"]) == ("train", "launch_refused")
     assert "quota of ml.g5.2xlarge training jobs" in failed["reason"]
-    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
+    assert handle_notify_message(last(world, "JobFailed"), world.unit("notify")) == "emailed"
     record = world.ports.store.get(job_id)
     assert record.status is JobStatus.FAILED and record.error.code == "launch_refused"
     [raw] = world.sent_emails()
@@ -460,7 +483,7 @@ def test_a_job_stopped_by_its_time_limit_is_not_retried_and_the_email_names_the_
     assert world.processing_jobs() == [key.name], "no second attempt"
     failed = json.loads(last(world, "JobFailed"))["detail"]
     assert failed["error_code"] == "time_limit" and "time limit of 2 h 0 min" in failed["reason"]
-    handle_notify_message(last(world, "JobFailed"), world.ports)
+    handle_notify_message(last(world, "JobFailed"), world.unit("notify"))
     [raw] = world.sent_emails()
     assert b"time limit of 2 h 0 min" in raw
 
@@ -484,15 +507,15 @@ def test_the_sweeper_fails_a_job_nothing_moved_for_longer_than_its_stage_may_run
             "updated_at": (later - timedelta(minutes=5)).isoformat(),
         },
     )
-    assert sweep(world.ports, now=datetime.now(UTC)) == [], "nothing is overdue yet"
-    assert sweep(world.ports, now=later) == [stuck]
+    assert sweep(world.unit("sweeper"), now=datetime.now(UTC)) == [], "nothing is overdue yet"
+    assert sweep(world.unit("sweeper"), now=later) == [stuck]
     record = world.ports.store.get(stuck)
     assert record.status is JobStatus.FAILED and record.error.code == "stalled"
     assert world.ports.store.get(lively).status is JobStatus.RUNNING
     [failed] = [e["detail"] for e in world.published() if e["detail-type"] == "JobFailed"]
     assert failed["job_id"] == stuck and "showed no progress for" in failed["reason"]
-    assert handle_notify_message(last(world, "JobFailed"), world.ports) == "emailed"
-    assert sweep(world.ports, now=later) == [], "a failed job is not failed twice"
+    assert handle_notify_message(last(world, "JobFailed"), world.unit("notify")) == "emailed"
+    assert sweep(world.unit("sweeper"), now=later) == [], "a failed job is not failed twice"
 
 
 def test_a_300_mb_model_never_passes_through_the_train_service(world):
@@ -532,7 +555,7 @@ def test_a_300_mb_model_never_passes_through_the_train_service(world):
 def test_a_flight_log_posted_with_the_photos_reaches_the_sfm_job_as_its_second_input(world):
     photos = world.put_zip()
     log = "name,lat,lon,alt\nIMG_0001.jpg,46.1,7.2,80\n"
-    answer = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com", "flightLog": log})
+    answer = create_job(world.unit("gateway"), {"s3Url": photos, "email": "pilot@example.com", "flightLog": log})
     job_id = answer.body["jobId"]
     assert run_stage(world, Stage.SFM, requested(world, job_id)) == "launched"
     [name] = world.processing_jobs()
@@ -542,3 +565,42 @@ def test_a_flight_log_posted_with_the_photos_reaches_the_sfm_job_as_its_second_i
         "photos": (photos, "/opt/ml/processing/input/photos"),
         "flight_log": (world.config.layout.flight_plan(job_id), "/opt/ml/processing/input/flight_log"),
     }
+
+
+def test_the_job_view_shows_where_the_capture_is_and_every_format_of_the_scene(world):
+    job_id = new_job(world)
+    run_stage(world, Stage.SFM, requested(world, job_id))
+    origin = {"lat": 42.87, "lon": -76.98, "alt": 180.0}
+    centres = [{"name": f"IMG_{i:04d}.jpg", "enu": [3.0 * i, -2.0 * i, 60.0]} for i in range(1500)]
+    georeferenced = {
+        **SFM_REPORT,
+        "georeference": {
+            "used": True,
+            "frame": "enu",
+            "origin": origin,
+            "horizontal_rms_m": 1.2,
+            "camera_centres": centres,
+        },
+    }
+    world.put_json(f"s3://spaceport-local-sfm/{job_id}/r1/report.json", georeferenced)
+    handle_stage_message(
+        Stage.SFM, state_change(SageMakerJobKey("local", Stage.SFM, job_id, "r1"), "Completed"), world.unit("sfm")
+    )
+    running = get_job(world.unit("gateway"), job_id).body
+    assert running["georeference"] == {"used": True, "frame": "enu", "origin": origin, "horizontal_rms_m": 1.2}
+    assert "flightPath" not in running, "read once the job is done"
+    # The completion event carries the small georeference, never the camera centres.
+    assert "camera_centres" not in last(world, "SfmCompleted")
+
+    run_stage(world, Stage.TRAIN, last(world, "SfmCompleted"))
+    complete_train(world, job_id)
+    run_stage(world, Stage.COMPRESS, last(world, "TrainingCompleted"))
+    prefix = f"s3://spaceport-local-compressed/{job_id}/r1/"
+    world.ports.objects.put_bytes(prefix + "scene.spz", b"spz")
+    complete_compress(world, job_id)
+    handle_notify_message(last(world, "CompressionCompleted"), world.unit("notify"))
+    done = get_job(world.unit("gateway"), job_id).body
+    assert set(done["links"]) == {"sog", "spz", "ply", "report", "viewer"}  # no .glb was written
+    assert requests.get(done["links"]["spz"], timeout=10).content == b"spz"
+    path = done["flightPath"]
+    assert len(path) == 750 and path[0] == [0.0, 0.0, 60.0] and path[1] == [6.0, -4.0, 60.0]

@@ -26,7 +26,8 @@ from spaceport.config import PipelineConfig
 from spaceport.contracts.stages import JOB_STAGES, Stage
 from spaceport.contracts.topology import SERVICES
 from spaceport.contracts.units import UNITS, job_unit
-from spaceport_infra.apps import APPS, ChaliceApp
+from spaceport.unit_app import MAKE_DEPLOY_ENV, unprepared
+from spaceport_infra.apps import APPS, ChaliceApp, app_named
 from spaceport_infra.chalice_apps import (
     BATCH_ITEM_FAILURES,
     BATCH_ITEM_FAILURES_TEMPLATE,
@@ -432,7 +433,9 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
         chalice = [str(Path(sys.executable).with_name("chalice")), "deploy", "--stage", "test"]
 
         def deploy() -> None:
-            result = subprocess.run(chalice, cwd=app.directory, env=env, capture_output=True, text=True, timeout=120)
+            # As make deploy runs it, between its prepare and finish steps.
+            steps = {**env, MAKE_DEPLOY_ENV: "1"}
+            result = subprocess.run(chalice, cwd=app.directory, env=steps, capture_output=True, text=True, timeout=120)
             assert result.returncode == 0, result.stdout + result.stderr
 
         deploy()
@@ -447,3 +450,43 @@ def test_batch_item_failures_survive_a_real_chalice_redeploy(tmp_path):
         # engine when listed), so later tests' moto servers start empty.
         urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"))
         server.stop()
+
+
+def test_chalice_in_an_unprepared_app_folder_stops_with_one_plain_line(tmp_path):
+    sfm = app_named("sfm")
+    app = _copy_app(sfm, tmp_path / "sfm")
+    chalice = [str(Path(sys.executable).with_name("chalice")), "package", "--stage", "dev", str(tmp_path / "out")]
+    env = {**os.environ, "AWS_DEFAULT_REGION": REGION}
+    result = subprocess.run(chalice, cwd=app.directory, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 91 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "spaceport: sfm is not prepared for the dev deployment: run `make deploy SERVICE=sfm DEPLOYMENT=dev` "
+        "from the repository root (after `make deploy-infra DEPLOYMENT=dev`); it fills .chalice/ from the stack."
+    ]
+
+
+def test_a_prepared_app_may_deploy_from_its_folder_once_make_deploy_has_finished_it(tmp_path, monkeypatch):
+    app = _copy_app(app_named("notify"), tmp_path / "notify")
+    vendor_shared_package(app)
+    render_deployment(app, "dev", PipelineConfig(deployment="dev").to_env(), fake_arns())
+    assert unprepared(app.directory, "notify", "dev", "package") is None
+    monkeypatch.delenv(MAKE_DEPLOY_ENV, raising=False)
+    assert "first deploy" in unprepared(app.directory, "notify", "dev", "deploy")
+    (app.directory / ".chalice" / "deployed").mkdir()
+    (app.directory / ".chalice" / "deployed" / "dev.json").write_text("{}")
+    assert unprepared(app.directory, "notify", "dev", "deploy") is None
+
+
+def test_chalice_in_the_checkout_refuses_vendored_code_older_than_the_checkout(tmp_path):
+    from spaceport.unit_app import stale_vendored_file
+
+    copy = tmp_path / "checkout" / "services" / "notify"
+    (tmp_path / "checkout" / "spaceport").mkdir(parents=True)
+    (tmp_path / "checkout" / "spaceport" / "__init__.py").write_text("")
+    (tmp_path / "checkout" / "spaceport" / "config.py").write_text("NEW = 1\n")
+    (copy / "vendor" / "spaceport").mkdir(parents=True)
+    (copy / "vendor" / "spaceport" / "__init__.py").write_text("")
+    (copy / "vendor" / "spaceport" / "config.py").write_text("OLD = 1\n")
+    assert stale_vendored_file(copy) == "spaceport/config.py"
+    (copy / "vendor" / "spaceport" / "config.py").write_text("NEW = 1\n")
+    assert stale_vendored_file(copy) is None

@@ -44,7 +44,7 @@ def layer_of(module: str) -> str:
         return "adapters"
     if top in ("handlers", "api"):
         return "handlers"
-    if top in ("service_apps", "app_loader"):
+    if top in ("service_apps", "app_loader", "unit_app"):
         return "apps"
     if top == "splats":
         return "splats"

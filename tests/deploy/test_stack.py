@@ -148,9 +148,9 @@ def test_each_stage_job_has_a_role_of_its_own_reaching_only_the_pipeline_buckets
     site = next(k for k in buckets if k.startswith("SiteBucket"))
     roles = synthesised.of_type("AWS::IAM::Role")
     assert sorted(r["Properties"]["RoleName"] for r in roles.values()) == [
-        "spaceport-test-compress-job",
-        "spaceport-test-sfm-job",
-        "spaceport-test-train-job",
+        "spaceport-compress-job-test",
+        "spaceport-sfm-job-test",
+        "spaceport-train-job-test",
     ]
     for role in roles.values():
         assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -228,6 +229,27 @@ def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_pat
     assert status_main([first_run.job_id, "--json", "--out", str(tmp_path)]) == 0
     assert JobRecord.model_validate_json(capsys.readouterr().out).status is JobStatus.SUCCEEDED
 
+    # After the stack is gone, `spaceport view` serves the saved run as the gateway did: the job
+    # page's API answer, with links to the saved files, and the email's links on the same paths.
+    import json
+
+    from spaceport.local.aws import free_port
+    from spaceport.local.results import SavedResultsServer
+
+    server = SavedResultsServer(tmp_path, free_port(), web_dist=None).start()
+    try:
+        with urllib.request.urlopen(f"{server.base_url}/jobs/{first_run.job_id}", timeout=10) as response:
+            view = json.loads(response.read())
+        assert view["status"] == "SUCCEEDED" and view["links"]["viewer"] == f"{server.base_url}/view/{first_run.job_id}"
+        with urllib.request.urlopen(view["links"]["sog"], timeout=10) as response:
+            assert response.read() == (out_dir / "scene.sog").read_bytes()
+        for outside in (f"/files/{first_run.job_id}/..%2Fjob.json", "/jobs/nosuchjob", "/files/x/y"):
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(server.base_url + outside, timeout=10)
+            assert missing.value.code == 404
+    finally:
+        server.stop()
+
 
 def test_archive_replay_sends_the_window_again_and_changes_nothing(stack, observer, first_run):
     from spaceport.local.client import replay_archive
@@ -297,3 +319,164 @@ def test_cancel_stops_the_running_job_and_nothing_follows(stack, api, sample_cap
     assert stack.wait_until_idle(timeout_s=30)
     assert job_names(stack.options.workdir, f"spaceport-local-train-{job_id}-") == []
     assert stack_record(stack, job_id).status is JobStatus.CANCELLED
+
+
+def _kill_when_running(stack, name: str) -> None:
+    """What the OS does to a job that runs out of memory: SIGKILL, no report, no goodbye."""
+    import os
+    import signal
+
+    wait_for(lambda: stack.runner.log_path(name).exists() and stack.runner.describe(name).process, 60, what=name)
+    os.killpg(stack.runner.describe(name).process.pid, signal.SIGKILL)
+
+
+def test_a_job_the_machine_kills_ends_its_run_in_plain_words(stack, api, sample_capture, first_run):
+    """No report, so each service asks S3 for it and is told it is missing (its role may list its
+    bucket); the run fails once, with SageMaker's reason, and the user is told."""
+    job_id = api.create_job(api.upload(sample_capture.zip_path), EMAIL, OPTIONS)
+    _kill_when_running(stack, f"spaceport-local-sfm-{job_id}-r1-a1")
+    record, _ = _follow(stack, job_id, "r1", timeout_s=60)
+    assert (record.status, record.error.stage.value) == (JobStatus.FAILED, "sfm")
+    assert "exited with code -9" in record.error.message
+    for run, stage in (("r3", "train"), ("r4", "compress")):
+        api.reprocess(first_run.job_id, stage, {})
+        _kill_when_running(stack, f"spaceport-local-{stage}-{first_run.job_id}-{run}-a1")
+        record, _ = _follow(stack, first_run.job_id, run, timeout_s=60)
+        assert (record.status, record.error.stage.value) == (JobStatus.FAILED, stage)
+    assert stack.wait_until_idle(timeout_s=30)
+
+
+def test_the_sweeper_fails_a_job_nothing_moved_and_tells_its_user(stack, api, sample_capture):
+    stack.pause_worker("sfm")
+    try:
+        job_id = api.create_job(api.upload(sample_capture.zip_path), "stalled@example.com", OPTIONS)
+        long_ago = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+        boto3.client("dynamodb").update_item(
+            TableName=stack.config.jobs_table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="SET updated_at = :then",
+            ExpressionAttributeValues={":then": {"S": long_ago}},
+        )
+        stack.sweep_once()
+        record = stack_record(stack, job_id)
+        assert (record.status, record.error.code) == (JobStatus.FAILED, "stalled")
+        wait_for(lambda: any(m["To"] == "stalled@example.com" for m in stack.aws.sent_emails()), 30, what="the email")
+    finally:
+        stack.resume_worker("sfm")
+    assert stack.wait_until_idle(timeout_s=30)
+    assert stack_record(stack, job_id).status is JobStatus.FAILED, "the late JobRequested changes nothing"
+    assert job_names(stack.options.workdir, f"spaceport-local-sfm-{job_id}-") == []
+
+
+def test_a_user_lists_their_jobs(stack, api, first_run):
+    status, jobs = api.request("GET", f"/jobs?email={EMAIL}")
+    assert status == 200 and first_run.job_id in [job["jobId"] for job in jobs["jobs"]]
+
+
+# --- IAM: every unit ran under its own role, with the policy that deploys
+
+
+def _unit_decisions(stack) -> dict[str, list]:
+    from spaceport.contracts.units import UNITS
+
+    by_role = {unit.role_name(stack.config.deployment): name for name, unit in UNITS.items()}
+    found: dict[str, list] = {}
+    for decision in stack.aws.iam.decisions:
+        found.setdefault(by_role[decision.role], []).append(decision)
+    return found
+
+
+def test_every_unit_called_aws_with_its_own_role_and_nothing_was_refused(stack, first_run):
+    from spaceport.contracts.units import UNITS
+
+    stack.sweep_once()
+    decisions = _unit_decisions(stack)
+    assert set(decisions) == set(UNITS), f"units that made no call: {set(UNITS) - set(decisions)}"
+    refused = [d for d in stack.aws.iam.decisions if not d.allowed]
+    assert refused == [], refused
+
+
+def test_lambda_and_job_logs_reach_cloudwatch_with_each_units_role(stack, first_run):
+    logs = boto3.client("logs")
+    groups = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
+    deployment = stack.config.deployment
+    assert {
+        f"/aws/lambda/spaceport-gateway-{deployment}",
+        f"/aws/lambda/spaceport-sfm-{deployment}-consume",
+        f"/aws/lambda/spaceport-notify-{deployment}-consume",
+        "/aws/sagemaker/ProcessingJobs",
+        "/aws/sagemaker/TrainingJobs",
+    } <= groups
+    name = f"spaceport-local-sfm-{first_run.job_id}-r1-a1"
+    [stream] = logs.describe_log_streams(logGroupName="/aws/sagemaker/ProcessingJobs", logStreamNamePrefix=name)[
+        "logStreams"
+    ]
+    lines = [
+        e["message"]
+        for e in logs.get_log_events(
+            logGroupName="/aws/sagemaker/ProcessingJobs", logStreamName=stream["logStreamName"]
+        )["events"]
+    ]
+    assert any("spaceport-progress" in line for line in lines) and lines[-1] == "Completed"
+
+
+def test_every_statement_of_every_policy_is_needed(stack, first_run):
+    """Each statement allowed some call of this module's runs that no other statement allowed:
+    without it that call is refused, and the test that made it fails."""
+    from spaceport.contracts.units import UNITS
+    from spaceport.local.iam import needed_statements
+
+    needed = needed_statements(stack.aws.iam.decisions)
+    unneeded = {
+        name: sorted({g.sid for g in unit.grants} - needed.get(unit.role_name(stack.config.deployment), set()))
+        for name, unit in UNITS.items()
+    }
+    unproven = {name: sids for name, sids in unneeded.items() if sids}
+    assert not unproven, f"statements no call needed: {unproven}"
+
+
+def test_the_local_account_opens_to_the_operators_key_and_to_nobody_else(stack, tmp_path):
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from spaceport.local.aws import REGION
+    from spaceport.local.client import write_aws_state
+
+    path = write_aws_state(tmp_path, stack.aws.endpoint, REGION, stack.resources.operator)
+    state = json.loads(path.read_text())
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    def sqs(key: str, secret: str):
+        session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
+        return session.client("sqs", endpoint_url=state["endpoint"])
+
+    queues = sqs(state["accessKeyId"], state["secretAccessKey"]).list_queues()["QueueUrls"]
+    assert any(url.endswith("/spaceport-local-sfm") for url in queues)
+    with pytest.raises(ClientError) as refused:
+        sqs("AKIANOBODY0000000000", "nothing").list_queues()
+    assert refused.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def test_a_statement_taken_out_of_a_policy_refuses_what_it_allowed(stack, api, first_run):
+    """The enforcement itself: the gateway without its job-records statement cannot show a job."""
+    import json
+
+    from spaceport.contracts.units import UNITS
+    from spaceport.local.client import GatewayRequestError
+    from spaceport.local.provision import UNIT_POLICY
+
+    iam = boto3.client("iam")
+    role = UNITS["gateway"].role_name(stack.config.deployment)
+    policy = iam.get_role_policy(RoleName=role, PolicyName=UNIT_POLICY)["PolicyDocument"]
+    without = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != "JobRecords"]}
+    iam.put_role_policy(RoleName=role, PolicyName=UNIT_POLICY, PolicyDocument=json.dumps(without))
+    try:
+        with pytest.raises(GatewayRequestError) as refused:
+            api.get_job(first_run.job_id)
+        assert refused.value.status == 500
+        last = stack.aws.iam.decisions[-1]
+        assert (last.role, last.action, last.allowed) == (role, "dynamodb:GetItem", False)
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=UNIT_POLICY, PolicyDocument=json.dumps(policy))
+    assert api.get_job(first_run.job_id)["jobId"] == first_run.job_id

@@ -24,9 +24,11 @@ from spaceport.container import PROGRESS_FILE_ENV, progress_path
 from spaceport.contracts.jobspec import StageJobSpec
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey
+from spaceport.local.provision import publish_local_image
 from spaceport.local.runner import LocalJobRunner
 from spaceport.ports import LaunchError
 
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/test:1"
 # A stand-in job: reports progress, writes an output (and a model for training), then ends as asked.
 JOB = """
 import os, pathlib, sys, time
@@ -45,6 +47,9 @@ if mode == "fail":
     sys.exit(12)
 if mode == "slow":
     time.sleep(60)
+if mode == "calls-aws":
+    import boto3
+    boto3.client("s3", region_name="us-east-1").list_buckets()
 """
 
 
@@ -57,6 +62,7 @@ def aws(tmp_path_factory):
         s3, sqs, events = boto3.client("s3"), boto3.client("sqs"), boto3.client("events")
         for bucket in ("in-bucket", "out-bucket"):
             s3.create_bucket(Bucket=bucket)
+        publish_local_image("test", "1")
         s3.put_object(Bucket="in-bucket", Key="u/photos.zip", Body=b"PK\x03\x04")
         url = sqs.create_queue(QueueName="state-changes")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -88,7 +94,7 @@ def _spec(stage: Stage, mode: str, attempt: int = 1, **changes) -> StageJobSpec:
         volume_gb=10,
         max_runtime_s=600,
         role_arn="arn:aws:iam::123456789012:role/test-job",
-        image_uri="test:1",
+        image_uri=IMAGE,
         hyperparameters={"steps": "5"} if key.kind == "training" else {},
         environment={"SPACEPORT_JOB_NAME": key.name, PROGRESS_FILE_ENV: progress_path(key.kind)}
         if key.kind == "processing"
@@ -339,3 +345,11 @@ def test_a_presigned_put_stores_the_body_whatever_content_type_the_client_sends(
         )
         assert done.returncode == 0, done.stderr
         assert s3.get_object(Bucket="in-bucket", Key="curl.zip")["Body"].read() == body
+
+
+def test_a_job_reaches_no_aws_api_it_has_no_network_and_no_credentials(aws):
+    spec = _spec(Stage.SFM, "calls-aws", attempt=7)
+    assert _launcher().start(spec) is True
+    job = aws.runner.wait(spec.name, timeout_s=60)
+    assert job.status == "Failed"
+    assert "Unable to locate credentials" in aws.runner.log_path(spec.name).read_text()

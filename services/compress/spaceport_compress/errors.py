@@ -3,7 +3,7 @@
 ``spaceport.splats.SplatFileError`` (exit 50) covers a splat PLY that cannot be read at all:
 empty, truncated, not a PLY, or missing the 3DGS properties.
 
->>> error = EmptySplatError("splat.ply holds no splats, so there is nothing to compress.")
+>>> error = EmptySplatError("in.ply holds no splats, so there is nothing to compress.")
 >>> error.exit_code.value, error.code
 (51, 'empty_splat')
 """

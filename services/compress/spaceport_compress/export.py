@@ -23,10 +23,10 @@ Each writer is atomic and has a reader here, so a round trip can be checked:
 >>> splats = Splats.empty(3, sh_degree=1)
 >>> splats.means[:] = [[0.5, -1.0, 2.0], [0.0, 0.0, 0.0], [3.0, 1.0, -2.0]]
 >>> folder = Path(tempfile.mkdtemp())
->>> again = read_spz(write_spz(splats, folder / "scene.spz"))
+>>> again = read_spz(write_spz(splats, folder / "out.spz"))
 >>> np.abs(again.means - splats.means).max() <= 2**-13
 np.True_
->>> again = read_glb(write_glb(splats, folder / "scene.glb"))
+>>> again = read_glb(write_glb(splats, folder / "out.glb"))
 >>> bool(np.allclose(again.means, splats.means, atol=1e-6))
 True
 """

@@ -55,9 +55,9 @@ class CompressConfig:
     plas_steps_per_level: int = 5
     plas_position_weight: float = 8.0
     plas_improvement_break: float = 1e-4
-    # The streamed scene (levels of detail, CompressOutputs.STREAMED) beside scene.sog.
+    # The streamed scene (levels of detail, CompressOutputs.STREAMED) beside the .sog.
     streamed: bool = True
-    # scene.spz and scene.glb (CompressOutputs.SPZ, .GLB) beside scene.sog, for other tools.
+    # The .spz and .glb (CompressOutputs.SPZ, .GLB) beside the .sog, for other tools.
     exports: bool = True
     lod_ratio: float = 0.25  # what each coarser level keeps of the one before
     lod_min_splats: int = 4096  # no coarser level below this many splats
@@ -181,7 +181,7 @@ def _compress(input_path: Path, out_dir: Path, config: CompressConfig, progress:
     if config.exports:
         from spaceport_compress.export import write_glb, write_spz
 
-        progress.update(0.62, "writing scene.spz and scene.glb")
+        progress.update(0.62, f"writing {CompressOutputs.SPZ} and {CompressOutputs.GLB}")
         for name, writer in ((CompressOutputs.SPZ, write_spz), (CompressOutputs.GLB, write_glb)):
             exports[name] = writer(splats, out_dir / name).stat().st_size
         mark = phase("exports", mark)
