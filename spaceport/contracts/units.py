@@ -217,7 +217,7 @@ def _stage_service(stage: Stage) -> Unit:
             ),
             _objects("ReadOwnJobsReport", ("GetObject",), *(f"{bucket}/*{name}" for name in reads[stage])),
             # Without it S3 answers a missing report with 403, not 404.
-            _objects("TellMissingReports", ("ListBucket",), bucket),
+            _objects("TellMissingReports", ("ListBucket",), bucket, *_ALSO_READ_BUCKETS.get(stage, ())),
             *_BLOCK_GRANTS.get(stage, ()),
         ),
     )
@@ -225,30 +225,35 @@ def _stage_service(stage: Stage) -> Unit:
 
 # The train service trains a capture too large for one job in blocks (spaceport.handlers.blocks): it
 # plans from the SfM job's scene summary, writes the plan and the merge job's manifest beside the
-# run, and launches and follows the merge, a processing job on the training image and role.
+# run, and launches and follows the merge, a processing job on the training image and role. Every
+# run is planned (the summary is read); what follows only a run in blocks needs.
+_BLOCKS_ONLY = (
+    _objects(
+        "WriteBlockPlansAndMergeInputs",
+        ("PutObject",),
+        *(f"{BUCKET_ARN[Stage.TRAIN]}/*{name}" for name in (BlockOutputs.PLAN, BlockOutputs.MERGE_INPUTS)),
+    ),
+    Grant(
+        "OwnMergeJobs",
+        Port.LAUNCHER,
+        (
+            "sagemaker:CreateProcessingJob",
+            "sagemaker:DescribeProcessingJob",
+            "sagemaker:StopProcessingJob",
+            "sagemaker:AddTags",
+        ),
+        (_arn("sagemaker", f"processing-job/{stage_service(Stage.TRAIN).sagemaker_job_prefix(DEPLOYMENT)}*"),),
+    ),
+)
 _BLOCK_GRANTS: Mapping[Stage, tuple[Grant, ...]] = {
     Stage.TRAIN: (
         _objects("ReadSceneSummaries", ("GetObject",), f"{BUCKET_ARN[Stage.SFM]}/*{SfmOutputs.SCENE_SUMMARY}"),
-        # Without it S3 answers an SfM output with no scene summary (from before them) with 403, not 404.
-        _objects("TellMissingSceneSummaries", ("ListBucket",), BUCKET_ARN[Stage.SFM]),
-        _objects(
-            "WriteBlockPlansAndMergeInputs",
-            ("PutObject",),
-            *(f"{BUCKET_ARN[Stage.TRAIN]}/*{name}" for name in (BlockOutputs.PLAN, BlockOutputs.MERGE_INPUTS)),
-        ),
-        Grant(
-            "OwnMergeJobs",
-            Port.LAUNCHER,
-            (
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
-                "sagemaker:AddTags",
-            ),
-            (_arn("sagemaker", f"processing-job/{stage_service(Stage.TRAIN).sagemaker_job_prefix(DEPLOYMENT)}*"),),
-        ),
+        *_BLOCKS_ONLY,
     ),
 }
+# A stage service's other buckets it reads from: a missing object there is a 404 too (the train
+# service's scene summary, absent from SfM outputs made before summaries, means "train it whole").
+_ALSO_READ_BUCKETS: Mapping[Stage, tuple[str, ...]] = {Stage.TRAIN: (BUCKET_ARN[Stage.SFM],)}
 # What the merge job, run as the training job's role, needs beyond the training job's own grants.
 _MERGE_JOB_GRANTS = (
     Grant(
@@ -261,6 +266,12 @@ _MERGE_JOB_GRANTS = (
         ),
     ),
 )
+# The statements, per unit, that only a run trained in blocks needs: a real local run in blocks
+# (tests/blocks/test_local_run.py) proves each, the pipeline's run proves the others.
+BLOCK_RUN_GRANTS: Mapping[str, frozenset[str]] = {
+    Stage.TRAIN.value: frozenset(grant.sid for grant in _BLOCKS_ONLY),
+    f"{Stage.TRAIN.value}-job": frozenset(grant.sid for grant in _MERGE_JOB_GRANTS),
+}
 
 
 def _job(stage: Stage, reads: tuple[str, ...], writes: str, extra: tuple[Grant, ...] = ()) -> Unit:

@@ -7,9 +7,13 @@ from control_helpers import API_KEY, REGION, World
 from moto import mock_aws
 
 from spaceport.adapters import reset_default_ports
+from spaceport.adapters.wiring import use_sessions
 from spaceport.config import PipelineConfig
 from spaceport.contracts.blocks import SceneSummary, ViewSummary
+from spaceport.contracts.deployment import LOCAL_DEPLOYMENT
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.local.aws import answer_like_aws
+from spaceport.local.provision import image_uri, job_role_arn
 
 ENU = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
@@ -21,14 +25,9 @@ ENV = {
     "AWS_DEFAULT_REGION": REGION,
     "SPACEPORT_API_KEY": API_KEY,
     "SPACEPORT_BLOCK_MAX_GAUSSIANS": str(BLOCK_MAX_GAUSSIANS),
-    **{
-        f"SPACEPORT_{stage}_ROLE_ARN": f"arn:aws:iam::123456789012:role/spaceport-{stage.lower()}-job"
-        for stage in ("SFM", "TRAIN", "COMPRESS")
-    },
-    **{
-        f"SPACEPORT_{stage}_IMAGE": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-{stage.lower()}:1"
-        for stage in ("SFM", "TRAIN", "COMPRESS")
-    },
+    # The roles and images the local provisioning creates, as the local stack names them.
+    **{f"SPACEPORT_{stage.name}_ROLE_ARN": job_role_arn(LOCAL_DEPLOYMENT, stage) for stage in JOB_STAGES},
+    **{f"SPACEPORT_{stage.name}_IMAGE": image_uri(LOCAL_DEPLOYMENT, stage, REGION) for stage in JOB_STAGES},
 }
 
 
@@ -43,13 +42,14 @@ def _account():
         answer_like_aws()
         with mock_aws():
             yield World(PipelineConfig.from_env())
-        reset_default_ports()
+        use_sessions(None)
 
 
 @pytest.fixture
-def world(_account) -> World:
+def world(_account):
     _account.reset()
-    return _account
+    yield _account
+    assert _account.refused() == [], "a unit's own policy refused a call it made"
 
 
 @pytest.fixture(scope="session")

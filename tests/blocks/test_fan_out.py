@@ -13,8 +13,10 @@ from spaceport.contracts.blocks import BlockPlan
 from spaceport.contracts.job import JobStatus, PartStatus, Phase, position
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import MERGE_PART, SAGEMAKER_SOURCE, SageMakerJobKey, state_change_fields
+from spaceport.contracts.units import BLOCK_RUN_GRANTS, UNITS
 from spaceport.handlers import handle_stage_message
 from spaceport.handlers.blocks import _block_spec, _launch_part
+from spaceport.local.iam import needed_statements
 
 SFM_REPORT = {"status": "succeeded", "images_used": 40, "images_registered": 40, "points3d": 40_000}
 
@@ -36,12 +38,12 @@ def events(world, detail_type: str, run_id: str | None = None) -> list[str]:
 
 
 def train(world, message: str, ports=None) -> str:
-    return handle_stage_message(Stage.TRAIN, message, ports or world.ports)
+    return handle_stage_message(Stage.TRAIN, message, ports or world.unit("train"))
 
 
 def forgetful(world):
     """The ports without idempotency records: what an archive replay meets once they expired."""
-    return dataclasses.replace(world.ports, idempotency=None)
+    return dataclasses.replace(world.unit("train"), idempotency=None)
 
 
 def key(job_id: str, part: str, attempt: int = 1, run_id: str = "r1") -> SageMakerJobKey:
@@ -51,12 +53,16 @@ def key(job_id: str, part: str, attempt: int = 1, run_id: str = "r1") -> SageMak
 def job_over_budget(world, summary) -> str:
     """A job whose SfM completed with a scene too large for one training job; its training requested."""
     photos = world.put_zip()
-    job_id = create_job(world.ports, {"s3Url": photos, "email": "pilot@example.com", "options": {}}).body["jobId"]
-    handle_stage_message(Stage.SFM, events(world, "JobRequested")[-1], world.ports)
+    job_id = create_job(world.unit("gateway"), {"s3Url": photos, "email": "pilot@example.com", "options": {}}).body[
+        "jobId"
+    ]
+    handle_stage_message(Stage.SFM, events(world, "JobRequested")[-1], world.unit("sfm"))
     sfm = f"s3://spaceport-local-sfm/{job_id}/r1/"
     world.put_json(sfm + "report.json", SFM_REPORT)
     world.put_json(sfm + "scene-summary.json", summary.model_dump(mode="json"))
-    handle_stage_message(Stage.SFM, body(SageMakerJobKey("local", Stage.SFM, job_id, "r1"), "Completed"), world.ports)
+    handle_stage_message(
+        Stage.SFM, body(SageMakerJobKey("local", Stage.SFM, job_id, "r1"), "Completed"), world.unit("sfm")
+    )
     return job_id
 
 
@@ -166,10 +172,14 @@ def test_duplicate_completions_are_counted_once_and_the_merge_starts_once(world,
     assert train(world, body(key(job_id, MERGE_PART), "Completed"), forgetful(world)) == "duplicate"
     [done] = events(world, "TrainingCompleted")
     assert json.loads(done)["detail"]["output_uri"] == f"s3://spaceport-local-train/{job_id}/r1/outputs/splat.ply"
-    assert handle_stage_message(Stage.COMPRESS, done, world.ports) == "launched"
+    assert handle_stage_message(Stage.COMPRESS, done, world.unit("compress")) == "launched"
     record = world.ports.store.get(job_id)
     assert record.summary["train_blocks"] == count and record.summary["train_psnr"] == 25.5
     assert record.artifacts["ply"].endswith(f"{job_id}/r1/outputs/splat.ply")
+    # The train service's statements that only a run in blocks needs: each allowed a call here
+    # that no other statement allowed (the pipeline's tests leave them to the block tests).
+    needed = needed_statements(world.iam.decisions)
+    assert BLOCK_RUN_GRANTS["train"] <= needed[UNITS["train"].role_name(world.config.deployment)]
 
 
 def test_a_failed_block_is_retried_alone_and_one_that_fails_for_good_stops_the_others(world, strip_summary):
@@ -214,11 +224,13 @@ def test_cancel_mid_fan_out_stops_every_running_block_and_launches_no_more(world
     requests = events(world, "BlockRequested")
     assert train(world, requests[0]) == "launched" and train(world, requests[1]) == "launched"
     before = world.ports.store.get(job_id)
-    assert cancel_job(world.ports, job_id).status == 202
+    assert cancel_job(world.unit("gateway"), job_id).status == 202
     # A block whose launch raced the cancel (it read the job before, launched after) is stopped by its launcher.
     racing = key(job_id, "b2")
     assert (
-        _launch_part(racing, _block_spec(racing, before, before.blocks, world.ports), before, world.ports)
+        _launch_part(
+            racing, _block_spec(racing, before, before.blocks, world.unit("train")), before, world.unit("train")
+        )
         == "cancelled"
     )
     assert train(world, events(world, "JobCancelled")[-1]) == "stopped 2 block job(s)"
@@ -256,7 +268,9 @@ def succeeded(world, job_id: str, run_id: str) -> None:
 def test_replay_of_one_block_retrains_that_block_alone_and_merges_it_with_the_others(world, strip_summary):
     job_id, count = succeed_in_blocks(world, strip_summary())
     first_plan = world.ports.store.get(job_id).blocks.plan_uri
-    answer = reprocess_job(world.ports, job_id, {"fromStage": "train", "options": {"blocks": [1], "steps": 900}})
+    answer = reprocess_job(
+        world.unit("gateway"), job_id, {"fromStage": "train", "options": {"blocks": [1], "steps": 900}}
+    )
     assert answer.status == 202 and answer.body["runId"] == "r2"
     assert train(world, events(world, "JobRequested", "r2")[-1]) == f"requested 1 of {count} blocks"
     assert launch_all(world, job_id, "r2") == ["launched"]
@@ -277,7 +291,7 @@ def test_replay_of_one_block_retrains_that_block_alone_and_merges_it_with_the_ot
 
     # Blocks the plan does not have fail the run in plain words, and nothing is launched.
     succeeded(world, job_id, "r2")
-    reprocess_job(world.ports, job_id, {"fromStage": "train", "options": {"blocks": [99]}})
+    reprocess_job(world.unit("gateway"), job_id, {"fromStage": "train", "options": {"blocks": [99]}})
     assert train(world, events(world, "JobRequested", "r3")[-1]) == "refused"
     assert "not in job" in json.loads(events(world, "JobFailed", "r3")[-1])["detail"]["reason"]
 
@@ -285,7 +299,7 @@ def test_replay_of_one_block_retrains_that_block_alone_and_merges_it_with_the_ot
 def test_replay_from_train_plans_again_and_retrains_every_block(world, strip_summary):
     job_id, count = succeed_in_blocks(world, strip_summary())
     reprocess_job(
-        world.ports, job_id, {"fromStage": "train", "options": {"hyperparameters": {"max_image_size": "800"}}}
+        world.unit("gateway"), job_id, {"fromStage": "train", "options": {"hyperparameters": {"max_image_size": "800"}}}
     )
     assert train(world, events(world, "JobRequested", "r2")[-1]) == f"requested {count} of {count} blocks"
     record = world.ports.store.get(job_id)

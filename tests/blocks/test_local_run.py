@@ -23,11 +23,35 @@ def wide_zip(tmp_path_factory) -> Path:
 
 
 def test_a_capture_over_the_budget_runs_as_parallel_block_jobs_merged_into_one_scene(wide_zip, tmp_path, monkeypatch):
+    from spaceport.contracts.units import BLOCK_RUN_GRANTS, UNITS
+    from spaceport.local.iam import needed_statements
+    from spaceport.local.stack import LocalStack
+
+    # What the local IAM decided about every call of the run, kept as its stack stops.
+    decisions: list = []
+    deployments: list[str] = []
+    stop = LocalStack.stop
+
+    def stop_keeping_decisions(self: LocalStack) -> None:
+        assert self.aws.iam is not None
+        decisions.extend(self.aws.iam.decisions)
+        deployments.append(self.config.deployment)
+        stop(self)
+
+    monkeypatch.setattr(LocalStack, "stop", stop_keeping_decisions)
     # The capture's SfM predicts some 50,000 Gaussians: a budget of 40,000 makes two blocks.
     monkeypatch.setenv("SPACEPORT_BLOCK_MAX_GAUSSIANS", "40000")
     out = tmp_path / "out"
     argv = ["run", str(wide_zip), "--email", "pilot@example.com", "--preset", "quick", "--option", "steps=10"]
     assert spaceport_main([*argv, "--jobs", "2", "--out", str(out), "--timeout", "600"]) == 0
+
+    # Every unit called with the policy that deploys and nothing was refused; the statements only
+    # a run in blocks needs (the pipeline's tests leave them to this one) were each needed here.
+    assert decisions and [d for d in decisions if not d.allowed] == []
+    needed = needed_statements(decisions)
+    for name, sids in BLOCK_RUN_GRANTS.items():
+        role = UNITS[name].role_name(deployments[0])
+        assert sids <= needed.get(role, set()), f"{name}: {sorted(sids - needed.get(role, set()))} not needed"
 
     [folder] = [path for path in out.iterdir() if path.is_dir() and not path.name.startswith(".")]
     record = JobRecord.model_validate_json((folder / "job.json").read_text())
