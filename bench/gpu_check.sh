@@ -5,8 +5,9 @@
 # 2. the CUDA rasteriser tests (classic and antialiased against the CPU rasteriser);
 # 3. the compression stage on CUDA (bench/compress_gpu_check.sh: PLAS on CUDA, the compress job on CUDA);
 # 4. the sky, exposure and antialiasing settings on CUDA: a generated oblique scene with a sky, quick preset;
-# 5. fern 1/4 with gsplat, preset default (the 30k-step schedule), within a 4-minute budget.
-# Expects the datasets copied into the tree at ./datasets (or SPACEPORT_DATASETS). Under 10 minutes.
+# 5. fern 1/4 with gsplat, preset default (the 30k-step schedule), within a 4-minute budget;
+# 6. blocks: a generated wide flight trained in 2 blocks and merged, against whole training (PSNR).
+# Expects the datasets copied into the tree at ./datasets (or SPACEPORT_DATASETS). About 15 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -73,3 +74,6 @@ start=$(date +%s)
 $PY -m spaceport.cli train "$OUT/fern4_sfm" "$OUT/fern4" --preset default --device cuda --time-budget-s 240
 echo "fern 1/4 train wall: $(( $(date +%s) - start )) s"
 $PY -c "import json; m=json.load(open('$OUT/fern4/metrics.json')); print({k: m[k] for k in ('psnr','ssim','num_gaussians','steps','wall_time_s','total_wall_s','device','backend','resolution')})"
+
+echo "== blocks: 2 blocks merged against whole training at the same 6000 steps, gsplat (about 5 minutes)"
+$PY bench/blocks_quality.py --out "$OUT/blocks" --device cuda --blocks 2 --steps 6000 --photos 96 --width 480

@@ -15,6 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("spaceport_sfm.sample:main", "write a synthetic drone capture (JPEGs with GPS) and its ground truth"),
     "sfm": ("spaceport_sfm.cli:main", "photos (.zip or folder) -> COLMAP reconstruction, undistorted images, report"),
     "train": ("spaceport_train.cli:main", "SfM output -> trained 3D Gaussian splat (.ply, metrics, renders)"),
+    "merge": (
+        "spaceport_train.cli:merge_main",
+        "the blocks of a run trained in blocks (its block plan) -> one merged splat",
+    ),
     "compress": ("spaceport_compress.cli:compress_main", "splat .ply -> PlayCanvas SOG bundle (.sog)"),
     "decompress": ("spaceport_compress.cli:decompress_main", ".sog -> standard 3DGS .ply"),
     "export": (

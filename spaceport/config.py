@@ -120,6 +120,15 @@ class PipelineConfig:
     stall_margin_s: int = _setting(
         "STALL_MARGIN_S", 1800, "how much longer than its stage may run a job may sit still before the sweeper fails it"
     )
+    # What one training job may hold before a capture is trained in blocks (handlers.block_plan),
+    # sized for the training stage's GPU instance (STAGE_MACHINES): the default preset's cap on
+    # Gaussians, and about 1,500 photos at its 1600 px, each then seen some 20 times in 30k steps.
+    block_max_gaussians: int = _setting(
+        "BLOCK_MAX_GAUSSIANS", 3_000_000, "predicted Gaussians one training job may hold; more: train in blocks"
+    )
+    block_max_megapixels: int = _setting(
+        "BLOCK_MAX_MEGAPIXELS", 3_000, "training-size megapixels one training job may hold; more: train in blocks"
+    )
     stages: Mapping[Stage, StageSettings] = field(default_factory=_stage_defaults)
 
     def __post_init__(self) -> None:

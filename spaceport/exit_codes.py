@@ -67,6 +67,8 @@ class ExitCode(IntEnum):
     OUT_OF_MEMORY = 38
     BAD_CHECKPOINT = 39
     TRAINING_INTERRUPTED = 40
+    BAD_BLOCK_PLAN = 41
+    MERGE_FAILED = 42
     # compression
     EMPTY_SPLAT = 51
     NO_FINITE_SPLATS = 52

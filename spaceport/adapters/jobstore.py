@@ -33,16 +33,19 @@ from spaceport.contracts.job import (
     FINAL_STATUSES,
     OWNER_INDEX,
     SHARE_INDEX,
+    BlockRun,
     JobFailure,
     JobRecord,
     JobStatus,
     NotificationState,
     OperatorAction,
+    PartStatus,
     RunRecord,
     run_number,
     run_of,
 )
 from spaceport.contracts.stages import Stage
+from spaceport.contracts.topology import MERGE_PART
 from spaceport.ports import CreateResult
 
 EMAIL_INDEX = "by-email"
@@ -322,10 +325,12 @@ class DynamoJobStore:
         error: JobFailure | None | object = _KEEP,
         run_status: tuple[str, JobStatus] | None = None,
         new_run: RunRecord | None = None,
+        blocks: BlockRun | None = None,
     ) -> bool:
         """Apply the changes if ``to_position`` is past the job's; ``False`` when it is not.
 
-        ``run_status`` sets the status of one run in the history; ``new_run`` appends a run.
+        ``run_status`` sets the status of one run in the history; ``new_run`` appends a run;
+        ``blocks`` replaces the record of the run trained in blocks.
         """
         names = {"#position": "position", "#updated_at": "updated_at"}
         values: dict[str, Any] = {":position": to_position, ":now": _now()}
@@ -347,6 +352,8 @@ class DynamoJobStore:
                 put(field, value.value if hasattr(value, "value") else value)
         if options is not None:
             put("options", options.model_dump(mode="json"))
+        if blocks is not None:
+            put("blocks", blocks.model_dump(mode="json"))
         if isinstance(error, JobFailure) or error is None:
             put("error", error.model_dump(mode="json") if error is not None else None)
         for group, entries in (("artifacts", artifacts or {}), ("summary", summary or {})):
@@ -383,6 +390,62 @@ class DynamoJobStore:
                 return False
             raise
         return True
+
+    def move_part(
+        self, job_id: str, run_id: str, part: str, to_position: int, changes: dict[str, Any], count_done: bool = False
+    ) -> int | None:
+        """Move one part of the run's blocks (a block name, or ``merge``) forward.
+
+        Written only while ``run_id`` is the job's open run and its blocks, and when
+        ``to_position`` is past the part's (:func:`~spaceport.contracts.job.part_position`).
+        ``count_done`` also adds the part to the run's count of done blocks, once: a part already
+        done is not counted again. Returns the count of done blocks after the write, ``None``
+        when nothing was written.
+        """
+        path = "#blocks.#merge" if part == MERGE_PART else "#blocks.#parts.#part"
+        names = {
+            "#blocks": "blocks",
+            "#run_id": "run_id",
+            "#status": "status",
+            "#position": "position",
+            "#updated_at": "updated_at",
+            **({"#merge": "merge"} if part == MERGE_PART else {"#parts": "parts", "#part": part}),
+        }
+        values: dict[str, Any] = {
+            ":run": run_id,
+            ":position": to_position,
+            ":now": _now(),
+            **{f":final{i}": s.value for i, s in enumerate(_FINAL)},
+        }
+        sets = [f"{path}.#position = :position", "#updated_at = :now"]
+        for index, (field, value) in enumerate(changes.items()):
+            names[f"#f{index}"] = field
+            values[f":f{index}"] = value.value if hasattr(value, "value") else value
+            sets.append(f"{path}.#f{index} = :f{index}")
+        condition = (
+            f"#run_id = :run AND #blocks.#run_id = :run AND {path}.#position < :position AND "
+            f"NOT #status IN ({', '.join(f':final{i}' for i in range(len(_FINAL)))})"
+        )
+        if count_done:
+            names["#done"] = "done"
+            values.update({":done_status": PartStatus.DONE.value, ":one": 1})
+            sets.append("#blocks.#done = #blocks.#done + :one")
+            condition += f" AND {path}.#status <> :done_status"
+        try:
+            answer = self.table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error_:
+            if is_condition_failed(error_):
+                return None
+            raise
+        done = _from_item(answer["Attributes"]).get("blocks", {}).get("done", 0)
+        return int(done)
 
     def claim_notification(self, job_id: str, marker: str, stale_after_s: float) -> bool:
         """Claim the email ``marker`` (``"<run_id>#<outcome>"``) before sending it.

@@ -49,7 +49,7 @@ def processing_job_request(spec: StageJobSpec) -> dict[str, Any]:
                 "S3Uri": uri,
                 # One input lands in the input folder itself, as the jobs expect; several get a folder each.
                 "LocalPath": PROCESSING_INPUT if single else f"{PROCESSING_INPUT}/{name}",
-                "S3DataType": "S3Prefix",
+                "S3DataType": "ManifestFile" if name in spec.manifests else "S3Prefix",
                 "S3InputMode": "File",
             },
         }
@@ -115,7 +115,7 @@ def training_job_request(spec: StageJobSpec) -> dict[str, Any]:
                 "ChannelName": name,
                 "DataSource": {
                     "S3DataSource": {
-                        "S3DataType": "S3Prefix",
+                        "S3DataType": "ManifestFile" if name in spec.manifests else "S3Prefix",
                         "S3Uri": uri,
                         "S3DataDistributionType": "FullyReplicated",
                     }

@@ -450,6 +450,15 @@ def job_view(ports: Ports, record: JobRecord) -> dict[str, Any]:
     georeference = record.summary.get("sfm_georeference")
     if isinstance(georeference, dict):
         view["georeference"] = georeference
+    blocks = record.blocks
+    if (
+        blocks is not None
+        and blocks.run_id == record.run_id
+        and record.stage is Stage.TRAIN
+        and not record.status.is_final
+    ):
+        # Trained in blocks (``blocks`` shows each): the stage is as far as its blocks, then the merge.
+        view["stage_percent"] = round(100 * blocks.done / (blocks.count + 1), 1)
     if record.status is JobStatus.SUCCEEDED:
         view["links"] = download_links(ports, record.job_id, record.artifacts)
         view["links"]["viewer"] = viewer_url(ports.config.public_base_url, record.job_id)

@@ -33,6 +33,7 @@ class InstanceType:
 INSTANCE_TYPES: Mapping[str, InstanceType] = {
     "ml.c6i.2xlarge": InstanceType(vcpus=8, memory_gib=16, gpus=0),
     "ml.c6i.4xlarge": InstanceType(vcpus=16, memory_gib=32, gpus=0),
+    "ml.r5.2xlarge": InstanceType(vcpus=8, memory_gib=64, gpus=0),
     "ml.g4dn.xlarge": InstanceType(vcpus=4, memory_gib=16, gpus=1),
     "ml.g5.xlarge": InstanceType(vcpus=4, memory_gib=16, gpus=1),
     "ml.g5.2xlarge": InstanceType(vcpus=8, memory_gib=32, gpus=1),
@@ -60,6 +61,10 @@ STAGE_MACHINES: Mapping[Stage, StageMachine] = {
     Stage.TRAIN: StageMachine("ml.g5.2xlarge", volume_gb=100, max_runtime_s=8 * 3600),
     Stage.COMPRESS: StageMachine("ml.g4dn.xlarge", volume_gb=50, max_runtime_s=3600),
 }
+
+# The job that merges the blocks of a run trained in blocks (a processing job of the train
+# service, on the training image): numpy over every block's splat, so memory, not a GPU.
+MERGE_MACHINE = StageMachine("ml.r5.2xlarge", volume_gb=100, max_runtime_s=2 * 3600)
 
 # A deployment's name ("prod", "dev", "local") is in every physical resource's name, so that two
 # deployments can share an account without sharing a queue, a table or a job.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,8 +35,9 @@ class InvalidEventError(SpaceportError):
 
 
 # Which photo pairs SfM matches, and how it places them (the SfM job's own options use these).
-Matcher = Literal["auto", "exhaustive", "sequential", "spatial"]
-Mapper = Literal["incremental", "global"]
+Matcher = Literal["auto", "exhaustive", "sequential", "spatial", "vocabtree"]
+# auto: incremental for smaller captures, global mapping for large ones (spaceport_sfm.reconstruct.choose_mapper).
+Mapper = Literal["incremental", "global", "auto"]
 MATCHERS: tuple[str, ...] = get_args(Matcher)
 _STEPS = TRAINING_SETTINGS["steps"]
 MAPPERS: tuple[str, ...] = get_args(Mapper)
@@ -56,6 +57,9 @@ class JobOptions(BaseModel):
     # Training settings (`spaceport replay --set steps=...`), passed to the job as SageMaker
     # hyperparameters; the gateway checks them against spaceport.contracts.training first.
     hyperparameters: dict[str, str] = Field(default_factory=dict)
+    # A reprocess from train of a job trained in blocks: retrain only these blocks of its latest
+    # plan and keep the others (`spaceport replay --block 3`); empty: plan again and train all.
+    blocks: tuple[Annotated[int, Field(ge=0)], ...] = Field(default=(), max_length=256)
 
 
 class PipelineEvent(BaseModel):
@@ -111,6 +115,31 @@ class CompressionCompleted(StageCompleted):
     detail_type: ClassVar[str] = "CompressionCompleted"
 
 
+class BlockRequested(PipelineEvent):
+    """The train service planned the run in ``blocks`` blocks: train block ``block`` (``attempt``)."""
+
+    detail_type: ClassVar[str] = "BlockRequested"
+    block: int = Field(ge=0)
+    blocks: int = Field(ge=2)
+
+    @property
+    def business_key(self) -> str:
+        return f"{super().business_key}#b{self.block}"
+
+
+class BlockCompleted(PipelineEvent):
+    """Block ``block``'s training job completed; ``output_uri`` holds its splat, ``summary`` its figures."""
+
+    detail_type: ClassVar[str] = "BlockCompleted"
+    block: int = Field(ge=0)
+    blocks: int = Field(ge=2)
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def business_key(self) -> str:
+        return f"{super().business_key}#b{self.block}"
+
+
 class JobFailed(PipelineEvent):
     """A stage failed for good (after its retries); ``reason`` is plain words for the user."""
 
@@ -135,6 +164,8 @@ EVENT_TYPES: dict[str, type[PipelineEvent]] = {
         CompressionCompleted,
         JobFailed,
         JobCancelled,
+        BlockRequested,
+        BlockCompleted,
     )
 }
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spaceport.contracts.blocks import GroundRect
 from spaceport.contracts.events import JobOptions
 from spaceport.contracts.stages import Stage
 
@@ -112,6 +113,53 @@ class OperatorAction(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+def part_position(attempt: int, phase: Phase) -> int:
+    """The order of what happens to one part of a run trained in blocks (a block, or the merge)."""
+    return min(attempt, 999) * 10 + int(phase)
+
+
+class PartStatus(StrEnum):
+    PENDING = "pending"  # planned, not launched yet
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class BlockPart(BaseModel):
+    """One block of a run trained in blocks (or the job merging them): where it stands and what it cost.
+
+    ``run_id`` is the run whose outputs it holds: a block kept by a reprocess of other blocks
+    keeps the run that trained it.
+    """
+
+    run_id: str
+    status: PartStatus = PartStatus.PENDING
+    attempt: int = 0
+    position: int = 0
+    # The ground the block owns in the plan's frame (a map of the blocks); none for the merge.
+    core: GroundRect | None = None
+    cameras: int = 0
+    predicted_gaussians: int = 0
+    predicted_gpu_hours: float = 0.0
+    # What its training job measured: the job's hours on its machine (a GPU in AWS), its Gaussians, its PSNR.
+    measured_gpu_hours: float | None = None
+    num_gaussians: int | None = None
+    psnr: float | None = None
+    device: str | None = None
+
+
+class BlockRun(BaseModel):
+    """The blocks of one run: its plan, each block's part, how many are done, and the merge."""
+
+    run_id: str
+    plan_uri: str
+    count: int
+    done: int = 0
+    reason: str = ""
+    parts: dict[str, BlockPart]  # block name (b0, b1, ...) -> its part
+    merge: BlockPart
+
+
 class JobRecord(BaseModel):
     """What ``GET /jobs/{id}`` and ``spaceport status`` show, and what the job store keeps."""
 
@@ -144,3 +192,5 @@ class JobRecord(BaseModel):
     # The share link's token, hashed (spaceport.auth.share); None: not shared.
     share_token_hash: str | None = None
     shared_at: datetime | None = None
+    # The latest run that was trained in blocks (None: every run trained the whole capture at once).
+    blocks: BlockRun | None = None

@@ -28,12 +28,26 @@ from dataclasses import dataclass, field
 from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import SageMakerJobKey, SageMakerJobKind
 
-__all__ = ["FLIGHT_LOG_INPUT", "INPUT_NAMES", "SageMakerJobKey", "Stage", "StageJobSpec"]
+__all__ = [
+    "BLOCK_HYPERPARAMETER",
+    "BLOCK_PLAN_INPUT",
+    "FLIGHT_LOG_INPUT",
+    "INPUT_NAMES",
+    "MERGE_BLOCKS_INPUT",
+    "SageMakerJobKey",
+    "Stage",
+    "StageJobSpec",
+]
 
 # The input (processing) or channel (training) each stage's job reads its main input from.
 INPUT_NAMES = {Stage.SFM: "photos", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
 # The SfM job's second input, when the job was posted with a flight log.
 FLIGHT_LOG_INPUT = "flight_log"
+# A block's training job: the plan's channel, and the hyperparameter naming its block.
+BLOCK_PLAN_INPUT = "plan"
+BLOCK_HYPERPARAMETER = "block"
+# The merge job's inputs: the plan, and a manifest of every block's splat and metrics.
+MERGE_BLOCKS_INPUT = "blocks"
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class StageJobSpec:
     use_spot: bool = False
     # Processing only: where the progress folder is uploaded while the job runs.
     progress_uri: str | None = None
+    # The inputs whose URI is a SageMaker manifest file (a list of objects) rather than a prefix.
+    manifests: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

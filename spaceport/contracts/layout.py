@@ -41,6 +41,8 @@ class SfmOutputs:
     SPARSE: Final = "sparse/0"
     IMAGES: Final = "images"
     POINTS: Final = "points.ply"
+    # The cameras and a ground grid of the points: what the train service plans blocks from.
+    SCENE_SUMMARY: Final = "scene-summary.json"
 
 
 class TrainOutputs:
@@ -63,6 +65,20 @@ class CompressOutputs:
     STREAMED: Final = "lod/lod-meta.json"
     SPZ: Final = "scene.spz"
     GLB: Final = "scene.glb"
+
+
+class BlockOutputs:
+    """A run trained in blocks: its plan, each block's outputs and the merge job's inputs.
+
+    Under the run's training prefix: the plan, the merge job's manifest, and per block a folder
+    (:func:`block_name`) with the block training job's synced ``outputs/`` (as a whole-scene
+    training job's) and SageMaker's archives. The merge writes the run's own
+    :attr:`TrainOutputs.SPLAT` and :attr:`TrainOutputs.METRICS`, so the next stage cannot tell.
+    """
+
+    PLAN: Final = "block-plan.json"
+    MERGE_INPUTS: Final = "merge-inputs.json"
+    FOLDER: Final = "blocks"
 
 
 class TrainingArchives:
@@ -93,6 +109,22 @@ USER_UPLOADS: Final = "uploads"
 JOB_INPUTS: Final = "jobs"
 # The job record's artifact that names the flight plan it was posted with.
 FLIGHT_PLAN_ARTIFACT: Final = "csv"
+
+
+def block_name(index: int) -> str:
+    """The name of block ``index``: its folder and the part of its SageMaker job names.
+
+    >>> block_name(3), block_index("b3"), block_index("merge")
+    ('b3', 3, None)
+    """
+    return f"b{index}"
+
+
+def block_index(name: str) -> int | None:
+    """The block a :func:`block_name` names; ``None`` for anything else."""
+    if len(name) > 1 and name[0] == "b" and name[1:].isdigit():
+        return int(name[1:])
+    return None
 
 
 def download_name(job_id: str, artifact: str) -> str:
@@ -151,6 +183,25 @@ class ArtifactLayout:
     def locked_photos(self, job_id: str, version: str) -> str:
         """The job's own copy of the photos it was checked with (``version``: the upload's ETag)."""
         return f"s3://{self.uploads_bucket}/{JOB_INPUTS}/{job_id}/{version}/{LOCKED_PHOTOS}"
+
+    def block_plan(self, job_id: str, run_id: str) -> str:
+        """The run's :attr:`BlockOutputs.PLAN`."""
+        return self.run_prefix(Stage.TRAIN, job_id, run_id) + BlockOutputs.PLAN
+
+    def block_prefix(self, job_id: str, run_id: str, index: int) -> str:
+        """Where block ``index``'s training job writes (SageMaker's archives go under it)."""
+        return f"{self.run_prefix(Stage.TRAIN, job_id, run_id)}{BlockOutputs.FOLDER}/{block_name(index)}/"
+
+    def block_outputs_prefix(self, job_id: str, run_id: str, index: int) -> str:
+        """Block ``index``'s own files (splat, metrics, progress, checkpoint), synced as it trains."""
+        return self.block_prefix(job_id, run_id, index) + _TRAINING_OUTPUTS
+
+    def block_output(self, job_id: str, run_id: str, index: int, name: str) -> str:
+        return self.block_outputs_prefix(job_id, run_id, index) + name
+
+    def merge_inputs(self, job_id: str, run_id: str) -> str:
+        """The manifest of the files the run's merge job reads (:attr:`BlockOutputs.MERGE_INPUTS`)."""
+        return self.run_prefix(Stage.TRAIN, job_id, run_id) + BlockOutputs.MERGE_INPUTS
 
     def flight_plan(self, job_id: str) -> str:
         """The flight-log CSV a job was submitted with, kept beside its uploads."""

@@ -28,6 +28,8 @@ from spaceport.contracts.deployment import resource_name
 from spaceport.contracts.events import (
     EVENT_SOURCE,
     EVENT_TYPES,
+    BlockCompleted,
+    BlockRequested,
     CompressionCompleted,
     JobCancelled,
     JobFailed,
@@ -64,7 +66,9 @@ class Action(StrEnum):
 
     START = "start"  # launch attempt 1 of the service's stage
     FOLLOW = "follow"  # a job of the service's stage reached a final state: complete, retry or fail it
-    STOP = "stop"  # stop the service's running job
+    STOP = "stop"  # stop the service's running job (every block's, for a run trained in blocks)
+    START_BLOCK = "start_block"  # launch attempt 1 of one block of a run trained in blocks
+    FAN_IN = "fan_in"  # record a finished block; the last one launches the merge
     EMAIL_SUCCESS = "email_success"
     EMAIL_FAILURE = "email_failure"
 
@@ -108,10 +112,14 @@ ROUTES: tuple[Route, ...] = (
     Route(CompressionCompleted.detail_type, ("compress",), (Consumer("notify", Action.EMAIL_SUCCESS),)),
     Route(JobFailed.detail_type, ("sfm", "train", "compress", SWEEPER), (Consumer("notify", Action.EMAIL_FAILURE),)),
     Route(JobCancelled.detail_type, (GATEWAY,), _each_stage_service(Action.STOP)),
+    # A run too large for one training job: the train service fans out a request per block and
+    # fans the completions back in, then merges the blocks in a processing job of its own.
+    Route(BlockRequested.detail_type, ("train",), (Consumer("train", Action.START_BLOCK),)),
+    Route(BlockCompleted.detail_type, ("train",), (Consumer("train", Action.FAN_IN),)),
     Route(
         _STATE_CHANGE["processing"][0],
         (SAGEMAKER,),
-        (Consumer("sfm", Action.FOLLOW), Consumer("compress", Action.FOLLOW)),
+        (Consumer("sfm", Action.FOLLOW), Consumer("compress", Action.FOLLOW), Consumer("train", Action.FOLLOW)),
         source=SAGEMAKER_SOURCE,
     ),
     Route(_STATE_CHANGE["training"][0], (SAGEMAKER,), (Consumer("train", Action.FOLLOW),), source=SAGEMAKER_SOURCE),
@@ -177,7 +185,7 @@ class ServiceSpec:
         return tuple(rules)
 
     def _sagemaker_rule(self, deployment: str, detail_type: str) -> Subscription:
-        [(name_field, status_field)] = [(n, s) for d, n, s in _STATE_CHANGE.values() if d == detail_type]
+        [(kind, name_field, status_field)] = [(k, n, s) for k, (d, n, s) in _STATE_CHANGE.items() if d == detail_type]
         pattern = {
             "source": [SAGEMAKER_SOURCE],
             "detail-type": [detail_type],
@@ -186,7 +194,9 @@ class ServiceSpec:
                 status_field: list(SAGEMAKER_FINAL_STATES),
             },
         }
-        return Subscription(resource_name(deployment, self.name, "sagemaker-state"), "default", pattern)
+        # The rule for the service's own kind of job keeps its first name; another kind's names the kind.
+        suffix = "sagemaker-state" if kind == self.sagemaker_job else f"sagemaker-{kind}-state"
+        return Subscription(resource_name(deployment, self.name, suffix), "default", pattern)
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -256,8 +266,11 @@ _EVENTS = frozenset(r.event for r in ROUTES)
 
 _JOB_NAME = re.compile(
     r"^spaceport-(?P<deployment>[a-z][a-z0-9]+)-(?P<stage>[a-z]+)-(?P<job_id>[0-9a-z]+)"
-    r"-(?P<run_id>r[0-9]+)-a(?P<attempt>[0-9]+)$"
+    r"-(?P<run_id>r[0-9]+)(?:-(?P<part>b[0-9]+|merge))?-a(?P<attempt>[0-9]+)$"
 )
+# The part of a run trained in blocks that merges them (a processing job of the train service);
+# each block's part is its name (spaceport.contracts.layout.block_name).
+MERGE_PART: Final = "merge"
 
 
 @dataclass(frozen=True)
@@ -269,6 +282,12 @@ class SageMakerJobKey:
     ('spaceport-prod-sfm-0a1b2c3d4e5f6a7b-r1-a2', True)
     >>> key.tags()["spaceport:deployment"], key.retry().attempt
     ('prod', 3)
+
+    One block of a run trained in blocks, and the job that merges them, name their ``part``:
+
+    >>> block = SageMakerJobKey("prod", Stage.TRAIN, "0a1b2c3d4e5f6a7b", "r1", 1, part="b3")
+    >>> block.name, SageMakerJobKey.parse(block.name).part, block.kind, block.with_part(MERGE_PART).kind
+    ('spaceport-prod-train-0a1b2c3d4e5f6a7b-r1-b3-a1', 'b3', 'training', 'processing')
     """
 
     deployment: str
@@ -276,10 +295,12 @@ class SageMakerJobKey:
     job_id: str
     run_id: str
     attempt: int = 1
+    part: str = ""
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
-        name = f"{resource_name(self.deployment, self.stage.value)}-{self.job_id}-{self.run_id}-a{self.attempt}"
+        part = f"-{self.part}" if self.part else ""
+        name = f"{resource_name(self.deployment, self.stage.value)}-{self.job_id}-{self.run_id}{part}-a{self.attempt}"
         if len(name) > 63 or not _JOB_NAME.match(name):
             raise ValueError(f"cannot make a valid SageMaker job name from {self!r}")
         object.__setattr__(self, "name", name)
@@ -289,23 +310,39 @@ class SageMakerJobKey:
         match = _JOB_NAME.match(name)
         if match is None:
             raise ValueError(f"{name!r} is not a Spaceport SageMaker job name")
-        return cls(match["deployment"], Stage(match["stage"]), match["job_id"], match["run_id"], int(match["attempt"]))
+        return cls(
+            match["deployment"],
+            Stage(match["stage"]),
+            match["job_id"],
+            match["run_id"],
+            int(match["attempt"]),
+            match["part"] or "",
+        )
 
     def retry(self) -> SageMakerJobKey:
         """The key of the next attempt."""
-        return SageMakerJobKey(self.deployment, self.stage, self.job_id, self.run_id, self.attempt + 1)
+        return SageMakerJobKey(self.deployment, self.stage, self.job_id, self.run_id, self.attempt + 1, self.part)
+
+    def with_part(self, part: str, attempt: int = 1) -> SageMakerJobKey:
+        """The key of ``attempt`` of another part of the same run."""
+        return SageMakerJobKey(self.deployment, self.stage, self.job_id, self.run_id, attempt, part)
 
     @property
     def kind(self) -> SageMakerJobKind:
+        if self.part == MERGE_PART:
+            return "processing"
         kind = stage_service(self.stage).sagemaker_job
         assert kind is not None, "every job stage's service runs a SageMaker job"
         return kind
 
     def tags(self) -> dict[str, str]:
         """The tags every job of this key carries (cost reports and operators find jobs by them)."""
-        return {
+        tags = {
             "spaceport:deployment": self.deployment,
             "spaceport:job": self.job_id,
             "spaceport:stage": self.stage.value,
             "spaceport:run": self.run_id,
         }
+        if self.part:
+            tags["spaceport:part"] = self.part
+        return tags

@@ -36,6 +36,7 @@ from spaceport.contracts.layout import (
     PROGRESS,
     STAGE_REPORT,
     USER_UPLOADS,
+    BlockOutputs,
     CompressOutputs,
     SfmOutputs,
     TrainOutputs,
@@ -219,12 +220,64 @@ def _stage_service(stage: Stage) -> Unit:
             ),
             _objects("ReadOwnJobsReport", ("GetObject",), *(f"{bucket}/*{name}" for name in reads[stage])),
             # Without it S3 answers a missing report with 403, not 404.
-            _objects("TellMissingReports", ("ListBucket",), bucket),
+            _objects("TellMissingReports", ("ListBucket",), bucket, *_ALSO_READ_BUCKETS.get(stage, ())),
+            *_BLOCK_GRANTS.get(stage, ()),
         ),
     )
 
 
-def _job(stage: Stage, reads: tuple[str, ...], writes: str) -> Unit:
+# The train service trains a capture too large for one job in blocks (spaceport.handlers.blocks): it
+# plans from the SfM job's scene summary, writes the plan and the merge job's manifest beside the
+# run, and launches and follows the merge, a processing job on the training image and role. Every
+# run is planned (the summary is read); what follows only a run in blocks needs.
+_BLOCKS_ONLY = (
+    _objects(
+        "WriteBlockPlansAndMergeInputs",
+        ("PutObject",),
+        *(f"{BUCKET_ARN[Stage.TRAIN]}/*{name}" for name in (BlockOutputs.PLAN, BlockOutputs.MERGE_INPUTS)),
+    ),
+    Grant(
+        "OwnMergeJobs",
+        Port.LAUNCHER,
+        (
+            "sagemaker:CreateProcessingJob",
+            "sagemaker:DescribeProcessingJob",
+            "sagemaker:StopProcessingJob",
+            "sagemaker:AddTags",
+        ),
+        (_arn("sagemaker", f"processing-job/{stage_service(Stage.TRAIN).sagemaker_job_prefix(DEPLOYMENT)}*"),),
+    ),
+)
+_BLOCK_GRANTS: Mapping[Stage, tuple[Grant, ...]] = {
+    Stage.TRAIN: (
+        _objects("ReadSceneSummaries", ("GetObject",), f"{BUCKET_ARN[Stage.SFM]}/*{SfmOutputs.SCENE_SUMMARY}"),
+        *_BLOCKS_ONLY,
+    ),
+}
+# A stage service's other buckets it reads from: a missing object there is a 404 too (the train
+# service's scene summary, absent from SfM outputs made before summaries, means "train it whole").
+_ALSO_READ_BUCKETS: Mapping[Stage, tuple[str, ...]] = {Stage.TRAIN: (BUCKET_ARN[Stage.SFM],)}
+# What the merge job, run as the training job's role, needs beyond the training job's own grants.
+_MERGE_JOB_GRANTS = (
+    Grant(
+        "MergeJobLogs",
+        Port.RUNTIME,
+        ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+        (
+            _arn("logs", "log-group:/aws/sagemaker/ProcessingJobs"),
+            _arn("logs", "log-group:/aws/sagemaker/ProcessingJobs:log-stream:*"),
+        ),
+    ),
+)
+# The statements, per unit, that only a run trained in blocks needs: a real local run in blocks
+# (tests/blocks/test_local_run.py) proves each, the pipeline's run proves the others.
+BLOCK_RUN_GRANTS: Mapping[str, frozenset[str]] = {
+    Stage.TRAIN.value: frozenset(grant.sid for grant in _BLOCKS_ONLY),
+    f"{Stage.TRAIN.value}-job": frozenset(grant.sid for grant in _MERGE_JOB_GRANTS),
+}
+
+
+def _job(stage: Stage, reads: tuple[str, ...], writes: str, extra: tuple[Grant, ...] = ()) -> Unit:
     """A stage's SageMaker job: its inputs, its outputs, its image and its logs (no other AWS call)."""
     kind = "ProcessingJobs" if stage_service(stage).sagemaker_job == "processing" else "TrainingJobs"
     logs = _arn("logs", f"log-group:/aws/sagemaker/{kind}")
@@ -248,6 +301,7 @@ def _job(stage: Stage, reads: tuple[str, ...], writes: str) -> Unit:
                 ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
                 (logs, f"{logs}:log-stream:*"),
             ),
+            *extra,
         ),
         service_principal="sagemaker.amazonaws.com",
     )
@@ -318,7 +372,12 @@ UNITS: Mapping[str, Unit] = {
             ),
         ),
         _job(Stage.SFM, reads=(UPLOADS_BUCKET_ARN,), writes=BUCKET_ARN[Stage.SFM]),
-        _job(Stage.TRAIN, reads=(BUCKET_ARN[Stage.SFM], BUCKET_ARN[Stage.TRAIN]), writes=BUCKET_ARN[Stage.TRAIN]),
+        _job(
+            Stage.TRAIN,
+            reads=(BUCKET_ARN[Stage.SFM], BUCKET_ARN[Stage.TRAIN]),
+            writes=BUCKET_ARN[Stage.TRAIN],
+            extra=_MERGE_JOB_GRANTS,
+        ),
         _job(Stage.COMPRESS, reads=(BUCKET_ARN[Stage.TRAIN],), writes=BUCKET_ARN[Stage.COMPRESS]),
     )
 }

@@ -35,6 +35,8 @@ from typing import Any, TypeGuard
 
 from spaceport.contracts.events import (
     EVENT_SOURCE,
+    BlockCompleted,
+    BlockRequested,
     InvalidEventError,
     JobCancelled,
     JobFailed,
@@ -51,9 +53,9 @@ from spaceport.contracts.topology import (
     SAGEMAKER_SOURCE,
     Action,
     SageMakerJobKey,
+    SageMakerJobKind,
     action_for,
     completion_event,
-    stage_service,
     state_change_fields,
 )
 from spaceport.handlers.stage_jobs import collect_outputs, read_stage_report, stage_input, stage_job_spec
@@ -115,20 +117,28 @@ def load_message(body: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_state_change(stage: Stage, envelope: dict[str, Any]) -> JobStateChange:
-    """Validate SageMaker's state-change event for one of ``stage``'s jobs."""
-    kind = stage_service(stage).sagemaker_job
-    if kind is None:
+    """Validate SageMaker's state-change event for one of ``stage``'s jobs (of a kind its service follows)."""
+    kinds: tuple[SageMakerJobKind, ...] = ("processing", "training")
+    followed = {
+        state_change_fields(kind)[0]: kind
+        for kind in kinds
+        if action_for(stage.value, state_change_fields(kind)[0]) is Action.FOLLOW
+    }
+    if not followed:
         raise InvalidEventError(f"The {stage.value} service runs no SageMaker job.")
-    detail_type, name_field, status_field = state_change_fields(kind)
     detail = envelope.get("detail")
-    if envelope.get("detail-type") != detail_type or not isinstance(detail, dict):
-        raise InvalidEventError(f"The {stage.value} service expects {detail_type!r} events from SageMaker.")
+    kind = followed.get(str(envelope.get("detail-type")))
+    if kind is None or not isinstance(detail, dict):
+        raise InvalidEventError(
+            f"The {stage.value} service expects {' or '.join(map(repr, followed))} events from SageMaker."
+        )
+    _, name_field, status_field = state_change_fields(kind)
     try:
         key = SageMakerJobKey.parse(str(detail.get(name_field, "")))
     except ValueError as error:
         raise InvalidEventError(str(error)) from None
-    if key.stage is not stage:
-        raise InvalidEventError(f"{key.name} is not a {stage.value} job.")
+    if key.stage is not stage or key.kind != kind:
+        raise InvalidEventError(f"{key.name} is not a {stage.value} {kind} job.")
     status = detail.get(status_field)
     if not isinstance(status, str):
         raise InvalidEventError(f"{key.name}: the state change has no {status_field}.")
@@ -166,6 +176,10 @@ def handle_stage_message(stage: Stage, body: str | dict[str, Any], ports: Ports,
             action = partial(on_cancelled, stage, event, ports)
         elif routed is Action.START:
             action = partial(on_trigger, stage, event.job_id, event.run_id, _input_of(event), event.options, ports)
+        elif routed is Action.START_BLOCK and isinstance(event, BlockRequested):
+            action = partial(blocks.on_block_requested, event, ports)
+        elif routed is Action.FAN_IN and isinstance(event, BlockCompleted):
+            action = partial(blocks.on_block_completed, event, ports)
         else:
             raise InvalidEventError(
                 f"The {stage.value} service does not consume {event.detail_type} for the {event.stage.value} stage."
@@ -182,7 +196,7 @@ def _input_of(event: PipelineEvent) -> str | None:
     return event.input_uri if isinstance(event, JobRequested) else event.output_uri
 
 
-def _about(key: SageMakerJobKey, record: JobRecord) -> dict[str, Any]:
+def about_job(key: SageMakerJobKey, record: JobRecord) -> dict[str, Any]:
     """The fields an event about ``key``'s job carries: its business key, input and options."""
     return {
         "job_id": key.job_id,
@@ -194,7 +208,7 @@ def _about(key: SageMakerJobKey, record: JobRecord) -> dict[str, Any]:
     }
 
 
-def _is_live(record: JobRecord | None, run_id: str) -> TypeGuard[JobRecord]:
+def is_live(record: JobRecord | None, run_id: str) -> TypeGuard[JobRecord]:
     """Whether ``run_id`` is the job's current run and that run has not ended."""
     return record is not None and record.run_id == run_id and not record.status.is_final
 
@@ -202,12 +216,18 @@ def _is_live(record: JobRecord | None, run_id: str) -> TypeGuard[JobRecord]:
 def on_trigger(stage: Stage, job_id: str, run_id: str, input_uri: str | None, options: JobOptions, ports: Ports) -> str:
     """Launch attempt 1 of ``stage`` for the run, unless that already happened."""
     record = ports.store.get(job_id)
-    if not _is_live(record, run_id):
+    if not is_live(record, run_id):
         return "stale"
     if record.position >= position(run_id, stage, 1, Phase.STARTED):
+        if record.blocks is not None and record.blocks.run_id == run_id:
+            return blocks.request_pending(record, ports)  # a first delivery may have stopped half-way
         return "duplicate"
     if not input_uri:
         raise InvalidEventError(f"The event that starts {stage.value} for job {job_id} names no input.")
+    if stage is Stage.TRAIN:
+        planned = blocks.plan_run(record, run_id, input_uri, options, ports)
+        if planned is not None:
+            return planned
     return _launch(SageMakerJobKey(ports.config.deployment, stage, job_id, run_id, 1), input_uri, options, ports)
 
 
@@ -228,7 +248,7 @@ def _launch(key: SageMakerJobKey, input_uri: str, options: JobOptions, ports: Po
         record = ports.store.get(key.job_id)
         if record is None:
             return "stale"
-        ports.publisher.publish(JobFailed(**_about(key, record), error_code=LAUNCH_REFUSED, reason=refused.message))
+        ports.publisher.publish(JobFailed(**about_job(key, record), error_code=LAUNCH_REFUSED, reason=refused.message))
         record_failure(ports, key.job_id, key.run_id, key.stage, key.attempt, LAUNCH_REFUSED, refused.message)
         return "refused"
     moved = ports.store.transition(
@@ -268,6 +288,8 @@ def on_state_change(change: JobStateChange, ports: Ports) -> str:
     record = ports.store.get(key.job_id)
     if record is None:
         return "stale"
+    if key.part:
+        return blocks.on_part_state_change(change, record, ports)
     if change.status == "Completed":
         return _on_completed(key, record, ports)
     if change.status in ("Failed", "Stopped"):
@@ -277,7 +299,7 @@ def on_state_change(change: JobStateChange, ports: Ports) -> str:
 
 def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
     completed_at = position(key.run_id, key.stage, key.attempt, Phase.COMPLETED)
-    if not _is_live(record, key.run_id):
+    if not is_live(record, key.run_id):
         return "stale"
     if record.position >= completed_at:
         return "duplicate"
@@ -285,7 +307,7 @@ def _on_completed(key: SageMakerJobKey, record: JobRecord, ports: Ports) -> str:
     # Publish before recording: if recording fails the message is retried and publishes again, and the
     # next stage is idempotent on the event's key; the reverse order could lose the event.
     ports.publisher.publish(
-        completion_event(key.stage)(**_about(key, record), output_uri=outputs.output_uri, summary=outputs.summary)
+        completion_event(key.stage)(**about_job(key, record), output_uri=outputs.output_uri, summary=outputs.summary)
     )
     ports.store.transition(
         key.job_id, completed_at, stage_percent=100.0, artifacts=outputs.artifacts, summary=outputs.summary
@@ -328,7 +350,7 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
     key = change.key
     if record.run_id == key.run_id and record.status is JobStatus.CANCELLED:
         return "cancelled"
-    if not _is_live(record, key.run_id):
+    if not is_live(record, key.run_id):
         return "stale"
     if record.position > position(key.run_id, key.stage, key.attempt, Phase.STARTED):
         return "duplicate"
@@ -339,7 +361,7 @@ def _on_failed(change: JobStateChange, record: JobRecord, ports: Ports) -> str:
         retry = key.retry()
         _launch(retry, stage_input(key.stage, record.input_uri, record.artifacts), record.options, ports)
         return "retried"
-    ports.publisher.publish(JobFailed(**_about(key, record), error_code=diagnosis.code, reason=diagnosis.reason))
+    ports.publisher.publish(JobFailed(**about_job(key, record), error_code=diagnosis.code, reason=diagnosis.reason))
     record_failure(ports, key.job_id, key.run_id, key.stage, key.attempt, diagnosis.code, diagnosis.reason)
     return "failed"
 
@@ -362,6 +384,9 @@ def on_cancelled(stage: Stage, event: JobCancelled, ports: Ports) -> str:
     record = ports.store.get(event.job_id)
     if record is None or record.run_id != event.run_id:
         return "stale"
+    if record.blocks is not None and record.blocks.run_id == event.run_id and stage is Stage.TRAIN:
+        stopped = blocks.stop_parts(record, ports)
+        return f"stopped {stopped} block job(s)" if stopped else "nothing to stop"
     attempt = record.attempt if record.stage is stage else event.attempt
     name = SageMakerJobKey(ports.config.deployment, stage, event.job_id, event.run_id, attempt).name
     try:
@@ -370,6 +395,10 @@ def on_cancelled(stage: Stage, event: JobCancelled, ports: Ports) -> str:
         return "nothing to stop"
     return "stopped"
 
+
+# A run too large for one training job is trained in blocks; that module builds on this one's
+# launching and failure handling, so it is imported once this one is defined.
+from spaceport.handlers import blocks  # noqa: E402
 
 __all__ = [
     "Diagnosis",

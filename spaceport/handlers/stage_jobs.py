@@ -15,16 +15,24 @@ deployment's :class:`~spaceport.contracts.layout.ArtifactLayout`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spaceport.config import PipelineConfig
 from spaceport.container import PROGRESS_FILE_ENV, progress_path
+from spaceport.contracts.deployment import MERGE_MACHINE
 from spaceport.contracts.events import JobOptions
-from spaceport.contracts.jobspec import FLIGHT_LOG_INPUT, INPUT_NAMES, StageJobSpec
-from spaceport.contracts.layout import CompressOutputs, TrainOutputs
+from spaceport.contracts.jobspec import (
+    BLOCK_HYPERPARAMETER,
+    BLOCK_PLAN_INPUT,
+    FLIGHT_LOG_INPUT,
+    INPUT_NAMES,
+    MERGE_BLOCKS_INPUT,
+    StageJobSpec,
+)
+from spaceport.contracts.layout import CompressOutputs, TrainOutputs, block_index
 from spaceport.contracts.stages import Stage
-from spaceport.contracts.topology import SageMakerJobKey
+from spaceport.contracts.topology import MERGE_PART, SageMakerJobKey
 from spaceport.ports import ObjectStore
 from spaceport.progress import JOB_NAME_ENV
 
@@ -92,6 +100,80 @@ def stage_job_spec(
         use_spot=stage is Stage.TRAIN and config.train_spot,
         progress_uri=config.layout.progress_prefix(stage, key.job_id, key.run_id) if key.kind == "processing" else None,
     )
+
+
+def block_job_spec(
+    config: PipelineConfig, key: SageMakerJobKey, sfm_uri: str, plan_uri: str, options: JobOptions
+) -> StageJobSpec:
+    """The training job of one block (``key.part``) of a run trained in blocks.
+
+    It is the run's training job with the plan as a second channel and its block named in the
+    hyperparameters; it writes under the block's own prefix.
+    """
+    index = block_index(key.part)
+    if key.stage is not Stage.TRAIN or index is None:
+        raise ValueError(f"{key.name} is not a block's training job")
+    whole = stage_job_spec(config, key, sfm_uri, options)
+    layout = config.layout
+    return replace(
+        whole,
+        inputs={**whole.inputs, BLOCK_PLAN_INPUT: plan_uri},
+        hyperparameters={**whole.hyperparameters, BLOCK_HYPERPARAMETER: str(index)},
+        output_uri=layout.block_prefix(key.job_id, key.run_id, index),
+        checkpoint_uri=layout.block_outputs_prefix(key.job_id, key.run_id, index),
+    )
+
+
+def merge_job_spec(config: PipelineConfig, key: SageMakerJobKey, plan_uri: str, manifest_uri: str) -> StageJobSpec:
+    """The processing job that merges a run's blocks into the run's own splat and metrics."""
+    if key.stage is not Stage.TRAIN or key.part != MERGE_PART:
+        raise ValueError(f"{key.name} is not a merge job")
+    settings = config.stages[Stage.TRAIN]
+    outputs = config.layout.outputs_prefix(Stage.TRAIN, key.job_id, key.run_id)
+    return StageJobSpec(
+        key=key,
+        command=("spaceport", "merge"),
+        inputs={BLOCK_PLAN_INPUT: plan_uri, MERGE_BLOCKS_INPUT: manifest_uri},
+        manifests=frozenset({MERGE_BLOCKS_INPUT}),
+        output_uri=outputs,
+        instance_type=MERGE_MACHINE.instance_type,
+        volume_gb=MERGE_MACHINE.volume_gb,
+        max_runtime_s=MERGE_MACHINE.max_runtime_s,
+        role_arn=settings.role_arn,
+        image_uri=settings.image_uri,
+        environment={
+            "SPACEPORT_JOB_ID": key.job_id,
+            "SPACEPORT_RUN_ID": key.run_id,
+            JOB_NAME_ENV: key.name,
+            PROGRESS_FILE_ENV: progress_path(key.kind),
+        },
+        progress_uri=outputs,
+    )
+
+
+def merge_manifest(config: PipelineConfig, job_id: str, sources: Mapping[int, str]) -> list[Any]:
+    """SageMaker's manifest of every block's splat and metrics; ``sources``: block -> the run that trained it.
+
+    A manifest is one common prefix, then keys under it; the merge job finds each block in its
+    folder (:func:`~spaceport.contracts.layout.block_name`) below the run.
+    """
+    layout = config.layout
+    files = [
+        layout.block_output(job_id, run_id, index, name)
+        for index, run_id in sorted(sources.items())
+        for name in (TrainOutputs.SPLAT, TrainOutputs.METRICS)
+    ]
+    prefix = f"s3://{config.stage_bucket(Stage.TRAIN)}/{job_id}/"
+    if not all(uri.startswith(prefix) for uri in files):
+        raise ValueError(f"the blocks of job {job_id} lie outside {prefix}")
+    return [{"prefix": prefix}, *(uri[len(prefix) :] for uri in files)]
+
+
+def read_block_report(
+    config: PipelineConfig, objects: ObjectStore, job_id: str, run_id: str, index: int
+) -> dict[str, Any] | None:
+    """The metrics (or the error) a block's training job left."""
+    return objects.read_json(config.layout.block_output(job_id, run_id, index, TrainOutputs.METRICS))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from spaceport.local.client import (
 from spaceport.local.cognito import sign_in_user
 from spaceport.local.progress_view import JobNotCompletedError, describe, follow
 from spaceport.local.results import JOB_FILE, SavedResultsServer, save_outputs
+from spaceport.local.runner import CORES_PER_JOB, default_concurrency
 from spaceport.local.stack import REPO_ROOT, LocalStack, StackOptions
 
 OUT_ROOT = Path("spaceport-out")
@@ -79,12 +80,21 @@ def serve_main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=LOCAL_GATEWAY_PORT, help=f"gateway port (default {LOCAL_GATEWAY_PORT})"
     )
     parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where job folders and state go")
+    parser.add_argument(
+        "--jobs",
+        type=_job_count,
+        default=default_concurrency(),
+        help="SageMaker jobs run at once, e.g. the blocks of a large capture (default: the cores over "
+        f"{CORES_PER_JOB}, here %(default)s)",
+    )
     args = parser.parse_args(argv)
     return _guard(lambda: _serve(args))
 
 
 def _serve(args: argparse.Namespace) -> int:
-    stack = LocalStack(StackOptions(workdir=args.out / ".stack", gateway_port=args.port)).start()
+    stack = LocalStack(
+        StackOptions(workdir=args.out / ".stack", gateway_port=args.port, max_concurrent_jobs=args.jobs)
+    ).start()
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
@@ -182,6 +192,13 @@ def run_main(argv: list[str] | None = None) -> int:
         help=f"gateway port (default {LOCAL_GATEWAY_PORT}; a free one is used when it is taken)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--jobs",
+        type=_job_count,
+        default=default_concurrency(),
+        help="SageMaker jobs run at once, e.g. the blocks of a large capture (default: the cores over "
+        f"{CORES_PER_JOB}, here %(default)s)",
+    )
     args = parser.parse_args(argv)
     return _guard(lambda: _run(args))
 
@@ -193,7 +210,9 @@ def _run(args: argparse.Namespace) -> int:
     port = args.port if _port_free(args.port) else 0
     # The stack stops itself, and any job still running, on Ctrl-C or any error.
     print("starting the local stack (moto as AWS, gateway, workers, job runner)...", flush=True)
-    with LocalStack(StackOptions(workdir=args.out / ".stack", gateway_port=port)) as stack:
+    with LocalStack(
+        StackOptions(workdir=args.out / ".stack", gateway_port=port, max_concurrent_jobs=args.jobs)
+    ) as stack:
         assert stack.resources is not None and stack.resources.user_pool is not None
         user = sign_in_user(stack.resources.user_pool, args.email)
         api = GatewayClient(stack.gateway_url, user.id_token)
@@ -270,6 +289,15 @@ def replay_main(argv: list[str] | None = None) -> int:
         metavar="K=V",
         help="with --job: an option for the new run (steps=500, sh_bands=1, preset=quick); repeatable",
     )
+    parser.add_argument(
+        "--block",
+        action="append",
+        type=int,
+        default=[],
+        metavar="N",
+        help="with --job --from train, for a job trained in blocks: retrain only block N of its latest plan "
+        "and keep the others; repeatable (default: plan again and train every block)",
+    )
     parser.add_argument("--since", help="with --archive: start of the window (ISO time, or 30m / 2h / 1d ago)")
     parser.add_argument("--until", default="now", help="with --archive: end of the window (default now)")
     parser.add_argument(
@@ -286,6 +314,8 @@ def replay_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.archive and not args.since:
         parser.error("--archive needs --since")
+    if args.block and args.from_stage != "train":
+        parser.error("--block retrains blocks of the training stage: use it with --from train")
     return _guard(lambda: _replay(args))
 
 
@@ -296,7 +326,11 @@ def _replay(args: argparse.Namespace) -> int:
         state = replay_archive(parse_time(args.since), parse_time(args.until), args.consumer)
         return 0 if state == "COMPLETED" else 1
     api = stack.api()
-    answer = api.reprocess(args.job, args.from_stage, parse_options(args.set))
+    options = parse_options(args.set)
+    if args.from_stage == "train":
+        # Options carry over to a new run; the blocks to retrain are this run's choice alone.
+        options["blocks"] = sorted(set(args.block))
+    answer = api.reprocess(args.job, args.from_stage, options)
     run_id = answer.get("runId") or answer.get("run_id")
     print(f"job {args.job} run {run_id} from {args.from_stage}", flush=True)
     if args.no_wait:
@@ -432,6 +466,12 @@ def _report(record: JobRecord, out_dir: Path) -> int:
             f"Job {record.job_id} ended {record.status.value}" + (f": {record.error.message}" if record.error else ".")
         )
     return 0
+
+
+def _job_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a number of jobs is 1 or more, not {text!r}")
+    return int(text)
 
 
 def _port_free(port: int) -> bool:

@@ -66,6 +66,8 @@ TRANSFER_THREADS = 8
 # How often what SageMaker uploads continuously is looked at.
 SYNC_INTERVAL_S = 1.0
 logger = logging.getLogger("spaceport.local")
+# The cores one local job is given when several run at once (the SfM and training jobs use them all).
+CORES_PER_JOB = 4
 # SageMaker's documented limits on a request (the hyperparameters' are a contract: the gateway checks them).
 MAX_ENVIRONMENT_ENTRIES = 100
 MAX_ENVIRONMENT_VALUE = 256
@@ -145,6 +147,16 @@ class LocalJob:
         if self.kind == "training":
             return bool(self.request.get("EnableNetworkIsolation"))
         return bool((self.request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
+
+
+def default_concurrency(cores: int | None = None) -> int:
+    """How many local jobs run at once by default: the cores available over :data:`CORES_PER_JOB`.
+
+    >>> default_concurrency(16), default_concurrency(2)
+    (4, 1)
+    """
+    available = len(os.sched_getaffinity(0)) if cores is None else cores
+    return max(1, available // CORES_PER_JOB)
 
 
 def check_request(kind: SageMakerJobKind, request: dict[str, Any]) -> None:
@@ -295,13 +307,15 @@ class LocalJobRunner:
         if job.kind == "processing":
             for item in job.request.get("ProcessingInputs", []):
                 source = item["S3Input"]
-                _download(s3, source["S3Uri"], job.local(source["LocalPath"]))
+                fetch = _download_manifest if source.get("S3DataType") == "ManifestFile" else _download
+                fetch(s3, source["S3Uri"], job.local(source["LocalPath"]))
             for output in _processing_outputs(job):
                 job.local(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
             return
         for channel in job.request.get("InputDataConfig", []):
-            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            _download(s3, uri, job.ml_root / "input" / "data" / channel["ChannelName"])
+            source = channel["DataSource"]["S3DataSource"]
+            fetch = _download_manifest if source.get("S3DataType") == "ManifestFile" else _download
+            fetch(s3, source["S3Uri"], job.ml_root / "input" / "data" / channel["ChannelName"])
         hyperparameters = {key: str(value) for key, value in (job.request.get("HyperParameters") or {}).items()}
         write_json_atomic(job.ml_root / "input" / "config" / "hyperparameters.json", hyperparameters)
         for folder in ("model", "output/data"):
@@ -599,6 +613,17 @@ def _download(s3: Any, uri: str, target: Path, missing_ok: bool = False) -> None
     if not transfers and not missing_ok:
         raise FileNotFoundError(f"nothing at {uri}")
     _in_parallel(lambda transfer: s3.download_file(where.bucket, transfer[0], str(transfer[1])), transfers)
+
+
+def _download_manifest(s3: Any, uri: str, target: Path) -> None:
+    """A SageMaker manifest input: ``[{"prefix": "s3://b/p/"}, "key", ...]``; each object lands at its key."""
+    where = S3Location.parse(uri)
+    manifest = json.loads(s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read())
+    base = S3Location.parse(manifest[0]["prefix"])
+    transfers = [(base.key + key, target / key) for key in manifest[1:]]
+    for _, destination in transfers:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    _in_parallel(lambda transfer: s3.download_file(base.bucket, transfer[0], str(transfer[1])), transfers)
 
 
 def _upload_folder(s3: Any, folder: Path, uri: str) -> None:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The modules whose code each unit runs, and so the events it may publish.
 EMITTING_MODULES = {
     GATEWAY: ("spaceport/api/endpoints.py",),
-    "stage services": ("spaceport/handlers/stage.py",),
+    "stage services": ("spaceport/handlers/stage.py", "spaceport/handlers/blocks.py"),
     "notify": ("spaceport/handlers/notify.py",),
     SWEEPER: ("spaceport/handlers/sweeper.py",),
 }

@@ -322,6 +322,7 @@ function headline(summary) {
   }
   if (typeof summary.train_psnr === 'number') rows.push(['Held-out PSNR', `${summary.train_psnr.toFixed(2)} dB`]);
   if (typeof summary.train_num_gaussians === 'number') rows.push(['Gaussians', summary.train_num_gaussians.toLocaleString('en')]);
+  if (typeof summary.train_blocks === 'number') rows.push(['Trained in blocks', `${summary.train_blocks}, merged`]);
   if (typeof summary.compress_sog_bytes === 'number') rows.push(['Scene size (.sog)', formatBytes(summary.compress_sog_bytes)]);
   return rows;
 }

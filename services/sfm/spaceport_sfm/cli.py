@@ -60,13 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MATCHERS,
         default=_env("matcher", _DEFAULTS.matcher),
         help="which photo pairs to match; auto: exhaustive for small sets, spatial when most "
-        "photos have GPS, else sequential with loop closure (default %(default)s)",
+        "photos have GPS, else sequential with loop closure; vocabtree: by visual similarity, for "
+        "photos without GPS in no useful order (default %(default)s)",
     )
     parser.add_argument(
         "--mapper",
         choices=MAPPERS,
         default=_env("mapper", _DEFAULTS.mapper),
-        help="incremental (COLMAP) or global (GLOMAP-style) mapping (default %(default)s)",
+        help="incremental (COLMAP) or global (GLOMAP-style) mapping; auto: global from "
+        "--global-mapper-min-images photos on (default %(default)s)",
+    )
+    parser.add_argument(
+        "--global-mapper-min-images",
+        type=int,
+        default=_env("global_mapper_min_images", _DEFAULTS.global_mapper_min_images),
+        help="auto mapper: map this many photos or more globally (default %(default)s)",
     )
     parser.add_argument(
         "--max-image-size",
@@ -187,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         mapper=args.mapper,
         max_image_size=args.max_image_size,
         exhaustive_max_images=args.exhaustive_max_images,
+        global_mapper_min_images=args.global_mapper_min_images,
         min_registered_fraction=args.min_registered_fraction,
         num_threads=args.threads,
         seed=args.seed,

@@ -248,15 +248,18 @@ def _reconstruct(
     # Heavy imports here, so `spaceport sfm --help` and failing inputs stay fast.
     from spaceport_sfm.georeference import georeference, origin_for
     from spaceport_sfm.reconstruct import (
+        choose_mapper,
         choose_matcher,
         extract,
         image_pairs,
         map_images,
         match,
+        retrieval_pairs,
         share_intrinsics,
         undistort,
         write_position_priors,
     )
+    from spaceport_sfm.summary import scene_summary
 
     image_dir = work / "images"
     with run.stage("unpack", f"unpacking {photos.name}"):
@@ -304,7 +307,10 @@ def _reconstruct(
     choice = choose_matcher(options.matcher, len(usable), len(gps_by_name), options.exhaustive_max_images)
     report["matcher"] = {"name": choice.name, "requested": options.matcher, "reason": choice.reason}
     with run.stage("match", f"matching photos ({choice.name})"):
-        pairs = image_pairs(choice.name, [photo.name for photo in usable], {n: p.enu for n, p in priors.items()})
+        if choice.name == "vocabtree":
+            pairs = retrieval_pairs(database, num_threads=options.num_threads, seed=options.seed)
+        else:
+            pairs = image_pairs(choice.name, [photo.name for photo in usable], {n: p.enu for n, p in priors.items()})
         report["matcher"]["pairs"] = len(pairs)
         match(
             database,
@@ -314,10 +320,12 @@ def _reconstruct(
         )
         share_intrinsics(database)
 
-    report["mapper"] = options.mapper
+    mapper = choose_mapper(options.mapper, len(usable), options.global_mapper_min_images)
+    # The mapper that ran; why, beside it (the requested one is in the report's options).
+    report["mapper"], report["mapper_reason"] = mapper.name, mapper.reason
     use_priors = options.gps_priors and len(priors) >= 3
     report["gps"]["priors_in_bundle_adjustment"] = use_priors
-    with run.stage("map", f"placing photos ({options.mapper} mapping{', GPS priors' if use_priors else ''})"):
+    with run.stage("map", f"placing photos ({mapper.name} mapping{', GPS priors' if use_priors else ''})"):
 
         def registered(count: int) -> None:
             run.update(min(count / len(usable), 1.0), f"placed {count} of {len(usable)} photos")
@@ -326,7 +334,7 @@ def _reconstruct(
             database,
             image_dir,
             work / "sparse",
-            options.mapper,
+            mapper.name,
             options.num_threads,
             options.seed,
             on_registered=registered,
@@ -381,7 +389,10 @@ def _reconstruct(
         report["undistorted_cameras"] = _camera_summary(undistorted)
         points_ply = work / SfmOutputs.POINTS
         undistorted.export_PLY(points_ply)
+        summary = scene_summary(undistorted, georeferenced=bool(report["georeference"]["used"]))
+        write_json_atomic(work / SfmOutputs.SCENE_SUMMARY, summary.model_dump(mode="json"))
         _replace(work / "undistorted" / "sparse", out_dir / SfmOutputs.SPARSE)
         _replace(work / "undistorted" / "images", out_dir / SfmOutputs.IMAGES)
         _replace(points_ply, out_dir / SfmOutputs.POINTS)
+        _replace(work / SfmOutputs.SCENE_SUMMARY, out_dir / SfmOutputs.SCENE_SUMMARY)
         run.update(1.0, f"placed {len(registered_names)} of {len(usable)} photos, {model.num_points3D()} points")

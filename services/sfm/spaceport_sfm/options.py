@@ -6,7 +6,7 @@ so the gateway refuses an unknown one before any job starts.
 >>> SfmOptions(matcher="spatial").mapper
 'incremental'
 >>> MATCHERS
-('auto', 'exhaustive', 'sequential', 'spatial')
+('auto', 'exhaustive', 'sequential', 'spatial', 'vocabtree')
 >>> SfmOptions().gps_accuracy
 GpsAccuracy(horizontal_m=3.0, vertical_m=5.0)
 """
@@ -34,6 +34,7 @@ class SfmOptions:
     mapper: Mapper = "incremental"
     max_image_size: int = 3200  # long side in pixels; larger photos are downscaled for SfM
     exhaustive_max_images: int = 50  # auto: at most this many photos are matched pair by pair
+    global_mapper_min_images: int = 300  # auto mapper: global mapping from this many photos on
     min_registered_fraction: float = 0.5  # fewer placed photos than this share is a failure
     num_threads: int = -1  # -1: all cores
     seed: int = 0  # RANSAC and mapper seed, for repeatable runs

@@ -38,12 +38,30 @@ _EXTRA_PARAMS = {"SIMPLE_RADIAL": "0", "RADIAL": "0,0", "OPENCV": "0,0,0,0", "FU
 MATCH_BLOCKS = 20  # matching runs in about this many blocks of pairs, one progress line each
 SEQUENTIAL_OVERLAP = 10
 SPATIAL_NEIGHBOURS = 30
+# Vocabulary-tree retrieval: each photo is matched with its most similar photos by visual words.
+RETRIEVAL_NEIGHBOURS = 30
+# The capture's own vocabulary is learnt from at most this many descriptors per photo and in all.
+VOCABULARY_DESCRIPTORS_PER_PHOTO = 100
+VOCABULARY_DESCRIPTORS = 500_000
 
 
 @dataclass(frozen=True)
 class MatcherChoice:
     name: str  # exhaustive | sequential | spatial
     reason: str
+
+
+def choose_mapper(requested: str, num_images: int, global_min_images: int) -> MatcherChoice:
+    """Resolve ``auto``: incremental mapping, global mapping from ``global_min_images`` photos on.
+
+    >>> choose_mapper("auto", 120, 300).name, choose_mapper("auto", 800, 300).name
+    ('incremental', 'global')
+    """
+    if requested != "auto":
+        return MatcherChoice(requested, "requested")
+    if num_images >= global_min_images:
+        return MatcherChoice("global", f"{num_images} photos (global mapping from {global_min_images})")
+    return MatcherChoice("incremental", f"{num_images} photos (incremental below {global_min_images})")
 
 
 def choose_matcher(requested: str, num_images: int, num_with_gps: int, exhaustive_max_images: int) -> MatcherChoice:
@@ -264,13 +282,11 @@ def image_pairs(
             add(a, b)
     elif matcher == "spatial":
         located = [name for name in ordered if positions and name in positions]
-        if located:
-            xyz = np.array([(positions or {})[name] for name in located])
-            k = min(spatial_neighbours, len(located) - 1)
-            for i, a in enumerate(located):
-                distances = np.linalg.norm(xyz - xyz[i], axis=1)
-                for j in np.argsort(distances, kind="stable")[1 : k + 1]:
-                    add(a, located[int(j)])
+        if len(located) > 1:
+            xyz = np.array([(positions or {})[name] for name in located], dtype=np.float64)
+            for i, neighbours in enumerate(nearest_neighbours(xyz, min(spatial_neighbours, len(located) - 1))):
+                for j in neighbours:
+                    add(located[i], located[int(j)])
         for i, a in enumerate(ordered):
             if not positions or a not in positions:
                 for b in ordered[max(0, i - sequential_overlap) : i + sequential_overlap + 1]:
@@ -278,6 +294,93 @@ def image_pairs(
     else:
         raise ValueError(f"unknown matcher {matcher!r}; expected one of {MATCHERS[1:]}")
     return sorted(pairs, key=lambda pair: (rank[pair[0]], rank[pair[1]]))
+
+
+def nearest_neighbours(xyz: np.ndarray, k: int) -> list[np.ndarray]:
+    """Each point's ``k`` nearest other points (by 3D distance), through a ground grid: O(n k), not O(n²).
+
+    ``xyz`` [N, 3]. The grid's cells hold about ``k`` points each over the two widest axes (a
+    flight spreads over the ground); rings of cells around a point are searched until the ``k``-th
+    nearest found is nearer than any point beyond them can be.
+
+    >>> [sorted(n.tolist()) for n in nearest_neighbours(np.array([[0.0, 0, 0], [1, 0, 0], [5, 0, 0], [6, 0, 0]]), 1)]
+    [[1], [0], [3], [2]]
+    """
+    n = len(xyz)
+    if k <= 0 or n < 2:
+        return [np.zeros(0, dtype=int) for _ in range(n)]
+    axes = np.argsort(np.ptp(xyz, axis=0))[::-1][:2]
+    flat = xyz[:, axes]
+    low, span = flat.min(axis=0), np.maximum(np.ptp(flat, axis=0), 1e-9)
+    cell = max(float(np.sqrt(span[0] * span[1] * k / n)), float(max(span)) * k / n, 1e-9)
+    keys = np.floor((flat - low) / cell).astype(np.int64)
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, (cx, cy) in enumerate(keys.tolist()):
+        buckets[(cx, cy)].append(index)
+    reach = int(np.ceil(max(span) / cell)) + 1
+    found = []
+    for index, (cx, cy) in enumerate(keys.tolist()):
+        for ring in range(1, reach + 1):
+            candidates = [
+                other
+                for dx in range(-ring, ring + 1)
+                for dy in range(-ring, ring + 1)
+                for other in buckets.get((cx + dx, cy + dy), ())
+                if other != index
+            ]
+            if len(candidates) < k and ring < reach:
+                continue
+            distances = np.linalg.norm(xyz[candidates] - xyz[index], axis=1)
+            nearest = np.argsort(distances, kind="stable")[:k]
+            # Anything outside the searched rings is at least `ring` cells away on the ground.
+            if ring == reach or distances[nearest[-1]] <= ring * cell:
+                found.append(np.asarray(candidates)[nearest])
+                break
+    return found
+
+
+def retrieval_pairs(
+    database: Path, neighbours: int = RETRIEVAL_NEIGHBOURS, num_threads: int = -1, seed: int = 0
+) -> list[tuple[str, str]]:
+    """Pairs by visual similarity (a vocabulary tree), for photos without GPS in no useful order.
+
+    The vocabulary is learnt from the capture's own SIFT descriptors (at most
+    :data:`VOCABULARY_DESCRIPTORS_PER_PHOTO` per photo, read one photo at a time), so no
+    pretrained tree has to be fetched; each photo is then paired with its ``neighbours`` most
+    similar photos.
+    """
+    rng = np.random.default_rng(seed)
+    with _open(database) as db:
+        images = db.read_all_images()
+        names = {image.image_id: image.name for image in images}
+        per_photo = min(VOCABULARY_DESCRIPTORS_PER_PHOTO, max(1, VOCABULARY_DESCRIPTORS // max(len(images), 1)))
+        sample, kind = [], None
+        for image in images:
+            stored = db.read_descriptors(image.image_id)
+            kind = stored.type
+            data = stored.data
+            if len(data) > per_photo:
+                data = data[rng.choice(len(data), per_photo, replace=False)]
+            sample.append(data)
+        if kind is None or len(images) < 2:
+            return []
+        descriptors = np.concatenate(sample).astype(np.float32)
+        index = pycolmap.VisualIndex.create(descriptors.shape[1], 64)
+        build = pycolmap.VisualIndex.BuildOptions()
+        # About 40 descriptors per word, as k-means wants, within COLMAP's range.
+        build.num_visual_words = int(np.clip(len(descriptors) // 40, 64, 65536))
+        build.num_threads = num_threads
+        index.build(build, pycolmap.FeatureDescriptorsFloat(kind, descriptors))
+        tree = Path(database).with_name("vocabulary-tree.bin")
+        index.write(tree)
+        options = pycolmap.VocabTreePairingOptions()
+        options.vocab_tree_path = str(tree)
+        options.num_images = min(neighbours + 1, len(images))
+        options.num_threads = num_threads
+        ids = pycolmap.VocabTreePairGenerator(options, db).all_pairs()
+    tree.unlink(missing_ok=True)
+    pairs = {tuple(sorted((names[a], names[b]))) for a, b in ids if a != b}
+    return sorted((a, b) for a, b in pairs)
 
 
 def match(

@@ -76,3 +76,17 @@ class TrainingInterrupted(TrainError):
 
     code = "interrupted"
     exit_code = ExitCode.TRAINING_INTERRUPTED
+
+
+class BlockPlanError(TrainError):
+    """A block plan that does not fit the reconstruction (a block unknown to it, or with no photos of it)."""
+
+    code = "bad_block_plan"
+    exit_code = ExitCode.BAD_BLOCK_PLAN
+
+
+class MergeError(TrainError):
+    """The blocks of a run cannot be merged (a block's splat missing or unreadable)."""
+
+    code = "merge_failed"
+    exit_code = ExitCode.MERGE_FAILED

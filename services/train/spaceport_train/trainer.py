@@ -37,10 +37,12 @@ from gsplat.strategy import DefaultStrategy, MCMCStrategy
 from torch import Tensor
 
 from spaceport.compute import torch_device
+from spaceport.contracts.blocks import BlockPlan
 from spaceport.contracts.layout import TrainOutputs
 from spaceport.files import atomic_path, write_json_atomic
 from spaceport.progress import ProgressCallback, ProgressReporter
 from spaceport.splats import SH_C0, Splats, write_ply
+from spaceport_train.blocks import block_scene
 from spaceport_train.config import TrainConfig
 from spaceport_train.data import Scene, View, load_scene
 from spaceport_train.errors import (
@@ -571,8 +573,11 @@ def train(
     config: TrainConfig,
     checkpoint_dir: Path | None = None,
     progress_callback: ProgressCallback | None = None,
+    block: tuple[BlockPlan, int] | None = None,
 ) -> dict[str, Any]:
     """Train a splat from ``sfm_dir`` into ``out_dir``; resumes from ``checkpoint_dir`` when it holds one.
+
+    ``block``: a plan and the index of the one block of it to train (:mod:`spaceport_train.blocks`).
 
     Writes the :class:`TrainOutputs`: the splat, its metrics, the configuration and held-out renders
     (render | photo). On an expected failure the metrics hold the error and the error is raised again.
@@ -594,6 +599,8 @@ def train(
             max_image_size=config.max_image_size,
             image_cache_mb=config.image_cache_mb,
         )
+        if block is not None:
+            scene = block_scene(scene, block[0], block[1], config.eval_every_nth_image, config.seed)
         trainer = Trainer(scene, config, out_dir, checkpoint_dir, progress)
         if trainer.try_resume():
             progress.update(trainer.step / config.steps, f"resumed from the checkpoint at step {trainer.step}")
@@ -654,6 +661,13 @@ def train(
             "preset": config.preset,
             "time_budget_s": config.time_budget_s,
         }
+        if block is not None:
+            metrics["block"] = {
+                "index": block[1],
+                "cameras": len(scene.views),
+                "points": len(scene.points),
+                "eval_views": [scene.views[i].name for i in scene.eval_ids],
+            }
         metrics["total_wall_s"] = round(trainer.elapsed_before_s + time.monotonic() - started, 2)
         write_json_atomic(out_dir / TrainOutputs.METRICS, metrics)
         progress.update(
