@@ -84,6 +84,8 @@ class ExitCode(IntEnum):
     API_REFUSED = 75
     BAD_OPTIONS = 76
     BAD_TOKEN = 77
+    INTEGRATION_KEY_REFUSED = 78
+    NOT_SIGNED_IN = 79
     # local runtime
     LOCAL_STACK = 80
     NO_LOCAL_STACK = 81

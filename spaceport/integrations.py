@@ -40,7 +40,7 @@ class IntegrationKeyError(SpaceportError):
     """A key cannot be issued: the user is unknown or unverified, or the usage plan is missing."""
 
     code = "integration_key"
-    exit_code = ExitCode.API_REFUSED
+    exit_code = ExitCode.INTEGRATION_KEY_REFUSED
 
 
 @dataclass(frozen=True)

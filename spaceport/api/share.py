@@ -3,13 +3,14 @@
 A share token opens the job's public view: its scene's links, its figures and where it was
 captured, never the owner's address or an S3 URI. The scene's files are served under the
 token (``/share/{token}/scene/<file>``) by a redirect to a short-lived presigned link of that
-one object of the job's compress output, so that a streamed scene (whose ``lod-meta.json``
-names its chunks, and ``../scene.sog``, by relative path) loads as the files of one folder.
-A revoked or unknown token gets 404.
+one object of the job's compress output, so that a streamed scene (whose index names its
+chunks, and the scene bundle beside its folder, by relative path) loads as the files of one
+folder. A revoked or unknown token gets 404.
 
->>> scene_object("lod/lod-meta.json"), scene_object("lod/0_0/means_l.webp"), scene_object("scene.sog")
-('lod/lod-meta.json', 'lod/0_0/means_l.webp', 'scene.sog')
->>> scene_object("metrics.json"), scene_object("lod/../job-report.json"), scene_object("lod/a/b/c")
+>>> from spaceport.contracts.layout import JOB_REPORT
+>>> [scene_object(name) == name for name in (CompressOutputs.STREAMED, CompressOutputs.SCENE, "lod/0_0/a.webp")]
+[True, True, True]
+>>> scene_object(CompressOutputs.METRICS), scene_object("lod/../" + JOB_REPORT), scene_object("lod/a/b/c")
 (None, None, None)
 """
 
@@ -27,7 +28,7 @@ from spaceport.ports import Ports
 
 # Link name (the job's artifact) -> the scene file it is, under the compress output.
 SHARED_FILES = {"sog": CompressOutputs.SCENE, "spz": CompressOutputs.SPZ, "glb": CompressOutputs.GLB}
-# The streamed scene's folder (its lod-meta.json, and one folder per chunk below it).
+# The streamed scene's folder (its index, and one folder per chunk below it).
 STREAMED_FOLDER = str(PurePosixPath(CompressOutputs.STREAMED).parent)
 # A redirect is followed at once; each file of a streamed scene gets its own when it is fetched.
 SCENE_LINK_TTL_S = 900

@@ -32,7 +32,7 @@ class NotSignedIn(SpaceportError):
     """The request carries no identity the gateway can act for."""
 
     code = "not_signed_in"
-    exit_code = ExitCode.API_REFUSED
+    exit_code = ExitCode.NOT_SIGNED_IN
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ _PROCESSING_PROGRESS = "progress/"
 FLIGHT_PLAN: Final = "flight-plan.csv"
 # The photos ZIP a job runs on: the gateway's copy of the user's upload, made once the upload was
 # checked, under a prefix that only the pipeline writes (a user's presigned POST cannot reach it).
-LOCKED_PHOTOS: Final = "photos.zip"
+LOCKED_PHOTOS: Final = "checked-photos.zip"
 # Where a user's presigned POSTs may write: one folder per user, named by the user's id.
 USER_UPLOADS: Final = "uploads"
 # Where the gateway keeps what a job was submitted with (its locked photos, its flight plan).
