@@ -122,8 +122,10 @@ class SavedResultsServer:
         links = {name: self._file_url(job_id, folder, name, artifact) for name, artifact in record.artifacts.items()}
         view["links"] = {name: url for name, url in links.items() if url and name in DOWNLOADS}
         view["links"]["viewer"] = viewer_url(self.base_url, job_id)
-        sfm_report = folder / "sfm_report.json"
-        if sfm_report.is_file():
+        # Saved under its artifact's name, as every report is (_saved_name).
+        reported = record.artifacts.get("sfm_report")
+        sfm_report = folder / _saved_name("sfm_report", reported) if reported else None
+        if sfm_report is not None and sfm_report.is_file():
             view["flightPath"] = flight_path(json.loads(sfm_report.read_text()))
         return view
 

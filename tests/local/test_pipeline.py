@@ -259,6 +259,7 @@ def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_pat
         with urllib.request.urlopen(f"{server.base_url}/jobs/{first_run.job_id}", timeout=10) as response:
             view = json.loads(response.read())
         assert view["status"] == "SUCCEEDED" and view["links"]["viewer"] == f"{server.base_url}/view/{first_run.job_id}"
+        assert view["flightPath"], "the flight path, from the saved SfM report"
         with urllib.request.urlopen(view["links"]["sog"], timeout=10) as response:
             assert response.read() == (out_dir / "scene.sog").read_bytes()
         for outside in (f"/files/{first_run.job_id}/..%2Fjob.json", "/jobs/nosuchjob", "/files/x/y"):
