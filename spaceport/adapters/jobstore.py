@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
 from spaceport.adapters.aws_errors import is_condition_failed
 from spaceport.contracts.job import (
@@ -48,7 +49,6 @@ from spaceport.contracts.stages import Stage
 from spaceport.contracts.topology import MERGE_PART
 from spaceport.ports import CreateResult
 
-EMAIL_INDEX = "by-email"
 # Jobs by status, oldest change first: how the sweeper finds the ones nothing moved for long.
 STATUS_INDEX = "by-status"
 _FINAL = sorted(FINAL_STATUSES)
@@ -62,7 +62,6 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
         "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
         "AttributeDefinitions": [
             {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "email", "AttributeType": "S"},
             {"AttributeName": "created_at", "AttributeType": "S"},
             {"AttributeName": "status", "AttributeType": "S"},
             {"AttributeName": "updated_at", "AttributeType": "S"},
@@ -70,14 +69,6 @@ def jobs_table_definition(name: str) -> dict[str, Any]:
             {"AttributeName": "share_token_hash", "AttributeType": "S"},
         ],
         "GlobalSecondaryIndexes": [
-            {
-                "IndexName": EMAIL_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "email", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
             {
                 "IndexName": STATUS_INDEX,
                 "KeySchema": [
@@ -201,24 +192,14 @@ class DynamoJobStore:
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
         return JobRecord.model_validate(_from_item(item)) if item else None
 
-    def list_by_email(self, email: str, limit: int = 50) -> list[JobRecord]:
-        """A user's jobs, newest first."""
-        answer = self.table.query(
-            IndexName=EMAIL_INDEX,
-            KeyConditionExpression="email = :email",
-            ExpressionAttributeValues={":email": email},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [JobRecord.model_validate(_from_item(item)) for item in answer.get("Items", [])]
-
     def list_by_owner(self, owner: str, limit: int | None = 50, since: datetime | None = None) -> list[JobRecord]:
         """An owner's jobs, newest first: at most ``limit`` (``None``: all), created after ``since`` if given."""
         condition = "#owner = :owner"
         values: dict[str, Any] = {":owner": owner}
         if since is not None:
             condition += " AND created_at > :since"
-            values[":since"] = since.isoformat()
+            # As the record stores it (pydantic's JSON form), so that the comparison is exact.
+            values[":since"] = TypeAdapter(datetime).dump_python(since, mode="json")
         arguments: dict[str, Any] = {
             "IndexName": OWNER_INDEX,
             "KeyConditionExpression": condition,

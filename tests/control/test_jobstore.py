@@ -81,9 +81,13 @@ def test_an_ended_run_stays_ended_until_a_new_run(world):
     )
 
 
-def test_list_by_email_newest_first(world):
+def test_list_by_owner_newest_first_and_since(world):
     store = world.ports.store
-    store.create(_record("a1"))
-    store.create(_record("a2"))
-    assert [job.job_id for job in store.list_by_email("a@b.co")] == ["a2", "a1"]
-    assert store.list_by_email("other@b.co") == []
+    for job_id in ("a1", "a2", "a3"):
+        store.create(_record(job_id).model_copy(update={"owner": "sub-a"}))
+    store.create(_record("b1").model_copy(update={"owner": "sub-b"}))
+    assert [job.job_id for job in store.list_by_owner("sub-a")] == ["a3", "a2", "a1"]
+    assert [job.job_id for job in store.list_by_owner("sub-a", limit=2)] == ["a3", "a2"]
+    first = store.get("a1")
+    assert [job.job_id for job in store.list_by_owner("sub-a", limit=None, since=first.created_at)] == ["a3", "a2"]
+    assert store.list_by_owner("nobody") == []
