@@ -99,7 +99,7 @@ def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks
         f"{title} (job {record.job_id}, run {record.run_id}).",
         "",
         f"View it in your browser: {links.viewer}",
-        f"Download the scene, the full splat and the report from the job page: {links.job_page}",
+        f"Download the scene (.sog, .spz, .glb), the full splat (.ply) and the report from the job page: {links.job_page}",
         f"Share it: anyone with this link can view the scene (revoke it on the job page): {links.share}",
         "",
         *(f"{label}: {value}" for label, value in facts),
@@ -107,7 +107,7 @@ def success_email(record: JobRecord, summary: dict[str, Any], links: ResultLinks
     html = (
         f"<p>Job <code>{escape(record.job_id)}</code> (run {escape(record.run_id)}) finished.</p>"
         f'<p><a href="{escape(links.viewer)}">View it in your browser</a></p>'
-        f'<p><a href="{escape(links.job_page)}">Download the scene, the full splat and the report</a> '
+        f'<p><a href="{escape(links.job_page)}">Download the scene (.sog, .spz, .glb), the full splat (.ply) and the report</a> '
         "from the job page.</p>"
         f'<p><a href="{escape(links.share)}">Share link</a>: anyone with it can view the scene '
         "(revoke it or make a new one on the job page).</p><table>"

@@ -168,6 +168,7 @@ def test_a_job_flows_through_every_stage_to_one_email(world):
     # No presigned link (it would die with the notify Lambda's credentials): the job page signs fresh ones.
     assert f"https://spaceport.example.com/jobs/{job_id}" in text and "X-Amz-" not in text + html
     assert "<a href=" in html and "Held-out PSNR" in html
+    assert "(.sog, .spz, .glb)" in text, "the email names the formats the job page offers"
 
 
 def test_each_unit_calls_with_its_own_role_and_a_call_beyond_its_policy_is_refused(world):
