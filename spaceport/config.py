@@ -13,7 +13,7 @@ reads ``AWS_ENDPOINT_URL``, the region and the credentials).
 >>> PipelineConfig.from_env(config.to_env()) == config
 True
 >>> sorted(PipelineConfig.variables())[:3]
-['SPACEPORT_API_KEY', 'SPACEPORT_BUS_NAME', 'SPACEPORT_COMPRESSED_BUCKET']
+['SPACEPORT_API_KEY', 'SPACEPORT_BLOCK_MAX_GAUSSIANS', 'SPACEPORT_BLOCK_MAX_MEGAPIXELS']
 """
 
 from __future__ import annotations
