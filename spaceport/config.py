@@ -13,7 +13,7 @@ reads ``AWS_ENDPOINT_URL``, the region and the credentials).
 >>> PipelineConfig.from_env(config.to_env()) == config
 True
 >>> sorted(PipelineConfig.variables())[:3]
-['SPACEPORT_BUS_NAME', 'SPACEPORT_COMPRESSED_BUCKET', 'SPACEPORT_COMPRESS_IMAGE']
+['SPACEPORT_BLOCK_MAX_GAUSSIANS', 'SPACEPORT_BLOCK_MAX_MEGAPIXELS', 'SPACEPORT_BUS_NAME']
 """
 
 from __future__ import annotations
