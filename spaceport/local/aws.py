@@ -48,7 +48,7 @@ from typing import Any
 
 from spaceport.contracts.topology import SageMakerJobKind
 from spaceport.local.environ import EnvironmentOverlay
-from spaceport.local.iam import ROOT_ACCESS_KEY, IamEnforcer
+from spaceport.local.iam import LOCAL_ACCOUNT_ID, ROOT_ACCESS_KEY, IamEnforcer
 from spaceport.local.runner import LocalJob, LocalJobRunner, RequestRefused, check_request
 
 REGION = "us-east-1"
@@ -106,7 +106,7 @@ class LocalAws:
         wsgi = self._server._server
         assert wsgi is not None
         # IAM first: a refused call never reaches moto.
-        self.iam = IamEnforcer(_bodies_are_bodies(wsgi.app))
+        self.iam = IamEnforcer(_sent_emails_route(_bodies_are_bodies(wsgi.app)))
         wsgi.app = self.iam
         # moto keeps its accounts per process: a new local AWS starts as an empty account.
         urllib.request.urlopen(
@@ -133,20 +133,45 @@ class LocalAws:
         self.stop()
 
     def sent_emails(self) -> list[Message]:
-        """Every email SES accepted, read back through moto's API (``/moto-api/data.json``)."""
+        """Every email SES accepted (see :func:`sent_emails`)."""
         return sent_emails(self.endpoint)
 
 
+# The local AWS's own route for the emails SES accepted. Not moto's ``/moto-api/data.json``: that
+# reads every attribute of every object moto ever made, and reading an S3 object's restore status
+# advances it, until an object whose bucket is gone fails the whole answer.
+SENT_EMAILS_PATH = "/moto-api/spaceport/sent-emails"
+
+
 def sent_emails(endpoint: str) -> list[Message]:
-    """The raw emails moto's SES holds, oldest first, as :class:`email.message.Message`."""
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
-        data = json.loads(response.read())
-    raw = data.get("ses", {}).get("RawMessage", [])
-    return [message_from_string(item["raw_data"]) for item in raw]
+    """The raw emails the local SES at ``endpoint`` accepted, oldest first, as :class:`email.message.Message`."""
+    with urllib.request.urlopen(f"{endpoint}{SENT_EMAILS_PATH}", timeout=10) as response:
+        raw: list[str] = json.loads(response.read())
+    return [message_from_string(item) for item in raw]
 
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 _FORM = "application/x-www-form-urlencoded"
+
+
+def _sent_emails_route(app: WsgiApp) -> WsgiApp:
+    """Answers :data:`SENT_EMAILS_PATH` with the raw emails the account's SES accepted in the runtime's region."""
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") != SENT_EMAILS_PATH:
+            return app(environ, start_response)
+        from moto.ses.models import ses_backends
+
+        raw = [
+            message.raw_data if isinstance(message.raw_data, str) else message.raw_data.decode()
+            for message in ses_backends[LOCAL_ACCOUNT_ID][REGION].sent_messages
+            if hasattr(message, "raw_data")
+        ]
+        body = json.dumps(raw).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return middleware
 
 
 def _bodies_are_bodies(app: WsgiApp) -> WsgiApp:

@@ -350,3 +350,25 @@ def test_a_job_reaches_no_aws_api_it_has_no_network_and_no_credentials(aws):
     job = aws.runner.wait(spec.name, timeout_s=60)
     assert job.status == "Failed"
     assert "Unable to locate credentials" in aws.runner.log_path(spec.name).read_text()
+
+
+def test_sent_emails_are_read_back_whatever_else_the_account_held(aws):
+    """Reading the emails touches nothing else: moto's own model dump advanced every S3 object's
+    restore status on each read and failed once an object's bucket was gone."""
+    from email.message import EmailMessage
+
+    from spaceport.local.aws import sent_emails
+
+    s3, ses = boto3.client("s3"), boto3.client("ses")
+    s3.create_bucket(Bucket="gone-bucket")
+    s3.put_object(Bucket="gone-bucket", Key="k", Body=b"x")
+    s3.delete_object(Bucket="gone-bucket", Key="k")
+    s3.delete_bucket(Bucket="gone-bucket")
+    ses.verify_email_identity(EmailAddress="sender@example.com")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "sender@example.com", "pilot@example.com", "ready"
+    message.set_content("your scene")
+    ses.send_raw_email(Source="sender@example.com", RawMessage={"Data": message.as_bytes()})
+    for _ in range(3):
+        [read] = [m for m in sent_emails(aws.endpoint) if m["Subject"] == "ready"]
+    assert read["To"] == "pilot@example.com" and "your scene" in read.get_payload()
