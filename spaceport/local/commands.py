@@ -80,6 +80,12 @@ def serve_main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=LOCAL_GATEWAY_PORT, help=f"gateway port (default {LOCAL_GATEWAY_PORT})"
     )
     parser.add_argument("--out", type=Path, default=OUT_ROOT, help="where job folders and state go")
+    _add_jobs_option(parser)
+    args = parser.parse_args(argv)
+    return _guard(lambda: _serve(args))
+
+
+def _add_jobs_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=_job_count,
@@ -87,8 +93,6 @@ def serve_main(argv: list[str] | None = None) -> int:
         help="SageMaker jobs run at once, e.g. the blocks of a large capture (default: the cores over "
         f"{CORES_PER_JOB}, here %(default)s)",
     )
-    args = parser.parse_args(argv)
-    return _guard(lambda: _serve(args))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -192,13 +196,7 @@ def run_main(argv: list[str] | None = None) -> int:
         help=f"gateway port (default {LOCAL_GATEWAY_PORT}; a free one is used when it is taken)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
-    parser.add_argument(
-        "--jobs",
-        type=_job_count,
-        default=default_concurrency(),
-        help="SageMaker jobs run at once, e.g. the blocks of a large capture (default: the cores over "
-        f"{CORES_PER_JOB}, here %(default)s)",
-    )
+    _add_jobs_option(parser)
     args = parser.parse_args(argv)
     return _guard(lambda: _run(args))
 

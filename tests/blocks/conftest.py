@@ -3,54 +3,25 @@
 from __future__ import annotations
 
 import pytest
-from control_helpers import REGION, World
-from moto import mock_aws
+from control_helpers import ENV, World, fresh_world, mocked_account
 
-from spaceport.adapters import reset_default_ports
-from spaceport.adapters.wiring import use_sessions
-from spaceport.config import PipelineConfig
 from spaceport.contracts.blocks import SceneSummary, ViewSummary
-from spaceport.contracts.deployment import LOCAL_DEPLOYMENT
-from spaceport.contracts.stages import JOB_STAGES
-from spaceport.local.aws import answer_like_aws
-from spaceport.local.provision import image_uri, job_role_arn
 
 ENU = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 # A budget far below a real GPU's, so that a small scene summary splits into several blocks.
 BLOCK_MAX_GAUSSIANS = 300_000
-ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    # Room for the many jobs these tests start as one user.
-    "SPACEPORT_MAX_CONCURRENT_JOBS": "1000",
-    "SPACEPORT_BLOCK_MAX_GAUSSIANS": str(BLOCK_MAX_GAUSSIANS),
-    # The roles and images the local provisioning creates, as the local stack names them.
-    **{f"SPACEPORT_{stage.name}_ROLE_ARN": job_role_arn(LOCAL_DEPLOYMENT, stage) for stage in JOB_STAGES},
-    **{f"SPACEPORT_{stage.name}_IMAGE": image_uri(LOCAL_DEPLOYMENT, stage, REGION) for stage in JOB_STAGES},
-}
 
 
 @pytest.fixture(scope="module")
 def _account():
-    """One mocked account per module (the mock must end with the module, as tests/control's does)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        for name, value in ENV.items():
-            patch.setenv(name, value)
-        reset_default_ports()
-        answer_like_aws()
-        with mock_aws():
-            yield World(PipelineConfig.from_env())
-        use_sessions(None)
+    """One mocked account per module, with the small budget."""
+    yield from mocked_account({**ENV, "SPACEPORT_BLOCK_MAX_GAUSSIANS": str(BLOCK_MAX_GAUSSIANS)})
 
 
 @pytest.fixture
-def world(_account):
-    _account.reset()
-    yield _account
-    assert _account.refused() == [], "a unit's own policy refused a call it made"
+def world(_account: World):
+    yield from fresh_world(_account)
 
 
 @pytest.fixture(scope="session")

@@ -8,19 +8,25 @@ import json
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from moto import mock_aws
 
-from spaceport.adapters import build_ports
+from spaceport.adapters import build_ports, reset_default_ports
 from spaceport.adapters.wiring import use_sessions
 from spaceport.auth import Caller
 from spaceport.config import PipelineConfig
+from spaceport.contracts.deployment import LOCAL_DEPLOYMENT
 from spaceport.contracts.events import EVENT_SOURCE
+from spaceport.contracts.stages import JOB_STAGES
 from spaceport.contracts.topology import SAGEMAKER_SOURCE, SageMakerJobKey, service, state_change_fields
+from spaceport.local.aws import answer_like_aws
 from spaceport.local.iam import InProcessIam, role_session
-from spaceport.local.provision import provision
+from spaceport.local.provision import image_uri, job_role_arn, provision
 from spaceport.ports import Ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +34,20 @@ REGION = "us-east-1"
 # The signed-in users the control plane's tests act as (tests/auth checks how a caller is verified).
 PILOT = Caller(subject="pilot-sub", email="pilot@example.com", email_verified=True)
 OPERATOR = Caller(subject="operator-sub", email="ops@example.com", email_verified=True, operator=True)
+
+
+# The mocked account's environment: the roles and images the local provisioning creates, as the
+# local stack names them, and room for the many jobs these tests start as one user.
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "SPACEPORT_MAX_CONCURRENT_JOBS": "1000",
+    **{f"SPACEPORT_{stage.name}_ROLE_ARN": job_role_arn(LOCAL_DEPLOYMENT, stage) for stage in JOB_STAGES},
+    **{f"SPACEPORT_{stage.name}_IMAGE": image_uri(LOCAL_DEPLOYMENT, stage, REGION) for stage in JOB_STAGES},
+    "SPACEPORT_MAX_UPLOAD_BYTES": str(64 * 1024),
+    "SPACEPORT_PUBLIC_BASE_URL": "https://spaceport.example.com",
+}
 
 
 class World:
@@ -195,3 +215,28 @@ def load_app(relative: str):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def mocked_account(env: dict[str, str]) -> Iterator[World]:
+    """A module fixture's body: one mocked account provisioned under ``env``, for the fixture's scope.
+
+    Module scope, not session (or package, which is session-wide for a folder without
+    ``__init__.py``): the mock and these variables must end with each module, or they leak into the
+    local-runtime and browser tests that run later in the same process.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        reset_default_ports()
+        answer_like_aws()
+        with mock_aws():
+            yield World(PipelineConfig.from_env())
+        use_sessions(None)
+
+
+def fresh_world(account: World) -> Iterator[World]:
+    """A test fixture's body: the account wiped; the test fails if any unit's policy refused a call."""
+    account.reset()
+    yield account
+    assert account.refused() == [], "a unit's own policy refused a call it made"
