@@ -60,9 +60,11 @@ def save_outputs(record: JobRecord, out_root: Path, aws_endpoint: str) -> Path:
 
 
 def _saved_name(artifact: str, uri: str) -> str:
-    """The saved file of an artifact: the scene and splat keep their names, a report is named for its artifact."""
+    """The saved file of an artifact: the scene, its exports and the splat keep their names, a report is
+    named for its artifact."""
     file_name = PurePosixPath(S3Location.parse(uri).key).name
-    return file_name if file_name.endswith((".sog", ".ply")) else f"{artifact}{PurePosixPath(file_name).suffix}"
+    keeps_name = file_name.endswith((".sog", ".ply", ".spz", ".glb"))
+    return file_name if keeps_name else f"{artifact}{PurePosixPath(file_name).suffix}"
 
 
 def latest_email(aws_endpoint: str, record: JobRecord) -> Message | None:

@@ -241,7 +241,7 @@ def test_run_outputs_and_status_are_saved_for_the_user(stack, first_run, tmp_pat
     out_dir = save_outputs(first_run.record, tmp_path, stack.aws.endpoint)
     assert out_dir == tmp_path / first_run.job_id
     names = {p.name for p in out_dir.iterdir()}
-    assert {"scene.sog", "splat.ply", "job.json", "email.eml", "email.html"} <= names
+    assert {"scene.sog", "scene.spz", "scene.glb", "splat.ply", "job.json", "email.eml", "email.html"} <= names
     assert first_run.job_id in (out_dir / "email.html").read_text()
     # Without a running `spaceport serve`, status reads the saved record.
     assert status_main([first_run.job_id, "--json", "--out", str(tmp_path)]) == 0
